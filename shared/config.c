@@ -1,0 +1,472 @@
+/*
+ * config.c — loads the INI file (see config.h).
+ *
+ * inih does the parsing; a line-counting reader lets every error name its line. Keys of
+ * the fixed sections are rows of one table, so adding a setting is adding a row.
+ */
+#include "mailhook/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailhook/log.h"
+#include "mailhook/provider.h"
+
+enum key_type { KEY_STR, KEY_LONG, KEY_BOOL };
+
+struct key_def {
+    const char *section;
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    const char *def;
+    long min, max; /* for KEY_LONG */
+};
+
+#define OFF(field) offsetof(struct mh_config, field)
+
+static const struct key_def key_defs[] = {
+    {"ingest", "listen", KEY_STR, OFF(ingest.listen), "127.0.0.1:8080", 0, 0},
+    {"ingest", "max_body_bytes", KEY_LONG, OFF(ingest.max_body_bytes), "1048576", 1, 64L << 20},
+    {"ingest", "max_header_bytes", KEY_LONG, OFF(ingest.max_header_bytes), "16384", 512, 1L << 20},
+    {"ingest", "read_timeout_ms", KEY_LONG, OFF(ingest.read_timeout_ms), "10000", 100, 600000},
+    {"ingest", "idle_timeout_ms", KEY_LONG, OFF(ingest.idle_timeout_ms), "60000", 100, 3600000},
+    {"ingest", "ack_deadline_ms", KEY_LONG, OFF(ingest.ack_deadline_ms), "5000", 100, 300000},
+    {"ingest", "max_connections", KEY_LONG, OFF(ingest.max_connections), "4096", 1, 1000000},
+    {"ingest", "retry_after_s", KEY_LONG, OFF(ingest.retry_after_s), "5", 1, 3600},
+    {"ingest", "raw_topic", KEY_STR, OFF(ingest.raw_topic), "mailhook.raw", 0, 0},
+    {"ingest", "log_level", KEY_STR, OFF(ingest.log_level), "info", 0, 0},
+    {"worker", "group_id", KEY_STR, OFF(worker.group_id), "mailhook-worker", 0, 0},
+    {"worker", "raw_topic", KEY_STR, OFF(worker.raw_topic), NULL, 0, 0},
+    {"worker", "events_topic", KEY_STR, OFF(worker.events_topic), "mailhook.events", 0, 0},
+    {"worker", "dlq_topic", KEY_STR, OFF(worker.dlq_topic), "mailhook.dlq", 0, 0},
+    {"worker", "suppressions_topic", KEY_STR, OFF(worker.suppressions_topic),
+     "mailhook.suppressions", 0, 0},
+    {"worker", "batch_size", KEY_LONG, OFF(worker.batch_size), "500", 1, 100000},
+    {"worker", "commit_interval_ms", KEY_LONG, OFF(worker.commit_interval_ms), "200", 1, 60000},
+    {"worker", "raw_partitions", KEY_LONG, OFF(worker.raw_partitions), "6", 1, 10000},
+    {"worker", "log_level", KEY_STR, OFF(worker.log_level), "info", 0, 0},
+    {"postgres", "dsn", KEY_STR, OFF(postgres.dsn), "postgresql://postgres@127.0.0.1:5433/mailhook",
+     0, 0},
+    {"postgres", "migrations_dir", KEY_STR, OFF(postgres.migrations_dir),
+     MH_SOURCE_DIR "/migrations", 0, 0},
+};
+
+struct load_ctx {
+    struct mh_config *cfg;
+    const char *path;
+    FILE *fp;
+    int line;
+    char *err;
+    size_t errlen;
+    int failed;
+};
+
+static int fail_at(struct load_ctx *ctx, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records the first error only; later ones are usually consequences of it. */
+static int fail_at(struct load_ctx *ctx, int line, const char *fmt, ...)
+{
+    if (!ctx->failed) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (line > 0) snprintf(ctx->err, ctx->errlen, "%s:%d: %s", ctx->path, line, msg);
+        else snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->path, msg);
+        ctx->failed = 1;
+    }
+    return 0;
+}
+
+static char *counting_reader(char *str, int num, void *stream)
+{
+    struct load_ctx *ctx = stream;
+    char *r = fgets(str, num, ctx->fp);
+    if (r) ctx->line++;
+    return r;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static int set_key(struct load_ctx *ctx, const struct key_def *kd, const char *value)
+{
+    char *base = (char *)ctx->cfg + kd->offset;
+    switch (kd->type) {
+    case KEY_STR: {
+        char **slot = (char **)base;
+        free(*slot);
+        *slot = mh_strdup(value);
+        return 1;
+    }
+    case KEY_LONG: {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end != '\0')
+            return fail_at(ctx, ctx->line, "[%s] %s: \"%s\" is not a whole number", kd->section,
+                           kd->name, value);
+        if (v < kd->min || v > kd->max)
+            return fail_at(ctx, ctx->line, "[%s] %s: %ld is outside %ld..%ld", kd->section,
+                           kd->name, v, kd->min, kd->max);
+        *(long *)base = v;
+        return 1;
+    }
+    case KEY_BOOL:
+        break;
+    }
+    return 0;
+}
+
+static void kv_append(struct mh_kv **head, const char *key, const char *value, int line)
+{
+    struct mh_kv *kv = mh_calloc(1, sizeof(*kv));
+    kv->key = mh_strdup(key);
+    kv->value = mh_strdup(value);
+    kv->line = line;
+    while (*head) head = &(*head)->next;
+    *head = kv;
+}
+
+static void kv_free(struct mh_kv *kv)
+{
+    while (kv) {
+        struct mh_kv *next = kv->next;
+        free(kv->key);
+        /* Values may be secrets: wipe before freeing. */
+        memset(kv->value, 0, strlen(kv->value));
+        free(kv->value);
+        free(kv);
+        kv = next;
+    }
+}
+
+static int valid_source_name(const char *name)
+{
+    if (!*name || strlen(name) > 64) return 0;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') return 0;
+    return 1;
+}
+
+static struct mh_source *source_for_section(struct load_ctx *ctx, const char *name)
+{
+    struct mh_config *cfg = ctx->cfg;
+    for (size_t i = 0; i < cfg->n_sources; i++)
+        if (strcmp(cfg->sources[i]->name, name) == 0) return cfg->sources[i];
+    struct mh_source *src = mh_calloc(1, sizeof(*src));
+    src->name = mh_strdup(name);
+    src->enabled = 1;
+    src->line = ctx->line;
+    cfg->sources = mh_realloc(cfg->sources, (cfg->n_sources + 1) * sizeof(*cfg->sources));
+    cfg->sources[cfg->n_sources++] = src;
+    return src;
+}
+
+static void add_secret(struct mh_source *src, const char *secret)
+{
+    src->secrets = mh_realloc(src->secrets, (src->n_secrets + 1) * sizeof(char *));
+    src->secrets[src->n_secrets++] = mh_strdup(secret);
+}
+
+static char *read_secret_file(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) return NULL;
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = '\0';
+    char *s = mh_strdup(buf);
+    memset(buf, 0, sizeof(buf));
+    return s;
+}
+
+static int handle_source_key(struct load_ctx *ctx, struct mh_source *src, const char *name,
+                             const char *value)
+{
+    if (!strcmp(name, "provider")) {
+        src->provider = mh_provider_find(value);
+        if (!src->provider)
+            return fail_at(ctx, ctx->line, "[source.%s] provider: unknown provider \"%s\"",
+                           src->name, value);
+        return 1;
+    }
+    if (!strcmp(name, "tenant")) {
+        free(src->tenant);
+        src->tenant = mh_strdup(value);
+        return 1;
+    }
+    if (!strcmp(name, "enabled")) {
+        if (parse_bool(value, &src->enabled) < 0)
+            return fail_at(ctx, ctx->line, "[source.%s] enabled: expected true or false",
+                           src->name);
+        return 1;
+    }
+    if (!strcmp(name, "secret")) {
+        if (!*value)
+            return fail_at(ctx, ctx->line, "[source.%s] secret: empty", src->name);
+        add_secret(src, value);
+        return 1;
+    }
+    if (!strcmp(name, "secret_env")) {
+        const char *v = getenv(value);
+        if (!v || !*v)
+            return fail_at(ctx, ctx->line,
+                           "[source.%s] secret_env: environment variable %s is not set",
+                           src->name, value);
+        add_secret(src, v);
+        return 1;
+    }
+    if (!strcmp(name, "secret_file")) {
+        char *s = read_secret_file(value);
+        if (!s)
+            return fail_at(ctx, ctx->line, "[source.%s] secret_file: cannot read %s: %s",
+                           src->name, value, strerror(errno));
+        if (!*s) {
+            free(s);
+            return fail_at(ctx, ctx->line, "[source.%s] secret_file: %s is empty", src->name,
+                           value);
+        }
+        add_secret(src, s);
+        memset(s, 0, strlen(s));
+        free(s);
+        return 1;
+    }
+    /* Provider keys are checked once the provider is known (it may come later). */
+    kv_append(&src->options, name, value, ctx->line);
+    return 1;
+}
+
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *ctx = user;
+    if (ctx->failed) return 1;
+    /* inih calls with name == NULL for a section header that has no keys yet. */
+    if (!name) {
+        if (!strncmp(section, "source.", 7)) {
+            if (!valid_source_name(section + 7))
+                return fail_at(ctx, ctx->line, "[%s]: source names use letters, digits, - _ .",
+                               section);
+            source_for_section(ctx, section + 7);
+            return 1;
+        }
+        if (strcmp(section, "ingest") && strcmp(section, "worker") &&
+            strcmp(section, "postgres") && strcmp(section, "kafka"))
+            return fail_at(ctx, ctx->line, "unknown section [%s]", section);
+        return 1;
+    }
+    if (!strcmp(section, "kafka")) {
+        kv_append(&ctx->cfg->kafka, name, value, ctx->line);
+        return 1;
+    }
+    if (!strncmp(section, "source.", 7)) {
+        if (!valid_source_name(section + 7))
+            return fail_at(ctx, ctx->line, "[%s]: source names use letters, digits, - _ .",
+                           section);
+        return handle_source_key(ctx, source_for_section(ctx, section + 7), name, value);
+    }
+    int known_section = 0;
+    for (size_t i = 0; i < sizeof(key_defs) / sizeof(key_defs[0]); i++) {
+        const struct key_def *kd = &key_defs[i];
+        if (strcmp(kd->section, section)) continue;
+        known_section = 1;
+        if (!strcmp(kd->name, name)) return set_key(ctx, kd, value);
+    }
+    if (!known_section) return fail_at(ctx, ctx->line, "unknown section [%s]", section);
+    return fail_at(ctx, ctx->line, "[%s]: unknown key \"%s\"", section, name);
+}
+
+static int key_in(const char *const *list, const char *key)
+{
+    for (; list && *list; list++)
+        if (!strcmp(*list, key)) return 1;
+    return 0;
+}
+
+static int validate_sources(struct load_ctx *ctx)
+{
+    struct mh_config *cfg = ctx->cfg;
+    for (size_t i = 0; i < cfg->n_sources; i++) {
+        struct mh_source *src = cfg->sources[i];
+        const struct mh_provider *p = src->provider;
+        if (!p) return fail_at(ctx, src->line, "[source.%s]: missing \"provider\"", src->name);
+        if (!src->tenant) src->tenant = mh_strdup("default");
+        for (struct mh_kv *kv = src->options; kv; kv = kv->next)
+            if (!key_in(p->option_keys, kv->key))
+                return fail_at(ctx, kv->line, "[source.%s]: unknown key \"%s\" for provider %s",
+                               src->name, kv->key, p->name);
+        if (p->needs_secret && src->n_secrets == 0)
+            return fail_at(ctx, src->line,
+                           "[source.%s]: provider %s needs a secret (secret, secret_env or "
+                           "secret_file)",
+                           src->name, p->name);
+        for (const char *const *h = p->forward_headers; h && *h; h++) mh_source_forward(src, *h);
+        if (p->init) {
+            char perr[400] = "";
+            if (p->init(src, perr, sizeof(perr)) < 0)
+                return fail_at(ctx, src->err_line ? src->err_line : src->line,
+                               "[source.%s]: %s", src->name, perr);
+        }
+    }
+    return 1;
+}
+
+static void apply_defaults(struct mh_config *cfg)
+{
+    for (size_t i = 0; i < sizeof(key_defs) / sizeof(key_defs[0]); i++) {
+        const struct key_def *kd = &key_defs[i];
+        char *base = (char *)cfg + kd->offset;
+        if (kd->type == KEY_STR && kd->def) *(char **)base = mh_strdup(kd->def);
+        else if (kd->type == KEY_LONG) *(long *)base = strtol(kd->def, NULL, 10);
+    }
+}
+
+/* Environment overrides: the same binary runs against any broker or database. */
+static void apply_env(struct mh_config *cfg)
+{
+    const char *brokers = getenv("MAILHOOK_KAFKA_BROKERS");
+    const char *dsn = getenv("MAILHOOK_PG_DSN");
+    if (brokers && *brokers) {
+        struct mh_kv *kv;
+        for (kv = cfg->kafka; kv; kv = kv->next)
+            if (!strcmp(kv->key, "bootstrap.servers")) break;
+        if (kv) {
+            free(kv->value);
+            kv->value = mh_strdup(brokers);
+        } else {
+            kv_append(&cfg->kafka, "bootstrap.servers", brokers, 0);
+        }
+    }
+    if (dsn && *dsn) {
+        free(cfg->postgres.dsn);
+        cfg->postgres.dsn = mh_strdup(dsn);
+    }
+    if (!cfg->worker.raw_topic) cfg->worker.raw_topic = mh_strdup(cfg->ingest.raw_topic);
+}
+
+struct mh_config *mh_config_load(const char *path, char *err, size_t errlen)
+{
+    struct load_ctx ctx = {0};
+    struct mh_config *cfg = mh_calloc(1, sizeof(*cfg));
+    cfg->path = mh_strdup(path);
+    apply_defaults(cfg);
+
+    ctx.cfg = cfg;
+    ctx.path = path;
+    ctx.err = err;
+    ctx.errlen = errlen;
+    ctx.fp = fopen(path, "r");
+    if (!ctx.fp) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        goto fail;
+    }
+    int rc = ini_parse_stream(counting_reader, &ctx, on_ini_entry, &ctx);
+    fclose(ctx.fp);
+    if (rc > 0 && !ctx.failed) fail_at(&ctx, rc, "syntax error (expected [section] or key = value)");
+    if (rc < 0 && !ctx.failed) fail_at(&ctx, 0, "cannot read");
+    if (ctx.failed) goto fail;
+
+    apply_env(cfg);
+    if (!cfg->kafka || !mh_config_kafka_has_brokers(cfg)) {
+        kv_append(&cfg->kafka, "bootstrap.servers", "127.0.0.1:9092", 0);
+    }
+    validate_sources(&ctx);
+    if (ctx.failed) goto fail;
+    return cfg;
+
+fail:
+    mh_config_free(cfg);
+    return NULL;
+}
+
+int mh_config_kafka_has_brokers(const struct mh_config *cfg)
+{
+    for (struct mh_kv *kv = cfg->kafka; kv; kv = kv->next)
+        if (!strcmp(kv->key, "bootstrap.servers") || !strcmp(kv->key, "metadata.broker.list"))
+            return 1;
+    return 0;
+}
+
+static void source_free(struct mh_source *src)
+{
+    if (!src) return;
+    if (src->provider && src->provider->fini) src->provider->fini(src);
+    for (size_t i = 0; i < src->n_secrets; i++) {
+        memset(src->secrets[i], 0, strlen(src->secrets[i]));
+        free(src->secrets[i]);
+    }
+    free(src->secrets);
+    for (size_t i = 0; i < src->n_forward; i++) free(src->forward_headers[i]);
+    free(src->forward_headers);
+    kv_free(src->options);
+    free(src->tenant);
+    free(src->name);
+    free(src);
+}
+
+void mh_config_free(struct mh_config *cfg)
+{
+    if (!cfg) return;
+    for (size_t i = 0; i < sizeof(key_defs) / sizeof(key_defs[0]); i++)
+        if (key_defs[i].type == KEY_STR) free(*(char **)((char *)cfg + key_defs[i].offset));
+    kv_free(cfg->kafka);
+    for (size_t i = 0; i < cfg->n_sources; i++) source_free(cfg->sources[i]);
+    free(cfg->sources);
+    free(cfg->path);
+    free(cfg);
+}
+
+struct mh_source *mh_config_source(const struct mh_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_sources; i++)
+        if (!strcmp(cfg->sources[i]->name, name)) return cfg->sources[i];
+    return NULL;
+}
+
+const char *mh_source_opt(const struct mh_source *src, const char *key)
+{
+    for (struct mh_kv *kv = src->options; kv; kv = kv->next)
+        if (!strcmp(kv->key, key)) return kv->value;
+    return NULL;
+}
+
+int mh_source_opt_line(const struct mh_source *src, const char *key)
+{
+    for (struct mh_kv *kv = src->options; kv; kv = kv->next)
+        if (!strcmp(kv->key, key)) return kv->line;
+    return src->line;
+}
+
+void mh_source_forward(struct mh_source *src, const char *header)
+{
+    char *lower = mh_strdup(header);
+    for (char *p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);
+    for (size_t i = 0; i < src->n_forward; i++) {
+        if (!strcmp(src->forward_headers[i], lower)) {
+            free(lower);
+            return;
+        }
+    }
+    src->forward_headers = mh_realloc(src->forward_headers, (src->n_forward + 1) * sizeof(char *));
+    src->forward_headers[src->n_forward++] = lower;
+}

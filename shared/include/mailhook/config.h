@@ -1,0 +1,96 @@
+/*
+ * config.h — the one INI file every mailhook binary reads.
+ *
+ *   [ingest]         listener, limits, timeouts, raw topic
+ *   [worker]         consumer group, topics, batching
+ *   [postgres]       dsn (env MAILHOOK_PG_DSN overrides)
+ *   [kafka]          every key passed straight to librdkafka
+ *                    (env MAILHOOK_KAFKA_BROKERS overrides bootstrap.servers)
+ *   [source.NAME]    one webhook endpoint: provider, tenant, secrets, provider options
+ *
+ * Unknown sections and keys are errors; every error names file, line and problem.
+ * Secrets are read from `secret=` (repeatable, for rotation), `secret_env=` or
+ * `secret_file=` and never printed.
+ */
+#ifndef MH_CONFIG_H
+#define MH_CONFIG_H
+
+#include <stddef.h>
+
+struct mh_provider;
+
+/* An ordered key = value list with the line each came from. */
+struct mh_kv {
+    char *key;
+    char *value;
+    int line;
+    struct mh_kv *next;
+};
+
+struct mh_source {
+    char *name;
+    const struct mh_provider *provider;
+    char *tenant;
+    int enabled;
+    int line; /* line of the [source.NAME] header */
+    char **secrets; /* plain secret strings as configured; never logged */
+    size_t n_secrets;
+    struct mh_kv *options; /* provider-specific keys, validated against the provider */
+    char **forward_headers; /* lower-case request headers copied onto the raw record */
+    size_t n_forward;
+    void *state; /* owned by the provider (init/fini) */
+    int err_line; /* set by provider init to point its error at a line */
+};
+
+struct mh_config {
+    char *path;
+    struct {
+        char *listen; /* "host:port" */
+        long max_body_bytes;
+        long max_header_bytes;
+        long read_timeout_ms;
+        long idle_timeout_ms;
+        long ack_deadline_ms;
+        long max_connections;
+        long retry_after_s;
+        char *raw_topic;
+        char *log_level;
+    } ingest;
+    struct {
+        char *group_id;
+        char *raw_topic;
+        char *events_topic;
+        char *dlq_topic;
+        char *suppressions_topic;
+        long batch_size;
+        long commit_interval_ms;
+        long raw_partitions; /* used by `mailhook topics` */
+        char *log_level;
+    } worker;
+    struct {
+        char *dsn;
+        char *migrations_dir;
+    } postgres;
+    struct mh_kv *kafka;
+    struct mh_source **sources;
+    size_t n_sources;
+};
+
+/*
+ * Loads and validates path. On error returns NULL and writes "FILE:LINE: problem"
+ * (or "FILE: problem") into err. Calls every source's provider init.
+ */
+struct mh_config *mh_config_load(const char *path, char *err, size_t errlen);
+void mh_config_free(struct mh_config *cfg);
+
+struct mh_source *mh_config_source(const struct mh_config *cfg, const char *name);
+/* A provider option of the source, or NULL when absent. */
+const char *mh_source_opt(const struct mh_source *src, const char *key);
+/* Line of a provider option (for errors from provider init), or the section's line. */
+int mh_source_opt_line(const struct mh_source *src, const char *key);
+/* Adds a header name to forward onto raw records (lower-cased, no duplicates). */
+void mh_source_forward(struct mh_source *src, const char *header);
+/* 1 when [kafka] names the brokers (bootstrap.servers or metadata.broker.list). */
+int mh_config_kafka_has_brokers(const struct mh_config *cfg);
+
+#endif

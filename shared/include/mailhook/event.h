@@ -1,0 +1,50 @@
+/*
+ * event.h — building canonical events (schema mailhook.event.v1, see design.md).
+ *
+ * An event is a jansson object. Providers create one with mh_event_new (which fills
+ * the fields every event has from the raw record), set what the payload says with the
+ * setters below (which skip NULL and empty values: fields are absent when unknown,
+ * never invented), and finish it with mh_event_finish, which assigns event_id.
+ */
+#ifndef MH_EVENT_H
+#define MH_EVENT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "mailhook/provider.h"
+
+#define MH_EVENT_SCHEMA "mailhook.event.v1"
+
+/* New event with schema, type, provider, provider_event, source, tenant, received_at, raw. */
+json_t *mh_event_new(const struct mh_raw *raw, const char *type, const char *provider_event);
+
+void mh_event_set_str(json_t *obj, const char *key, const char *value);
+void mh_event_set_int(json_t *obj, const char *key, json_int_t value);
+/* Sets recipient (or another address field), lower-cased and trimmed. */
+void mh_event_set_address(json_t *obj, const char *key, const char *addr);
+/* Parses a provider time (any form mh_time_parse accepts) and sets it as RFC 3339 ms. */
+int mh_event_set_time(json_t *obj, const char *key, const char *text);
+void mh_event_set_time_ms(json_t *obj, const char *key, int64_t ms);
+/* Copies a JSON value (object/array/scalar) from the payload if present and not null. */
+void mh_event_copy(json_t *obj, const char *key, json_t *value);
+/* The sub-object key of ev ("bounce", "click", ...), created on first use. */
+json_t *mh_event_sub(json_t *ev, const char *key);
+
+/*
+ * Assigns event_id: provider_id when the provider has its own event id, else the
+ * SHA-256 (hex) over provider, tenant, message_id, provider_event, recipient and
+ * occurred_at — the fields that identify an event — plus `extra` when the payload
+ * needs more to tell two events apart (e.g. a click's URL). Same event, same id.
+ */
+void mh_event_finish(json_t *ev, const char *provider_id, const char *extra);
+
+/* String member of a payload object, or NULL when absent or not a string. */
+const char *mh_json_str(json_t *obj, const char *key);
+/* Integer member (accepts integers and integral numeric strings); 0 and -1 when absent. */
+int mh_json_int(json_t *obj, const char *key, json_int_t *out);
+
+/* Lower-cases s in place. */
+void mh_lower(char *s);
+
+#endif

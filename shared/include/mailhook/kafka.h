@@ -1,0 +1,29 @@
+/*
+ * kafka.h — librdkafka helpers shared by ingest, worker and the CLI.
+ */
+#ifndef MH_KAFKA_H
+#define MH_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#include "mailhook/headers.h"
+
+struct mh_config;
+
+/*
+ * A new rd_kafka_conf_t holding every [kafka] key of cfg (passed straight through),
+ * then the (key, value) pairs of overrides (NULL-terminated list of pairs) which the
+ * caller's correctness depends on. NULL with err on an invalid key or value.
+ */
+rd_kafka_conf_t *mh_kafka_conf(const struct mh_config *cfg, const char *const *overrides,
+                               char *err, size_t errlen);
+
+/* Copies a message's Kafka headers into h (values as text). */
+void mh_kafka_headers_read(const rd_kafka_message_t *rkm, struct mh_headers *h);
+
+/* Value of one header of a message as a NUL-terminated copy in buf; NULL when absent. */
+const char *mh_kafka_header(const rd_kafka_message_t *rkm, const char *name, char *buf,
+                            size_t buflen);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * provider.h — the provider plugin interface.
+ *
+ * A *provider* (IvyMail, Postal, the generic HMAC scheme, ...) is static code: one file
+ * under shared/providers/ exporting one `const struct mh_provider`, registered in the
+ * table in provider_registry.c. A *source* (config section [source.NAME]) is a
+ * configured instance of a provider with its own tenant, secrets and options.
+ *
+ * verify runs in mailhook-ingest on the raw bytes and headers, before anything is
+ * published. parse runs in mailhook-worker (and in replay) and is a pure function of
+ * the raw record: no I/O, no config, no clock — so it can be unit-tested, fuzzed and
+ * re-run over years-old Kafka records with the same result.
+ */
+#ifndef MH_PROVIDER_H
+#define MH_PROVIDER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mailhook/headers.h"
+
+struct mh_source;
+
+enum mh_verdict {
+    MH_VERIFY_OK = 0,    /* authentic: publish it */
+    MH_VERIFY_MALFORMED, /* verification impossible (400) */
+    MH_VERIFY_REJECT,    /* missing/invalid signature, stale timestamp, wrong key (401) */
+    MH_VERIFY_RETRY,     /* transient: could not decide now (503) */
+};
+
+/* What ingest hands to verify. Everything is borrowed for the duration of the call. */
+struct mh_request {
+    const char *method;
+    const char *uri;  /* path and query as received, e.g. "/v1/webhooks/x?token=..." */
+    const struct mh_headers *headers;
+    const unsigned char *body;
+    size_t body_len;
+    int64_t now_ms;   /* wall clock, for timestamp tolerance checks */
+};
+
+/* What the worker hands to parse: one record of mailhook.raw. Borrowed. */
+struct mh_raw {
+    const char *source;
+    const char *provider;
+    const char *tenant;
+    const struct mh_headers *headers; /* the record's Kafka headers */
+    const unsigned char *body;
+    size_t body_len;
+    int64_t received_ms; /* mh-received-at */
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+};
+
+struct mh_provider {
+    const char *name;
+    /* Provider-specific keys allowed in its [source.NAME] sections, NULL-terminated. */
+    const char *const *option_keys;
+    /* Request headers copied onto the raw record (besides mailhook's own), NULL-terminated. */
+    const char *const *forward_headers;
+    /* 1 when a source of this provider must have at least one secret. */
+    int needs_secret;
+    /* Optional: validate options, load keys; may set src->state. 0 or -1 with err. */
+    int (*init)(struct mh_source *src, char *err, size_t errlen);
+    /* Optional: free src->state. */
+    void (*fini)(struct mh_source *src);
+    enum mh_verdict (*verify)(const struct mh_source *src, const struct mh_request *req,
+                              char *err, size_t errlen);
+    /*
+     * Appends zero or more canonical events (json objects built with event.h) to the
+     * array events. Returns 0, or -1 with a reason in err when the record cannot be
+     * parsed (it then goes to the dead-letter topic; events may be left partly filled
+     * and are discarded by the caller).
+     */
+    int (*parse)(const struct mh_raw *raw, json_t *events, char *err, size_t errlen);
+};
+
+/* The registry: NULL-terminated, in provider_registry.c. */
+extern const struct mh_provider *const mh_providers[];
+
+const struct mh_provider *mh_provider_find(const char *name);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * verify.h — building blocks for providers' verify functions.
+ */
+#ifndef MH_VERIFY_H
+#define MH_VERIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mailhook/crypto.h"
+
+struct mh_source;
+
+enum mh_sig_encoding { MH_SIG_HEX, MH_SIG_BASE64 };
+
+/*
+ * 1 when sig (the signature text from a header, prefix already removed) equals
+ * HMAC-md(secret, parts...) for any of the source's active secrets, else 0. Every
+ * secret is tried, and each comparison is constant-time.
+ */
+int mh_verify_hmac_any(const struct mh_source *src, const char *md, const struct mh_buf *parts,
+                       size_t nparts, const char *sig, enum mh_sig_encoding enc);
+
+/*
+ * 1 when the timestamp ts_ms lies within tolerance_s of now_ms (either direction).
+ * A tolerance of 0 disables the check.
+ */
+int mh_verify_timestamp(int64_t ts_ms, int64_t now_ms, long tolerance_s);
+
+/*
+ * Reads a whole-number provider option (def when absent); -1 with err (and
+ * src->err_line pointing at the option) when it is not a number within min..max.
+ */
+int mh_source_long_opt(struct mh_source *src, const char *key, long def, long min, long max,
+                       long *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * kafka.c — librdkafka configuration and header helpers (see kafka.h).
+ */
+#include "mailhook/kafka.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailhook/config.h"
+#include "mailhook/log.h"
+
+rd_kafka_conf_t *mh_kafka_conf(const struct mh_config *cfg, const char *const *overrides,
+                               char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char rkerr[512];
+
+    for (const struct mh_kv *kv = cfg->kafka; kv; kv = kv->next) {
+        if (rd_kafka_conf_set(conf, kv->key, kv->value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
+            if (kv->line > 0)
+                snprintf(err, errlen, "%s:%d: [kafka] %s", cfg->path, kv->line, rkerr);
+            else
+                snprintf(err, errlen, "%s: [kafka] %s", cfg->path, rkerr);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    for (const char *const *o = overrides; o && o[0]; o += 2) {
+        if (rd_kafka_conf_set(conf, o[0], o[1], rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka setting %s: %s", o[0], rkerr);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    return conf;
+}
+
+void mh_kafka_headers_read(const rd_kafka_message_t *rkm, struct mh_headers *h)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs) return;
+    const char *name;
+    const void *val;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+        char *v = mh_strndup(val ? val : "", val ? size : 0);
+        mh_headers_add(h, name, v);
+        free(v);
+    }
+}
+
+const char *mh_kafka_header(const rd_kafka_message_t *rkm, const char *name, char *buf,
+                            size_t buflen)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val;
+    size_t size;
+    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs) return NULL;
+    if (rd_kafka_header_get_last(hdrs, name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) return NULL;
+    if (!val || size + 1 > buflen) return NULL;
+    memcpy(buf, val, size);
+    buf[size] = '\0';
+    return buf;
+}

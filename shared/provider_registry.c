@@ -1,0 +1,23 @@
+/*
+ * provider_registry.c — the one table of providers. Adding a provider is one row here,
+ * one file under providers/, one line in CMakeLists.txt and one fixtures folder.
+ */
+#include <string.h>
+
+#include "mailhook/provider.h"
+
+extern const struct mh_provider mh_provider_ivymail;
+extern const struct mh_provider mh_provider_hmac;
+
+const struct mh_provider *const mh_providers[] = {
+    &mh_provider_ivymail,
+    &mh_provider_hmac,
+    NULL,
+};
+
+const struct mh_provider *mh_provider_find(const char *name)
+{
+    for (const struct mh_provider *const *p = mh_providers; *p; p++)
+        if (strcmp((*p)->name, name) == 0) return *p;
+    return NULL;
+}

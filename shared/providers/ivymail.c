@@ -1,0 +1,152 @@
+/*
+ * ivymail.c — IvyMail (ivymail.io) webhooks.
+ *
+ * Verify: `x-ivymail-signature` carries HMAC-SHA256 of the raw body with the webhook
+ * secret. IvyMail does not document the encoding, so hex and base64 are both accepted,
+ * with or without a "sha256=" prefix. The scheme has no timestamp: replays are stopped
+ * by dedup on the event id.
+ *
+ * Parse: one flat JSON object per request (an array of them is accepted too):
+ * event, message_id, to, from, subject, timestamp, workspace_id; bounces add
+ * bounce_type / bounce_subtype (Amazon SES vocabulary) and diagnostic_code; complaints
+ * add feedback_type. IvyMail has no event id, so ids are derived (see event.h).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mailhook/bounce.h"
+#include "mailhook/config.h"
+#include "mailhook/event.h"
+#include "mailhook/provider.h"
+#include "mailhook/verify.h"
+
+#define SIG_HEADER "x-ivymail-signature"
+
+static const char *const forward[] = {SIG_HEADER, NULL};
+
+static enum mh_verdict ivymail_verify(const struct mh_source *src, const struct mh_request *req,
+                                      char *err, size_t errlen)
+{
+    const char *sig = mh_headers_get(req->headers, SIG_HEADER);
+    if (!sig || !*sig) {
+        snprintf(err, errlen, "signature header \"%s\" missing", SIG_HEADER);
+        return MH_VERIFY_REJECT;
+    }
+    if (strncasecmp(sig, "sha256=", 7) == 0) sig += 7;
+    struct mh_buf body = {req->body, req->body_len};
+    /* 64 hex chars is a SHA-256 digest in hex; anything else is tried as base64. */
+    enum mh_sig_encoding enc = strlen(sig) == 64 ? MH_SIG_HEX : MH_SIG_BASE64;
+    if (mh_verify_hmac_any(src, "sha256", &body, 1, sig, enc)) return MH_VERIFY_OK;
+    snprintf(err, errlen, "signature in \"%s\" does not match any active secret", SIG_HEADER);
+    return MH_VERIFY_REJECT;
+}
+
+struct type_map {
+    const char *provider_event;
+    const char *type;
+};
+
+static const struct type_map types[] = {
+    {"delivered", "email.delivered"},   {"bounced", "email.bounced"},
+    {"complained", "email.complained"}, {"suppressed", "email.suppressed"},
+    {"failed", "email.failed"},         {"sent", "email.sent"},
+    {NULL, NULL},
+};
+
+/* SES bounce vocabulary -> canonical class and (where the subtype says it) category. */
+static void ses_bounce_kind(json_t *bounce, const char *type, const char *subtype)
+{
+    if (type) {
+        if (!strcasecmp(type, "Permanent")) mh_event_set_str(bounce, "class", "hard");
+        else if (!strcasecmp(type, "Transient")) mh_event_set_str(bounce, "class", "soft");
+        else if (!strcasecmp(type, "Undetermined")) mh_event_set_str(bounce, "class", "undetermined");
+    }
+    if (!subtype) return;
+    static const struct type_map cats[] = {
+        {"NoEmail", "invalid_recipient"},
+        {"Suppressed", "policy_rejection"},
+        {"OnAccountSuppressionList", "policy_rejection"},
+        {"MailboxFull", "mailbox_full"},
+        {"MessageTooLarge", "protocol_error"},
+        {"ContentRejected", "spam_content"},
+        {"AttachmentRejected", "spam_content"},
+        {NULL, NULL},
+    };
+    for (const struct type_map *c = cats; c->provider_event; c++)
+        if (!strcasecmp(subtype, c->provider_event)) mh_event_set_str(bounce, "category", c->type);
+}
+
+static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char *err,
+                     size_t errlen)
+{
+    if (!json_is_object(obj)) {
+        snprintf(err, errlen, "ivymail: event is not a JSON object");
+        return -1;
+    }
+    const char *name = mh_json_str(obj, "event");
+    if (!name || !*name) {
+        snprintf(err, errlen, "ivymail: missing \"event\"");
+        return -1;
+    }
+    const char *type = "other";
+    for (const struct type_map *t = types; t->provider_event; t++)
+        if (!strcmp(name, t->provider_event)) type = t->type;
+
+    json_t *ev = mh_event_new(raw, type, name);
+    mh_event_set_str(ev, "message_id", mh_json_str(obj, "message_id"));
+    mh_event_set_address(ev, "recipient", mh_json_str(obj, "to"));
+    mh_event_set_str(ev, "sender", mh_json_str(obj, "from"));
+    mh_event_set_str(ev, "subject", mh_json_str(obj, "subject"));
+    mh_event_set_time(ev, "occurred_at", mh_json_str(obj, "timestamp"));
+    const char *ws = mh_json_str(obj, "workspace_id");
+    if (ws) mh_event_set_str(mh_event_sub(ev, "metadata"), "workspace_id", ws);
+
+    if (!strcmp(type, "email.bounced") || mh_json_str(obj, "bounce_type")) {
+        json_t *b = mh_event_sub(ev, "bounce");
+        ses_bounce_kind(b, mh_json_str(obj, "bounce_type"), mh_json_str(obj, "bounce_subtype"));
+        mh_event_set_str(b, "diagnostic", mh_json_str(obj, "diagnostic_code"));
+        mh_bounce_classify(b);
+    }
+    if (!strcmp(type, "email.complained"))
+        mh_event_set_str(mh_event_sub(ev, "complaint"), "feedback_type",
+                         mh_json_str(obj, "feedback_type"));
+
+    mh_event_finish(ev, NULL, NULL);
+    json_array_append_new(events, ev);
+    return 0;
+}
+
+static int ivymail_parse(const struct mh_raw *raw, json_t *events, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)raw->body, raw->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = -1;
+    if (!root) {
+        snprintf(err, errlen, "ivymail: invalid JSON at line %d column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        return -1;
+    }
+    if (json_is_array(root)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(root, i, item) {
+            if (parse_one(raw, item, events, err, errlen) < 0) goto done;
+        }
+        rc = 0;
+    } else {
+        rc = parse_one(raw, root, events, err, errlen);
+    }
+done:
+    json_decref(root);
+    return rc;
+}
+
+const struct mh_provider mh_provider_ivymail = {
+    .name = "ivymail",
+    .option_keys = NULL,
+    .forward_headers = forward,
+    .needs_secret = 1,
+    .verify = ivymail_verify,
+    .parse = ivymail_parse,
+};
