@@ -62,6 +62,7 @@ struct load_ctx {
     const char *path;
     FILE *fp;
     int line;
+    int section_line; /* line of the latest [section] header */
     char *err;
     size_t errlen;
     int failed;
@@ -90,7 +91,12 @@ static char *counting_reader(char *str, int num, void *stream)
 {
     struct load_ctx *ctx = stream;
     char *r = fgets(str, num, ctx->fp);
-    if (r) ctx->line++;
+    if (r) {
+        ctx->line++;
+        const char *p = r;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '[') ctx->section_line = ctx->line;
+    }
     return r;
 }
 
@@ -175,7 +181,7 @@ static struct mh_source *source_for_section(struct load_ctx *ctx, const char *na
     struct mh_source *src = mh_calloc(1, sizeof(*src));
     src->name = mh_strdup(name);
     src->enabled = 1;
-    src->line = ctx->line;
+    src->line = ctx->section_line;
     cfg->sources = mh_realloc(cfg->sources, (cfg->n_sources + 1) * sizeof(*cfg->sources));
     cfg->sources[cfg->n_sources++] = src;
     return src;
@@ -281,8 +287,8 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
     }
     if (!strncmp(section, "source.", 7)) {
         if (!valid_source_name(section + 7))
-            return fail_at(ctx, ctx->line, "[%s]: source names use letters, digits, - _ .",
-                           section);
+            return fail_at(ctx, ctx->section_line,
+                           "[%s]: source names use letters, digits, - _ .", section);
         return handle_source_key(ctx, source_for_section(ctx, section + 7), name, value);
     }
     int known_section = 0;
@@ -292,7 +298,7 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         known_section = 1;
         if (!strcmp(kd->name, name)) return set_key(ctx, kd, value);
     }
-    if (!known_section) return fail_at(ctx, ctx->line, "unknown section [%s]", section);
+    if (!known_section) return fail_at(ctx, ctx->section_line, "unknown section [%s]", section);
     return fail_at(ctx, ctx->line, "[%s]: unknown key \"%s\"", section, name);
 }
 

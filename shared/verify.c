@@ -31,6 +31,18 @@ int mh_verify_hmac_any(const struct mh_source *src, const char *md, const struct
     return ok;
 }
 
+int mh_sign_hmac(const struct mh_source *src, const char *md, const struct mh_buf *parts,
+                 size_t nparts, enum mh_sig_encoding enc, char *out)
+{
+    unsigned char mac[MH_MAX_MD];
+    if (src->n_secrets == 0) return -1;
+    int n = mh_hmac(md, src->secrets[0], strlen(src->secrets[0]), parts, nparts, mac);
+    if (n <= 0) return -1;
+    if (enc == MH_SIG_HEX) mh_hex_encode(mac, (size_t)n, out);
+    else out[mh_b64_encode(mac, (size_t)n, out)] = '\0';
+    return 0;
+}
+
 int mh_verify_timestamp(int64_t ts_ms, int64_t now_ms, long tolerance_s)
 {
     if (tolerance_s <= 0) return 1;

@@ -102,6 +102,20 @@ static enum mh_verdict hmac_verify(const struct mh_source *src, const struct mh_
     return MH_VERIFY_REJECT;
 }
 
+static int hmac_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err, size_t errlen)
+{
+    const struct hmac_state *st = src->state;
+    char sig[2 * MH_MAX_MD + 1], value[2 * MH_MAX_MD + 64];
+    struct mh_buf body = {sr->body, sr->body_len};
+    if (mh_sign_hmac(src, st->algorithm, &body, 1, st->encoding, sig) < 0) {
+        snprintf(err, errlen, "source has no secret to sign with");
+        return -1;
+    }
+    snprintf(value, sizeof(value), "%s%s", st->prefix, sig);
+    mh_headers_add(sr->headers, st->header, value);
+    return 0;
+}
+
 struct type_map {
     const char *provider_event;
     const char *type;
@@ -221,4 +235,5 @@ const struct mh_provider mh_provider_hmac = {
     .fini = hmac_fini,
     .verify = hmac_verify,
     .parse = hmac_parse,
+    .sign = hmac_sign,
 };

@@ -42,6 +42,19 @@ static enum mh_verdict ivymail_verify(const struct mh_source *src, const struct 
     return MH_VERIFY_REJECT;
 }
 
+static int ivymail_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
+                        size_t errlen)
+{
+    char sig[2 * MH_MAX_MD + 1];
+    struct mh_buf body = {sr->body, sr->body_len};
+    if (mh_sign_hmac(src, "sha256", &body, 1, MH_SIG_HEX, sig) < 0) {
+        snprintf(err, errlen, "source has no secret to sign with");
+        return -1;
+    }
+    mh_headers_add(sr->headers, SIG_HEADER, sig);
+    return 0;
+}
+
 struct type_map {
     const char *provider_event;
     const char *type;
@@ -149,4 +162,5 @@ const struct mh_provider mh_provider_ivymail = {
     .needs_secret = 1,
     .verify = ivymail_verify,
     .parse = ivymail_parse,
+    .sign = ivymail_sign,
 };

@@ -4,17 +4,20 @@
  * Maps an RFC 3463 enhanced status code, an SMTP reply code and the diagnostic text to
  * bounce.class (hard | soft | undetermined) and bounce.category (the taxonomy in
  * design.md). The enhanced code's class decides permanence, its subject.detail the
- * category; text heuristics refine generic codes (5.7.1, 550, 554, ...).
+ * category; text heuristics refine generic codes (5.7.1, 550, 554, ...). The tables and
+ * their order are described at the top of bounce.c.
  */
 #ifndef MH_BOUNCE_H
 #define MH_BOUNCE_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 /*
  * Completes a canonical "bounce" object in place:
  * - extracts smtp_code (integer) and enhanced_code ("5.1.1") from "diagnostic" when
- *   they are absent;
+ *   they are absent, and drops a provider-given smtp_code outside 200..599 or an
+ *   enhanced_code that is not one;
  * - sets "category" unless the provider already set one;
  * - sets "class" unless the provider already set one: 5.x.x / 5xx -> hard,
  *   4.x.x / 4xx -> soft, nothing to go on -> undetermined.
@@ -22,11 +25,23 @@
 void mh_bounce_classify(json_t *bounce);
 
 /*
- * Finds the first enhanced status code ("5.1.1", "4.7.650") in text; writes it into
- * out (at least 12 bytes) and returns 0, or -1 when there is none.
+ * Finds an enhanced status code ("5.1.1", "4.7.650") in text: class 2, 4 or 5, subject
+ * 0-7, detail 1-3 digits, standing alone (not part of an IP address, a version number
+ * or a longer dotted number). The first class-4/5 code wins; a class-2 code is
+ * returned only when there is no other. Writes it into out (at least 12 bytes) and
+ * returns 0, or -1 when there is none.
  */
 int mh_bounce_find_enhanced(const char *text, char *out, size_t outlen);
-/* Finds a leading or "smtp; "-prefixed 3-digit reply code (2xx-5xx); 0 when none. */
+
+/*
+ * Finds a 3-digit SMTP reply code (2xx-5xx) where reply codes stand in diagnostic
+ * texts: at the start (after an optional "smtp;" type prefix), or right after
+ * "smtp;", "said:", "]:", ">:", "<<<", "reason:", "error:", "data:", "returned '"
+ * or "#". Returns 0 when there is none (so a port or a count is never taken).
+ */
 int mh_bounce_find_smtp(const char *text);
+
+/* 1 when category is one of the canonical bounce categories (design.md), else 0. */
+int mh_bounce_category_known(const char *category);
 
 #endif

@@ -53,6 +53,17 @@ struct mh_raw {
     int64_t offset;
 };
 
+/* What `mailhook sign` hands to a provider's sign. */
+struct mh_sign_req {
+    const unsigned char *body;
+    size_t body_len;
+    int64_t now_ms;
+    const char *private_key_file; /* --key, for schemes signed with a private key */
+    struct mh_headers *headers;   /* out: headers that make the request verify */
+    char *url;                    /* in/out: the target URL; a scheme may extend it */
+    size_t url_cap;
+};
+
 struct mh_provider {
     const char *name;
     /* Provider-specific keys allowed in its [source.NAME] sections, NULL-terminated. */
@@ -74,6 +85,11 @@ struct mh_provider {
      * and are discarded by the caller).
      */
     int (*parse)(const struct mh_raw *raw, json_t *events, char *err, size_t errlen);
+    /*
+     * Produces what the provider itself would send with body (signature headers, a URL
+     * token, Basic credentials), so test requests can be made by hand. 0, or -1 with err.
+     */
+    int (*sign)(const struct mh_source *src, struct mh_sign_req *sr, char *err, size_t errlen);
 };
 
 /* The registry: NULL-terminated, in provider_registry.c. */

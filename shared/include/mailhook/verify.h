@@ -22,6 +22,13 @@ int mh_verify_hmac_any(const struct mh_source *src, const char *md, const struct
                        size_t nparts, const char *sig, enum mh_sig_encoding enc);
 
 /*
+ * Signs parts with the source's first (newest) secret: writes the MAC as hex or base64
+ * into out (at least 2*MH_MAX_MD+1 bytes). 0, or -1 for an unknown digest / no secret.
+ */
+int mh_sign_hmac(const struct mh_source *src, const char *md, const struct mh_buf *parts,
+                 size_t nparts, enum mh_sig_encoding enc, char *out);
+
+/*
  * 1 when the timestamp ts_ms lies within tolerance_s of now_ms (either direction).
  * A tolerance of 0 disables the check.
  */

@@ -1,0 +1,14 @@
+/*
+ * cli.h — the `mailhook` command: one function per subcommand, dispatched from a table
+ * in main.c. Each takes the loaded config and the arguments after its name.
+ */
+#ifndef MH_CLI_H
+#define MH_CLI_H
+
+#include "mailhook/config.h"
+
+int cmd_migrate(struct mh_config *cfg, int argc, char **argv);
+int cmd_topics(struct mh_config *cfg, int argc, char **argv);
+int cmd_sign(struct mh_config *cfg, int argc, char **argv);
+
+#endif

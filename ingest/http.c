@@ -1,0 +1,305 @@
+/*
+ * http.c — mailhook-ingest's HTTP front: routing, limits, verification and replies.
+ *
+ *   POST /v1/webhooks/<source>  verify with the source's provider, publish, reply
+ *   GET  /healthz               the process is up
+ *   GET  /readyz                the producer reaches the raw topic and we are not stopping
+ *   GET  /metrics               Prometheus text counters
+ *
+ * Replies follow design.md's ingest contract. A request owns one `struct webhook_req`
+ * from the moment it is published until its delivery report answers it; that context
+ * holds a reference to the config it was verified under, so a SIGHUP reload never pulls
+ * a source out from under an in-flight request.
+ */
+#include <event2/buffer.h>
+#include <errno.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest.h"
+#include "mailhook/crypto.h"
+#include "mailhook/headers.h"
+#include "mailhook/log.h"
+#include "mailhook/provider.h"
+#include "mailhook/timeutil.h"
+
+#define WEBHOOK_PREFIX "/v1/webhooks/"
+
+struct webhook_req {
+    struct ingest *in;
+    struct evhttp_request *req;
+    struct ingest_cfg *ic;
+    char request_id[33];
+    char source[80];
+};
+
+static void reply_json(struct evhttp_request *req, int code, const char *reason, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+
+static void reply_json(struct evhttp_request *req, int code, const char *reason, const char *fmt,
+                       ...)
+{
+    struct evbuffer *buf = evbuffer_new();
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(buf, fmt, ap);
+    va_end(ap);
+    evbuffer_add(buf, "\n", 1);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, code, reason, buf);
+    evbuffer_free(buf);
+}
+
+static void reply_unavailable(struct ingest *in, struct evhttp_request *req, const char *rid,
+                              const char *why)
+{
+    char retry[16];
+    snprintf(retry, sizeof(retry), "%ld", in->cur->cfg->ingest.retry_after_s);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
+    in->stats.unavailable++;
+    reply_json(req, 503, "Service Unavailable", "{\"error\":\"%s\",\"request_id\":\"%s\"}", why,
+               rid);
+}
+
+/* Delivery report for one request: the only place a webhook gets its 200. */
+static void on_published(rd_kafka_resp_err_t err, void *opaque)
+{
+    struct webhook_req *wr = opaque;
+    struct ingest *in = wr->in;
+    in->inflight--;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        in->stats.accepted++;
+        reply_json(wr->req, 200, "OK", "{\"status\":\"accepted\",\"request_id\":\"%s\"}",
+                   wr->request_id);
+        mh_log_at(MH_LOG_DEBUG, wr->request_id, wr->source, "published");
+    } else {
+        mh_log_at(MH_LOG_WARN, wr->request_id, wr->source, "not acknowledged by kafka: %s",
+                  rd_kafka_err2str(err));
+        reply_unavailable(in, wr->req, wr->request_id, "event store unavailable, retry later");
+    }
+    ingest_cfg_unref(wr->ic);
+    free(wr);
+}
+
+static void add_header(rd_kafka_headers_t *hdrs, const char *name, const char *value)
+{
+    if (value) rd_kafka_header_add(hdrs, name, -1, value, -1);
+}
+
+static void handle_webhook(struct ingest *in, struct evhttp_request *req, const char *name)
+{
+    struct ingest_cfg *ic = in->cur;
+    struct mh_headers headers = {0};
+    char rid[33], err[512] = "";
+    char received[MH_TIME_BUFSZ];
+    int64_t now = mh_now_ms();
+
+    mh_random_hex(16, rid);
+    mh_time_format(now, received);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", rid);
+
+    struct mh_source *src = mh_config_source(ic->cfg, name);
+    if (!src || !src->enabled) {
+        in->stats.not_found++;
+        reply_json(req, 404, "Not Found", "{\"error\":\"unknown source\",\"request_id\":\"%s\"}",
+                   rid);
+        return;
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        reply_json(req, 405, "Method Not Allowed", "{\"error\":\"use POST\",\"request_id\":\"%s\"}",
+                   rid);
+        return;
+    }
+    if (in->shutting_down) {
+        reply_unavailable(in, req, rid, "shutting down, retry later");
+        return;
+    }
+
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(body);
+    const unsigned char *bytes = len ? evbuffer_pullup(body, -1) : (const unsigned char *)"";
+
+    struct evkeyvalq *in_hdrs = evhttp_request_get_input_headers(req);
+    for (struct evkeyval *kv = in_hdrs->tqh_first; kv; kv = kv->next.tqe_next)
+        mh_headers_add(&headers, kv->key, kv->value);
+
+    struct mh_request mreq = {
+        .method = "POST",
+        .uri = evhttp_request_get_uri(req),
+        .headers = &headers,
+        .body = bytes,
+        .body_len = len,
+        .now_ms = now,
+    };
+    enum mh_verdict v = src->provider->verify(src, &mreq, err, sizeof(err));
+    if (v != MH_VERIFY_OK) {
+        mh_log_at(MH_LOG_WARN, rid, src->name, "rejected: %s", err);
+        if (v == MH_VERIFY_REJECT) {
+            in->stats.unauthorized++;
+            reply_json(req, 401, "Unauthorized",
+                       "{\"error\":\"signature verification failed\",\"request_id\":\"%s\"}", rid);
+        } else if (v == MH_VERIFY_MALFORMED) {
+            in->stats.bad_request++;
+            reply_json(req, 400, "Bad Request",
+                       "{\"error\":\"request cannot be verified\",\"request_id\":\"%s\"}", rid);
+        } else {
+            reply_unavailable(in, req, rid, "verification unavailable, retry later");
+        }
+        goto done;
+    }
+    if (!atomic_load(&in->kafka_ok)) {
+        reply_unavailable(in, req, rid, "event store unavailable, retry later");
+        goto done;
+    }
+
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(8 + src->n_forward);
+    add_header(hdrs, "mh-source", src->name);
+    add_header(hdrs, "mh-provider", src->provider->name);
+    add_header(hdrs, "mh-tenant", src->tenant);
+    add_header(hdrs, "mh-received-at", received);
+    add_header(hdrs, "mh-request-id", rid);
+    add_header(hdrs, "content-type", mh_headers_get(&headers, "content-type"));
+    for (size_t i = 0; i < src->n_forward; i++)
+        add_header(hdrs, src->forward_headers[i], mh_headers_get(&headers, src->forward_headers[i]));
+
+    struct webhook_req *wr = mh_calloc(1, sizeof(*wr));
+    wr->in = in;
+    wr->req = req;
+    wr->ic = ingest_cfg_ref(ic);
+    memcpy(wr->request_id, rid, sizeof(rid));
+    snprintf(wr->source, sizeof(wr->source), "%s", src->name);
+
+    rd_kafka_resp_err_t kerr =
+        publish_record(in, ic->cfg->ingest.raw_topic, rid, bytes, len, hdrs, wr);
+    if (kerr) {
+        rd_kafka_headers_destroy(hdrs);
+        ingest_cfg_unref(wr->ic);
+        free(wr);
+        mh_log_at(MH_LOG_WARN, rid, src->name, "cannot queue for kafka: %s", rd_kafka_err2str(kerr));
+        reply_unavailable(in, req, rid, "event store busy, retry later");
+        goto done;
+    }
+    in->inflight++;
+done:
+    mh_headers_clear(&headers);
+}
+
+static void handle_metrics(struct ingest *in, struct evhttp_request *req)
+{
+    struct evbuffer *buf = evbuffer_new();
+    const struct ingest_stats *s = &in->stats;
+    evbuffer_add_printf(buf,
+                        "# TYPE mailhook_ingest_requests_total counter\n"
+                        "mailhook_ingest_requests_total %llu\n"
+                        "# TYPE mailhook_ingest_responses_total counter\n"
+                        "mailhook_ingest_responses_total{code=\"200\"} %llu\n"
+                        "mailhook_ingest_responses_total{code=\"400\"} %llu\n"
+                        "mailhook_ingest_responses_total{code=\"401\"} %llu\n"
+                        "mailhook_ingest_responses_total{code=\"404\"} %llu\n"
+                        "mailhook_ingest_responses_total{code=\"503\"} %llu\n"
+                        "# TYPE mailhook_ingest_inflight gauge\n"
+                        "mailhook_ingest_inflight %ld\n"
+                        "# TYPE mailhook_ingest_kafka_ready gauge\n"
+                        "mailhook_ingest_kafka_ready %d\n",
+                        (unsigned long long)s->requests, (unsigned long long)s->accepted,
+                        (unsigned long long)s->bad_request, (unsigned long long)s->unauthorized,
+                        (unsigned long long)s->not_found, (unsigned long long)s->unavailable,
+                        in->inflight, atomic_load(&in->kafka_ok));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    evhttp_send_reply(req, 200, "OK", buf);
+    evbuffer_free(buf);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct ingest *in = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (!path) path = "/";
+    in->stats.requests++;
+
+    if (!strncmp(path, WEBHOOK_PREFIX, strlen(WEBHOOK_PREFIX))) {
+        handle_webhook(in, req, path + strlen(WEBHOOK_PREFIX));
+        return;
+    }
+    if (!strcmp(path, "/healthz")) {
+        reply_json(req, 200, "OK", "{\"status\":\"ok\"}");
+        return;
+    }
+    if (!strcmp(path, "/readyz")) {
+        if (!in->shutting_down && atomic_load(&in->kafka_ok))
+            reply_json(req, 200, "OK", "{\"status\":\"ready\"}");
+        else
+            reply_json(req, 503, "Service Unavailable", "{\"status\":\"%s\"}",
+                       in->shutting_down ? "shutting down" : "kafka unavailable");
+        return;
+    }
+    if (!strcmp(path, "/metrics")) {
+        handle_metrics(in, req);
+        return;
+    }
+    in->stats.not_found++;
+    reply_json(req, 404, "Not Found", "{\"error\":\"not found\"}");
+}
+
+static int split_listen(const char *listen, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen) return -1;
+    size_t n = (size_t)(colon - listen);
+    if (listen[0] == '[' && n >= 2 && listen[n - 1] == ']') {
+        listen++;
+        n -= 2;
+    }
+    if (n + 1 > hostlen) return -1;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535) return -1;
+    *port = (int)p;
+    return 0;
+}
+
+int http_init(struct ingest *in, char *err, size_t errlen)
+{
+    const struct mh_config *cfg = in->cur->cfg;
+    char host[256];
+    int port;
+
+    publish_set_done_cb(on_published);
+    if (split_listen(cfg->ingest.listen, host, sizeof(host), &port) < 0) {
+        snprintf(err, errlen, "[ingest] listen: expected host:port, not \"%s\"", cfg->ingest.listen);
+        return -1;
+    }
+    in->http = evhttp_new(in->base);
+    evhttp_set_max_body_size(in->http, cfg->ingest.max_body_bytes);
+    evhttp_set_max_headers_size(in->http, cfg->ingest.max_header_bytes);
+    struct timeval tv = {cfg->ingest.read_timeout_ms / 1000, (cfg->ingest.read_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(in->http, &tv);
+    evhttp_set_allowed_methods(in->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+    evhttp_set_gencb(in->http, on_request, in);
+    in->bound = evhttp_bind_socket_with_handle(in->http, host, (ev_uint16_t)port);
+    if (!in->bound) {
+        snprintf(err, errlen, "cannot listen on %s: %s", cfg->ingest.listen, strerror(errno));
+        return -1;
+    }
+    mh_info("listening on %s", cfg->ingest.listen);
+    return 0;
+}
+
+void http_stop_listening(struct ingest *in)
+{
+    if (in->bound) evhttp_del_accept_socket(in->http, in->bound);
+    in->bound = NULL;
+}
+
+void http_fini(struct ingest *in)
+{
+    if (in->http) evhttp_free(in->http);
+    in->http = NULL;
+}

@@ -1,0 +1,182 @@
+/*
+ * publish.c — the raw-topic producer of mailhook-ingest.
+ *
+ * Durability settings are forced, whatever [kafka] says: acks=all and idempotence, so
+ * an acknowledged record is on every in-sync replica exactly once; message.timeout.ms =
+ * [ingest] ack_deadline_ms, so every record gets its delivery report within the
+ * deadline and the waiting request its answer.
+ *
+ * librdkafka signals queued delivery reports by writing to a pipe that the event loop
+ * watches (rd_kafka_queue_io_event_enable), so reports are served on the loop thread
+ * without polling. A small thread asks the broker for the raw topic's metadata every
+ * two seconds: that is what /readyz reports, and while it fails requests get 503 at once
+ * instead of waiting out the deadline.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ingest.h"
+#include "mailhook/kafka.h"
+#include "mailhook/log.h"
+
+static publish_done_cb done_cb;
+static pthread_t probe_thread;
+static int probe_started;
+
+void publish_set_done_cb(publish_done_cb cb)
+{
+    done_cb = cb;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    if (done_cb) done_cb(rkm->err, rkm->_private);
+}
+
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct ingest *in = opaque;
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&in->kafka_ok, 0);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        mh_error("kafka fatal error: %s", fatal);
+        atomic_store(&in->kafka_ok, 0);
+        return;
+    }
+    mh_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    char buf[64];
+    (void)what;
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    publish_poll(arg);
+}
+
+static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    publish_poll(arg);
+}
+
+void publish_poll(struct ingest *in)
+{
+    rd_kafka_poll(in->rk, 0);
+}
+
+static void *probe_main(void *arg)
+{
+    struct ingest *in = arg;
+    const char *topic = in->cur->cfg->ingest.raw_topic;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(in->rk, topic, NULL);
+    int was_ok = -1;
+
+    while (!atomic_load(&in->stopping)) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(in->rk, 0, rkt, &md, 1500);
+        int ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+                 md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                 md->topics[0].partition_cnt > 0;
+        if (md) rd_kafka_metadata_destroy(md);
+        atomic_store(&in->kafka_ok, ok);
+        if (ok != was_ok) {
+            if (ok) mh_info("kafka ready: topic %s reachable", topic);
+            else mh_warn("kafka not ready: topic %s: %s", topic,
+                         err ? rd_kafka_err2str(err) : "topic missing or has no partitions");
+            was_ok = ok;
+        }
+        for (int i = 0; i < 20 && !atomic_load(&in->stopping); i++) usleep(100 * 1000);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return NULL;
+}
+
+int publish_init(struct ingest *in, char *err, size_t errlen)
+{
+    char deadline[32];
+    const struct mh_config *cfg = in->cur->cfg;
+    snprintf(deadline, sizeof(deadline), "%ld", cfg->ingest.ack_deadline_ms);
+    const char *overrides[] = {
+        "acks", "all",
+        "enable.idempotence", "true",
+        "message.timeout.ms", deadline,
+        NULL,
+    };
+    rd_kafka_conf_t *conf = mh_kafka_conf(cfg, overrides, err, errlen);
+    if (!conf) return -1;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
+    rd_kafka_conf_set_opaque(conf, in);
+
+    char rkerr[512];
+    in->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
+    if (!in->rk) {
+        snprintf(err, errlen, "kafka producer: %s", rkerr);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+
+    if (pipe2(in->wake_fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    rd_kafka_queue_t *mainq = rd_kafka_queue_get_main(in->rk);
+    rd_kafka_queue_io_event_enable(mainq, in->wake_fds[1], "1", 1);
+    rd_kafka_queue_destroy(mainq);
+    in->wake_ev = event_new(in->base, in->wake_fds[0], EV_READ | EV_PERSIST, on_wake, in);
+    event_add(in->wake_ev, NULL);
+    /* A safety net: serve the queue every 100 ms even if a wake-up was coalesced away. */
+    struct timeval tv = {0, 100 * 1000};
+    in->poll_ev = event_new(in->base, -1, EV_PERSIST, on_poll_timer, in);
+    event_add(in->poll_ev, &tv);
+
+    if (pthread_create(&probe_thread, NULL, probe_main, in) != 0) {
+        snprintf(err, errlen, "cannot start the readiness probe thread");
+        return -1;
+    }
+    probe_started = 1;
+    return 0;
+}
+
+rd_kafka_resp_err_t publish_record(struct ingest *in, const char *topic, const char *key,
+                                   const void *value, size_t len, rd_kafka_headers_t *hdrs,
+                                   void *opaque)
+{
+    /* On success librdkafka owns hdrs; on failure the caller still does. */
+    return rd_kafka_producev(in->rk, RD_KAFKA_V_TOPIC(topic),
+                             RD_KAFKA_V_KEY(key, strlen(key)),
+                             RD_KAFKA_V_VALUE((void *)value, len),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
+                             RD_KAFKA_V_END);
+}
+
+void publish_fini(struct ingest *in)
+{
+    atomic_store(&in->stopping, 1);
+    if (probe_started) pthread_join(probe_thread, NULL);
+    probe_started = 0;
+    if (in->rk) {
+        /* Deliver (or time out) everything still queued; reports answer their requests. */
+        rd_kafka_flush(in->rk, 10 * 1000);
+        rd_kafka_poll(in->rk, 0);
+        rd_kafka_destroy(in->rk);
+        in->rk = NULL;
+    }
+    if (in->wake_ev) event_free(in->wake_ev);
+    if (in->poll_ev) event_free(in->poll_ev);
+    in->wake_ev = in->poll_ev = NULL;
+    for (int i = 0; i < 2; i++)
+        if (in->wake_fds[i] > 0) close(in->wake_fds[i]);
+}

@@ -1,0 +1,257 @@
+/*
+ * emit.c — the Kafka half of exactly-once: one transaction per batch.
+ *
+ * The transaction carries the batch's claimed events (mailhook.events, keyed by
+ * lower-cased recipient, CloudEvents attributes in headers), its dead letters
+ * (mailhook.dlq, the raw body with the reason in a header) and the consumed offsets
+ * (sent with the consumer's group metadata, so a zombie from before a rebalance is
+ * fenced). Errors are triaged as librdkafka's transactions example does: retriable ->
+ * retry, abortable -> abort and rewind the consumer so the batch comes again (its
+ * claims make the redo emit the same events), fatal -> exit non-zero for a supervisor.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mailhook/kafka.h"
+#include "mailhook/log.h"
+#include "worker.h"
+
+#define TXN_TIMEOUT_MS 30000
+
+int emit_init(struct worker *w, char *err, size_t errlen)
+{
+    char txid[256];
+    snprintf(txid, sizeof(txid), "%s-%s", w->cfg->worker.group_id, w->instance);
+    const char *overrides[] = {
+        "transactional.id", txid,
+        "enable.idempotence", "true",
+        "acks", "all",
+        "transaction.timeout.ms", "60000",
+        NULL,
+    };
+    rd_kafka_conf_t *conf = mh_kafka_conf(w->cfg, overrides, err, errlen);
+    if (!conf) return -1;
+    char rkerr[512];
+    w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
+    if (!w->producer) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "kafka producer: %s", rkerr);
+        return -1;
+    }
+    /* Fences any earlier incarnation with the same transactional.id and aborts its open
+     * transaction, so a restarted worker never waits for the old one to time out. */
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(w->producer, TXN_TIMEOUT_MS);
+        if (!e) break;
+        int retriable = rd_kafka_error_is_retriable(e);
+        snprintf(err, errlen, "kafka init_transactions: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        if (!retriable || attempt >= 10 || w->stop) return -1;
+        mh_warn("%s (retrying)", err);
+        sleep(1);
+    }
+    mh_info("transactional producer ready: transactional.id=%s", txid);
+    return 0;
+}
+
+void rewind_to_committed(struct worker *w)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(w->consumer, &parts) || !parts) return;
+    if (parts->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(parts);
+        return;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_committed(w->consumer, parts, 10000);
+    if (err) {
+        mh_error("rewind: cannot read committed offsets: %s", rd_kafka_err2str(err));
+        /* Seeking is impossible without them; leaving the group makes the next member
+         * (or ourselves after rejoining) start from the committed offsets. */
+        w->rebalanced = 1;
+        rd_kafka_topic_partition_list_destroy(parts);
+        return;
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].offset < 0) parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, parts, 10000);
+    if (e) {
+        mh_error("rewind: seek failed: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Produce with back-pressure: a full local queue is served, then retried. */
+static rd_kafka_resp_err_t produce(struct worker *w, const char *topic, const void *key,
+                                   size_t keylen, const void *val, size_t len,
+                                   rd_kafka_headers_t *hdrs)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            w->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, keylen),
+            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (err) rd_kafka_headers_destroy(hdrs);
+            return err;
+        }
+        rd_kafka_poll(w->producer, 100);
+    }
+}
+
+static void hdr(rd_kafka_headers_t *h, const char *name, const char *value)
+{
+    if (value) rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+static rd_kafka_resp_err_t emit_event(struct worker *w, json_t *ev)
+{
+    const char *recipient = json_string_value(json_object_get(ev, "recipient"));
+    const char *id = json_string_value(json_object_get(ev, "event_id"));
+    const char *time = json_string_value(json_object_get(ev, "occurred_at"));
+    if (!time) time = json_string_value(json_object_get(ev, "received_at"));
+    char ce_source[300];
+    snprintf(ce_source, sizeof(ce_source), "mailhook/%s/%s",
+             json_string_value(json_object_get(ev, "tenant")) ?: "",
+             json_string_value(json_object_get(ev, "source")) ?: "");
+
+    rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+    hdr(h, "ce_specversion", "1.0");
+    hdr(h, "ce_id", id);
+    hdr(h, "ce_source", ce_source);
+    hdr(h, "ce_type", json_string_value(json_object_get(ev, "type")));
+    hdr(h, "ce_time", time);
+    hdr(h, "content-type", "application/json");
+
+    char *val = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!val) mh_oom();
+    /* Keyed by recipient so one address's events stay in order on one partition;
+     * events without one (domain.*, account.*) are keyed by event id. */
+    const char *key = recipient ? recipient : (id ? id : "");
+    rd_kafka_resp_err_t err =
+        produce(w, w->cfg->worker.events_topic, key, strlen(key), val, strlen(val), h);
+    free(val);
+    return err;
+}
+
+static rd_kafka_resp_err_t emit_dead_letter(struct worker *w, struct batch_rec *r)
+{
+    const rd_kafka_message_t *rkm = r->rkm;
+    rd_kafka_headers_t *src = NULL;
+    rd_kafka_headers_t *h;
+    char num[32];
+
+    if (rd_kafka_message_headers(rkm, &src) == RD_KAFKA_RESP_ERR_NO_ERROR && src)
+        h = rd_kafka_headers_copy(src);
+    else
+        h = rd_kafka_headers_new(4);
+    hdr(h, "mh-dlq-reason", r->dlq_reason);
+    hdr(h, "mh-dlq-stage", "parse");
+    hdr(h, "mh-raw-topic", rd_kafka_topic_name(rkm->rkt));
+    snprintf(num, sizeof(num), "%d", (int)rkm->partition);
+    hdr(h, "mh-raw-partition", num);
+    snprintf(num, sizeof(num), "%lld", (long long)rkm->offset);
+    hdr(h, "mh-raw-offset", num);
+    return produce(w, w->cfg->worker.dlq_topic, rkm->key, rkm->key_len, rkm->payload, rkm->len, h);
+}
+
+/* The next offset to consume for every partition in the batch. */
+static rd_kafka_topic_partition_list_t *batch_offsets(struct batch *b)
+{
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *rkm = b->recs[i].rkm;
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(offs, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(offs, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+        if (rkm->offset + 1 > tp->offset) tp->offset = rkm->offset + 1;
+    }
+    return offs;
+}
+
+enum triage { T_OK, T_RETRY, T_ABORT, T_FATAL };
+
+static enum triage triage(rd_kafka_error_t *e, const char *what)
+{
+    if (!e) return T_OK;
+    enum triage t = rd_kafka_error_is_fatal(e)              ? T_FATAL
+                    : rd_kafka_error_txn_requires_abort(e) ? T_ABORT
+                    : rd_kafka_error_is_retriable(e)       ? T_RETRY
+                                                           : T_ABORT;
+    mh_log_write(t == T_FATAL ? MH_LOG_ERROR : MH_LOG_WARN, NULL, NULL, "kafka %s: %s", what,
+                 rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    return t;
+}
+
+static int abort_and_rewind(struct worker *w)
+{
+    w->stats.aborts++;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        enum triage t = triage(rd_kafka_abort_transaction(w->producer, TXN_TIMEOUT_MS), "abort");
+        if (t == T_OK) break;
+        if (t == T_FATAL) return -1;
+        sleep(1);
+    }
+    rewind_to_committed(w);
+    return 1;
+}
+
+int emit_batch(struct worker *w, struct batch *b)
+{
+    enum triage t = triage(rd_kafka_begin_transaction(w->producer), "begin");
+    if (t == T_FATAL) return -1;
+    if (t != T_OK) return abort_and_rewind(w);
+
+    uint64_t emitted = 0, dups = 0, dead = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_rec *r = &b->recs[i];
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (r->dlq_reason) {
+            err = emit_dead_letter(w, r);
+            dead++;
+        } else if (r->events) {
+            size_t j;
+            json_t *ev;
+            json_array_foreach(r->events, j, ev) {
+                if (!r->emit || !r->emit[j]) {
+                    dups++;
+                    continue;
+                }
+                if ((err = emit_event(w, ev))) break;
+                emitted++;
+            }
+        }
+        if (err) {
+            mh_warn("kafka produce: %s", rd_kafka_err2str(err));
+            if (rd_kafka_fatal_error(w->producer, NULL, 0)) return -1;
+            return abort_and_rewind(w);
+        }
+    }
+
+    rd_kafka_topic_partition_list_t *offs = batch_offsets(b);
+    rd_kafka_consumer_group_metadata_t *gmd = rd_kafka_consumer_group_metadata(w->consumer);
+    t = triage(rd_kafka_send_offsets_to_transaction(w->producer, offs, gmd, TXN_TIMEOUT_MS),
+               "send offsets");
+    rd_kafka_consumer_group_metadata_destroy(gmd);
+    rd_kafka_topic_partition_list_destroy(offs);
+    if (t == T_FATAL) return -1;
+    if (t != T_OK) return abort_and_rewind(w);
+
+    for (;;) {
+        t = triage(rd_kafka_commit_transaction(w->producer, TXN_TIMEOUT_MS), "commit");
+        if (t == T_OK) break;
+        if (t == T_FATAL) return -1;
+        if (t == T_ABORT) return abort_and_rewind(w);
+        if (w->stop) return abort_and_rewind(w);
+    }
+    w->stats.events_emitted += emitted;
+    w->stats.duplicates += dups;
+    w->stats.dead_letters += dead;
+    w->stats.records += b->n;
+    w->stats.batches++;
+    return 0;
+}

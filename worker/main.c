@@ -1,0 +1,261 @@
+/*
+ * main.c — mailhook-worker: arguments, the consumer, and the batch loop.
+ *
+ * Loop: collect up to [worker] batch_size records, or whatever arrived within
+ * commit_interval_ms of the first one (so a lone event is committed within the
+ * interval); parse them; claim their events in PostgreSQL; emit and commit in one Kafka
+ * transaction. PostgreSQL down: retry the claim with backoff, and after 30 s rewind and
+ * poll again (keeping the group membership alive) — nothing is committed meanwhile.
+ * A rebalance while collecting drops the partial batch: the new assignment starts from
+ * committed offsets. SIGTERM finishes the batch in hand and exits; a second one exits
+ * at once. Fatal Kafka errors exit with status 1 so a supervisor restarts the worker.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mailhook/kafka.h"
+#include "mailhook/log.h"
+#include "mailhook/timeutil.h"
+#include "worker.h"
+
+#define PG_GIVE_UP_MS 30000
+
+static struct worker *the_worker;
+
+static const char usage[] =
+    "usage: mailhook-worker --config FILE [--instance ID]\n"
+    "\n"
+    "Consumes raw webhooks from Kafka, normalizes them into canonical events, dedups them\n"
+    "in PostgreSQL and emits each distinct event exactly once.\n"
+    "\n"
+    "  -c, --config FILE   mailhook INI file (required)\n"
+    "  -i, --instance ID   stable name of this worker within the pool (default: host-pid);\n"
+    "                      a restarted worker with the same ID fences its predecessor\n"
+    "  -h, --help          this text\n"
+    "  -V, --version       print the version\n";
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (the_worker->stop) _exit(1);
+    the_worker->stop = 1;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct worker *w = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        mh_info("assigned %d partitions", parts->cnt);
+        rd_kafka_assign(rk, parts);
+    } else {
+        mh_info("revoked %d partitions", parts->cnt);
+        w->rebalanced = 1;
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static int consumer_init(struct worker *w, char *err, size_t errlen)
+{
+    const char *overrides[] = {
+        "group.id", w->cfg->worker.group_id,
+        "enable.auto.commit", "false",
+        "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest",
+        "isolation.level", "read_committed",
+        NULL,
+    };
+    rd_kafka_conf_t *conf = mh_kafka_conf(w->cfg, overrides, err, errlen);
+    if (!conf) return -1;
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, w);
+    char rkerr[512];
+    w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rkerr, sizeof(rkerr));
+    if (!w->consumer) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "kafka consumer: %s", rkerr);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(w->consumer);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, w->cfg->worker.raw_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(w->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(err, errlen, "subscribe %s: %s", w->cfg->worker.raw_topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+/* Collects one batch; returns the number of records (0 when none arrived). */
+static size_t collect(struct worker *w, struct batch *b)
+{
+    int64_t first_ms = 0;
+    while (!w->stop && b->n < (size_t)w->cfg->worker.batch_size) {
+        int timeout = 500;
+        if (first_ms) {
+            int64_t left = first_ms + w->cfg->worker.commit_interval_ms - mh_mono_ms();
+            if (left <= 0) break;
+            timeout = (int)left;
+        }
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->consumer, timeout);
+        if (w->rebalanced) {
+            /* Everything collected so far belongs to the old assignment. */
+            if (rkm) rd_kafka_message_destroy(rkm);
+            batch_free(b);
+            w->rebalanced = 0;
+            first_ms = 0;
+            continue;
+        }
+        if (!rkm) {
+            if (!first_ms) return 0;
+            continue;
+        }
+        if (rkm->err) {
+            if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                mh_warn("consume: %s", rd_kafka_message_errstr(rkm));
+            rd_kafka_message_destroy(rkm);
+            if (rd_kafka_fatal_error(w->consumer, NULL, 0)) w->stop = 2;
+            continue;
+        }
+        if (b->n == b->cap) {
+            b->cap = b->cap ? b->cap * 2 : 64;
+            b->recs = mh_realloc(b->recs, b->cap * sizeof(*b->recs));
+        }
+        memset(&b->recs[b->n], 0, sizeof(b->recs[b->n]));
+        b->recs[b->n++].rkm = rkm;
+        if (!first_ms) first_ms = mh_mono_ms();
+    }
+    return b->n;
+}
+
+/* Claims with retry; 0 when claimed, 1 when PostgreSQL stayed down (batch rewound). */
+static int claim_with_retry(struct worker *w, struct batch *b)
+{
+    char err[1024];
+    int64_t start = mh_mono_ms();
+    int delay_ms = 100;
+    for (;;) {
+        if (dedup_claim(w, b, err, sizeof(err)) == 0) return 0;
+        w->stats.pg_retries++;
+        mh_warn("%s (retrying in %d ms)", err, delay_ms);
+        if (w->stop || mh_mono_ms() - start > PG_GIVE_UP_MS) {
+            rewind_to_committed(w);
+            return 1;
+        }
+        usleep((useconds_t)delay_ms * 1000);
+        delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
+    }
+}
+
+static void log_stats(struct worker *w)
+{
+    const struct worker_stats *s = &w->stats;
+    mh_info("stats: records=%llu events=%llu duplicates=%llu dead_letters=%llu batches=%llu "
+            "aborts=%llu pg_retries=%llu",
+            (unsigned long long)s->records, (unsigned long long)s->events_emitted,
+            (unsigned long long)s->duplicates, (unsigned long long)s->dead_letters,
+            (unsigned long long)s->batches, (unsigned long long)s->aborts,
+            (unsigned long long)s->pg_retries);
+}
+
+static int run(struct worker *w)
+{
+    int64_t next_stats = mh_mono_ms() + 60000;
+    while (!w->stop) {
+        struct batch b = {0};
+        if (collect(w, &b) == 0) {
+            batch_free(&b);
+        } else {
+            normalize_batch(w, &b);
+            int rc = claim_with_retry(w, &b);
+            if (rc == 0) rc = emit_batch(w, &b);
+            batch_free(&b);
+            if (rc < 0) return -1;
+        }
+        if (mh_mono_ms() >= next_stats) {
+            log_stats(w);
+            next_stats = mh_mono_ms() + 60000;
+        }
+    }
+    return w->stop == 2 ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"instance", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL, *instance = NULL;
+    char default_instance[300];
+    int c;
+    while ((c = getopt_long(argc, argv, "c:i:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'i': instance = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        case 'V': printf("mailhook-worker %s\n", MH_VERSION); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (!path || optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!instance) {
+        char host[256] = "host";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(default_instance, sizeof(default_instance), "%s-%d", host, (int)getpid());
+        instance = default_instance;
+    }
+
+    mh_log_init("worker");
+    char err[1024];
+    struct worker w = {0};
+    int rc = 1;
+    w.instance = instance;
+    w.cfg = mh_config_load(path, err, sizeof(err));
+    if (!w.cfg) {
+        fprintf(stderr, "mailhook-worker: %s\n", err);
+        return 1;
+    }
+    if (!getenv("MAILHOOK_LOG_LEVEL")) mh_log_level_parse(w.cfg->worker.log_level, &mh_log_threshold);
+    the_worker = &w;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (dedup_connect(&w, err, sizeof(err)) < 0) mh_warn("%s (will retry)", err);
+    if (emit_init(&w, err, sizeof(err)) < 0 || consumer_init(&w, err, sizeof(err)) < 0) {
+        mh_error("%s", err);
+        goto out;
+    }
+    mh_info("mailhook-worker %s started: instance %s, group %s, raw topic %s", MH_VERSION,
+            instance, w.cfg->worker.group_id, w.cfg->worker.raw_topic);
+    rc = run(&w) < 0 ? 1 : 0;
+    log_stats(&w);
+out:
+    if (w.consumer) {
+        rd_kafka_consumer_close(w.consumer);
+        rd_kafka_destroy(w.consumer);
+    }
+    if (w.producer) {
+        rd_kafka_flush(w.producer, 5000);
+        rd_kafka_destroy(w.producer);
+    }
+    if (w.pg) PQfinish(w.pg);
+    mh_config_free(w.cfg);
+    mh_info("stopped");
+    return rc;
+}

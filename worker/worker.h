@@ -1,0 +1,76 @@
+/*
+ * worker.h — state shared by the parts of mailhook-worker.
+ *
+ * A worker is one member of the consumer group on the raw topic. For each batch it
+ * (1) parses every raw record with its provider into canonical events, or marks it for
+ * the dead-letter topic; (2) claims the events in PostgreSQL in one transaction
+ * (dedup.c); (3) emits the events its records claim, the dead letters and the consumed
+ * offsets in one Kafka transaction (emit.c). design.md "Dedup and exactly-once" says
+ * why that order gives each distinct event exactly once to read_committed consumers.
+ */
+#ifndef MH_WORKER_H
+#define MH_WORKER_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdint.h>
+
+#include "mailhook/config.h"
+
+/* One raw record of a batch and what parsing made of it. */
+struct batch_rec {
+    rd_kafka_message_t *rkm; /* owned */
+    json_t *events;          /* canonical events parsed from it (owned), NULL if dead */
+    unsigned char *emit;     /* per event: 1 when this record claims it (set by dedup) */
+    char *dlq_reason;        /* why it goes to the dead-letter topic, or NULL */
+};
+
+struct batch {
+    struct batch_rec *recs;
+    size_t n, cap;
+    size_t n_events;
+};
+
+struct worker_stats {
+    uint64_t records, events_emitted, duplicates, dead_letters, batches, aborts, pg_retries;
+};
+
+struct worker {
+    struct mh_config *cfg;
+    const char *instance;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer; /* transactional */
+    PGconn *pg;
+    volatile sig_atomic_t stop;
+    int rebalanced; /* set by the rebalance callback: drop the batch being collected */
+    struct worker_stats stats;
+};
+
+/* normalize.c: parses every record of the batch (pure; no I/O). */
+void normalize_batch(struct worker *w, struct batch *b);
+
+/* dedup.c */
+int dedup_connect(struct worker *w, char *err, size_t errlen);
+/*
+ * Claims the batch's events in one PostgreSQL transaction and sets rec->emit[i] for
+ * each event that its own record claims.
+ * Returns 0, or -1 with err when PostgreSQL failed (nothing was committed).
+ */
+int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen);
+
+/* emit.c */
+int emit_init(struct worker *w, char *err, size_t errlen);
+/*
+ * Produces the batch's outputs and commits them with the consumed offsets in one Kafka
+ * transaction. Returns 0 when committed, 1 when the transaction was aborted and the
+ * consumer rewound (the batch will come again), -1 on a fatal error (exit non-zero).
+ */
+int emit_batch(struct worker *w, struct batch *b);
+/* Rewinds the consumer to the group's committed offsets (after an abort or a failure). */
+void rewind_to_committed(struct worker *w);
+
+void batch_free(struct batch *b);
+
+#endif
