@@ -5,7 +5,8 @@
  *   events        as many partitions as raw, keyed by recipient
  *   dlq           one partition per raw partition is not needed: 1 is plenty
  *   suppressions  cleanup.policy=compact, key <tenant>/<address>
- * Replication factor -1 takes the broker's default.replication.factor.
+ * Replication factor -1 takes the broker's default.replication.factor. Every topic allows
+ * records as large as the biggest raw record (the body limit plus headers).
  */
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +44,8 @@ int cmd_topics(struct mh_config *cfg, int argc, char **argv)
         return 1;
     }
     int parts = (int)cfg->worker.raw_partitions;
+    char max_bytes[32];
+    snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(cfg));
     const struct topic_spec specs[] = {
         {cfg->worker.raw_topic, parts, "delete"},
         {cfg->worker.events_topic, parts, "delete"},
@@ -58,6 +61,7 @@ int cmd_topics(struct mh_config *cfg, int argc, char **argv)
             goto out;
         }
         rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", specs[i].cleanup);
+        rd_kafka_NewTopic_set_config(nt[i], "max.message.bytes", max_bytes);
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +27,8 @@
 static publish_done_cb done_cb;
 static pthread_t probe_thread;
 static int probe_started;
+/* The probe's own copy: a SIGHUP reload frees the config the loop thread swaps out. */
+static char *probe_topic;
 
 void publish_set_done_cb(publish_done_cb cb)
 {
@@ -78,7 +81,7 @@ void publish_poll(struct ingest *in)
 static void *probe_main(void *arg)
 {
     struct ingest *in = arg;
-    const char *topic = in->cur->cfg->ingest.raw_topic;
+    const char *topic = probe_topic;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(in->rk, topic, NULL);
     int was_ok = -1;
 
@@ -104,13 +107,15 @@ static void *probe_main(void *arg)
 
 int publish_init(struct ingest *in, char *err, size_t errlen)
 {
-    char deadline[32];
+    char deadline[32], max_bytes[32];
     const struct mh_config *cfg = in->cur->cfg;
     snprintf(deadline, sizeof(deadline), "%ld", cfg->ingest.ack_deadline_ms);
+    snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(cfg));
     const char *overrides[] = {
         "acks", "all",
         "enable.idempotence", "true",
         "message.timeout.ms", deadline,
+        "message.max.bytes", max_bytes,
         NULL,
     };
     rd_kafka_conf_t *conf = mh_kafka_conf(cfg, overrides, err, errlen);
@@ -141,6 +146,7 @@ int publish_init(struct ingest *in, char *err, size_t errlen)
     in->poll_ev = event_new(in->base, -1, EV_PERSIST, on_poll_timer, in);
     event_add(in->poll_ev, &tv);
 
+    probe_topic = mh_strdup(cfg->ingest.raw_topic);
     if (pthread_create(&probe_thread, NULL, probe_main, in) != 0) {
         snprintf(err, errlen, "cannot start the readiness probe thread");
         return -1;
@@ -167,6 +173,8 @@ void publish_fini(struct ingest *in)
     atomic_store(&in->stopping, 1);
     if (probe_started) pthread_join(probe_thread, NULL);
     probe_started = 0;
+    free(probe_topic);
+    probe_topic = NULL;
     if (in->rk) {
         /* Deliver (or time out) everything still queued; reports answer their requests. */
         rd_kafka_flush(in->rk, 10 * 1000);

@@ -405,6 +405,13 @@ fail:
     return NULL;
 }
 
+long mh_config_max_record_bytes(const struct mh_config *cfg)
+{
+    /* Headers (source, tenant, signature, ...) and record overhead fit in 256 KiB. */
+    long n = cfg->ingest.max_body_bytes + 256 * 1024;
+    return n < 1000000 ? 1000000 : n;
+}
+
 int mh_config_kafka_has_brokers(const struct mh_config *cfg)
 {
     for (struct mh_kv *kv = cfg->kafka; kv; kv = kv->next)

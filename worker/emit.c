@@ -22,10 +22,12 @@
 
 int emit_init(struct worker *w, char *err, size_t errlen)
 {
-    char txid[256];
+    char txid[256], max_bytes[32];
     snprintf(txid, sizeof(txid), "%s-%s", w->cfg->worker.group_id, w->instance);
+    snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(w->cfg));
     const char *overrides[] = {
         "transactional.id", txid,
+        "message.max.bytes", max_bytes,
         "enable.idempotence", "true",
         "acks", "all",
         "transaction.timeout.ms", "60000",

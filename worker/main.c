@@ -61,12 +61,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static int consumer_init(struct worker *w, char *err, size_t errlen)
 {
+    char max_bytes[32];
+    snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(w->cfg));
     const char *overrides[] = {
         "group.id", w->cfg->worker.group_id,
         "enable.auto.commit", "false",
         "enable.auto.offset.store", "false",
         "auto.offset.reset", "earliest",
         "isolation.level", "read_committed",
+        "fetch.message.max.bytes", max_bytes,
         NULL,
     };
     rd_kafka_conf_t *conf = mh_kafka_conf(w->cfg, overrides, err, errlen);

@@ -90,6 +90,11 @@ const char *mh_source_opt(const struct mh_source *src, const char *key);
 int mh_source_opt_line(const struct mh_source *src, const char *key);
 /* Adds a header name to forward onto raw records (lower-cased, no duplicates). */
 void mh_source_forward(struct mh_source *src, const char *header);
+/*
+ * The largest Kafka record mailhook writes: a raw record is the body (at most
+ * [ingest] max_body_bytes) plus headers. Topics and producers allow this much.
+ */
+long mh_config_max_record_bytes(const struct mh_config *cfg);
 /* 1 when [kafka] names the brokers (bootstrap.servers or metadata.broker.list). */
 int mh_config_kafka_has_brokers(const struct mh_config *cfg);
 
