@@ -6,7 +6,7 @@
  * bounce.category. Not responsible for deciding what to suppress: that is the worker's
  * rule set, which reads class and category.
  *
- * Three tables, applied in order (after ../providers/rfc3463.md of the design notes):
+ * Three tables, applied in order (following the RFC 3463 notes beside the design page):
  *  1. the enhanced status code: its class (4 or 5) decides permanence, its
  *     subject.detail the category; an unknown detail falls back to the subject's X.N.0
  *     row. Rows marked `refine` are generic (X.0.0, X.7.1, Microsoft's X.7.5xx...) or
@@ -452,6 +452,11 @@ static const char *category_for(const char *enhanced, int smtp, char cls, const 
     return (refine && text_cat) ? text_cat : cat;
 }
 
+static int class_known(const char *cls)
+{
+    return cls && (!strcmp(cls, "hard") || !strcmp(cls, "soft") || !strcmp(cls, "undetermined"));
+}
+
 void mh_bounce_classify(json_t *bounce)
 {
     if (!json_is_object(bounce)) return;
@@ -460,12 +465,20 @@ void mh_bounce_classify(json_t *bounce)
     settle_enhanced(bounce, diag, enhanced, sizeof(enhanced));
     int smtp = settle_smtp(bounce, diag);
     char cls = failure_class(enhanced, smtp);
+    const char *given_class = mh_json_str(bounce, "class");
+    if (!class_known(given_class)) {
+        if (json_object_get(bounce, "class")) json_object_del(bounce, "class");
+        given_class = NULL;
+    }
+    /* Without a code, the provider's own verdict says how to read the text. */
+    if (!cls && given_class && !strcmp(given_class, "hard")) cls = '5';
+    if (!cls && given_class && !strcmp(given_class, "soft")) cls = '4';
 
     const char *given = mh_json_str(bounce, "category");
     if (!given || !mh_bounce_category_known(given)) {
         if (json_object_get(bounce, "category")) json_object_del(bounce, "category");
         mh_event_set_str(bounce, "category", category_for(enhanced, smtp, cls, diag));
     }
-    if (!mh_json_str(bounce, "class"))
+    if (!given_class)
         mh_event_set_str(bounce, "class", cls == '5' ? "hard" : cls == '4' ? "soft" : "undetermined");
 }

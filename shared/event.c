@@ -4,6 +4,7 @@
 #include "mailhook/event.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,15 +148,17 @@ int mh_json_int(json_t *obj, const char *key, json_int_t *out)
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         char *end;
+        errno = 0;
         long long x = strtoll(s, &end, 10);
-        if (*s && *end == '\0') {
+        if (*s && *end == '\0' && errno != ERANGE) {
             *out = x;
             return 0;
         }
     }
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d == (double)(json_int_t)d) {
+        /* Range first: converting an out-of-range double to an integer is undefined. */
+        if (d >= -9.2e18 && d <= 9.2e18 && d == (double)(json_int_t)d) {
             *out = (json_int_t)d;
             return 0;
         }

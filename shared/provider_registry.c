@@ -8,10 +8,18 @@
 
 extern const struct mh_provider mh_provider_ivymail;
 extern const struct mh_provider mh_provider_hmac;
+extern const struct mh_provider mh_provider_cloudmailin;
+extern const struct mh_provider mh_provider_getmailer;
+extern const struct mh_provider mh_provider_postal;
+extern const struct mh_provider mh_provider_ark;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
     &mh_provider_hmac,
+    &mh_provider_cloudmailin,
+    &mh_provider_getmailer,
+    &mh_provider_postal,
+    &mh_provider_ark,
     NULL,
 };
 

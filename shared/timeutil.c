@@ -137,6 +137,8 @@ static int parse_epoch(const char *s, int64_t *ms)
         if (!isdigit((unsigned char)*p) && *p != '.') return -1;
     double v = strtod(s, &end);
     if (*end != '\0' || v < 0) return -1;
+    /* Past 9999-12-31 even read as milliseconds: no time, and too big for an int64. */
+    if (v > 253402300799999.0) return -1;
     /* Values this large are already milliseconds (after 2001-09-09 in ms, year 33658 in s). */
     if (v >= 1e12) *ms = (int64_t)v;
     else *ms = (int64_t)(v * 1000.0 + 0.5);

@@ -143,6 +143,19 @@ static const struct type_map types[] = {
     {NULL, NULL, NULL},
 };
 
+/* Sets tags from a payload array, keeping its non-empty strings; absent when none. */
+static void set_tags(json_t *ev, json_t *list)
+{
+    json_t *tags = json_array(), *item;
+    size_t i;
+    json_array_foreach(list, i, item) {
+        const char *s = json_string_value(item);
+        if (s && *s) json_array_append(tags, item);
+    }
+    if (json_array_size(tags)) json_object_set(ev, "tags", tags);
+    json_decref(tags);
+}
+
 static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char *err,
                      size_t errlen)
 {
@@ -167,7 +180,7 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
     mh_event_set_str(ev, "sender", mh_json_str(obj, "sender"));
     mh_event_set_str(ev, "subject", mh_json_str(obj, "subject"));
     mh_event_set_time(ev, "occurred_at", mh_json_str(obj, "timestamp"));
-    mh_event_copy(ev, "tags", json_is_array(json_object_get(obj, "tags")) ? json_object_get(obj, "tags") : NULL);
+    set_tags(ev, json_object_get(obj, "tags"));
     mh_event_copy(ev, "metadata",
                   json_is_object(json_object_get(obj, "metadata")) ? json_object_get(obj, "metadata") : NULL);
 
@@ -180,12 +193,13 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
             mh_event_set_int(b, "smtp_code", code);
         mh_event_set_str(b, "diagnostic", mh_json_str(obj, "reason"));
         mh_bounce_classify(b);
-        if (!strcmp(type, "email.delivery_delayed"))
-            mh_event_set_str(mh_event_sub(ev, "delay"), "reason", mh_json_str(obj, "reason"));
+        const char *reason = mh_json_str(obj, "reason");
+        if (!strcmp(type, "email.delivery_delayed") && reason && *reason)
+            mh_event_set_str(mh_event_sub(ev, "delay"), "reason", reason);
     }
-    if (!strcmp(type, "email.complained"))
-        mh_event_set_str(mh_event_sub(ev, "complaint"), "feedback_type",
-                         mh_json_str(obj, "feedback_type"));
+    const char *feedback = mh_json_str(obj, "feedback_type");
+    if (!strcmp(type, "email.complained") && feedback && *feedback)
+        mh_event_set_str(mh_event_sub(ev, "complaint"), "feedback_type", feedback);
     const char *url = NULL;
     if (!strcmp(type, "email.clicked")) {
         url = mh_json_str(obj, "url");

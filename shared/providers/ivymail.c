@@ -121,9 +121,9 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
         mh_event_set_str(b, "diagnostic", mh_json_str(obj, "diagnostic_code"));
         mh_bounce_classify(b);
     }
-    if (!strcmp(type, "email.complained"))
-        mh_event_set_str(mh_event_sub(ev, "complaint"), "feedback_type",
-                         mh_json_str(obj, "feedback_type"));
+    const char *feedback = mh_json_str(obj, "feedback_type");
+    if (!strcmp(type, "email.complained") && feedback && *feedback)
+        mh_event_set_str(mh_event_sub(ev, "complaint"), "feedback_type", feedback);
 
     mh_event_finish(ev, NULL, NULL);
     json_array_append_new(events, ev);

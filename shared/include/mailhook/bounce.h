@@ -18,9 +18,10 @@
  * - extracts smtp_code (integer) and enhanced_code ("5.1.1") from "diagnostic" when
  *   they are absent, and drops a provider-given smtp_code outside 200..599 or an
  *   enhanced_code that is not one;
- * - sets "category" unless the provider already set one;
- * - sets "class" unless the provider already set one: 5.x.x / 5xx -> hard,
- *   4.x.x / 4xx -> soft, nothing to go on -> undetermined.
+ * - sets "category" unless the provider already set a canonical one;
+ * - sets "class" unless the provider already set one (hard | soft | undetermined):
+ *   5.x.x / 5xx -> hard, 4.x.x / 4xx -> soft, nothing to go on -> undetermined.
+ *   A provider's class also tells how to read a diagnostic that carries no code.
  */
 void mh_bounce_classify(json_t *bounce);
 

@@ -1,0 +1,406 @@
+/*
+ * cloudmailin.c — CloudMailin outbound "Email Sending Event" webhooks.
+ *
+ * Verify: CloudMailin signs nothing on this webhook. A source authenticates the caller
+ * with credentials it put in the URL it gave CloudMailin, in either form:
+ *   - HTTP Basic ("https://USER:SECRET@host/v1/webhooks/NAME"): the user must equal the
+ *     option basic_user and the password one of the source's secrets;
+ *   - a URL token ("https://host/v1/webhooks/NAME?token=SECRET").
+ * Every secret is tried and every comparison is made on SHA-256 digests with
+ * mh_ct_equal, so neither the time taken nor an early exit tells which part or which
+ * secret was wrong, or how long it is. There is no timestamp: replays can only be stopped
+ * by dedup, and CloudMailin sends no event id (see below).
+ *
+ * Parse: {"events": [{kind, recipient, message_id, details{}}, ...]} — a batch, so one
+ * request gives many events. details is "additional details if present" and is not
+ * documented further; a few plausibly named members are read when they are there
+ * (diagnostic text, status code, URL, user agent, IP, time) and nothing is assumed when
+ * they are not. Events carry no id and no time: ids are derived from provider, tenant,
+ * message id, kind and recipient plus the whole details object, so two opens with the
+ * same details share an id and count as one (the best a payload without ids allows).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mailhook/bounce.h"
+#include "mailhook/config.h"
+#include "mailhook/crypto.h"
+#include "mailhook/event.h"
+#include "mailhook/log.h"
+#include "mailhook/provider.h"
+#include "mailhook/verify.h"
+
+static const char *const option_keys[] = {"basic_user", NULL};
+
+static int cloudmailin_init(struct mh_source *src, char *err, size_t errlen)
+{
+    const char *user = mh_source_opt(src, "basic_user");
+    if (user && (!*user || strchr(user, ':'))) {
+        src->err_line = mh_source_opt_line(src, "basic_user");
+        snprintf(err, errlen, "basic_user: must be non-empty and contain no ':'");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- verify ---- */
+
+/* Constant-time equality of two strings of any lengths (compares their digests). */
+static int ct_str_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    char da[65], db[65];
+    struct mh_buf pa = {a, alen}, pb = {b, blen};
+    mh_sha256_hex(&pa, 1, da);
+    mh_sha256_hex(&pb, 1, db);
+    return mh_ct_equal(da, 64, db, 64);
+}
+
+static int any_secret_equals(const struct mh_source *src, const char *s, size_t len)
+{
+    int ok = 0;
+    for (size_t i = 0; i < src->n_secrets; i++)
+        ok |= ct_str_equal(src->secrets[i], strlen(src->secrets[i]), s, len);
+    return ok;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes [s, s+len) into a new string; NULL when an escape is broken or NUL. */
+static char *pct_decode(const char *s, size_t len)
+{
+    char *out = mh_malloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '%') {
+            out[n++] = s[i];
+            continue;
+        }
+        int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
+        int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(out);
+            return NULL;
+        }
+        out[n++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/*
+ * The first "token" query parameter of uri, decoded; NULL when there is none. *present
+ * says whether the parameter was there at all (a broken escape still counts as an
+ * attempt). Caller frees.
+ */
+static char *query_token(const char *uri, int *present)
+{
+    const char *q = uri ? strchr(uri, '?') : NULL;
+    *present = 0;
+    if (!q) return NULL;
+    for (const char *p = q + 1; *p;) {
+        size_t len = strcspn(p, "&#");
+        if (len >= 6 && !strncmp(p, "token=", 6)) {
+            *present = 1;
+            return pct_decode(p + 6, len - 6);
+        }
+        p += len;
+        if (*p != '&') break;
+        p++;
+    }
+    return NULL;
+}
+
+/* 1 when an Authorization: Basic header is present; *ok says whether it matched. */
+static int check_basic(const struct mh_source *src, const struct mh_request *req, int *ok)
+{
+    const char *auth = mh_headers_get(req->headers, "authorization");
+    const char *user = mh_source_opt(src, "basic_user");
+    if (!auth || strncasecmp(auth, "Basic ", 6)) return 0;
+    size_t len = strlen(auth + 6);
+    unsigned char *creds = mh_malloc(len + 1);
+    ssize_t n = mh_b64_decode(auth + 6, len, creds, len);
+    *ok = 0;
+    if (n > 0 && user) {
+        const char *colon = memchr(creds, ':', (size_t)n);
+        if (colon) {
+            size_t ulen = (size_t)(colon - (const char *)creds);
+            int user_ok = ct_str_equal(user, strlen(user), (const char *)creds, ulen);
+            int pass_ok = any_secret_equals(src, colon + 1, (size_t)n - ulen - 1);
+            *ok = user_ok & pass_ok;
+        }
+    }
+    if (n > 0) memset(creds, 0, (size_t)n);
+    free(creds);
+    return 1;
+}
+
+static enum mh_verdict cloudmailin_verify(const struct mh_source *src,
+                                          const struct mh_request *req, char *err, size_t errlen)
+{
+    int basic_ok = 0, token_ok = 0, have_token;
+    int have_basic = check_basic(src, req, &basic_ok);
+    char *token = query_token(req->uri, &have_token);
+    if (token && *token) {
+        token_ok = any_secret_equals(src, token, strlen(token));
+        memset(token, 0, strlen(token));
+    }
+    free(token);
+    if (basic_ok || token_ok) return MH_VERIFY_OK;
+    if (!have_basic && !have_token)
+        snprintf(err, errlen, "credentials missing (HTTP Basic or \"token\" query parameter)");
+    else
+        snprintf(err, errlen, "credentials do not match the source's user and secrets");
+    return MH_VERIFY_REJECT;
+}
+
+/* Appends "token=<secret, percent-encoded>" to the query of sr->url. */
+static int add_url_token(const char *secret, struct mh_sign_req *sr, char *err, size_t errlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t len = strlen(sr->url);
+    char *out = mh_malloc(3 * strlen(secret) + 8), *o = out;
+    o += sprintf(o, "%ctoken=", strchr(sr->url, '?') ? '&' : '?');
+    for (const unsigned char *p = (const unsigned char *)secret; *p; p++) {
+        if (isalnum(*p) || strchr("-._~", *p)) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    int rc = 0;
+    if (len + strlen(out) + 1 > sr->url_cap) {
+        snprintf(err, errlen, "URL too long to add the token");
+        rc = -1;
+    } else {
+        memcpy(sr->url + len, out, strlen(out) + 1);
+    }
+    memset(out, 0, strlen(out));
+    free(out);
+    return rc;
+}
+
+/*
+ * What the source expects CloudMailin to send: HTTP Basic credentials when basic_user is
+ * set, else the URL token — both with the newest (first) secret. The output is the
+ * credential itself: there is no signature to print instead.
+ */
+static int cloudmailin_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
+                            size_t errlen)
+{
+    const char *user = mh_source_opt(src, "basic_user");
+    if (src->n_secrets == 0) {
+        snprintf(err, errlen, "source has no secret");
+        return -1;
+    }
+    if (!user) return add_url_token(src->secrets[0], sr, err, errlen);
+    size_t len = strlen(user) + 1 + strlen(src->secrets[0]);
+    char *creds = mh_malloc(len + 1), *value = mh_malloc(4 * (len + 2) / 3 + 16);
+    snprintf(creds, len + 1, "%s:%s", user, src->secrets[0]);
+    memcpy(value, "Basic ", 6);
+    mh_b64_encode((const unsigned char *)creds, len, value + 6);
+    mh_headers_add(sr->headers, "Authorization", value);
+    memset(creds, 0, len);
+    memset(value, 0, strlen(value));
+    free(creds);
+    free(value);
+    return 0;
+}
+
+/* ---- parse ---- */
+
+struct kind_map {
+    const char *kind;
+    const char *type;
+    const char *bounce_class; /* set before classification; NULL: the codes decide */
+};
+
+/* The 2026 list, then the legacy names of older revisions of the same page. */
+static const struct kind_map kinds[] = {
+    {"registration", "email.accepted", NULL},
+    {"dispatch", "other", NULL},
+    {"rate_limit", "account.send_limit", NULL},
+    {"delivery", "email.delivered", NULL},
+    {"bounce", "email.bounced", "hard"},
+    {"soft_bounce", "email.delivery_delayed", "soft"},
+    {"dispatch_soft_bounce", "email.delivery_delayed", "soft"},
+    {"error", "email.failed", NULL},
+    {"retries_exhausted", "email.bounced", NULL},
+    {"open", "email.opened", NULL},
+    {"read", "email.opened", NULL},
+    {"click", "email.clicked", NULL},
+    {"auto_reply", "email.auto_reply", NULL},
+    {"bounce_reply", "other", NULL},
+    {"suppressed", "email.suppressed", NULL},
+    {"rate_limited", "account.send_limit", NULL},
+    {"blocked", "email.suppressed", NULL},
+    {"spamd", "email.failed", NULL},
+    {"complaint", "email.complained", NULL},
+    {NULL, NULL, NULL},
+};
+
+static const struct kind_map *find_kind(const char *kind)
+{
+    for (const struct kind_map *k = kinds; k->kind; k++)
+        if (!strcasecmp(k->kind, kind)) return k;
+    return NULL;
+}
+
+/* First string member of obj among keys, or NULL. */
+static const char *first_str(json_t *obj, const char *const *keys)
+{
+    for (; *keys; keys++) {
+        const char *s = mh_json_str(obj, *keys);
+        if (s && *s) return s;
+    }
+    return NULL;
+}
+
+static const char *const diag_keys[] = {"diagnostic_code", "diagnostic", "smtp_response",
+                                        "response", "reason", "message", "error", NULL};
+static const char *const time_keys[] = {"timestamp", "occurred_at", "time", "created_at", NULL};
+
+static void add_bounce(json_t *ev, json_t *details, const struct kind_map *km)
+{
+    static const char *const status_keys[] = {"status", "enhanced_code", NULL};
+    static const char *const host_keys[] = {"remote_host", "mx", "host", NULL};
+    json_t *b = mh_event_sub(ev, "bounce");
+    json_int_t code;
+    if (km->bounce_class) mh_event_set_str(b, "class", km->bounce_class);
+    mh_event_set_str(b, "diagnostic", first_str(details, diag_keys));
+    mh_event_set_str(b, "enhanced_code", first_str(details, status_keys));
+    mh_event_set_str(b, "remote_host", first_str(details, host_keys));
+    if ((mh_json_int(details, "smtp_code", &code) == 0 || mh_json_int(details, "code", &code) == 0) &&
+        code >= 200 && code <= 599)
+        mh_event_set_int(b, "smtp_code", code);
+    mh_bounce_classify(b);
+    /* Retries exhausted: the message is lost, the address is not proven bad (X.4.7). */
+    if (!km->bounce_class && !strcmp(mh_json_str(b, "class"), "undetermined")) {
+        mh_event_set_str(b, "class", "soft");
+        if (!strcmp(mh_json_str(b, "category"), "unclassified"))
+            mh_event_set_str(b, "category", "transient_failure");
+    }
+}
+
+static void add_engagement(json_t *ev, json_t *details, const char *sub_key)
+{
+    static const char *const ua_keys[] = {"user_agent", "useragent", NULL};
+    static const char *const ip_keys[] = {"ip", "ip_address", NULL};
+    json_t *sub = mh_event_sub(ev, sub_key);
+    mh_event_set_str(sub, "user_agent", first_str(details, ua_keys));
+    mh_event_set_str(sub, "ip", first_str(details, ip_keys));
+    if (json_object_size(sub) == 0) json_object_del(ev, sub_key);
+}
+
+/* The details object as stable text, so different details give different ids. */
+static char *details_key(json_t *details)
+{
+    if (!json_is_object(details) || json_object_size(details) == 0) return NULL;
+    return json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+}
+
+static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char *err,
+                     size_t errlen)
+{
+    static const char *const url_keys[] = {"url", "link", "href", NULL};
+    if (!json_is_object(obj)) {
+        snprintf(err, errlen, "cloudmailin: event is not a JSON object");
+        return -1;
+    }
+    const char *kind = mh_json_str(obj, "kind");
+    if (!kind || !*kind) {
+        snprintf(err, errlen, "cloudmailin: event without \"kind\"");
+        return -1;
+    }
+    const struct kind_map *km = find_kind(kind);
+    const char *type = km ? km->type : "other";
+    json_t *details = json_object_get(obj, "details");
+    if (!json_is_object(details)) details = NULL;
+
+    json_t *ev = mh_event_new(raw, type, kind);
+    mh_event_set_str(ev, "message_id", mh_json_str(obj, "message_id"));
+    mh_event_set_address(ev, "recipient", mh_json_str(obj, "recipient"));
+    mh_event_set_time(ev, "occurred_at", first_str(details, time_keys));
+
+    if (!strcmp(type, "email.bounced") || !strcmp(type, "email.delivery_delayed"))
+        add_bounce(ev, details, km);
+    if (!strcmp(type, "email.delivery_delayed")) {
+        const char *reason = first_str(details, diag_keys);
+        if (reason) mh_event_set_str(mh_event_sub(ev, "delay"), "reason", reason);
+    }
+    if (!strcmp(type, "email.clicked")) {
+        mh_event_set_str(mh_event_sub(ev, "click"), "url", first_str(details, url_keys));
+        add_engagement(ev, details, "click");
+    }
+    if (!strcmp(type, "email.opened")) add_engagement(ev, details, "open");
+
+    char *extra = details_key(details);
+    mh_event_finish(ev, NULL, extra);
+    free(extra);
+    json_array_append_new(events, ev);
+    return 0;
+}
+
+static json_t *batch_of(json_t *root, char *err, size_t errlen)
+{
+    if (json_is_array(root)) return root;
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "cloudmailin: body is not a JSON object");
+        return NULL;
+    }
+    json_t *list = json_object_get(root, "events");
+    if (json_is_array(list)) return list;
+    if (json_object_get(root, "kind")) return NULL; /* a single bare event */
+    snprintf(err, errlen, "cloudmailin: body has no \"events\" array");
+    return NULL;
+}
+
+static int cloudmailin_parse(const struct mh_raw *raw, json_t *events, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)raw->body, raw->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = -1;
+    if (!root) {
+        snprintf(err, errlen, "cloudmailin: invalid JSON at line %d column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        return -1;
+    }
+    err[0] = '\0';
+    json_t *list = batch_of(root, err, errlen);
+    if (list) {
+        size_t i;
+        json_t *item;
+        rc = 0;
+        json_array_foreach(list, i, item) {
+            if ((rc = parse_one(raw, item, events, err, errlen)) < 0) break;
+        }
+    } else if (!err[0]) {
+        rc = parse_one(raw, root, events, err, errlen);
+    }
+    json_decref(root);
+    return rc;
+}
+
+const struct mh_provider mh_provider_cloudmailin = {
+    .name = "cloudmailin",
+    .option_keys = option_keys,
+    .forward_headers = NULL,
+    .needs_secret = 1,
+    .init = cloudmailin_init,
+    .fini = NULL,
+    .verify = cloudmailin_verify,
+    .parse = cloudmailin_parse,
+    .sign = cloudmailin_sign,
+};

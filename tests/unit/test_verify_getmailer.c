@@ -1,0 +1,143 @@
+/*
+ * test_verify_getmailer.c — GetMailer's X-GetMailer-Signature (hex HMAC-SHA256 of the
+ * raw body, "sha256=" prefix): accepted forms, wrong key, tampered body, missing or
+ * malformed header, secret rotation, and the source's option validation.
+ */
+#include "provider_test.h"
+
+#define BODY "{\"id\":\"evt_abc123\",\"type\":\"email.delivered\",\"timestamp\":\"2024-01-15T10:30:00Z\"}"
+#define HEADER "X-GetMailer-Signature"
+
+static const char *const ini =
+    "[source.gm]\n"
+    "provider = getmailer\n"
+    "tenant = acme\n"
+    "secret = whsec_old\n"
+    "secret = whsec_current\n";
+
+struct fixture {
+    struct mh_config *cfg;
+    struct mh_source *src;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    f->cfg = pt_config(ini);
+    f->src = mh_config_source(f->cfg, "gm");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    mh_config_free(f->cfg);
+    free(f);
+    return 0;
+}
+
+/* Verdict for BODY-or-body signed with secret and sent as prefix + signature. */
+static enum mh_verdict run(struct fixture *f, const char *secret, const char *prefix,
+                           const char *sent_body, int upper)
+{
+    char mac[2 * MH_MAX_MD + 1], header[200];
+    struct pt_request r;
+    pt_hmac("sha256", secret, BODY, strlen(BODY), 0, mac);
+    for (char *p = mac; upper && *p; p++) *p = (char)toupper((unsigned char)*p);
+    snprintf(header, sizeof(header), "%s%s", prefix, mac);
+    pt_request_init(&r, "/v1/webhooks/gm", sent_body, strlen(sent_body), 0);
+    mh_headers_add(&r.headers, HEADER, header);
+    enum mh_verdict v = pt_verify(f->src, &r);
+    pt_request_free(&r);
+    return v;
+}
+
+static void test_documented_form(void **state)
+{
+    assert_int_equal(run(*state, "whsec_current", "sha256=", BODY, 0), MH_VERIFY_OK);
+}
+
+static void test_prefix_optional_and_case(void **state)
+{
+    assert_int_equal(run(*state, "whsec_current", "", BODY, 0), MH_VERIFY_OK);
+    assert_int_equal(run(*state, "whsec_current", "SHA256=", BODY, 1), MH_VERIFY_OK);
+}
+
+static void test_rotation(void **state)
+{
+    /* The second configured secret matches: still accepted. */
+    assert_int_equal(run(*state, "whsec_old", "sha256=", BODY, 0), MH_VERIFY_OK);
+}
+
+static void test_wrong_key(void **state)
+{
+    assert_int_equal(run(*state, "whsec_other", "sha256=", BODY, 0), MH_VERIFY_REJECT);
+}
+
+static void test_tampered_body(void **state)
+{
+    const char *tampered =
+        "{\"id\":\"evt_abc123\",\"type\":\"email.bounced\",\"timestamp\":\"2024-01-15T10:30:00Z\"}";
+    assert_int_equal(run(*state, "whsec_current", "sha256=", tampered, 0), MH_VERIFY_REJECT);
+}
+
+static void test_missing_and_malformed_header(void **state)
+{
+    struct fixture *f = *state;
+    struct pt_request r;
+    pt_request_init(&r, "/v1/webhooks/gm", BODY, strlen(BODY), 0);
+    assert_int_equal(pt_verify(f->src, &r), MH_VERIFY_REJECT);
+    assert_non_null(strstr(r.err, "missing"));
+    mh_headers_add(&r.headers, HEADER, "sha256=not-hex");
+    assert_int_equal(pt_verify(f->src, &r), MH_VERIFY_REJECT);
+    pt_request_free(&r);
+
+    /* The right MAC in base64 is not what GetMailer sends. */
+    char b64[100], header[120];
+    pt_hmac("sha256", "whsec_current", BODY, strlen(BODY), 1, b64);
+    snprintf(header, sizeof(header), "sha256=%s", b64);
+    pt_request_init(&r, "/v1/webhooks/gm", BODY, strlen(BODY), 0);
+    mh_headers_add(&r.headers, HEADER, header);
+    assert_int_equal(pt_verify(f->src, &r), MH_VERIFY_REJECT);
+    pt_request_free(&r);
+}
+
+/* `mailhook sign` produces a request that verifies. */
+static void test_sign_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    struct pt_request r;
+    char url[256] = "http://127.0.0.1:8080/v1/webhooks/gm", err[256];
+    pt_request_init(&r, url, BODY, strlen(BODY), 0);
+    struct mh_sign_req sr = {.body = (const unsigned char *)BODY, .body_len = strlen(BODY),
+                             .headers = &r.headers, .url = url, .url_cap = sizeof(url)};
+    assert_int_equal(f->src->provider->sign(f->src, &sr, err, sizeof(err)), 0);
+    assert_int_equal(strncmp(mh_headers_get(&r.headers, HEADER), "sha256=", 7), 0);
+    assert_int_equal(pt_verify(f->src, &r), MH_VERIFY_OK);
+    pt_request_free(&r);
+}
+
+static void test_options(void **state)
+{
+    (void)state;
+    assert_true(pt_config_fails_with("[source.gm]\nprovider = getmailer\n", "needs a secret"));
+    assert_true(pt_config_fails_with(
+        "[source.gm]\nprovider = getmailer\nsecret = s\ntimestamp_tolerance_s = 300\n",
+        "unknown key \"timestamp_tolerance_s\""));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_documented_form),
+        cmocka_unit_test(test_prefix_optional_and_case),
+        cmocka_unit_test(test_rotation),
+        cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_tampered_body),
+        cmocka_unit_test(test_missing_and_malformed_header),
+        cmocka_unit_test(test_sign_roundtrip),
+        cmocka_unit_test(test_options),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
