@@ -31,6 +31,8 @@ struct webhook_req {
     struct ingest *in;
     struct evhttp_request *req;
     struct ingest_cfg *ic;
+    struct event *deadline; /* answers 503 if the delivery report is late */
+    int answered;
     char request_id[33];
     char source[80];
 };
@@ -63,13 +65,35 @@ static void reply_unavailable(struct ingest *in, struct evhttp_request *req, con
                rid);
 }
 
+/*
+ * The ack deadline passed without a delivery report. librdkafka's own message timeout
+ * is the same deadline, but an idempotent producer may hold a record that is in flight
+ * past it; the provider must not wait, so it gets its 503 now. The record may still be
+ * acknowledged later: the provider's retry is then a duplicate, which dedup absorbs.
+ */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct webhook_req *wr = arg;
+    (void)fd;
+    (void)what;
+    if (wr->answered) return;
+    wr->answered = 1;
+    mh_log_at(MH_LOG_WARN, wr->request_id, wr->source, "no kafka acknowledgement within %ld ms",
+              wr->ic->cfg->ingest.ack_deadline_ms);
+    reply_unavailable(wr->in, wr->req, wr->request_id, "event store too slow, retry later");
+}
+
 /* Delivery report for one request: the only place a webhook gets its 200. */
 static void on_published(rd_kafka_resp_err_t err, void *opaque)
 {
     struct webhook_req *wr = opaque;
     struct ingest *in = wr->in;
     in->inflight--;
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    event_free(wr->deadline);
+    if (wr->answered) {
+        mh_log_at(MH_LOG_INFO, wr->request_id, wr->source, "late delivery report: %s",
+                  err ? rd_kafka_err2str(err) : "acknowledged after the 503");
+    } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         in->stats.accepted++;
         reply_json(wr->req, 200, "OK", "{\"status\":\"accepted\",\"request_id\":\"%s\"}",
                    wr->request_id);
@@ -174,6 +198,12 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
 
     rd_kafka_resp_err_t kerr =
         publish_record(in, ic->cfg->ingest.raw_topic, rid, bytes, len, hdrs, wr);
+    if (!kerr) {
+        long ms = ic->cfg->ingest.ack_deadline_ms;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        wr->deadline = evtimer_new(in->base, on_deadline, wr);
+        evtimer_add(wr->deadline, &tv);
+    }
     if (kerr) {
         rd_kafka_headers_destroy(hdrs);
         ingest_cfg_unref(wr->ic);

@@ -17,15 +17,17 @@
 #include "mailhook/log.h"
 #include "worker.h"
 
+/* Returns the idx of every row this statement inserted (first-time claims). */
 static const char insert_sql[] =
-    "INSERT INTO mh_event_claims (tenant, provider, event_id, raw_topic, raw_partition,"
+    "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(idx integer, tenant text,"
+    " provider text, event_id text, raw_topic text, raw_partition integer, raw_offset bigint,"
+    " event_type text, recipient text, message_id text, occurred_at timestamptz, event jsonb)),"
+    " ins AS (INSERT INTO mh_event_claims (tenant, provider, event_id, raw_topic, raw_partition,"
     " raw_offset, event_type, recipient, message_id, occurred_at, event)"
-    " SELECT x.tenant, x.provider, x.event_id, x.raw_topic, x.raw_partition, x.raw_offset,"
-    " x.event_type, x.recipient, x.message_id, x.occurred_at, x.event"
-    " FROM jsonb_to_recordset($1::jsonb) AS x(tenant text, provider text, event_id text,"
-    " raw_topic text, raw_partition integer, raw_offset bigint, event_type text,"
-    " recipient text, message_id text, occurred_at timestamptz, event jsonb)"
-    " ON CONFLICT DO NOTHING";
+    " SELECT tenant, provider, event_id, raw_topic, raw_partition, raw_offset, event_type,"
+    " recipient, message_id, occurred_at, event FROM x"
+    " ON CONFLICT DO NOTHING RETURNING tenant, provider, event_id, raw_partition, raw_offset)"
+    " SELECT x.idx FROM ins JOIN x USING (tenant, provider, event_id, raw_partition, raw_offset)";
 
 static const char claims_sql[] =
     "SELECT x.idx, c.raw_topic, c.raw_partition, c.raw_offset"
@@ -87,6 +89,7 @@ static json_t *build_rows(struct batch *b, json_t **keys_out)
             if (json_object_get(seen, id)) continue;
             json_object_set_new(seen, id, json_true());
             json_t *row = json_object();
+            json_object_set_new(row, "idx", json_integer((json_int_t)this_idx));
             json_object_set_new(row, "tenant", json_string(str_or(ev, "tenant", "")));
             json_object_set_new(row, "provider", json_string(str_or(ev, "provider", "")));
             json_object_set_new(row, "event_id", json_string(id));
@@ -128,7 +131,9 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
         if (!r->events) continue;
         size_t n = json_array_size(r->events);
         free(r->emit);
+        free(r->fresh);
         r->emit = mh_calloc(n ? n : 1, 1);
+        r->fresh = mh_calloc(n ? n : 1, 1);
         slots = mh_realloc(slots, (nslots + n + 1) * sizeof(*slots));
         for (size_t j = 0; j < n; j++) slots[nslots++] = (struct slot){r, j};
     }
@@ -149,7 +154,11 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
 
     const char *p1[] = {rows_txt};
     res = PQexecParams(w->pg, insert_sql, 1, NULL, p1, NULL, NULL, 0);
-    if (exec_ok(res, PGRES_COMMAND_OK, "insert claims", err, errlen) < 0) goto rollback;
+    if (exec_ok(res, PGRES_TUPLES_OK, "insert claims", err, errlen) < 0) goto rollback;
+    for (int row = 0; row < PQntuples(res); row++) {
+        long idx = strtol(PQgetvalue(res, row, 0), NULL, 10);
+        if (idx >= 0 && (size_t)idx < nslots) slots[idx].rec->fresh[slots[idx].j] = 1;
+    }
     PQclear(res);
 
     const char *p2[] = {keys_txt};
@@ -165,6 +174,13 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
             r->emit[slots[idx].j] = 1;
     }
     PQclear(res);
+    res = NULL;
+    /* Fresh means inserted now *by its own record*: the join above also matches a
+     * same-id event of another record in this batch whose insert was skipped. */
+    for (size_t k = 0; k < nslots; k++)
+        if (!slots[k].rec->emit[slots[k].j]) slots[k].rec->fresh[slots[k].j] = 0;
+
+    if (suppression_apply(w, b, err, errlen) < 0) goto rollback;
 
     res = PQexec(w->pg, "COMMIT");
     if (exec_ok(res, PGRES_COMMAND_OK, "commit", err, errlen) < 0) goto out;

@@ -234,6 +234,25 @@ int emit_batch(struct worker *w, struct batch *b)
         }
     }
 
+    size_t k;
+    json_t *change;
+    json_array_foreach(b->suppression_out, k, change) {
+        const char *key = json_string_value(json_object_get(change, "key"));
+        json_t *value = json_object_get(change, "value");
+        char *val = json_is_object(value) ? json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                                          : NULL; /* NULL: a tombstone */
+        rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+        if (val) hdr(h, "content-type", "application/json");
+        rd_kafka_resp_err_t err = produce(w, w->cfg->worker.suppressions_topic, key ? key : "",
+                                          key ? strlen(key) : 0, val, val ? strlen(val) : 0, h);
+        free(val);
+        if (err) {
+            mh_warn("kafka produce: %s", rd_kafka_err2str(err));
+            if (rd_kafka_fatal_error(w->producer, NULL, 0)) return -1;
+            return abort_and_rewind(w);
+        }
+    }
+
     rd_kafka_topic_partition_list_t *offs = batch_offsets(b);
     rd_kafka_consumer_group_metadata_t *gmd = rd_kafka_consumer_group_metadata(w->consumer);
     t = triage(rd_kafka_send_offsets_to_transaction(w->producer, offs, gmd, TXN_TIMEOUT_MS),

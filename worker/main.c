@@ -178,6 +178,8 @@ static int run(struct worker *w)
             normalize_batch(w, &b);
             int rc = claim_with_retry(w, &b);
             if (rc == 0) rc = emit_batch(w, &b);
+            /* After the Kafka transaction committed or aborted, never before. */
+            suppression_release(w);
             batch_free(&b);
             if (rc < 0) return -1;
         }

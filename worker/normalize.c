@@ -85,8 +85,10 @@ void batch_free(struct batch *b)
         rd_kafka_message_destroy(b->recs[i].rkm);
         json_decref(b->recs[i].events);
         free(b->recs[i].emit);
+        free(b->recs[i].fresh);
         free(b->recs[i].dlq_reason);
     }
     free(b->recs);
+    json_decref(b->suppression_out);
     memset(b, 0, sizeof(*b));
 }

@@ -24,6 +24,7 @@ struct batch_rec {
     rd_kafka_message_t *rkm; /* owned */
     json_t *events;          /* canonical events parsed from it (owned), NULL if dead */
     unsigned char *emit;     /* per event: 1 when this record claims it (set by dedup) */
+    unsigned char *fresh;    /* per event: 1 when claimed for the first time in this batch */
     char *dlq_reason;        /* why it goes to the dead-letter topic, or NULL */
 };
 
@@ -31,6 +32,9 @@ struct batch {
     struct batch_rec *recs;
     size_t n, cap;
     size_t n_events;
+    /* Records for the suppressions topic, from suppression_apply: objects
+     * {"key": "<tenant>/<address>", "value": {...} or null for a tombstone}. */
+    json_t *suppression_out;
 };
 
 struct worker_stats {
@@ -59,6 +63,18 @@ int dedup_connect(struct worker *w, char *err, size_t errlen);
  * Returns 0, or -1 with err when PostgreSQL failed (nothing was committed).
  */
 int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen);
+
+/*
+ * suppression.c — called inside the claim transaction once emit/fresh are known.
+ * Applies the suppression effects of fresh events (only those: a redo never applies an
+ * effect twice), takes the per-address locks that keep the suppressions topic in the
+ * same order as PostgreSQL, and fills b->suppression_out with the current state of every
+ * address the batch's claimed events touch. 0, or -1 with err (the transaction is then
+ * rolled back).
+ */
+int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errlen);
+/* Releases the per-address locks; called after the Kafka transaction ended. */
+void suppression_release(struct worker *w);
 
 /* emit.c */
 int emit_init(struct worker *w, char *err, size_t errlen);
