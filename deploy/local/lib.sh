@@ -60,7 +60,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -735,6 +735,62 @@ tenant = local
 header = x-maildog-signature
 encoding = hex
 secret = $secret
+EOF
+}
+
+mh_config_source_cloudmailin() {
+  local secret
+  secret=$(mh_secret) || return 1
+  cat <<EOF
+[source.cloudmailin]
+provider = cloudmailin
+tenant = local
+secret = $secret
+EOF
+}
+
+mh_config_source_getmailer() {
+  local secret
+  secret=$(mh_secret) || return 1
+  cat <<EOF
+[source.getmailer]
+provider = getmailer
+tenant = local
+secret = $secret
+EOF
+}
+
+# Postal and Ark sign with a private key: the local stack makes one pair for both and
+# configures its public half (sign test requests with: mailhook sign --key KEY ...).
+mh_signing_key() {
+  local dir="$MH_LOCAL/keys"
+  if [[ ! -s $dir/signing.pem ]]; then
+    mkdir -p "$dir" && chmod 700 "$dir"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/signing.pem" 2>/dev/null &&
+      openssl pkey -in "$dir/signing.pem" -pubout -out "$dir/signing.pub.pem" || return 1
+  fi
+  printf '%s\n' "$dir/signing.pub.pem"
+}
+
+mh_config_source_postal() {
+  local pub
+  pub=$(mh_signing_key) || return 1
+  cat <<EOF
+[source.postal]
+provider = postal
+tenant = local
+public_key_file = $pub
+EOF
+}
+
+mh_config_source_ark() {
+  local pub
+  pub=$(mh_signing_key) || return 1
+  cat <<EOF
+[source.ark]
+provider = ark
+tenant = local
+public_key_file = $pub
 EOF
 }
 
