@@ -19,7 +19,7 @@
  * message id, kind and recipient plus the whole details object, so two opens with the
  * same details share an id and count as one (the best a payload without ids allows).
  */
-#include <ctype.h>
+#include <event2/http.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,41 +66,10 @@ static int any_secret_equals(const struct mh_source *src, const char *s, size_t 
     return ok;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes [s, s+len) into a new string; NULL when an escape is broken or NUL. */
-static char *pct_decode(const char *s, size_t len)
-{
-    char *out = mh_malloc(len + 1);
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] != '%') {
-            out[n++] = s[i];
-            continue;
-        }
-        int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-        int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            free(out);
-            return NULL;
-        }
-        out[n++] = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    out[n] = '\0';
-    return out;
-}
-
 /*
- * The first "token" query parameter of uri, decoded; NULL when there is none. *present
- * says whether the parameter was there at all (a broken escape still counts as an
- * attempt). Caller frees.
+ * The first "token" query parameter of uri, percent-decoded by libevent with "+" kept as
+ * a literal plus (secrets are often base64); NULL when there is none. *present says
+ * whether the parameter was there at all. Caller frees.
  */
 static char *query_token(const char *uri, int *present)
 {
@@ -111,7 +80,17 @@ static char *query_token(const char *uri, int *present)
         size_t len = strcspn(p, "&#");
         if (len >= 6 && !strncmp(p, "token=", 6)) {
             *present = 1;
-            return pct_decode(p + 6, len - 6);
+            char *raw = mh_strndup(p + 6, len - 6);
+            size_t n = 0;
+            char *out = evhttp_uridecode(raw, 0, &n);
+            memset(raw, 0, strlen(raw));
+            free(raw);
+            /* A NUL inside the token cannot be a secret: treat as no token. */
+            if (out && strlen(out) != n) {
+                free(out);
+                out = NULL;
+            }
+            return out;
         }
         p += len;
         if (*p != '&') break;
@@ -166,29 +145,19 @@ static enum mh_verdict cloudmailin_verify(const struct mh_source *src,
 /* Appends "token=<secret, percent-encoded>" to the query of sr->url. */
 static int add_url_token(const char *secret, struct mh_sign_req *sr, char *err, size_t errlen)
 {
-    static const char hex[] = "0123456789ABCDEF";
+    char *enc = evhttp_uriencode(secret, -1, 0);
+    if (!enc) mh_oom();
     size_t len = strlen(sr->url);
-    char *out = mh_malloc(3 * strlen(secret) + 8), *o = out;
-    o += sprintf(o, "%ctoken=", strchr(sr->url, '?') ? '&' : '?');
-    for (const unsigned char *p = (const unsigned char *)secret; *p; p++) {
-        if (isalnum(*p) || strchr("-._~", *p)) {
-            *o++ = (char)*p;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        }
-    }
-    *o = '\0';
     int rc = 0;
-    if (len + strlen(out) + 1 > sr->url_cap) {
+    if (len + strlen(enc) + 8 > sr->url_cap) {
         snprintf(err, errlen, "URL too long to add the token");
         rc = -1;
     } else {
-        memcpy(sr->url + len, out, strlen(out) + 1);
+        snprintf(sr->url + len, sr->url_cap - len, "%ctoken=%s", strchr(sr->url, '?') ? '&' : '?',
+                 enc);
     }
-    memset(out, 0, strlen(out));
-    free(out);
+    memset(enc, 0, strlen(enc));
+    free(enc);
     return rc;
 }
 
