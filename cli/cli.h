@@ -5,10 +5,20 @@
 #ifndef MH_CLI_H
 #define MH_CLI_H
 
+#include <jansson.h>
+#include <stdio.h>
+
 #include "mailhook/config.h"
 
 int cmd_migrate(struct mh_config *cfg, int argc, char **argv);
 int cmd_topics(struct mh_config *cfg, int argc, char **argv);
 int cmd_sign(struct mh_config *cfg, int argc, char **argv);
+int cmd_suppressions(struct mh_config *cfg, int argc, char **argv);
+int cmd_events(struct mh_config *cfg, int argc, char **argv);
+int cmd_maintain(struct mh_config *cfg, int argc, char **argv);
+int cmd_replay(struct mh_config *cfg, int argc, char **argv);
+
+/* suppressions.c: prints rows (objects) as an aligned table of the given string fields. */
+void cli_print_table(FILE *out, json_t *rows, const char *const *cols);
 
 #endif

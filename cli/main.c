@@ -19,6 +19,10 @@ static const struct command commands[] = {
     {"migrate", cmd_migrate, "apply migrations/NNNN_*.sql in order (safe to run concurrently)"},
     {"topics", cmd_topics, "create the Kafka topics mailhook uses (idempotent)"},
     {"sign", cmd_sign, "print a curl command that posts a file with a valid signature"},
+    {"suppressions", cmd_suppressions, "check, list, add, remove, import, export suppressions"},
+    {"events", cmd_events, "the event log: filter events, or one message's timeline"},
+    {"maintain", cmd_maintain, "one maintenance pass: retention, expiry, pending publishes"},
+    {"replay", cmd_replay, "re-run raw webhooks from Kafka offsets or times into a topic"},
     {NULL, NULL, NULL},
 };
 
@@ -26,7 +30,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: mailhook [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
     for (const struct command *c = commands; c->name; c++)
-        fprintf(out, "  %-10s %s\n", c->name, c->summary);
+        fprintf(out, "  %-13s %s\n", c->name, c->summary);
     fprintf(out, "\n  --config FILE defaults to $MAILHOOK_CONFIG, then ./mailhook.ini\n"
                  "  mailhook COMMAND --help describes a command\n"
                  "  --version prints the version\n");

@@ -44,11 +44,16 @@ struct ingest {
     atomic_int stopping;  /* probe thread exit flag */
     int shutting_down;    /* first SIGTERM: refuse new work, drain */
     int64_t shutdown_deadline_ms;
+    struct event *drain_ev; /* checks whether the drain is over */
+    int exit_status;      /* 1 after a fatal producer error */
     long inflight;        /* requests waiting for a delivery report */
     struct ingest_stats stats;
 };
 
 struct ingest_cfg *ingest_cfg_ref(struct ingest_cfg *ic);
+/* The producer failed for good: drain what can be answered, exit with status 1 so the
+ * supervisor starts a fresh process (main.c). Called on the loop thread. */
+void ingest_fatal(struct ingest *in);
 void ingest_cfg_unref(struct ingest_cfg *ic);
 
 /* publish.c */

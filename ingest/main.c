@@ -2,22 +2,28 @@
  * main.c — mailhook-ingest: arguments, config, signals and the staged shutdown.
  *
  * SIGTERM/SIGINT: stop listening, answer new requests on open connections with 503,
- * wait (at most 10 s) for in-flight requests to get their delivery reports, flush the
- * producer and exit. A second signal exits at once. SIGHUP reloads the config file:
- * sources can be added, disabled or re-keyed without a restart; a file that fails to
- * load leaves the running config in place.
+ * wait for in-flight requests to get their delivery reports, flush the producer and
+ * exit — all within 10 s; what is still unacknowledged then gets no 2xx. A second
+ * signal exits at once. A fatal producer error (the idempotent producer lost its
+ * guarantees) takes the same way out with exit status 1, for the supervisor to restart.
+ * SIGHUP reloads the config file: sources can be added, disabled or re-keyed without a
+ * restart; a file that fails to load leaves the running config in place.
  */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ingest.h"
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
 
-#define SHUTDOWN_GRACE_MS 10000
+/* Draining may take this long after the signal (longer than the default ack deadline, so
+ * normally every request gets its real answer); purging what is left, joining the probe
+ * thread (up to its 1.5 s metadata timeout) and exiting fit in the 10 s a shutdown may take. */
+#define SHUTDOWN_GRACE_MS 8000
 
 static const char usage[] =
     "usage: mailhook-ingest --config FILE\n"
@@ -66,21 +72,35 @@ static void check_drained(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void begin_shutdown(struct ingest *in)
+{
+    in->shutting_down = 1;
+    in->shutdown_deadline_ms = mh_mono_ms() + SHUTDOWN_GRACE_MS;
+    http_stop_listening(in);
+    struct timeval tv = {0, 50 * 1000};
+    in->drain_ev = event_new(in->base, -1, EV_PERSIST, check_drained, in);
+    event_add(in->drain_ev, &tv);
+}
+
 static void on_term(evutil_socket_t sig, short what, void *arg)
 {
     struct ingest *in = arg;
     (void)what;
     if (in->shutting_down) {
         mh_warn("second signal %d: exiting now", (int)sig);
-        exit(1);
+        _exit(1);
     }
     mh_info("signal %d: draining %ld in-flight requests", (int)sig, in->inflight);
-    in->shutting_down = 1;
-    in->shutdown_deadline_ms = mh_mono_ms() + SHUTDOWN_GRACE_MS;
-    http_stop_listening(in);
-    struct timeval tv = {0, 50 * 1000};
-    struct event *ev = event_new(in->base, -1, EV_PERSIST, check_drained, in);
-    event_add(ev, &tv);
+    begin_shutdown(in);
+}
+
+void ingest_fatal(struct ingest *in)
+{
+    in->exit_status = 1;
+    if (in->shutting_down) return;
+    mh_error("the kafka producer cannot go on: draining %ld in-flight requests, then exiting "
+             "for a restart", in->inflight);
+    begin_shutdown(in);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -158,7 +178,7 @@ int main(int argc, char **argv)
     mh_info("mailhook-ingest %s started: %zu sources, raw topic %s", MH_VERSION, cfg->n_sources,
             cfg->ingest.raw_topic);
     event_base_dispatch(in.base);
-    rc = 0;
+    rc = in.exit_status;
     on_stats(-1, 0, &in);
 out:
     publish_fini(&in);
@@ -167,6 +187,7 @@ out:
     if (in.sig_int) event_free(in.sig_int);
     if (in.sig_hup) event_free(in.sig_hup);
     if (in.stats_ev) event_free(in.stats_ev);
+    if (in.drain_ev) event_free(in.drain_ev);
     ingest_cfg_unref(in.cur);
     event_base_free(in.base);
     mh_info("stopped");

@@ -23,6 +23,7 @@
 #include "ingest.h"
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
+#include "mailhook/timeutil.h"
 
 static publish_done_cb done_cb;
 static pthread_t probe_thread;
@@ -52,6 +53,9 @@ static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *op
         rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
         mh_error("kafka fatal error: %s", fatal);
         atomic_store(&in->kafka_ok, 0);
+        /* Every produce fails from now on, and the probe would still call Kafka ready:
+         * only a new producer (a new process) recovers. */
+        ingest_fatal(in);
         return;
     }
     mh_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
@@ -170,15 +174,27 @@ rd_kafka_resp_err_t publish_record(struct ingest *in, const char *topic, const c
 
 void publish_fini(struct ingest *in)
 {
+    /* The probe stops while the queue is flushed (it may be inside a metadata request);
+     * it is joined before the producer it uses goes. */
     atomic_store(&in->stopping, 1);
+    if (in->rk) {
+        /* Deliver what is still queued within what is left of the shutdown grace period;
+         * reports answer their requests. Then purge the rest: their reports (errors)
+         * release the requests, which get no 2xx. */
+        int64_t end = in->shutting_down ? in->shutdown_deadline_ms : mh_mono_ms() + 9000;
+        int64_t left = end - mh_mono_ms();
+        rd_kafka_flush(in->rk, left > 0 ? (int)left : 0);
+        rd_kafka_purge(in->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        for (int i = 0; i < 10; i++) {
+            rd_kafka_poll(in->rk, in->inflight > 0 ? 50 : 0);
+            if (in->inflight <= 0) break;
+        }
+    }
     if (probe_started) pthread_join(probe_thread, NULL);
     probe_started = 0;
     free(probe_topic);
     probe_topic = NULL;
     if (in->rk) {
-        /* Deliver (or time out) everything still queued; reports answer their requests. */
-        rd_kafka_flush(in->rk, 10 * 1000);
-        rd_kafka_poll(in->rk, 0);
         rd_kafka_destroy(in->rk);
         in->rk = NULL;
     }

@@ -2,7 +2,9 @@
  * config.c — loads the INI file (see config.h).
  *
  * inih does the parsing; a line-counting reader lets every error name its line. Keys of
- * the fixed sections are rows of one table, so adding a setting is adding a row.
+ * the fixed sections are rows of one table, so adding a setting is adding a row. The
+ * suppression rules have a table of their own, read for [suppression] (the defaults)
+ * and for every [suppression.TENANT] section (which inherits what it does not set).
  */
 #include "mailhook/config.h"
 
@@ -55,7 +57,36 @@ static const struct key_def key_defs[] = {
      0, 0},
     {"postgres", "migrations_dir", KEY_STR, OFF(postgres.migrations_dir),
      MH_SOURCE_DIR "/migrations", 0, 0},
+    {"api", "listen", KEY_STR, OFF(api.listen), "127.0.0.1:8081", 0, 0},
+    {"api", "max_body_bytes", KEY_LONG, OFF(api.max_body_bytes), "65536", 256, 16L << 20},
+    {"api", "request_timeout_ms", KEY_LONG, OFF(api.request_timeout_ms), "10000", 100, 600000},
+    {"api", "default_limit", KEY_LONG, OFF(api.default_limit), "100", 1, 10000},
+    {"api", "max_limit", KEY_LONG, OFF(api.max_limit), "1000", 1, 10000},
+    {"api", "retention_days", KEY_LONG, OFF(api.retention_days), "30", 1, 3650},
+    {"api", "partitions_ahead_days", KEY_LONG, OFF(api.partitions_ahead_days), "7", 1, 365},
+    {"api", "maintenance_interval_s", KEY_LONG, OFF(api.maintenance_interval_s), "60", 0,
+     86400},
+    {"api", "log_level", KEY_STR, OFF(api.log_level), "info", 0, 0},
 };
+
+#define POFF(field) offsetof(struct mh_suppression_policy, field)
+
+/* Offsets are into struct mh_suppression_policy; "suppression" stands for the section. */
+static const struct key_def policy_defs[] = {
+    {"suppression", "hard_bounce", KEY_BOOL, POFF(hard_bounce), "true", 0, 0},
+    {"suppression", "complaint", KEY_BOOL, POFF(complaint), "true", 0, 0},
+    {"suppression", "unsubscribe", KEY_BOOL, POFF(unsubscribe), "true", 0, 0},
+    {"suppression", "resubscribe", KEY_BOOL, POFF(resubscribe), "true", 0, 0},
+    {"suppression", "soft_bounce_threshold", KEY_LONG, POFF(soft_bounce_threshold), "5", 0, 1000},
+    {"suppression", "soft_bounce_window_hours", KEY_LONG, POFF(soft_bounce_window_hours), "72", 1,
+     8760},
+    {"suppression", "soft_bounce_suppress_hours", KEY_LONG, POFF(soft_bounce_suppress_hours),
+     "168", 1, 87600},
+    {"suppression", "soft_bounce_count_delays", KEY_BOOL, POFF(soft_bounce_count_delays), "true",
+     0, 0},
+};
+
+#define N_KEYS(t) (sizeof(t) / sizeof((t)[0]))
 
 struct load_ctx {
     struct mh_config *cfg;
@@ -113,9 +144,11 @@ static int parse_bool(const char *v, int *out)
     return -1;
 }
 
-static int set_key(struct load_ctx *ctx, const struct key_def *kd, const char *value)
+/* Sets kd's field of obj (the config, or a suppression policy) from value. */
+static int set_key(struct load_ctx *ctx, const struct key_def *kd, void *obj, const char *section,
+                   const char *value)
 {
-    char *base = (char *)ctx->cfg + kd->offset;
+    char *base = (char *)obj + kd->offset;
     switch (kd->type) {
     case KEY_STR: {
         char **slot = (char **)base;
@@ -128,18 +161,27 @@ static int set_key(struct load_ctx *ctx, const struct key_def *kd, const char *v
         errno = 0;
         long v = strtol(value, &end, 10);
         if (errno || end == value || *end != '\0')
-            return fail_at(ctx, ctx->line, "[%s] %s: \"%s\" is not a whole number", kd->section,
+            return fail_at(ctx, ctx->line, "[%s] %s: \"%s\" is not a whole number", section,
                            kd->name, value);
         if (v < kd->min || v > kd->max)
-            return fail_at(ctx, ctx->line, "[%s] %s: %ld is outside %ld..%ld", kd->section,
-                           kd->name, v, kd->min, kd->max);
+            return fail_at(ctx, ctx->line, "[%s] %s: %ld is outside %ld..%ld", section, kd->name,
+                           v, kd->min, kd->max);
         *(long *)base = v;
         return 1;
     }
     case KEY_BOOL:
-        break;
+        if (parse_bool(value, (int *)base) < 0)
+            return fail_at(ctx, ctx->line, "[%s] %s: expected true or false, not \"%s\"", section,
+                           kd->name, value);
+        return 1;
     }
     return 0;
+}
+
+static void add_token(struct mh_config *cfg, const char *token)
+{
+    cfg->api.tokens = mh_realloc(cfg->api.tokens, (cfg->api.n_tokens + 1) * sizeof(char *));
+    cfg->api.tokens[cfg->api.n_tokens++] = mh_strdup(token);
 }
 
 static void kv_append(struct mh_kv **head, const char *key, const char *value, int line)
@@ -263,6 +305,62 @@ static int handle_source_key(struct load_ctx *ctx, struct mh_source *src, const 
     return 1;
 }
 
+/* token, token_env, token_file of [api]: each adds one accepted bearer token. */
+static int handle_token_key(struct load_ctx *ctx, const char *name, const char *value)
+{
+    if (!strcmp(name, "token")) {
+        if (!*value) return fail_at(ctx, ctx->line, "[api] token: empty");
+        add_token(ctx->cfg, value);
+        return 1;
+    }
+    if (!strcmp(name, "token_env")) {
+        const char *v = getenv(value);
+        if (!v || !*v)
+            return fail_at(ctx, ctx->line, "[api] token_env: environment variable %s is not set",
+                           value);
+        add_token(ctx->cfg, v);
+        return 1;
+    }
+    char *s = read_secret_file(value);
+    if (!s)
+        return fail_at(ctx, ctx->line, "[api] token_file: cannot read %s: %s", value,
+                       strerror(errno));
+    if (!*s) {
+        free(s);
+        return fail_at(ctx, ctx->line, "[api] token_file: %s is empty", value);
+    }
+    add_token(ctx->cfg, s);
+    memset(s, 0, strlen(s));
+    free(s);
+    return 1;
+}
+
+static struct mh_suppression_policy *policy_for_section(struct load_ctx *ctx, const char *tenant)
+{
+    struct mh_config *cfg = ctx->cfg;
+    for (size_t i = 0; i < cfg->n_tenant_policies; i++)
+        if (!strcmp(cfg->tenant_policies[i]->tenant, tenant)) return cfg->tenant_policies[i];
+    struct mh_suppression_policy *pol = mh_calloc(1, sizeof(*pol));
+    pol->tenant = mh_strdup(tenant);
+    pol->line = ctx->section_line;
+    cfg->tenant_policies = mh_realloc(cfg->tenant_policies,
+                                      (cfg->n_tenant_policies + 1) * sizeof(*cfg->tenant_policies));
+    cfg->tenant_policies[cfg->n_tenant_policies++] = pol;
+    return pol;
+}
+
+/* A key of [suppression] (pol is the defaults) or of [suppression.T]. */
+static int handle_policy_key(struct load_ctx *ctx, struct mh_suppression_policy *pol,
+                             const char *section, const char *name, const char *value)
+{
+    for (size_t i = 0; i < N_KEYS(policy_defs); i++) {
+        if (strcmp(policy_defs[i].name, name)) continue;
+        pol->set_mask |= 1u << i;
+        return set_key(ctx, &policy_defs[i], pol, section, value);
+    }
+    return fail_at(ctx, ctx->line, "[%s]: unknown key \"%s\"", section, name);
+}
+
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
 {
     struct load_ctx *ctx = user;
@@ -276,8 +374,16 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
             source_for_section(ctx, section + 7);
             return 1;
         }
+        if (!strncmp(section, "suppression.", 12)) {
+            if (!valid_source_name(section + 12))
+                return fail_at(ctx, ctx->line, "[%s]: tenant names use letters, digits, - _ .",
+                               section);
+            policy_for_section(ctx, section + 12);
+            return 1;
+        }
         if (strcmp(section, "ingest") && strcmp(section, "worker") &&
-            strcmp(section, "postgres") && strcmp(section, "kafka"))
+            strcmp(section, "postgres") && strcmp(section, "kafka") &&
+            strcmp(section, "api") && strcmp(section, "suppression"))
             return fail_at(ctx, ctx->line, "unknown section [%s]", section);
         return 1;
     }
@@ -291,12 +397,24 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
                            "[%s]: source names use letters, digits, - _ .", section);
         return handle_source_key(ctx, source_for_section(ctx, section + 7), name, value);
     }
+    if (!strcmp(section, "suppression"))
+        return handle_policy_key(ctx, &ctx->cfg->suppression, section, name, value);
+    if (!strncmp(section, "suppression.", 12)) {
+        if (!valid_source_name(section + 12))
+            return fail_at(ctx, ctx->section_line,
+                           "[%s]: tenant names use letters, digits, - _ .", section);
+        return handle_policy_key(ctx, policy_for_section(ctx, section + 12), section, name,
+                                 value);
+    }
+    if (!strcmp(section, "api") &&
+        (!strcmp(name, "token") || !strcmp(name, "token_env") || !strcmp(name, "token_file")))
+        return handle_token_key(ctx, name, value);
     int known_section = 0;
     for (size_t i = 0; i < sizeof(key_defs) / sizeof(key_defs[0]); i++) {
         const struct key_def *kd = &key_defs[i];
         if (strcmp(kd->section, section)) continue;
         known_section = 1;
-        if (!strcmp(kd->name, name)) return set_key(ctx, kd, value);
+        if (!strcmp(kd->name, name)) return set_key(ctx, kd, ctx->cfg, section, value);
     }
     if (!known_section) return fail_at(ctx, ctx->section_line, "unknown section [%s]", section);
     return fail_at(ctx, ctx->line, "[%s]: unknown key \"%s\"", section, name);
@@ -337,14 +455,45 @@ static int validate_sources(struct load_ctx *ctx)
     return 1;
 }
 
-static void apply_defaults(struct mh_config *cfg)
+static void defaults_into(void *obj, const struct key_def *defs, size_t n)
 {
-    for (size_t i = 0; i < sizeof(key_defs) / sizeof(key_defs[0]); i++) {
-        const struct key_def *kd = &key_defs[i];
-        char *base = (char *)cfg + kd->offset;
+    for (size_t i = 0; i < n; i++) {
+        const struct key_def *kd = &defs[i];
+        char *base = (char *)obj + kd->offset;
         if (kd->type == KEY_STR && kd->def) *(char **)base = mh_strdup(kd->def);
         else if (kd->type == KEY_LONG) *(long *)base = strtol(kd->def, NULL, 10);
+        else if (kd->type == KEY_BOOL) parse_bool(kd->def, (int *)base);
     }
+}
+
+static void apply_defaults(struct mh_config *cfg)
+{
+    defaults_into(cfg, key_defs, N_KEYS(key_defs));
+    defaults_into(&cfg->suppression, policy_defs, N_KEYS(policy_defs));
+}
+
+/* A tenant's section inherits every rule it does not set from [suppression]. */
+static void inherit_policies(struct mh_config *cfg)
+{
+    for (size_t t = 0; t < cfg->n_tenant_policies; t++) {
+        struct mh_suppression_policy *pol = cfg->tenant_policies[t];
+        for (size_t i = 0; i < N_KEYS(policy_defs); i++) {
+            if (pol->set_mask & (1u << i)) continue;
+            const struct key_def *kd = &policy_defs[i];
+            const char *from = (const char *)&cfg->suppression + kd->offset;
+            char *to = (char *)pol + kd->offset;
+            if (kd->type == KEY_LONG) *(long *)to = *(const long *)from;
+            else if (kd->type == KEY_BOOL) *(int *)to = *(const int *)from;
+        }
+    }
+}
+
+const struct mh_suppression_policy *mh_config_suppression(const struct mh_config *cfg,
+                                                          const char *tenant)
+{
+    for (size_t i = 0; tenant && i < cfg->n_tenant_policies; i++)
+        if (!strcmp(cfg->tenant_policies[i]->tenant, tenant)) return cfg->tenant_policies[i];
+    return &cfg->suppression;
 }
 
 /* Environment overrides: the same binary runs against any broker or database. */
@@ -393,6 +542,7 @@ struct mh_config *mh_config_load(const char *path, char *err, size_t errlen)
     if (ctx.failed) goto fail;
 
     apply_env(cfg);
+    inherit_policies(cfg);
     if (!cfg->kafka || !mh_config_kafka_has_brokers(cfg)) {
         kv_append(&cfg->kafka, "bootstrap.servers", "127.0.0.1:9092", 0);
     }
@@ -443,6 +593,16 @@ void mh_config_free(struct mh_config *cfg)
     for (size_t i = 0; i < sizeof(key_defs) / sizeof(key_defs[0]); i++)
         if (key_defs[i].type == KEY_STR) free(*(char **)((char *)cfg + key_defs[i].offset));
     kv_free(cfg->kafka);
+    for (size_t i = 0; i < cfg->api.n_tokens; i++) {
+        memset(cfg->api.tokens[i], 0, strlen(cfg->api.tokens[i]));
+        free(cfg->api.tokens[i]);
+    }
+    free(cfg->api.tokens);
+    for (size_t i = 0; i < cfg->n_tenant_policies; i++) {
+        free(cfg->tenant_policies[i]->tenant);
+        free(cfg->tenant_policies[i]);
+    }
+    free(cfg->tenant_policies);
     for (size_t i = 0; i < cfg->n_sources; i++) source_free(cfg->sources[i]);
     free(cfg->sources);
     free(cfg->path);

@@ -22,10 +22,12 @@ static const char insert_sql[] =
     "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(idx integer, tenant text,"
     " provider text, event_id text, raw_topic text, raw_partition integer, raw_offset bigint,"
     " event_type text, recipient text, message_id text, occurred_at timestamptz, event jsonb)),"
-    " ins AS (INSERT INTO mh_event_claims (tenant, provider, event_id, raw_topic, raw_partition,"
-    " raw_offset, event_type, recipient, message_id, occurred_at, event)"
-    " SELECT tenant, provider, event_id, raw_topic, raw_partition, raw_offset, event_type,"
-    " recipient, message_id, occurred_at, event FROM x"
+    " d AS (SELECT * FROM mh_claim_days($1::jsonb)),"
+    " ins AS (INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,"
+    " raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)"
+    " SELECT tenant, provider, event_id, d.claim_day, raw_topic, raw_partition, raw_offset,"
+    " event_type, recipient, message_id, occurred_at, event FROM x JOIN d USING (idx)"
+    " ORDER BY idx"
     " ON CONFLICT DO NOTHING RETURNING tenant, provider, event_id, raw_partition, raw_offset)"
     " SELECT x.idx FROM ins JOIN x USING (tenant, provider, event_id, raw_partition, raw_offset)";
 
@@ -180,7 +182,7 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
     for (size_t k = 0; k < nslots; k++)
         if (!slots[k].rec->emit[slots[k].j]) slots[k].rec->fresh[slots[k].j] = 0;
 
-    if (suppression_apply(w, b, err, errlen) < 0) goto rollback;
+    if (!w->skip_suppression && suppression_apply(w, b, err, errlen) < 0) goto rollback;
 
     res = PQexec(w->pg, "COMMIT");
     if (exec_ok(res, PGRES_COMMAND_OK, "commit", err, errlen) < 0) goto out;
@@ -199,6 +201,73 @@ out:
     }
     free(rows_txt);
     free(keys_txt);
+    json_decref(rows);
+    json_decref(keys);
+    free(slots);
+    return rc;
+}
+
+int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char *keys_txt = NULL;
+    json_t *keys = NULL, *rows = NULL;
+    unsigned char *found = NULL;
+    int rc = -1;
+
+    struct slot { struct batch_rec *rec; size_t j; } *slots = NULL;
+    size_t nslots = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_rec *r = &b->recs[i];
+        if (!r->events) continue;
+        size_t n = json_array_size(r->events);
+        free(r->emit);
+        free(r->fresh);
+        r->emit = mh_calloc(n ? n : 1, 1);
+        r->fresh = mh_calloc(n ? n : 1, 1);
+        slots = mh_realloc(slots, (nslots + n + 1) * sizeof(*slots));
+        for (size_t j = 0; j < n; j++) slots[nslots++] = (struct slot){r, j};
+    }
+    if (nslots == 0) {
+        free(slots);
+        return 0;
+    }
+    if (dedup_connect(w, err, errlen) < 0) goto out;
+
+    rows = build_rows(b, &keys);
+    keys_txt = json_dumps(keys, JSON_COMPACT);
+    if (!keys_txt) mh_oom();
+    const char *p[] = {keys_txt};
+    res = PQexecParams(w->pg, claims_sql, 1, NULL, p, NULL, NULL, 0);
+    if (exec_ok(res, PGRES_TUPLES_OK, "read claims", err, errlen) < 0) goto out;
+    found = mh_calloc(nslots, 1);
+    for (int row = 0; row < PQntuples(res); row++) {
+        long idx = strtol(PQgetvalue(res, row, 0), NULL, 10);
+        if (idx < 0 || (size_t)idx >= nslots) continue;
+        struct batch_rec *r = slots[idx].rec;
+        found[idx] = 1;
+        if (!strcmp(PQgetvalue(res, row, 1), rd_kafka_topic_name(r->rkm->rkt)) &&
+            strtol(PQgetvalue(res, row, 2), NULL, 10) == r->rkm->partition &&
+            strtoll(PQgetvalue(res, row, 3), NULL, 10) == r->rkm->offset)
+            r->emit[slots[idx].j] = 1;
+    }
+    /* Only an event's first copy in its record has a key (build_rows). */
+    size_t k;
+    json_t *key;
+    json_array_foreach(keys, k, key) {
+        json_int_t idx = json_integer_value(json_object_get(key, "idx"));
+        if (idx >= 0 && (size_t)idx < nslots && !found[idx])
+            slots[idx].rec->fresh[slots[idx].j] = 1;
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    if (rc < 0 && w->pg && PQstatus(w->pg) != CONNECTION_OK) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+    }
+    free(keys_txt);
+    free(found);
     json_decref(rows);
     json_decref(keys);
     free(slots);

@@ -58,29 +58,48 @@ int emit_init(struct worker *w, char *err, size_t errlen)
     return 0;
 }
 
-void rewind_to_committed(struct worker *w)
+/*
+ * Every partition of the batch goes back to the batch's first record on it, which is the
+ * group's committed offset: a partition is read in order from its committed offset (at
+ * assignment, or after the previous rewind), and a batch is collected only once the one
+ * before it has committed. Asking the group coordinator instead would need a broker,
+ * and transactions abort precisely when the broker is away; carrying on from the
+ * current position would skip the batch for good (its offsets, and later ones, would be
+ * committed by the next transaction). A seek that fails leaves no safe way on: the worker
+ * then stops with a failure, and its successor starts from the committed offsets.
+ */
+void rewind_batch(struct worker *w, const struct batch *b)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(w->consumer, &parts) || !parts) return;
-    if (parts->cnt == 0) {
-        rd_kafka_topic_partition_list_destroy(parts);
-        return;
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *rkm = b->recs[i].rkm;
+        const char *topic = rd_kafka_topic_name(rkm->rkt);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(parts, topic, rkm->partition);
+        if (!tp) {
+            tp = rd_kafka_topic_partition_list_add(parts, topic, rkm->partition);
+            tp->offset = rkm->offset;
+        } else if (rkm->offset < tp->offset) {
+            tp->offset = rkm->offset;
+        }
     }
-    rd_kafka_resp_err_t err = rd_kafka_committed(w->consumer, parts, 10000);
-    if (err) {
-        mh_error("rewind: cannot read committed offsets: %s", rd_kafka_err2str(err));
-        /* Seeking is impossible without them; leaving the group makes the next member
-         * (or ourselves after rejoining) start from the committed offsets. */
-        w->rebalanced = 1;
-        rd_kafka_topic_partition_list_destroy(parts);
-        return;
-    }
-    for (int i = 0; i < parts->cnt; i++)
-        if (parts->elems[i].offset < 0) parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, parts, 10000);
-    if (e) {
-        mh_error("rewind: seek failed: %s", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
+    if (parts->cnt > 0) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, parts, 10000);
+        int failed = 0;
+        if (e) {
+            mh_error("rewind: seek failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            failed = 1;
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+            if (parts->elems[i].err) {
+                mh_error("rewind: seek %s[%d] to %lld: %s", parts->elems[i].topic,
+                         (int)parts->elems[i].partition, (long long)parts->elems[i].offset,
+                         rd_kafka_err2str(parts->elems[i].err));
+                failed = 1;
+            }
+        }
+        if (failed) w->stop = 2;
     }
     rd_kafka_topic_partition_list_destroy(parts);
 }
@@ -189,7 +208,7 @@ static enum triage triage(rd_kafka_error_t *e, const char *what)
     return t;
 }
 
-static int abort_and_rewind(struct worker *w)
+static int abort_and_rewind(struct worker *w, const struct batch *b)
 {
     w->stats.aborts++;
     for (int attempt = 0; attempt < 10; attempt++) {
@@ -198,7 +217,7 @@ static int abort_and_rewind(struct worker *w)
         if (t == T_FATAL) return -1;
         sleep(1);
     }
-    rewind_to_committed(w);
+    rewind_batch(w, b);
     return 1;
 }
 
@@ -206,7 +225,7 @@ int emit_batch(struct worker *w, struct batch *b)
 {
     enum triage t = triage(rd_kafka_begin_transaction(w->producer), "begin");
     if (t == T_FATAL) return -1;
-    if (t != T_OK) return abort_and_rewind(w);
+    if (t != T_OK) return abort_and_rewind(w, b);
 
     uint64_t emitted = 0, dups = 0, dead = 0;
     for (size_t i = 0; i < b->n; i++) {
@@ -230,7 +249,7 @@ int emit_batch(struct worker *w, struct batch *b)
         if (err) {
             mh_warn("kafka produce: %s", rd_kafka_err2str(err));
             if (rd_kafka_fatal_error(w->producer, NULL, 0)) return -1;
-            return abort_and_rewind(w);
+            return abort_and_rewind(w, b);
         }
     }
 
@@ -249,7 +268,7 @@ int emit_batch(struct worker *w, struct batch *b)
         if (err) {
             mh_warn("kafka produce: %s", rd_kafka_err2str(err));
             if (rd_kafka_fatal_error(w->producer, NULL, 0)) return -1;
-            return abort_and_rewind(w);
+            return abort_and_rewind(w, b);
         }
     }
 
@@ -260,14 +279,14 @@ int emit_batch(struct worker *w, struct batch *b)
     rd_kafka_consumer_group_metadata_destroy(gmd);
     rd_kafka_topic_partition_list_destroy(offs);
     if (t == T_FATAL) return -1;
-    if (t != T_OK) return abort_and_rewind(w);
+    if (t != T_OK) return abort_and_rewind(w, b);
 
     for (;;) {
         t = triage(rd_kafka_commit_transaction(w->producer, TXN_TIMEOUT_MS), "commit");
         if (t == T_OK) break;
         if (t == T_FATAL) return -1;
-        if (t == T_ABORT) return abort_and_rewind(w);
-        if (w->stop) return abort_and_rewind(w);
+        if (t == T_ABORT) return abort_and_rewind(w, b);
+        if (w->stop) return abort_and_rewind(w, b);
     }
     w->stats.events_emitted += emitted;
     w->stats.duplicates += dups;

@@ -7,8 +7,9 @@
  * transaction. PostgreSQL down: retry the claim with backoff, and after 30 s rewind and
  * poll again (keeping the group membership alive) — nothing is committed meanwhile.
  * A rebalance while collecting drops the partial batch: the new assignment starts from
- * committed offsets. SIGTERM finishes the batch in hand and exits; a second one exits
- * at once. Fatal Kafka errors exit with status 1 so a supervisor restarts the worker.
+ * committed offsets. SIGTERM finishes the batch in hand and exits (within 10 s, or the
+ * watchdog exits at once); a second one exits at once. Fatal Kafka errors exit with
+ * status 1 so a supervisor restarts the worker.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -23,6 +24,8 @@
 #include "worker.h"
 
 #define PG_GIVE_UP_MS 30000
+/* A second under the 10 s a shutdown may take: leaves time to exit. */
+#define SHUTDOWN_GRACE_S 9
 
 static struct worker *the_worker;
 
@@ -34,15 +37,38 @@ static const char usage[] =
     "\n"
     "  -c, --config FILE   mailhook INI file (required)\n"
     "  -i, --instance ID   stable name of this worker within the pool (default: host-pid);\n"
-    "                      a restarted worker with the same ID fences its predecessor\n"
+    "                      a restarted worker with the same ID fences its predecessor and\n"
+    "                      takes over its partitions at once (static group membership)\n"
     "  -h, --help          this text\n"
     "  -V, --version       print the version\n";
 
+/* First SIGTERM/SIGINT: finish (or abort) the batch in hand, commit, leave. The watchdog
+ * bounds that to SHUTDOWN_GRACE_S whatever Kafka or PostgreSQL do; exiting at any
+ * point is safe (it is a crash: the open transaction is aborted, the batch comes again).
+ * A second signal exits at once. */
 static void on_signal(int sig)
 {
     (void)sig;
     if (the_worker->stop) _exit(1);
     the_worker->stop = 1;
+    alarm(SHUTDOWN_GRACE_S);
+}
+
+/* Keeps the deadline a signal set, or sets one (leaving after a fatal error). */
+static void arm_watchdog(void)
+{
+    unsigned left = alarm(0);
+    alarm(left ? left : SHUTDOWN_GRACE_S);
+}
+
+static void on_alarm(int sig)
+{
+    static const char msg[] = "{\"level\":\"error\",\"component\":\"worker\",\"msg\":"
+                              "\"shutdown: not done within the grace period, exiting now\"}\n";
+    (void)sig;
+    ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    (void)n;
+    _exit(1);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -59,7 +85,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-static int consumer_init(struct worker *w, char *err, size_t errlen)
+/*
+ * A worker started with --instance is a *static* member of the group (KIP-345,
+ * group.instance.id = the instance name): when it is restarted — after a crash, by a
+ * supervisor, in a rolling deploy — it takes its predecessor's place and partitions at
+ * once, instead of the whole group stopping to rebalance twice and the dead member's
+ * partitions waiting out session.timeout.ms. The cost: a static member that stops and
+ * is not restarted keeps its partitions until session.timeout.ms has passed.
+ */
+static int consumer_init(struct worker *w, int static_member, char *err, size_t errlen)
 {
     char max_bytes[32];
     snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(w->cfg));
@@ -70,6 +104,7 @@ static int consumer_init(struct worker *w, char *err, size_t errlen)
         "auto.offset.reset", "earliest",
         "isolation.level", "read_committed",
         "fetch.message.max.bytes", max_bytes,
+        static_member ? "group.instance.id" : NULL, w->instance,
         NULL,
     };
     rd_kafka_conf_t *conf = mh_kafka_conf(w->cfg, overrides, err, errlen);
@@ -108,12 +143,14 @@ static size_t collect(struct worker *w, struct batch *b)
         }
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w->consumer, timeout);
         if (w->rebalanced) {
-            /* Everything collected so far belongs to the old assignment. */
-            if (rkm) rd_kafka_message_destroy(rkm);
+            /* Everything collected before this poll belongs to the old assignment; its
+             * partitions start again from their committed offsets. A message this very
+             * poll returned came after the rebalance (the queue is served in order) and
+             * is the first of the new assignment: dropping it would skip it for good,
+             * since the fetch position has already moved past it. */
             batch_free(b);
             w->rebalanced = 0;
             first_ms = 0;
-            continue;
         }
         if (!rkm) {
             if (!first_ms) return 0;
@@ -145,10 +182,14 @@ static int claim_with_retry(struct worker *w, struct batch *b)
     int delay_ms = 100;
     for (;;) {
         if (dedup_claim(w, b, err, sizeof(err)) == 0) return 0;
+        /* Session-level address locks outlive the rolled-back transaction that took
+         * them; held across the retry they could close a wait cycle with another
+         * worker's claim insert. */
+        suppression_release(w);
         w->stats.pg_retries++;
         mh_warn("%s (retrying in %d ms)", err, delay_ms);
         if (w->stop || mh_mono_ms() - start > PG_GIVE_UP_MS) {
-            rewind_to_committed(w);
+            rewind_batch(w, b);
             return 1;
         }
         usleep((useconds_t)delay_ms * 1000);
@@ -239,10 +280,13 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     if (dedup_connect(&w, err, sizeof(err)) < 0) mh_warn("%s (will retry)", err);
-    if (emit_init(&w, err, sizeof(err)) < 0 || consumer_init(&w, err, sizeof(err)) < 0) {
+    if (emit_init(&w, err, sizeof(err)) < 0 ||
+        consumer_init(&w, instance != default_instance, err, sizeof(err)) < 0) {
         mh_error("%s", err);
         goto out;
     }
@@ -251,6 +295,8 @@ int main(int argc, char **argv)
     rc = run(&w) < 0 ? 1 : 0;
     log_stats(&w);
 out:
+    /* Leaving the group and closing the clients wait on Kafka: bounded too. */
+    arm_watchdog();
     if (w.consumer) {
         rd_kafka_consumer_close(w.consumer);
         rd_kafka_destroy(w.consumer);

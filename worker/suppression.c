@@ -1,22 +1,99 @@
 /*
- * suppression.c — suppression effects of claimed events (see worker.h).
+ * suppression.c — suppression effects of claimed events (the hook worker.h describes).
  *
- * The rules engine is not wired in yet: no event changes suppression state, and the
- * suppressions topic receives nothing. The hooks are in place in the claim transaction
- * (dedup.c) and the Kafka transaction (emit.c).
+ * Inside the claim transaction, every event its own record claims (rec->emit) and whose
+ * type the tenant's rules care about (suppression_rules.c) becomes one effect; all of a
+ * batch's effects go to mh_suppression_apply in one statement. That function takes the
+ * session advisory lock of every touched address (sorted, so two workers never wait
+ * for each other in a cycle), applies the effects of *fresh* events only — a record
+ * processed again after an abort or a crash finds its events claimed but not fresh, so
+ * nothing is applied twice — and returns the current state of every touched address.
+ * Those states become the batch's records for the compacted suppressions topic; emit.c
+ * produces them in the batch's Kafka transaction, and the locks are released only after
+ * that transaction ended (suppression_release). So a later writer of the same address
+ * produces after this one committed, and the topic's last record per key is always the
+ * state in PostgreSQL. A redo produces the current state again: harmless on a compacted
+ * topic.
+ *
+ * What this file does not do: count soft bounces (PostgreSQL does, over the event log)
+ * or publish anything itself.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailhook/log.h"
+#include "suppression.h"
 #include "worker.h"
+
+static const char apply_sql[] = "SELECT key, value FROM mh_suppression_apply($1::jsonb)";
+
+/* The worker is single-threaded: one flag per process says whether locks are held. */
+static int locks_held;
+
+int supp_pg_ok(PGresult *res, ExecStatusType want, const char *what, char *err, size_t errlen)
+{
+    if (PQresultStatus(res) == want) return 0;
+    snprintf(err, errlen, "postgres %s: %s", what,
+             res ? PQresultErrorMessage(res) : "no result (connection lost)");
+    char *nl = strchr(err, '\n');
+    if (nl) *nl = '\0';
+    return -1;
+}
 
 int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errlen)
 {
-    (void)w;
-    (void)b;
-    (void)err;
-    (void)errlen;
-    return 0;
+    json_t *effects = json_array();
+    char *txt = NULL;
+    PGresult *res = NULL;
+    int rc = -1;
+
+    json_decref(b->suppression_out);
+    b->suppression_out = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_rec *r = &b->recs[i];
+        if (!r->events || !r->emit) continue;
+        size_t j;
+        json_t *ev;
+        json_array_foreach(r->events, j, ev) {
+            if (!r->emit[j]) continue;
+            const char *tenant = json_string_value(json_object_get(ev, "tenant"));
+            json_t *e = supp_effect(mh_config_suppression(w->cfg, tenant), ev,
+                                    r->fresh && r->fresh[j]);
+            if (e) json_array_append_new(effects, e);
+        }
+    }
+    if (json_array_size(effects) == 0) {
+        rc = 0;
+        goto out;
+    }
+    txt = json_dumps(effects, JSON_COMPACT);
+    if (!txt) mh_oom();
+    const char *params[] = {txt};
+    locks_held = 1; /* set before: a failure may leave some taken */
+    res = PQexecParams(w->pg, apply_sql, 1, NULL, params, NULL, NULL, 0);
+    if (supp_pg_ok(res, PGRES_TUPLES_OK, "apply suppressions", err, errlen) < 0) goto out;
+    b->suppression_out = json_array();
+    for (int row = 0; row < PQntuples(res); row++) {
+        json_t *change = json_object();
+        json_object_set_new(change, "key", json_string(PQgetvalue(res, row, 0)));
+        json_t *value = NULL;
+        if (!PQgetisnull(res, row, 1)) value = json_loads(PQgetvalue(res, row, 1), 0, NULL);
+        json_object_set_new(change, "value", value ? value : json_null());
+        json_array_append_new(b->suppression_out, change);
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    free(txt);
+    json_decref(effects);
+    return rc;
 }
 
 void suppression_release(struct worker *w)
 {
-    (void)w;
+    if (!locks_held) return;
+    locks_held = 0;
+    if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
+        PQclear(PQexec(w->pg, "SELECT pg_advisory_unlock_all()"));
 }

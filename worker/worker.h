@@ -50,6 +50,9 @@ struct worker {
     volatile sig_atomic_t stop;
     int rebalanced; /* set by the rebalance callback: drop the batch being collected */
     struct worker_stats stats;
+    /* 1: dedup_claim claims without calling suppression_apply (`mailhook replay` without
+     * --apply-suppression). 0, the zero value, is the live worker's behaviour. */
+    int skip_suppression;
 };
 
 /* normalize.c: parses every record of the batch (pure; no I/O). */
@@ -63,6 +66,15 @@ int dedup_connect(struct worker *w, char *err, size_t errlen);
  * Returns 0, or -1 with err when PostgreSQL failed (nothing was committed).
  */
 int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen);
+/*
+ * Read-only counterpart of dedup_claim, for replay: looks the batch's events up without
+ * inserting, locking or applying anything. Sets rec->emit[i] when the event's claim names
+ * its own record, and rec->fresh[i] when the event has no claim at all (so this record
+ * would claim it, unless an earlier record carrying the same event does). An event that
+ * appears twice in one record gets neither flag on its second copy.
+ * Returns 0, or -1 with err when PostgreSQL failed.
+ */
+int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen);
 
 /*
  * suppression.c — called inside the claim transaction once emit/fresh are known.
@@ -84,8 +96,10 @@ int emit_init(struct worker *w, char *err, size_t errlen);
  * consumer rewound (the batch will come again), -1 on a fatal error (exit non-zero).
  */
 int emit_batch(struct worker *w, struct batch *b);
-/* Rewinds the consumer to the group's committed offsets (after an abort or a failure). */
-void rewind_to_committed(struct worker *w);
+/* Rewinds the consumer to the group's committed offsets — the batch's first record on
+ * each of its partitions — after an abort or a failed claim, so the batch comes again.
+ * Needs no broker; if a seek fails, sets w->stop = 2 (exit non-zero). */
+void rewind_batch(struct worker *w, const struct batch *b);
 
 void batch_free(struct batch *b);
 

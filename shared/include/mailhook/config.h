@@ -7,10 +7,14 @@
  *   [kafka]          every key passed straight to librdkafka
  *                    (env MAILHOOK_KAFKA_BROKERS overrides bootstrap.servers)
  *   [source.NAME]    one webhook endpoint: provider, tenant, secrets, provider options
+ *   [suppression]    suppression rules for every tenant (docs/suppression.md)
+ *   [suppression.T]  the rules of tenant T where they differ from [suppression]
+ *   [api]            mailhook-api: listener, bearer tokens, pagination, retention
  *
  * Unknown sections and keys are errors; every error names file, line and problem.
  * Secrets are read from `secret=` (repeatable, for rotation), `secret_env=` or
- * `secret_file=` and never printed.
+ * `secret_file=` and never printed; API tokens the same way from `token=`, `token_env=`
+ * and `token_file=`.
  */
 #ifndef MH_CONFIG_H
 #define MH_CONFIG_H
@@ -42,6 +46,24 @@ struct mh_source {
     int err_line; /* set by provider init to point its error at a line */
 };
 
+/*
+ * The suppression rules of one tenant. Every field of a [suppression.T] section that the
+ * file does not set is the [suppression] value.
+ */
+struct mh_suppression_policy {
+    char *tenant; /* NULL for the [suppression] defaults */
+    int line;     /* line of the section header, 0 for the defaults */
+    int hard_bounce;  /* a hard email.bounced suppresses (reason "bounce") */
+    int complaint;    /* email.complained suppresses (reason "complaint") */
+    int unsubscribe;  /* email.unsubscribed suppresses (reason "unsubscribe") */
+    int resubscribe;  /* email.resubscribed lifts the suppression */
+    long soft_bounce_threshold;      /* distinct messages; 0 turns the rule off */
+    long soft_bounce_window_hours;   /* ... soft-bounced within this many hours */
+    long soft_bounce_suppress_hours; /* how long the temporary suppression lasts */
+    int soft_bounce_count_delays;    /* email.delivery_delayed counts as a soft bounce */
+    unsigned set_mask; /* which fields the tenant's section set (internal) */
+};
+
 struct mh_config {
     char *path;
     struct {
@@ -71,6 +93,22 @@ struct mh_config {
         char *dsn;
         char *migrations_dir;
     } postgres;
+    struct {
+        char *listen; /* "host:port", 127.0.0.1:8081 unless configured */
+        char **tokens; /* accepted bearer tokens; never logged */
+        size_t n_tokens;
+        long max_body_bytes;
+        long request_timeout_ms;
+        long default_limit;
+        long max_limit;
+        long retention_days;        /* event log and dedup claims are kept this long */
+        long partitions_ahead_days; /* daily partitions created ahead of today */
+        long maintenance_interval_s; /* 0: mailhook-api runs no maintenance */
+        char *log_level;
+    } api;
+    struct mh_suppression_policy suppression; /* the [suppression] defaults */
+    struct mh_suppression_policy **tenant_policies;
+    size_t n_tenant_policies;
     struct mh_kv *kafka;
     struct mh_source **sources;
     size_t n_sources;
@@ -95,6 +133,9 @@ void mh_source_forward(struct mh_source *src, const char *header);
  * [ingest] max_body_bytes) plus headers. Topics and producers allow this much.
  */
 long mh_config_max_record_bytes(const struct mh_config *cfg);
+/* The suppression rules of tenant (its [suppression.T] section, else the defaults). */
+const struct mh_suppression_policy *mh_config_suppression(const struct mh_config *cfg,
+                                                          const char *tenant);
 /* 1 when [kafka] names the brokers (bootstrap.servers or metadata.broker.list). */
 int mh_config_kafka_has_brokers(const struct mh_config *cfg);
 

@@ -1,0 +1,195 @@
+/*
+ * suppression_lookup_load.c — a constant-rate HTTP load generator for mailhook-api's
+ * "may I send?" lookup (GET /v1/suppressions/{address}?tenant=T), used by
+ * suppression_lookup.sh.
+ *
+ * Open loop: request i is due at start + i / rate whatever happened before it, and its
+ * latency is measured from that due time, not from when a connection got free — so a
+ * stall shows up in the percentiles instead of silently lowering the rate (the
+ * coordinated-omission trap). Keep-alive connections, one request in flight on each;
+ * addresses are drawn from a seeded generator: a given share of them suppressed
+ * (bench-N@example.com with N below --suppressed), the rest never suppressed.
+ *
+ * usage: suppression_lookup_load HOST PORT TOKEN TENANT RATE SECONDS SUPPRESSED
+ *                                HIT_PERCENT CONNECTIONS
+ * Prints one summary line of JSON and exits non-zero if any request failed.
+ * MH_BENCH_BASELINE=1 asks GET /healthz instead (no database): the machine's own share.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct conn {
+    int fd;
+    int busy;
+    int64_t due_ns; /* when the request in flight was due */
+    int expect_status;
+    char buf[8192];
+    size_t len;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int open_conn(const char *host, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        perror("connect");
+        exit(1);
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+/* A complete response in c->buf: its length, or 0 when more is needed. */
+static size_t response_len(struct conn *c, int *status)
+{
+    c->buf[c->len] = '\0';
+    char *end = strstr(c->buf, "\r\n\r\n");
+    if (!end) return 0;
+    char *cl = strcasestr(c->buf, "\r\ncontent-length:");
+    size_t body = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+    size_t total = (size_t)(end + 4 - c->buf) + body;
+    if (c->len < total) return 0;
+    *status = atoi(c->buf + 9);
+    return total;
+}
+
+static uint64_t rng = 88172645463325252ULL;
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 10) {
+        fprintf(stderr, "usage: %s HOST PORT TOKEN TENANT RATE SECONDS SUPPRESSED HIT_PERCENT "
+                        "CONNECTIONS\n", argv[0]);
+        return 2;
+    }
+    const char *host = argv[1], *token = argv[3], *tenant = argv[4];
+    int port = atoi(argv[2]);
+    double rate = atof(argv[5]);
+    double seconds = atof(argv[6]);
+    long suppressed = atol(argv[7]);
+    int hit_pct = atoi(argv[8]);
+    int nconn = atoi(argv[9]);
+    long total = (long)(rate * seconds);
+    /* MH_BENCH_BASELINE=1: GET /healthz instead, the same server without PostgreSQL —
+     * what the machine itself adds to the latency. */
+    const char *b = getenv("MH_BENCH_BASELINE");
+    int baseline = b && !strcmp(b, "1");
+    if (rate <= 0 || total <= 0 || nconn <= 0 || nconn > 1024 || suppressed <= 0) return 2;
+
+    struct conn *conns = calloc((size_t)nconn, sizeof(*conns));
+    int ep = epoll_create1(0);
+    for (int i = 0; i < nconn; i++) {
+        conns[i].fd = open_conn(host, port);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
+    }
+    int64_t *lat = calloc((size_t)total, sizeof(*lat));
+    long sent = 0, done = 0, errors = 0, hits = 0;
+    int last = nconn - 1;
+    int64_t interval = (int64_t)(1e9 / rate);
+    int64_t start = now_ns() + 10000000;
+
+    while (done < total) {
+        int64_t now = now_ns();
+        /* Send every request that is due, as long as a connection is free. */
+        while (sent < total && start + sent * interval <= now) {
+            /* Round robin over the free connections, so none sits idle long enough for
+             * the server's idle timeout to close it. */
+            int free_i = -1;
+            for (int k = 1; k <= nconn; k++) {
+                int i = (last + k) % nconn;
+                if (!conns[i].busy) {
+                    free_i = i;
+                    break;
+                }
+            }
+            if (free_i < 0) break; /* it waits; its latency still counts from its due time */
+            last = free_i;
+            struct conn *c = &conns[free_i];
+            int hit = (int)(next_rand() % 100) < hit_pct;
+            long n = (long)(next_rand() % (uint64_t)suppressed);
+            char req[1024];
+            int len = baseline
+                          ? snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n",
+                                     host)
+                          : snprintf(req, sizeof(req),
+                                     "GET /v1/suppressions/%s-%ld%%40example.com?tenant=%s HTTP/1.1\r\n"
+                                     "Host: %s\r\nAuthorization: Bearer %s\r\n\r\n",
+                                     hit ? "bench" : "clean", n, tenant, host, token);
+            if (write(c->fd, req, (size_t)len) != len) {
+                perror("write");
+                return 1;
+            }
+            c->busy = 1;
+            c->due_ns = start + sent * interval;
+            c->expect_status = hit || baseline ? 200 : 404;
+            c->len = 0;
+            sent++;
+        }
+        int64_t next_due = sent < total ? start + sent * interval : now + 1000000;
+        int timeout_ms = (int)((next_due - now_ns()) / 1000000);
+        if (timeout_ms < 0) timeout_ms = 0;
+        struct epoll_event evs[64];
+        int n = epoll_wait(ep, evs, 64, timeout_ms);
+        for (int k = 0; k < n; k++) {
+            struct conn *c = &conns[evs[k].data.u32];
+            ssize_t r = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+            if (r <= 0) {
+                fprintf(stderr, "connection closed by the server\n");
+                return 1;
+            }
+            c->len += (size_t)r;
+            int status;
+            if (!c->busy || !response_len(c, &status)) continue;
+            lat[done++] = now_ns() - c->due_ns;
+            if (status != c->expect_status) errors++;
+            if (status == 200) hits++;
+            c->busy = 0;
+        }
+    }
+    int64_t elapsed = now_ns() - start;
+    qsort(lat, (size_t)total, sizeof(*lat), cmp_i64);
+#define PCT(p) (lat[(size_t)((double)(total - 1) * (p))] / 1e6)
+    printf("{\"requests\": %ld, \"seconds\": %.2f, \"achieved_rate\": %.1f, \"errors\": %ld,"
+           " \"suppressed_answers\": %ld, \"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f,"
+           " \"p999_ms\": %.3f, \"max_ms\": %.3f}\n",
+           total, elapsed / 1e9, total / (elapsed / 1e9), errors, hits, PCT(0.50), PCT(0.90),
+           PCT(0.99), PCT(0.999), lat[total - 1] / 1e6);
+    for (int i = 0; i < nconn; i++) close(conns[i].fd);
+    free(conns);
+    free(lat);
+    return errors ? 1 : 0;
+}

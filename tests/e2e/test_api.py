@@ -1,0 +1,227 @@
+"""mailhook-api over HTTP against real PostgreSQL and Kafka: bearer-token auth, clear JSON
+errors, cursor pagination of suppressions and of the event log, a message's timeline,
+and the `mailhook events` CLI that shares its queries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+import helpers
+from test_suppression import Api, iso, maildog, start_api, uid
+
+
+@pytest.fixture(scope="module")
+def api(mailhook):
+    a = start_api(mailhook, "api-http", {"default_limit": "5", "max_limit": "50"})
+    yield a
+    a.proc.stop()
+
+
+def test_auth_is_required_and_checked(api):
+    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": api.token},
+                    {"Authorization": f"Basic {api.token}"}):
+        r = requests.get(api.base + "/v1/suppressions", params={"tenant": "x"}, headers=headers,
+                         timeout=5)
+        assert r.status_code == 401, headers
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        assert r.headers["Content-Type"] == "application/json"
+        assert "bearer token" in r.json()["error"]
+    # Probes need no token.
+    assert requests.get(api.base + "/healthz", timeout=5).json() == {"status": "ok"}
+    assert requests.get(api.base + "/readyz", timeout=5).status_code == 200
+    metrics = requests.get(api.base + "/metrics", timeout=5).text
+    assert "mailhook_api_unauthorized_total" in metrics
+    # The token never shows up in the log.
+    assert api.token not in api.proc.log.read_text()
+
+
+@pytest.mark.parametrize("method,path,params,body,status,needle", [
+    ("GET", "/v1/suppressions/a%40example.com", {}, None, 400, "tenant: required"),
+    ("GET", "/v1/suppressions/not-an-address", {"tenant": "t"}, None, 400, "not an email address"),
+    ("GET", "/v1/suppressions", {"tenant": "t", "colour": "red"}, None, 400,
+     'unknown parameter "colour"'),
+    ("GET", "/v1/suppressions", {"tenant": "t", "limit": "0"}, None, 400, "limit"),
+    ("GET", "/v1/suppressions", {"tenant": "t", "limit": "51"}, None, 400, "limit"),
+    ("GET", "/v1/suppressions", {"tenant": "t", "reason": "boredom"}, None, 400, "reason"),
+    ("GET", "/v1/suppressions", {"tenant": "t", "cursor": "!!"}, None, 400, "cursor"),
+    ("POST", "/v1/suppressions", {}, b"{not json", 400, "invalid JSON"),
+    ("POST", "/v1/suppressions", {}, b"[]", 400, "expected a JSON object"),
+    ("POST", "/v1/suppressions", {}, b'{"tenant":"t","address":"a@example.com","x":1}', 400,
+     'unknown field "x"'),
+    ("POST", "/v1/suppressions", {}, b'{"address":"a@example.com"}', 400, "tenant is required"),
+    ("POST", "/v1/suppressions", {}, b'{"tenant":"t","address":"nope"}', 400, "email address"),
+    ("POST", "/v1/suppressions", {}, b'{"tenant":"t","address":"a@example.com","reason":"x"}',
+     400, "reason must be"),
+    ("PUT", "/v1/suppressions", {}, None, 405, "method not allowed"),
+    ("POST", "/v1/events", {}, None, 405, "method not allowed"),
+    ("GET", "/v1/events", {"since": "yesterday"}, None, 400, "since: not a time"),
+    ("GET", "/v1/events", {"cursor": "bm9wZQ"}, None, 400, "cursor"),
+    ("GET", "/v1/events", {"recipient": "nobody"}, None, 400, "recipient"),
+    ("GET", "/v1/messages/m1/events", {"type": "email.sent"}, None, 400, "unknown parameter"),
+    ("GET", "/v1/nothing-here", {}, None, 404, "not found"),
+    ("GET", "/v1/suppressions/a%40example.com/extra", {"tenant": "t"}, None, 404, "not found"),
+])
+def test_errors_are_clear_json(api, method, path, params, body, status, needle):
+    r = requests.request(method, api.base + path, params=params, data=body, headers=api.h(),
+                         timeout=10)
+    assert r.status_code == status, r.text
+    assert r.headers["Content-Type"] == "application/json"
+    assert needle in r.json()["error"], r.json()
+
+
+def test_body_over_the_limit_is_refused(api):
+    r = requests.post(api.base + "/v1/suppressions", data=b"{" + b" " * 70000 + b"}",
+                      headers=api.h(), timeout=10)
+    assert r.status_code == 413
+
+
+def test_lookup_is_per_tenant_and_case_insensitive(api):
+    t1, t2 = f"ta-{uid()}", f"tb-{uid()}"
+    addr = f"Case.{uid()}@Example.COM"
+    assert api.add(t1, addr).status_code == 201
+    r = api.state(t1, addr.lower())
+    assert r.status_code == 200 and r.json()["address"] == addr.lower()
+    r = api.state(t2, addr)
+    assert r.status_code == 404
+    assert r.json() == {"tenant": t2, "address": addr.lower(), "suppressed": False,
+                        "error": "not suppressed"}
+
+
+def test_suppressions_paginate_with_a_cursor(api):
+    tenant = f"page-{uid()}"
+    addrs = sorted(f"p{i:02d}.{uid()}@example.com" for i in range(12))
+    for i, a in enumerate(addrs):
+        assert api.add(tenant, a, reason="bounce" if i % 3 == 0 else None).status_code == 201
+    api.remove(tenant, addrs[5])
+    want = [a for a in addrs if a != addrs[5]]
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"tenant": tenant}
+        if cursor:
+            params["cursor"] = cursor
+        r = api.get("/v1/suppressions", params=params)  # default_limit = 5
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["items"]) <= 5
+        seen += [i["address"] for i in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert seen == want and pages == 3
+
+    bounces = api.get("/v1/suppressions", params={"tenant": tenant, "reason": "bounce",
+                                                 "limit": 50}).json()["items"]
+    assert [i["address"] for i in bounces] == [a for i, a in enumerate(addrs) if i % 3 == 0]
+    assert all(i["reason"] == "bounce" for i in bounces)
+
+
+def test_event_log_filters_and_pages(mailhook, api):
+    tenant = mailhook.sources["maildog"]["tenant"]
+    rcpt = f"log.{uid()}@example.com"
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    msg = f"msg-{uid()}"
+    kinds = ["delivered", "opened", "clicked", "opened", "clicked", "opened", "delivered"]
+    for i, kind in enumerate(kinds):
+        maildog(mailhook, kind, rcpt, base + timedelta(minutes=i),
+                message_id=msg if i < 4 else f"other-{uid()}",
+                **({"url": f"https://example.com/{i}"} if kind == "clicked" else {}))
+
+    def all_in():
+        r = api.get("/v1/events", params={"recipient": rcpt, "limit": 50})
+        return r.status_code == 200 and len(r.json()["items"]) == len(kinds) and r.json()
+    everything = helpers.wait_for(all_in, 30, what="the events in the log")["items"]
+    times = [e["occurred_at"] for e in everything]
+    assert times == sorted(times, reverse=True)  # newest first
+    assert all(e["schema"] == "mailhook.event.v1" and e["tenant"] == tenant for e in everything)
+
+    # Pages of 3 (default 5 overridden) cover everything once, in the same order.
+    got, cursor = [], None
+    while True:
+        params = {"recipient": rcpt.upper(), "limit": 3, "tenant": tenant}
+        if cursor:
+            params["cursor"] = cursor
+        body = api.get("/v1/events", params=params).json()
+        got += body["items"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert [e["event_id"] for e in got] == [e["event_id"] for e in everything]
+
+    opened = api.get("/v1/events", params={"recipient": rcpt, "type": "email.opened"}).json()
+    assert [e["type"] for e in opened["items"]] == ["email.opened"] * 3
+
+    window = api.get("/v1/events", params={"recipient": rcpt, "since": iso(base + timedelta(minutes=2)),
+                                           "until": iso(base + timedelta(minutes=5))}).json()
+    assert [e["occurred_at"] for e in window["items"]] == \
+        [iso(base + timedelta(minutes=m)) for m in (4, 3, 2)]
+
+    by_msg = api.get("/v1/events", params={"message_id": msg, "limit": 50}).json()["items"]
+    assert len(by_msg) == 4
+
+    timeline = api.get(f"/v1/messages/{msg}/events").json()
+    assert timeline["message_id"] == msg
+    assert [e["type"] for e in timeline["items"]] == \
+        ["email.delivered", "email.opened", "email.clicked", "email.opened"]
+    assert api.get("/v1/messages/no-such-message/events").json()["items"] == []
+
+    # The CLI answers the same questions.
+    out = mailhook.cli("events", "--recipient", rcpt, "--type", "email.clicked", "--json")
+    assert [e["type"] for e in json.loads(out.stdout)["items"]] == ["email.clicked"] * 2
+    out = mailhook.cli("events", "--message-id", msg, "--timeline").stdout.decode().splitlines()
+    assert out[0].split()[:2] == ["occurred_at", "type"]
+    assert [line.split()[1] for line in out[1:]] == \
+        ["email.delivered", "email.opened", "email.clicked", "email.opened"]
+    out = mailhook.cli("events", "--recipient", rcpt, "--limit", "2")
+    assert b"--cursor" in out.stderr
+
+
+def test_api_binary_basics(mailhook, tmp_path):
+    exe = str(helpers.build_dir() / "mailhook-api")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and out.stdout.startswith("mailhook-api ")
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and "usage:" in out.stdout
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[api]\nlisten = 127.0.0.1:1\ntoken = t\nmax_limit = lots\n")
+    out = subprocess.run([exe, "--config", str(bad)], capture_output=True, text=True, timeout=10)
+    assert out.returncode != 0 and f"{bad}:4:" in out.stderr and "max_limit" in out.stderr
+    none = tmp_path / "none.ini"
+    none.write_text("[api]\nlisten = 127.0.0.1:1\n")
+    out = subprocess.run([exe, "--config", str(none)], capture_output=True, text=True, timeout=10)
+    assert out.returncode != 0 and "needs at least one token" in out.stderr
+    env = dict(os.environ, MH_TEST_API_TOKEN="from-env")
+    tok = tmp_path / "tok.ini"
+    tok.write_text("[api]\ntoken_env = MH_TEST_API_TOKEN_MISSING\n")
+    out = subprocess.run([exe, "--config", str(tok)], capture_output=True, text=True, timeout=10,
+                         env=env)
+    assert out.returncode != 0 and f"{tok}:2:" in out.stderr
+
+
+def test_api_listens_on_loopback_by_default(mailhook, tmp_path):
+    """No listen key: 127.0.0.1:8081, never every interface."""
+    sections = json.loads(json.dumps(mailhook.sections))
+    sections["api"] = {"token": "x", "maintenance_interval_s": "0"}
+    path = tmp_path / "default.ini"
+    helpers.write_ini(path, sections)
+    proc = subprocess.Popen([str(helpers.build_dir() / "mailhook-api"), "--config", str(path)],
+                            env=mailhook.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        try:
+            out, _ = proc.communicate(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            out, _ = proc.communicate(timeout=10)
+        # Started on the default address (or found it taken by another run's API).
+        assert "127.0.0.1:8081" in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,0 +1,140 @@
+/*
+ * api_eventlog.c — the event log: the canonical events of mh_event_claims (each
+ * distinct event once, as claimed) filtered by tenant, type, recipient, message id and
+ * time, in pages.
+ *
+ * Order is (log_at, tenant, provider, event_id) — log_at being occurred_at, or the claim
+ * time for an event without one — newest first for the log, oldest first for a
+ * message's timeline. The cursor is that tuple of the page's last row (log_at with
+ * microseconds), JSON in URL-safe base64: opaque to clients, stable under inserts, and
+ * served by the mh_event_claims_log index.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "mailhook/crypto.h"
+#include "mailhook/log.h"
+#include "mailhook/timeutil.h"
+
+#define FILTERS                                                                              \
+    " FROM mh_event_claims"                                                                  \
+    " WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR event_type = $2)"     \
+    " AND ($3::text IS NULL OR recipient = $3) AND ($4::text IS NULL OR message_id = $4)"   \
+    " AND ($5::timestamptz IS NULL OR log_at >= $5) AND ($6::timestamptz IS NULL OR log_at < $6)"
+
+#define COLUMNS                                                                              \
+    "SELECT event, to_char(log_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"  \
+    " tenant, provider, event_id"
+
+static const char newest_sql[] =
+    COLUMNS FILTERS
+    " AND ($7::timestamptz IS NULL OR (log_at, tenant, provider, event_id) < ($7, $8, $9, $10))"
+    " ORDER BY log_at DESC, tenant DESC, provider DESC, event_id DESC LIMIT $11::integer";
+
+static const char oldest_sql[] =
+    COLUMNS FILTERS
+    " AND ($7::timestamptz IS NULL OR (log_at, tenant, provider, event_id) > ($7, $8, $9, $10))"
+    " ORDER BY log_at, tenant, provider, event_id LIMIT $11::integer";
+
+static char *cursor_encode(const char *at, const char *tenant, const char *provider,
+                           const char *event_id)
+{
+    json_t *arr = json_pack("[ssss]", at, tenant, provider, event_id);
+    char *txt = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!txt) mh_oom();
+    size_t n = strlen(txt);
+    char *out = mh_malloc(4 * ((n + 2) / 3) + 1);
+    size_t len = mh_b64_encode((const unsigned char *)txt, n, out);
+    free(txt);
+    while (len && out[len - 1] == '=') out[--len] = '\0';
+    for (char *p = out; *p; p++) {
+        if (*p == '+') *p = '-';
+        else if (*p == '/') *p = '_';
+    }
+    return out;
+}
+
+/* Fills the four strings (pointing into *holder) from a cursor; -1 when it is not one. */
+static int cursor_decode(const char *cursor, json_t **holder, const char *parts[4])
+{
+    size_t n = strlen(cursor);
+    if (n == 0 || n > 4096) return -1;
+    unsigned char *buf = mh_malloc(n + 4);
+    ssize_t len = mh_b64_decode(cursor, n, buf, n + 4);
+    if (len <= 0) {
+        free(buf);
+        return -1;
+    }
+    *holder = json_loadb((const char *)buf, (size_t)len, 0, NULL);
+    free(buf);
+    if (!json_is_array(*holder) || json_array_size(*holder) != 4) return -1;
+    for (size_t i = 0; i < 4; i++) {
+        parts[i] = json_string_value(json_array_get(*holder, i));
+        if (!parts[i]) return -1;
+    }
+    int64_t ms;
+    return mh_time_parse(parts[0], &ms);
+}
+
+/* A caller's time as RFC 3339 for PostgreSQL; -1 when it cannot be read. */
+static int norm_time(const char *in, char *out)
+{
+    int64_t ms;
+    if (mh_time_parse(in, &ms) < 0) return -1;
+    mh_time_format(ms, out);
+    return 0;
+}
+
+int eventlog_page(PGconn *pg, const struct eventlog_query *q, json_t **items, char **next_cursor,
+                  char *err, size_t errlen)
+{
+    char since[MH_TIME_BUFSZ], until[MH_TIME_BUFSZ], lim[32];
+    const char *cur[4] = {NULL, NULL, NULL, NULL};
+    json_t *holder = NULL;
+    int rc = -2;
+    *items = NULL;
+    *next_cursor = NULL;
+
+    if (q->since && norm_time(q->since, since) < 0) {
+        snprintf(err, errlen, "since: not a time (use RFC 3339, e.g. 2026-02-25T12:00:00Z)");
+        goto out;
+    }
+    if (q->until && norm_time(q->until, until) < 0) {
+        snprintf(err, errlen, "until: not a time (use RFC 3339, e.g. 2026-02-25T12:00:00Z)");
+        goto out;
+    }
+    if (q->cursor && cursor_decode(q->cursor, &holder, cur) < 0) {
+        snprintf(err, errlen, "cursor: not a cursor this API returned");
+        goto out;
+    }
+    /* One more row than asked tells whether there is a next page. */
+    snprintf(lim, sizeof(lim), "%ld", q->limit + 1);
+    const char *params[] = {q->tenant, q->type, q->recipient, q->message_id,
+                            q->since ? since : NULL, q->until ? until : NULL,
+                            cur[0], cur[1], cur[2], cur[3], lim};
+    PGresult *res = PQexecParams(pg, q->oldest_first ? oldest_sql : newest_sql, 11, NULL, params,
+                                 NULL, NULL, 0);
+    if (supp_pg_ok(res, PGRES_TUPLES_OK, "event log", err, errlen) < 0) {
+        PQclear(res);
+        rc = -1;
+        goto out;
+    }
+    int rows = PQntuples(res);
+    int shown = rows > q->limit ? (int)q->limit : rows;
+    *items = json_array();
+    for (int row = 0; row < shown; row++) {
+        json_t *ev = json_loads(PQgetvalue(res, row, 0), 0, NULL);
+        if (ev) json_array_append_new(*items, ev);
+    }
+    if (rows > q->limit && shown > 0)
+        *next_cursor = cursor_encode(PQgetvalue(res, shown - 1, 1), PQgetvalue(res, shown - 1, 2),
+                                     PQgetvalue(res, shown - 1, 3), PQgetvalue(res, shown - 1, 4));
+    PQclear(res);
+    rc = 0;
+out:
+    json_decref(holder);
+    return rc;
+}

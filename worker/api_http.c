@@ -1,0 +1,607 @@
+/*
+ * api_http.c — mailhook-api's HTTP front: routing, bearer-token auth, parameters and
+ * JSON replies. docs/api.md is the reference.
+ *
+ *   GET    /v1/suppressions/{address}?tenant=      may I send? 200 state | 404
+ *   GET    /v1/suppressions?tenant=&reason=&cursor=&limit=
+ *   POST   /v1/suppressions                        {"tenant", "address", "reason"?}
+ *   DELETE /v1/suppressions/{address}?tenant=
+ *   GET    /v1/events?tenant=&type=&recipient=&message_id=&since=&until=&limit=&cursor=
+ *   GET    /v1/messages/{message_id}/events?tenant=&limit=&cursor=
+ *   GET    /healthz  /readyz  /metrics             (no token needed)
+ *
+ * Every /v1 request needs "Authorization: Bearer <token>" with one of the [api] tokens
+ * (compared in constant time; never logged). Unknown parameters are errors, as are
+ * unknown body fields: a typo must not silently widen a query or drop a change. Errors
+ * are {"error": "..."} with the matching status. One PostgreSQL connection serves the
+ * requests in turn; the lookups are single index probes.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "api.h"
+#include "api_server.h"
+#include "mailhook/crypto.h"
+#include "mailhook/log.h"
+
+#define MAX_PARAM 1024
+
+struct api_server {
+    const struct mh_config *cfg;
+    struct supp_store *st;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    struct api_stats stats;
+};
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+/* Sends body (stolen) as JSON with code. */
+static void reply(struct api_server *s, struct evhttp_request *req, int code, json_t *body)
+{
+    struct evbuffer *buf = evbuffer_new();
+    char *txt = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (!txt) mh_oom();
+    evbuffer_add(buf, txt, strlen(txt));
+    evbuffer_add(buf, "\n", 1);
+    free(txt);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, code, NULL, buf);
+    evbuffer_free(buf);
+    if (code < 300) s->stats.ok++;
+    else if (code == 404) s->stats.not_found++;
+    else if (code < 500) s->stats.client_errors++;
+    else s->stats.server_errors++;
+}
+
+static void reply_error(struct api_server *s, struct evhttp_request *req, int code,
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void reply_error(struct api_server *s, struct evhttp_request *req, int code,
+                        const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    reply(s, req, code, json_pack("{ss}", "error", msg));
+}
+
+/* PostgreSQL (or Kafka) trouble: logged in full, answered 503 so the client retries. */
+static void reply_unavailable(struct api_server *s, struct evhttp_request *req, const char *err)
+{
+    mh_warn("%s %s: %s", evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" : "write",
+            evhttp_request_get_uri(req), err);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+    reply_error(s, req, 503, "%s", err);
+}
+
+/* ---- parameters ------------------------------------------------------------------------- */
+
+struct params {
+    struct evkeyvalq q;
+    int parsed;
+};
+
+/*
+ * Parses the query string and checks every name is in allowed (NULL-terminated).
+ * 0, or -1 after replying 400.
+ */
+static int params_parse(struct api_server *s, struct evhttp_request *req, struct params *p,
+                        const char *const *allowed)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    /* The parser initializes the list, also for an empty query. */
+    int bad = evhttp_parse_query_str(query ? query : "", &p->q) < 0;
+    p->parsed = 1;
+    if (bad) {
+        reply_error(s, req, 400, "malformed query string");
+        return -1;
+    }
+    for (struct evkeyval *kv = p->q.tqh_first; kv; kv = kv->next.tqe_next) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            if (!strcmp(*a, kv->key)) ok = 1;
+        if (!ok) {
+            reply_error(s, req, 400, "unknown parameter \"%.64s\"", kv->key);
+            return -1;
+        }
+        if (strlen(kv->value) > MAX_PARAM) {
+            reply_error(s, req, 400, "%s: longer than %d bytes", kv->key, MAX_PARAM);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *param(struct params *p, const char *name)
+{
+    const char *v = evhttp_find_header(&p->q, name);
+    return v && *v ? v : NULL;
+}
+
+static void params_clear(struct params *p)
+{
+    if (p->parsed) evhttp_clear_headers(&p->q);
+}
+
+/* limit=: 0 and the default when absent; -1 after replying 400. */
+static int parse_limit(struct api_server *s, struct evhttp_request *req, struct params *p,
+                       long *limit)
+{
+    const char *v = param(p, "limit");
+    *limit = s->cfg->api.default_limit;
+    if (!v) return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *end || n < 1 || n > s->cfg->api.max_limit) {
+        reply_error(s, req, 400, "limit: a whole number from 1 to %ld", s->cfg->api.max_limit);
+        return -1;
+    }
+    *limit = n;
+    return 0;
+}
+
+static int need_tenant(struct api_server *s, struct evhttp_request *req, struct params *p,
+                       const char **tenant)
+{
+    *tenant = param(p, "tenant");
+    if (*tenant) return 0;
+    reply_error(s, req, 400, "tenant: required");
+    return -1;
+}
+
+/* Decodes a path segment into an address; NULL after replying 400. */
+static char *path_address(struct api_server *s, struct evhttp_request *req, const char *seg,
+                          char *out, size_t outlen)
+{
+    char *dec = evhttp_uridecode(seg, 0, NULL);
+    int bad = !dec || supp_address_normalize(dec, out, outlen) < 0;
+    free(dec);
+    if (bad) {
+        reply_error(s, req, 400, "not an email address");
+        return NULL;
+    }
+    return out;
+}
+
+/* ---- handlers ----------------------------------------------------------------------------- */
+
+static void get_suppression(struct api_server *s, struct evhttp_request *req, const char *seg)
+{
+    static const char *const allowed[] = {"tenant", NULL};
+    struct params p = {0};
+    char addr[400], err[1024];
+    const char *tenant;
+    json_t *state = NULL;
+    if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, &tenant) < 0) goto out;
+    if (!path_address(s, req, seg, addr, sizeof(addr))) goto out;
+    int rc = supp_lookup(s->st, tenant, addr, &state, err, sizeof(err));
+    if (rc < 0) {
+        reply_unavailable(s, req, err);
+    } else if (rc == 0) {
+        reply(s, req, 404,
+              json_pack("{sssssbss}", "tenant", tenant, "address", addr, "suppressed", 0, "error",
+                        "not suppressed"));
+    } else {
+        json_object_set_new(state, "suppressed", json_true());
+        reply(s, req, 200, state);
+    }
+out:
+    params_clear(&p);
+}
+
+static void delete_suppression(struct api_server *s, struct evhttp_request *req, const char *seg)
+{
+    static const char *const allowed[] = {"tenant", NULL};
+    struct params p = {0};
+    char addr[400], err[1024];
+    const char *tenant;
+    json_t *states = NULL;
+    if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, &tenant) < 0) goto out;
+    if (!path_address(s, req, seg, addr, sizeof(addr))) goto out;
+    json_t *ops = json_pack("[{ssssssss}]", "tenant", tenant, "address", addr, "op", "lift",
+                            "reason", "manual");
+    int rc = supp_write(s->st, ops, "api", &states, err, sizeof(err));
+    json_decref(ops);
+    if (rc < 0) {
+        reply_unavailable(s, req, err);
+        goto out;
+    }
+    json_t *value = json_object_get(json_array_get(states, 0), "value");
+    if (json_is_object(value)) { /* a newer suppression still stands (should not happen) */
+        json_t *v = json_deep_copy(value);
+        json_object_set_new(v, "suppressed", json_true());
+        reply(s, req, 200, v);
+    } else {
+        reply(s, req, 200,
+              json_pack("{sssssb}", "tenant", tenant, "address", addr, "suppressed", 0));
+    }
+out:
+    json_decref(states);
+    params_clear(&p);
+}
+
+static void post_suppression(struct api_server *s, struct evhttp_request *req)
+{
+    static const char *const allowed[] = {NULL};
+    struct params p = {0};
+    char addr[400], err[1024];
+    json_t *body = NULL, *states = NULL;
+    if (params_parse(s, req, &p, allowed) < 0) goto out;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    json_error_t jerr;
+    body = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, JSON_REJECT_DUPLICATES,
+                      &jerr);
+    if (!body) {
+        reply_error(s, req, 400, "body: invalid JSON at line %d column %d: %s", jerr.line,
+                    jerr.column, jerr.text);
+        goto out;
+    }
+    if (!json_is_object(body)) {
+        reply_error(s, req, 400, "body: expected a JSON object");
+        goto out;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(body, key, val) {
+        if (strcmp(key, "tenant") && strcmp(key, "address") && strcmp(key, "reason")) {
+            reply_error(s, req, 400, "body: unknown field \"%.64s\"", key);
+            goto out;
+        }
+        if (!json_is_string(val)) {
+            reply_error(s, req, 400, "body: %s must be a string", key);
+            goto out;
+        }
+    }
+    const char *tenant = json_string_value(json_object_get(body, "tenant"));
+    const char *address = json_string_value(json_object_get(body, "address"));
+    const char *reason = json_string_value(json_object_get(body, "reason"));
+    if (!tenant || !*tenant) {
+        reply_error(s, req, 400, "body: tenant is required");
+        goto out;
+    }
+    if (!address || supp_address_normalize(address, addr, sizeof(addr)) < 0) {
+        reply_error(s, req, 400, "body: address must be an email address");
+        goto out;
+    }
+    if (!reason) reason = "manual";
+    if (!supp_reason_valid(reason)) {
+        reply_error(s, req, 400, "body: reason must be bounce, complaint, unsubscribe or manual");
+        goto out;
+    }
+    json_t *ops = json_pack("[{ssssssss}]", "tenant", tenant, "address", addr, "op", "suppress",
+                            "reason", reason);
+    int rc = supp_write(s->st, ops, "api", &states, err, sizeof(err));
+    json_decref(ops);
+    if (rc < 0) {
+        reply_unavailable(s, req, err);
+        goto out;
+    }
+    json_t *value = json_object_get(json_array_get(states, 0), "value");
+    json_t *v = json_is_object(value) ? json_deep_copy(value)
+                                      : json_pack("{ssss}", "tenant", tenant, "address", addr);
+    json_object_set_new(v, "suppressed", json_boolean(json_is_object(value)));
+    reply(s, req, 201, v);
+out:
+    json_decref(body);
+    json_decref(states);
+    params_clear(&p);
+}
+
+static void list_suppressions(struct api_server *s, struct evhttp_request *req)
+{
+    static const char *const allowed[] = {"tenant", "reason", "cursor", "limit", NULL};
+    struct params p = {0};
+    char err[1024], after[400];
+    const char *tenant;
+    long limit;
+    json_t *items = NULL;
+    if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, &tenant) < 0 ||
+        parse_limit(s, req, &p, &limit) < 0)
+        goto out;
+    const char *reason = param(&p, "reason");
+    if (reason && !supp_reason_valid(reason) && strcmp(reason, "soft_bounce")) {
+        reply_error(s, req, 400,
+                    "reason: one of bounce, complaint, unsubscribe, manual, soft_bounce");
+        goto out;
+    }
+    /* The cursor is the last address of the previous page, URL-safe base64. */
+    const char *cursor = param(&p, "cursor");
+    if (cursor) {
+        ssize_t n = mh_b64_decode(cursor, strlen(cursor), (unsigned char *)after, sizeof(after) - 1);
+        if (n <= 0) {
+            reply_error(s, req, 400, "cursor: not a cursor this API returned");
+            goto out;
+        }
+        after[n] = '\0';
+    }
+    if (supp_list(s->st, tenant, reason, cursor ? after : NULL, tenant, limit + 1, &items, err,
+                  sizeof(err)) < 0) {
+        reply_unavailable(s, req, err);
+        goto out;
+    }
+    json_t *next = json_null();
+    if ((long)json_array_size(items) > limit) {
+        json_array_remove(items, (size_t)limit);
+        const char *last = json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1),
+                                                              "address"));
+        char enc[600];
+        size_t n = mh_b64_encode((const unsigned char *)last, strlen(last), enc);
+        while (n && enc[n - 1] == '=') enc[--n] = '\0';
+        for (char *c = enc; *c; c++) *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+        next = json_string(enc);
+    }
+    reply(s, req, 200, json_pack("{sOso}", "items", items, "next_cursor", next));
+out:
+    json_decref(items);
+    params_clear(&p);
+}
+
+static void events_page(struct api_server *s, struct evhttp_request *req, const char *message_id)
+{
+    static const char *const log_allowed[] = {"tenant", "type", "recipient", "message_id", "since",
+                                              "until", "limit", "cursor", NULL};
+    static const char *const msg_allowed[] = {"tenant", "limit", "cursor", NULL};
+    struct params p = {0};
+    char err[1024], rcpt[400];
+    char *next = NULL;
+    json_t *items = NULL;
+    long limit;
+    if (params_parse(s, req, &p, message_id ? msg_allowed : log_allowed) < 0 ||
+        parse_limit(s, req, &p, &limit) < 0)
+        goto out;
+    struct eventlog_query q = {
+        .tenant = param(&p, "tenant"),
+        .type = param(&p, "type"),
+        .recipient = param(&p, "recipient"),
+        .message_id = message_id ? message_id : param(&p, "message_id"),
+        .since = param(&p, "since"),
+        .until = param(&p, "until"),
+        .cursor = param(&p, "cursor"),
+        .limit = limit,
+        .oldest_first = message_id != NULL,
+    };
+    if (q.recipient) {
+        if (supp_address_normalize(q.recipient, rcpt, sizeof(rcpt)) < 0) {
+            reply_error(s, req, 400, "recipient: not an email address");
+            goto out;
+        }
+        q.recipient = rcpt;
+    }
+    if (supp_store_ensure(s->st, err, sizeof(err)) < 0) {
+        reply_unavailable(s, req, err);
+        goto out;
+    }
+    int rc = eventlog_page(s->st->pg, &q, &items, &next, err, sizeof(err));
+    if (rc == -2) {
+        reply_error(s, req, 400, "%s", err);
+        goto out;
+    }
+    if (rc < 0) {
+        reply_unavailable(s, req, err);
+        goto out;
+    }
+    json_t *body = json_object();
+    if (message_id) json_object_set_new(body, "message_id", json_string(message_id));
+    json_object_set(body, "items", items);
+    json_object_set_new(body, "next_cursor", next ? json_string(next) : json_null());
+    reply(s, req, 200, body);
+out:
+    free(next);
+    json_decref(items);
+    params_clear(&p);
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+static int authorized(struct api_server *s, struct evhttp_request *req)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (h && !strncasecmp(h, "Bearer ", 7)) {
+        const char *tok = h + 7;
+        while (*tok == ' ') tok++;
+        size_t n = strlen(tok);
+        int ok = 0;
+        for (size_t i = 0; i < s->cfg->api.n_tokens; i++)
+            ok |= mh_ct_equal(tok, n, s->cfg->api.tokens[i], strlen(s->cfg->api.tokens[i]));
+        if (ok) return 1;
+    }
+    s->stats.unauthorized++;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                      "Bearer realm=\"mailhook\"");
+    reply_error(s, req, 401, h ? "invalid bearer token" : "missing bearer token");
+    return 0;
+}
+
+static void method_not_allowed(struct api_server *s, struct evhttp_request *req, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    reply_error(s, req, 405, "method not allowed (use %s)", allow);
+}
+
+static void handle_metrics(struct api_server *s, struct evhttp_request *req)
+{
+    const struct api_stats *st = &s->stats;
+    struct evbuffer *buf = evbuffer_new();
+    evbuffer_add_printf(buf,
+                        "# TYPE mailhook_api_requests_total counter\n"
+                        "mailhook_api_requests_total %llu\n"
+                        "# TYPE mailhook_api_responses_total counter\n"
+                        "mailhook_api_responses_total{class=\"2xx\"} %llu\n"
+                        "mailhook_api_responses_total{class=\"404\"} %llu\n"
+                        "mailhook_api_responses_total{class=\"4xx\"} %llu\n"
+                        "mailhook_api_responses_total{class=\"5xx\"} %llu\n"
+                        "# TYPE mailhook_api_unauthorized_total counter\n"
+                        "mailhook_api_unauthorized_total %llu\n",
+                        (unsigned long long)st->requests, (unsigned long long)st->ok,
+                        (unsigned long long)st->not_found, (unsigned long long)st->client_errors,
+                        (unsigned long long)st->server_errors,
+                        (unsigned long long)st->unauthorized);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    evhttp_send_reply(req, 200, NULL, buf);
+    evbuffer_free(buf);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct api_server *s = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (!path) path = "/";
+    s->stats.requests++;
+
+    if (!strcmp(path, "/healthz")) {
+        reply(s, req, 200, json_pack("{ss}", "status", "ok"));
+        return;
+    }
+    if (!strcmp(path, "/readyz")) {
+        char err[512];
+        if (s->st->pg && PQstatus(s->st->pg) == CONNECTION_OK) {
+            PGresult *res = PQexec(s->st->pg, "SELECT 1");
+            PQclear(res);
+        }
+        if (supp_store_ensure(s->st, err, sizeof(err)) == 0)
+            reply(s, req, 200, json_pack("{ss}", "status", "ready"));
+        else
+            reply(s, req, 503, json_pack("{ss}", "status", "postgres unavailable"));
+        return;
+    }
+    if (!strcmp(path, "/metrics")) {
+        handle_metrics(s, req);
+        return;
+    }
+    if (strncmp(path, "/v1/", 4)) {
+        reply_error(s, req, 404, "not found");
+        return;
+    }
+    if (!authorized(s, req)) return;
+
+    static const char supp[] = "/v1/suppressions";
+    static const char msgs[] = "/v1/messages/";
+    if (!strcmp(path, supp) || !strcmp(path, "/v1/suppressions/")) {
+        if (cmd == EVHTTP_REQ_GET) list_suppressions(s, req);
+        else if (cmd == EVHTTP_REQ_POST) post_suppression(s, req);
+        else method_not_allowed(s, req, "GET, POST");
+        return;
+    }
+    if (!strncmp(path, supp, strlen(supp)) && path[strlen(supp)] == '/') {
+        const char *seg = path + strlen(supp) + 1;
+        if (strchr(seg, '/')) {
+            reply_error(s, req, 404, "not found");
+        } else if (cmd == EVHTTP_REQ_GET) {
+            get_suppression(s, req, seg);
+        } else if (cmd == EVHTTP_REQ_DELETE) {
+            delete_suppression(s, req, seg);
+        } else {
+            method_not_allowed(s, req, "GET, DELETE");
+        }
+        return;
+    }
+    if (!strcmp(path, "/v1/events")) {
+        if (cmd == EVHTTP_REQ_GET) events_page(s, req, NULL);
+        else method_not_allowed(s, req, "GET");
+        return;
+    }
+    if (!strncmp(path, msgs, strlen(msgs))) {
+        const char *seg = path + strlen(msgs);
+        const char *slash = strchr(seg, '/');
+        if (slash && slash > seg && !strcmp(slash, "/events")) {
+            char *raw = mh_strndup(seg, (size_t)(slash - seg));
+            char *id = evhttp_uridecode(raw, 0, NULL);
+            free(raw);
+            if (!id || !*id) reply_error(s, req, 400, "message id: empty");
+            else if (cmd == EVHTTP_REQ_GET) events_page(s, req, id);
+            else method_not_allowed(s, req, "GET");
+            free(id);
+            return;
+        }
+    }
+    reply_error(s, req, 404, "not found");
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+int api_split_listen(const char *listen, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen) return -1;
+    size_t n = (size_t)(colon - listen);
+    if (listen[0] == '[' && n >= 2 && listen[n - 1] == ']') {
+        listen++;
+        n -= 2;
+    }
+    if (n + 1 > hostlen) return -1;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535) return -1;
+    *port = (int)p;
+    return 0;
+}
+
+struct api_server *api_http_new(struct event_base *base, const struct mh_config *cfg,
+                                struct supp_store *st, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (api_split_listen(cfg->api.listen, host, sizeof(host), &port) < 0) {
+        snprintf(err, errlen, "[api] listen: expected host:port, not \"%s\"", cfg->api.listen);
+        return NULL;
+    }
+    struct api_server *s = mh_calloc(1, sizeof(*s));
+    s->cfg = cfg;
+    s->st = st;
+    s->http = evhttp_new(base);
+    evhttp_set_max_body_size(s->http, cfg->api.max_body_bytes);
+    evhttp_set_max_headers_size(s->http, 16384);
+    struct timeval tv = {cfg->api.request_timeout_ms / 1000,
+                         (cfg->api.request_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(s->http, &tv);
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(s->http, on_request, s);
+    s->bound = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port);
+    if (!s->bound) {
+        snprintf(err, errlen, "cannot listen on %s: %s", cfg->api.listen, strerror(errno));
+        api_http_free(s);
+        return NULL;
+    }
+    /* Accepted connections inherit it: a reply never waits for the client's delayed ACK. */
+    int one = 1;
+    setsockopt(evhttp_bound_socket_get_fd(s->bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return s;
+}
+
+const struct api_stats *api_http_stats(const struct api_server *s)
+{
+    return &s->stats;
+}
+
+void api_http_stop_listening(struct api_server *s)
+{
+    if (s && s->bound) evhttp_del_accept_socket(s->http, s->bound);
+    if (s) s->bound = NULL;
+}
+
+void api_http_free(struct api_server *s)
+{
+    if (!s) return;
+    if (s->http) evhttp_free(s->http);
+    free(s);
+}

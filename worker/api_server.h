@@ -1,0 +1,32 @@
+/*
+ * api_server.h — mailhook-api's HTTP server (api_http.c) as main.c drives it.
+ */
+#ifndef MH_API_SERVER_H
+#define MH_API_SERVER_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "suppression.h"
+
+struct api_stats {
+    uint64_t requests, ok, not_found, client_errors, server_errors, unauthorized;
+};
+
+struct api_server;
+
+/*
+ * Listens on [api] listen and serves requests with st (borrowed; must outlive the
+ * server). NULL with err when the address is invalid or taken.
+ */
+struct api_server *api_http_new(struct event_base *base, const struct mh_config *cfg,
+                                struct supp_store *st, char *err, size_t errlen);
+const struct api_stats *api_http_stats(const struct api_server *s);
+/* Closes the listener; open connections are still answered. */
+void api_http_stop_listening(struct api_server *s);
+void api_http_free(struct api_server *s);
+/* Splits "host:port" / "[v6]:port"; -1 when it is neither. */
+int api_split_listen(const char *listen, char *host, size_t hostlen, int *port);
+
+#endif

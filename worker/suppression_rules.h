@@ -1,0 +1,48 @@
+/*
+ * suppression_rules.h — which canonical event does what to an address's suppression
+ * state (suppression_rules.c). Pure: no database, no Kafka, so unit tests include it
+ * as it is.
+ */
+#ifndef MH_SUPPRESSION_RULES_H
+#define MH_SUPPRESSION_RULES_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "mailhook/config.h"
+
+enum supp_op {
+    SUPP_NONE = 0, /* the event does not touch suppression state (it is still logged) */
+    SUPP_SUPPRESS, /* main register: suppressed, with a reason */
+    SUPP_LIFT,     /* main register: lifted */
+    SUPP_SOFT,     /* counts toward the soft-bounce rule */
+};
+
+/*
+ * What a canonical event does under a tenant's rules. Sets *reason to a static string
+ * ("bounce", "complaint", "unsubscribe", "resubscribe", "soft_bounce") for every op but
+ * SUPP_NONE. An event without a recipient does nothing; provider `email.suppressed`
+ * events are only recorded.
+ */
+enum supp_op supp_rule(const struct mh_suppression_policy *pol, json_t *ev, const char **reason);
+
+/* "suppress", "lift", "soft" (the op names mh_suppression_apply takes), or NULL. */
+const char *supp_op_name(enum supp_op op);
+
+/*
+ * The effect object mh_suppression_apply takes for ev (see the migration), or NULL when
+ * the event does nothing. fresh: apply it (1) or only report the address's state (0).
+ * The time is occurred_at, else received_at. Returns a new reference.
+ */
+json_t *supp_effect(const struct mh_suppression_policy *pol, json_t *ev, int fresh);
+
+/* Reasons a manual add may give: bounce, complaint, unsubscribe, manual. */
+int supp_reason_valid(const char *reason);
+
+/*
+ * An address as mailhook keys it: trimmed and lower-cased into out. Returns -1 when it
+ * is empty, longer than 320 bytes, has no "@", or holds a space or a control character.
+ */
+int supp_address_normalize(const char *in, char *out, size_t outlen);
+
+#endif
