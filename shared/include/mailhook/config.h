@@ -71,9 +71,7 @@ struct mh_config {
         long max_body_bytes;
         long max_header_bytes;
         long read_timeout_ms;
-        long idle_timeout_ms;
         long ack_deadline_ms;
-        long max_connections;
         long retry_after_s;
         char *raw_topic;
         char *log_level;
