@@ -42,7 +42,7 @@ struct maint_report {
 };
 
 /*
- * One maintenance pass: creates the event log's day partitions from retention_days back
+ * One maintenance pass: creates the event log's week partitions from retention_days back
  * to ahead_days ahead, drops older ones, trims the default partition and forgotten lifted
  * addresses in short batches, ends expired temporary suppressions and publishes every
  * state the suppressions topic lacks. Safe to run from several processes at once.

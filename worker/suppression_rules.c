@@ -9,6 +9,8 @@
  *   email.complained                        suppress, reason "complaint"  (complaint)
  *   email.unsubscribed                      suppress, reason "unsubscribe" (unsubscribe)
  *   email.resubscribed                      lift                          (resubscribe)
+ *   email.delivered                         resets the soft count; ends a soft-bounce
+ *                                           suppression whose window it falls in
  *   email.suppressed                        nothing: the provider refused to send to an
  *                                           address it had suppressed; the event is
  *                                           logged, the state it reports is not copied
@@ -45,6 +47,11 @@ enum supp_op supp_rule(const struct mh_suppression_policy *pol, json_t *ev, cons
         *reason = "soft_bounce";
         return SUPP_SOFT;
     }
+    if (!strcmp(type, "email.delivered")) {
+        if (!soft_rule) return SUPP_NONE;
+        *reason = "delivered";
+        return SUPP_RESET;
+    }
     if (!strcmp(type, "email.complained")) {
         if (!pol->complaint) return SUPP_NONE;
         *reason = "complaint";
@@ -69,6 +76,7 @@ const char *supp_op_name(enum supp_op op)
     case SUPP_SUPPRESS: return "suppress";
     case SUPP_LIFT: return "lift";
     case SUPP_SOFT: return "soft";
+    case SUPP_RESET: return "reset";
     case SUPP_NONE: break;
     }
     return NULL;
@@ -92,7 +100,7 @@ json_t *supp_effect(const struct mh_suppression_policy *pol, json_t *ev, int fre
     json_object_set(e, "event_id", json_object_get(ev, "event_id"));
     json_object_set(e, "source", json_object_get(ev, "type"));
     json_object_set_new(e, "fresh", json_boolean(fresh));
-    if (op == SUPP_SOFT) {
+    if (op == SUPP_SOFT || op == SUPP_RESET) {
         json_object_set_new(e, "threshold", json_integer(pol->soft_bounce_threshold));
         json_object_set_new(e, "window_hours", json_integer(pol->soft_bounce_window_hours));
         json_object_set_new(e, "duration_hours", json_integer(pol->soft_bounce_suppress_hours));

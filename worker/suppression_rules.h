@@ -16,17 +16,18 @@ enum supp_op {
     SUPP_SUPPRESS, /* main register: suppressed, with a reason */
     SUPP_LIFT,     /* main register: lifted */
     SUPP_SOFT,     /* counts toward the soft-bounce rule */
+    SUPP_RESET,    /* a delivery: may end a soft-bounce suppression it predates */
 };
 
 /*
  * What a canonical event does under a tenant's rules. Sets *reason to a static string
- * ("bounce", "complaint", "unsubscribe", "resubscribe", "soft_bounce") for every op but
+ * ("bounce", "complaint", "unsubscribe", "resubscribe", "soft_bounce", "delivered") for every op but
  * SUPP_NONE. An event without a recipient does nothing; provider `email.suppressed`
  * events are only recorded.
  */
 enum supp_op supp_rule(const struct mh_suppression_policy *pol, json_t *ev, const char **reason);
 
-/* "suppress", "lift", "soft" (the op names mh_suppression_apply takes), or NULL. */
+/* "suppress", "lift", "soft", "reset" (the op names mh_suppression_apply takes), or NULL. */
 const char *supp_op_name(enum supp_op op);
 
 /*

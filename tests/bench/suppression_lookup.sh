@@ -81,6 +81,8 @@ SELECT 'bench', 'bench-' || n || '@example.com', 'suppressed',
        now() - make_interval(mins => n % 100000), 'bench-' || n, 'bench'
   FROM generate_series(0, $SUPPRESSED - 1) AS n;
 VACUUM ANALYZE mh_suppressions;
+-- The load's WAL is flushed now, not by a checkpoint in the middle of the measurement.
+CHECKPOINT;
 SQL
 mh_log "loaded in $((SECONDS - t0))s: $(psql "$dsn" -XqtAc "select pg_size_pretty(pg_total_relation_size('mh_suppressions'))")"
 
@@ -92,8 +94,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-mh_log "warming up (5 s at $RATE/s)"
-"$work/load" 127.0.0.1 "$port" "$token" bench "$RATE" 5 "$SUPPRESSED" "$HIT_PERCENT" "$CONNECTIONS" >/dev/null
+mh_log "warming up (10 s at $RATE/s)"
+"$work/load" 127.0.0.1 "$port" "$token" bench "$RATE" 10 "$SUPPRESSED" "$HIT_PERCENT" "$CONNECTIONS" >/dev/null
 mh_log "measuring: $RATE requests/s for $SECONDS_RUN s, $HIT_PERCENT% suppressed addresses, $CONNECTIONS connections"
 result=$("$work/load" 127.0.0.1 "$port" "$token" bench "$RATE" "$SECONDS_RUN" "$SUPPRESSED" "$HIT_PERCENT" "$CONNECTIONS")
 echo "lookup:   $result"

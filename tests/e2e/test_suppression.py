@@ -386,6 +386,21 @@ def test_a_delivery_resets_the_soft_bounce_count(mailhook, api, pg):
     wait_state(api, tenant, addr, 200, "soft_bounce")
 
 
+def test_a_late_delivery_undoes_the_soft_bounce_rule(mailhook, api, pg):
+    """Five soft bounces suppress; a delivery that happened between the second and the
+    third but arrives last means only three counted: the suppression ends."""
+    tenant = mailhook.sources["ivymail"]["tenant"]
+    addr = f"late.{uid()}@example.com"
+    base = NOW - timedelta(hours=20)
+    for i in range(5):
+        soft_bounce(mailhook, addr, base + timedelta(hours=i), f"l{i}-{addr}")
+    wait_state(api, tenant, addr, 200, "soft_bounce")
+    wait_topic(mailhook, f"{tenant}/{addr}", lambda v: v is not None)
+    ivymail(mailhook, "delivered", addr, base + timedelta(hours=1, minutes=30))
+    wait_state(api, tenant, addr, 404)
+    wait_topic(mailhook, f"{tenant}/{addr}", lambda v: v is None)
+
+
 def test_soft_bounce_suppression_ends_by_itself(mailhook, api, pg):
     """Soft bounces dated so that the 7-day suppression ends a few seconds from now: the
     API stops answering 200 at once, and maintenance puts the tombstone on the topic."""

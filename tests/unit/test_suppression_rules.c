@@ -69,7 +69,7 @@ static void test_default_rules(void **state)
         {"email.unsubscribed", NULL, SUPP_SUPPRESS, "unsubscribe"},
         {"email.resubscribed", NULL, SUPP_LIFT, "resubscribe"},
         {"email.suppressed", NULL, SUPP_NONE, NULL},
-        {"email.delivered", NULL, SUPP_NONE, NULL},
+        {"email.delivered", NULL, SUPP_RESET, "delivered"},
         {"email.opened", NULL, SUPP_NONE, NULL},
         {"email.failed", NULL, SUPP_NONE, NULL},
         {"other", NULL, SUPP_NONE, NULL},
@@ -108,6 +108,9 @@ static void test_rules_switched_off(void **state)
     assert_int_equal(supp_rule(&pol, soft, &reason), SUPP_SOFT);
     pol.soft_bounce_threshold = 0;
     assert_int_equal(supp_rule(&pol, soft, &reason), SUPP_NONE);
+    json_t *delivered = event("email.delivered", NULL);
+    assert_int_equal(supp_rule(&pol, delivered, &reason), SUPP_NONE); /* no rule, no reset */
+    json_decref(delivered);
     json_decref(hard);
     json_decref(soft);
 }
