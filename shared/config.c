@@ -57,6 +57,7 @@ static const struct key_def key_defs[] = {
      MH_SOURCE_DIR "/migrations", 0, 0},
     {"api", "listen", KEY_STR, OFF(api.listen), "127.0.0.1:8081", 0, 0},
     {"api", "max_body_bytes", KEY_LONG, OFF(api.max_body_bytes), "65536", 256, 16L << 20},
+    {"api", "db_connections", KEY_LONG, OFF(api.db_connections), "4", 1, 64},
     {"api", "request_timeout_ms", KEY_LONG, OFF(api.request_timeout_ms), "10000", 100, 600000},
     {"api", "default_limit", KEY_LONG, OFF(api.default_limit), "100", 1, 10000},
     {"api", "max_limit", KEY_LONG, OFF(api.max_limit), "1000", 1, 10000},

@@ -13,8 +13,10 @@
  * Every /v1 request needs "Authorization: Bearer <token>" with one of the [api] tokens
  * (compared in constant time; never logged). Unknown parameters are errors, as are
  * unknown body fields: a typo must not silently widen a query or drop a change. Errors
- * are {"error": "..."} with the matching status. One PostgreSQL connection serves the
- * requests in turn; the lookups are single index probes.
+ * are {"error": "..."} with the matching status. Requests are parsed and answered on
+ * the libevent loop; their database part runs on the pool ([api] db_connections
+ * threads, each with its own PostgreSQL connection; api_pool.c), so one slow query never
+ * holds up the "may I send?" lookups behind it.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -29,6 +31,7 @@
 #include <sys/socket.h>
 
 #include "api.h"
+#include "api_pool.h"
 #include "api_server.h"
 #include "mailhook/crypto.h"
 #include "mailhook/log.h"
@@ -37,7 +40,7 @@
 
 struct api_server {
     const struct mh_config *cfg;
-    struct supp_store *st;
+    struct api_pool *pool;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct api_stats stats;
@@ -81,8 +84,9 @@ static void reply_error(struct api_server *s, struct evhttp_request *req, int co
 /* PostgreSQL (or Kafka) trouble: logged in full, answered 503 so the client retries. */
 static void reply_unavailable(struct api_server *s, struct evhttp_request *req, const char *err)
 {
+    const char *uri = evhttp_request_get_uri(req);
     mh_warn("%s %s: %s", evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" : "write",
-            evhttp_request_get_uri(req), err);
+            uri ? uri : "?", err);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
     reply_error(s, req, 503, "%s", err);
 }
@@ -177,60 +181,137 @@ static char *path_address(struct api_server *s, struct evhttp_request *req, cons
     return out;
 }
 
-/* ---- handlers ----------------------------------------------------------------------------- */
+/* ---- calls: the database part runs on the pool ------------------------------------------ */
+
+/*
+ * One request handed to the pool. Everything the pool thread reads is in `in` (checked
+ * and copied on the loop thread); the evhttp request is touched on the loop thread only.
+ */
+struct call {
+    struct api_job job; /* first: the pool hands it back */
+    struct api_server *s;
+    struct evhttp_request *req;
+    void (*work)(struct call *c, struct supp_store *st);
+    json_t *in;
+    int code;           /* reply status; 0 = PostgreSQL or Kafka failed, see err */
+    json_t *out;        /* reply body */
+    char err[1024];
+};
+
+static const char *in_str(const struct call *c, const char *key)
+{
+    return json_string_value(json_object_get(c->in, key));
+}
+
+static void call_run(struct api_job *job, struct supp_store *st)
+{
+    struct call *c = (struct call *)job;
+    c->work(c, st);
+}
+
+static void call_done(struct api_job *job)
+{
+    struct call *c = (struct call *)job;
+    if (c->code) {
+        reply(c->s, c->req, c->code, c->out);
+        c->out = NULL;
+    } else {
+        reply_unavailable(c->s, c->req, c->err);
+    }
+    json_decref(c->out);
+    json_decref(c->in);
+    free(c);
+}
+
+/* Hands work with its inputs (stolen) to the pool; 503 when the pool is full. */
+static void call_submit(struct api_server *s, struct evhttp_request *req,
+                        void (*work)(struct call *c, struct supp_store *st), json_t *in)
+{
+    struct call *c = mh_calloc(1, sizeof(*c));
+    c->job.run = call_run;
+    c->job.done = call_done;
+    c->s = s;
+    c->req = req;
+    c->work = work;
+    c->in = in;
+    if (api_pool_submit(s->pool, &c->job) < 0) {
+        s->stats.overloaded++;
+        json_decref(in);
+        free(c);
+        reply_unavailable(s, req, "too many requests waiting for the database");
+    }
+}
+
+/* ---- handlers: parameters are checked here, on the loop thread ----------------------------- */
+
+static void work_lookup(struct call *c, struct supp_store *st)
+{
+    json_t *state = NULL;
+    int rc = supp_lookup(st, in_str(c, "tenant"), in_str(c, "address"), &state, c->err,
+                         sizeof(c->err));
+    if (rc < 0) return;
+    if (rc == 0) {
+        c->code = 404;
+        c->out = json_pack("{sOsOsbss}", "tenant", json_object_get(c->in, "tenant"), "address",
+                           json_object_get(c->in, "address"), "suppressed", 0, "error",
+                           "not suppressed");
+        return;
+    }
+    json_object_set_new(state, "suppressed", json_true());
+    c->code = 200;
+    c->out = state;
+}
 
 static void get_suppression(struct api_server *s, struct evhttp_request *req, const char *seg)
 {
     static const char *const allowed[] = {"tenant", NULL};
     struct params p = {0};
-    char addr[400], err[1024];
+    char addr[400];
     const char *tenant;
-    json_t *state = NULL;
     if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, &tenant) < 0) goto out;
     if (!path_address(s, req, seg, addr, sizeof(addr))) goto out;
-    int rc = supp_lookup(s->st, tenant, addr, &state, err, sizeof(err));
-    if (rc < 0) {
-        reply_unavailable(s, req, err);
-    } else if (rc == 0) {
-        reply(s, req, 404,
-              json_pack("{sssssbss}", "tenant", tenant, "address", addr, "suppressed", 0, "error",
-                        "not suppressed"));
-    } else {
-        json_object_set_new(state, "suppressed", json_true());
-        reply(s, req, 200, state);
-    }
+    call_submit(s, req, work_lookup, json_pack("{ssss}", "tenant", tenant, "address", addr));
 out:
     params_clear(&p);
+}
+
+/* Writes the one op in c->in["ops"]; answers the address's state afterwards. */
+static void work_write(struct call *c, struct supp_store *st)
+{
+    json_t *states = NULL;
+    if (supp_write(st, json_object_get(c->in, "ops"), "api", &states, c->err, sizeof(c->err)) < 0)
+        goto out;
+    json_t *op = json_array_get(json_object_get(c->in, "ops"), 0);
+    json_t *value = json_object_get(json_array_get(states, 0), "value");
+    json_t *v = json_is_object(value) ? json_deep_copy(value)
+                                      : json_pack("{sOsO}", "tenant", json_object_get(op, "tenant"),
+                                                  "address", json_object_get(op, "address"));
+    json_object_set_new(v, "suppressed", json_boolean(json_is_object(value)));
+    c->code = json_integer_value(json_object_get(c->in, "status"));
+    c->out = v;
+out:
+    json_decref(states);
+}
+
+static void submit_write(struct api_server *s, struct evhttp_request *req, int status,
+                         const char *tenant, const char *addr, const char *op, const char *reason)
+{
+    call_submit(s, req, work_write,
+                json_pack("{si s[{ssssssss}]}", "status", status, "ops", "tenant", tenant,
+                          "address", addr, "op", op, "reason", reason));
 }
 
 static void delete_suppression(struct api_server *s, struct evhttp_request *req, const char *seg)
 {
     static const char *const allowed[] = {"tenant", NULL};
     struct params p = {0};
-    char addr[400], err[1024];
+    char addr[400];
     const char *tenant;
-    json_t *states = NULL;
     if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, &tenant) < 0) goto out;
     if (!path_address(s, req, seg, addr, sizeof(addr))) goto out;
-    json_t *ops = json_pack("[{ssssssss}]", "tenant", tenant, "address", addr, "op", "lift",
-                            "reason", "manual");
-    int rc = supp_write(s->st, ops, "api", &states, err, sizeof(err));
-    json_decref(ops);
-    if (rc < 0) {
-        reply_unavailable(s, req, err);
-        goto out;
-    }
-    json_t *value = json_object_get(json_array_get(states, 0), "value");
-    if (json_is_object(value)) { /* a newer suppression still stands (should not happen) */
-        json_t *v = json_deep_copy(value);
-        json_object_set_new(v, "suppressed", json_true());
-        reply(s, req, 200, v);
-    } else {
-        reply(s, req, 200,
-              json_pack("{sssssb}", "tenant", tenant, "address", addr, "suppressed", 0));
-    }
+    /* A newer suppression than now cannot exist, so the answer is "not suppressed". */
+    submit_write(s, req, 200, tenant, addr, "lift", "manual");
 out:
-    json_decref(states);
     params_clear(&p);
 }
 
@@ -238,8 +319,8 @@ static void post_suppression(struct api_server *s, struct evhttp_request *req)
 {
     static const char *const allowed[] = {NULL};
     struct params p = {0};
-    char addr[400], err[1024];
-    json_t *body = NULL, *states = NULL;
+    char addr[400];
+    json_t *body = NULL;
     if (params_parse(s, req, &p, allowed) < 0) goto out;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -283,33 +364,42 @@ static void post_suppression(struct api_server *s, struct evhttp_request *req)
         reply_error(s, req, 400, "body: reason must be bounce, complaint, unsubscribe or manual");
         goto out;
     }
-    json_t *ops = json_pack("[{ssssssss}]", "tenant", tenant, "address", addr, "op", "suppress",
-                            "reason", reason);
-    int rc = supp_write(s->st, ops, "api", &states, err, sizeof(err));
-    json_decref(ops);
-    if (rc < 0) {
-        reply_unavailable(s, req, err);
-        goto out;
-    }
-    json_t *value = json_object_get(json_array_get(states, 0), "value");
-    json_t *v = json_is_object(value) ? json_deep_copy(value)
-                                      : json_pack("{ssss}", "tenant", tenant, "address", addr);
-    json_object_set_new(v, "suppressed", json_boolean(json_is_object(value)));
-    reply(s, req, 201, v);
+    submit_write(s, req, 201, tenant, addr, "suppress", reason);
 out:
     json_decref(body);
-    json_decref(states);
     params_clear(&p);
+}
+
+static void work_list(struct call *c, struct supp_store *st)
+{
+    json_t *items = NULL;
+    long limit = (long)json_integer_value(json_object_get(c->in, "limit"));
+    const char *tenant = in_str(c, "tenant");
+    if (supp_list(st, tenant, in_str(c, "reason"), in_str(c, "after"), tenant, limit + 1, &items,
+                  c->err, sizeof(c->err)) < 0)
+        return;
+    json_t *next = json_null();
+    if ((long)json_array_size(items) > limit) {
+        json_array_remove(items, (size_t)limit);
+        const char *last = json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1),
+                                                              "address"));
+        char enc[600];
+        size_t n = mh_b64_encode((const unsigned char *)last, strlen(last), enc);
+        while (n && enc[n - 1] == '=') enc[--n] = '\0';
+        for (char *e = enc; *e; e++) *e = *e == '+' ? '-' : *e == '/' ? '_' : *e;
+        next = json_string(enc);
+    }
+    c->code = 200;
+    c->out = json_pack("{soso}", "items", items, "next_cursor", next);
 }
 
 static void list_suppressions(struct api_server *s, struct evhttp_request *req)
 {
     static const char *const allowed[] = {"tenant", "reason", "cursor", "limit", NULL};
     struct params p = {0};
-    char err[1024], after[400];
+    char after[400];
     const char *tenant;
     long limit;
-    json_t *items = NULL;
     if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, &tenant) < 0 ||
         parse_limit(s, req, &p, &limit) < 0)
         goto out;
@@ -319,36 +409,54 @@ static void list_suppressions(struct api_server *s, struct evhttp_request *req)
                     "reason: one of bounce, complaint, unsubscribe, manual, soft_bounce");
         goto out;
     }
+    json_t *in = json_pack("{sssI}", "tenant", tenant, "limit", (json_int_t)limit);
+    if (reason) json_object_set_new(in, "reason", json_string(reason));
     /* The cursor is the last address of the previous page, URL-safe base64. */
     const char *cursor = param(&p, "cursor");
     if (cursor) {
         ssize_t n = mh_b64_decode(cursor, strlen(cursor), (unsigned char *)after, sizeof(after) - 1);
         if (n <= 0) {
+            json_decref(in);
             reply_error(s, req, 400, "cursor: not a cursor this API returned");
             goto out;
         }
         after[n] = '\0';
+        json_object_set_new(in, "after", json_string(after));
     }
-    if (supp_list(s->st, tenant, reason, cursor ? after : NULL, tenant, limit + 1, &items, err,
-                  sizeof(err)) < 0) {
-        reply_unavailable(s, req, err);
-        goto out;
-    }
-    json_t *next = json_null();
-    if ((long)json_array_size(items) > limit) {
-        json_array_remove(items, (size_t)limit);
-        const char *last = json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1),
-                                                              "address"));
-        char enc[600];
-        size_t n = mh_b64_encode((const unsigned char *)last, strlen(last), enc);
-        while (n && enc[n - 1] == '=') enc[--n] = '\0';
-        for (char *c = enc; *c; c++) *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
-        next = json_string(enc);
-    }
-    reply(s, req, 200, json_pack("{sOso}", "items", items, "next_cursor", next));
+    call_submit(s, req, work_list, in);
 out:
-    json_decref(items);
     params_clear(&p);
+}
+
+static void work_events(struct call *c, struct supp_store *st)
+{
+    struct eventlog_query q = {
+        .tenant = in_str(c, "tenant"),
+        .type = in_str(c, "type"),
+        .recipient = in_str(c, "recipient"),
+        .message_id = in_str(c, "message_id"),
+        .since = in_str(c, "since"),
+        .until = in_str(c, "until"),
+        .cursor = in_str(c, "cursor"),
+        .limit = (long)json_integer_value(json_object_get(c->in, "limit")),
+        .oldest_first = json_is_true(json_object_get(c->in, "timeline")),
+    };
+    json_t *items = NULL;
+    char *next = NULL;
+    if (supp_store_ensure(st, c->err, sizeof(c->err)) < 0) return;
+    int rc = eventlog_page(st->pg, &q, &items, &next, c->err, sizeof(c->err));
+    if (rc == -2) {
+        c->code = 400;
+        c->out = json_pack("{ss}", "error", c->err);
+        return;
+    }
+    if (rc < 0) return;
+    c->out = json_object();
+    if (q.oldest_first) json_object_set_new(c->out, "message_id", json_string(q.message_id));
+    json_object_set_new(c->out, "items", items);
+    json_object_set_new(c->out, "next_cursor", next ? json_string(next) : json_null());
+    free(next);
+    c->code = 200;
 }
 
 static void events_page(struct api_server *s, struct evhttp_request *req, const char *message_id)
@@ -356,54 +464,39 @@ static void events_page(struct api_server *s, struct evhttp_request *req, const 
     static const char *const log_allowed[] = {"tenant", "type", "recipient", "message_id", "since",
                                               "until", "limit", "cursor", NULL};
     static const char *const msg_allowed[] = {"tenant", "limit", "cursor", NULL};
+    static const char *const copied[] = {"tenant", "type", "since", "until", "cursor", NULL};
     struct params p = {0};
-    char err[1024], rcpt[400];
-    char *next = NULL;
-    json_t *items = NULL;
+    char rcpt[400];
     long limit;
     if (params_parse(s, req, &p, message_id ? msg_allowed : log_allowed) < 0 ||
         parse_limit(s, req, &p, &limit) < 0)
         goto out;
-    struct eventlog_query q = {
-        .tenant = param(&p, "tenant"),
-        .type = param(&p, "type"),
-        .recipient = param(&p, "recipient"),
-        .message_id = message_id ? message_id : param(&p, "message_id"),
-        .since = param(&p, "since"),
-        .until = param(&p, "until"),
-        .cursor = param(&p, "cursor"),
-        .limit = limit,
-        .oldest_first = message_id != NULL,
-    };
-    if (q.recipient) {
-        if (supp_address_normalize(q.recipient, rcpt, sizeof(rcpt)) < 0) {
+    json_t *in = json_pack("{sIsb}", "limit", (json_int_t)limit, "timeline", message_id != NULL);
+    for (const char *const *k = copied; *k; k++)
+        if (param(&p, *k)) json_object_set_new(in, *k, json_string(param(&p, *k)));
+    const char *mid = message_id ? message_id : param(&p, "message_id");
+    if (mid) json_object_set_new(in, "message_id", json_string(mid));
+    const char *recipient = param(&p, "recipient");
+    if (recipient) {
+        if (supp_address_normalize(recipient, rcpt, sizeof(rcpt)) < 0) {
+            json_decref(in);
             reply_error(s, req, 400, "recipient: not an email address");
             goto out;
         }
-        q.recipient = rcpt;
+        json_object_set_new(in, "recipient", json_string(rcpt));
     }
-    if (supp_store_ensure(s->st, err, sizeof(err)) < 0) {
-        reply_unavailable(s, req, err);
-        goto out;
-    }
-    int rc = eventlog_page(s->st->pg, &q, &items, &next, err, sizeof(err));
-    if (rc == -2) {
-        reply_error(s, req, 400, "%s", err);
-        goto out;
-    }
-    if (rc < 0) {
-        reply_unavailable(s, req, err);
-        goto out;
-    }
-    json_t *body = json_object();
-    if (message_id) json_object_set_new(body, "message_id", json_string(message_id));
-    json_object_set(body, "items", items);
-    json_object_set_new(body, "next_cursor", next ? json_string(next) : json_null());
-    reply(s, req, 200, body);
+    call_submit(s, req, work_events, in);
 out:
-    free(next);
-    json_decref(items);
     params_clear(&p);
+}
+
+/* Ready when a pool connection answers (a dead one is noticed and replaced here). */
+static void work_ready(struct call *c, struct supp_store *st)
+{
+    if (st->pg && PQstatus(st->pg) == CONNECTION_OK) PQclear(PQexec(st->pg, "SELECT 1"));
+    int ok = supp_store_ensure(st, c->err, sizeof(c->err)) == 0;
+    c->code = ok ? 200 : 503;
+    c->out = json_pack("{ss}", "status", ok ? "ready" : "postgres unavailable");
 }
 
 /* ---- routing ------------------------------------------------------------------------------ */
@@ -446,11 +539,16 @@ static void handle_metrics(struct api_server *s, struct evhttp_request *req)
                         "mailhook_api_responses_total{class=\"4xx\"} %llu\n"
                         "mailhook_api_responses_total{class=\"5xx\"} %llu\n"
                         "# TYPE mailhook_api_unauthorized_total counter\n"
-                        "mailhook_api_unauthorized_total %llu\n",
+                        "mailhook_api_unauthorized_total %llu\n"
+                        "# TYPE mailhook_api_overloaded_total counter\n"
+                        "mailhook_api_overloaded_total %llu\n"
+                        "# TYPE mailhook_api_db_in_flight gauge\n"
+                        "mailhook_api_db_in_flight %zu\n",
                         (unsigned long long)st->requests, (unsigned long long)st->ok,
                         (unsigned long long)st->not_found, (unsigned long long)st->client_errors,
                         (unsigned long long)st->server_errors,
-                        (unsigned long long)st->unauthorized);
+                        (unsigned long long)st->unauthorized,
+                        (unsigned long long)st->overloaded, api_pool_in_flight(s->pool));
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
     evhttp_send_reply(req, 200, NULL, buf);
@@ -470,15 +568,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (!strcmp(path, "/readyz")) {
-        char err[512];
-        if (s->st->pg && PQstatus(s->st->pg) == CONNECTION_OK) {
-            PGresult *res = PQexec(s->st->pg, "SELECT 1");
-            PQclear(res);
-        }
-        if (supp_store_ensure(s->st, err, sizeof(err)) == 0)
-            reply(s, req, 200, json_pack("{ss}", "status", "ready"));
-        else
-            reply(s, req, 503, json_pack("{ss}", "status", "postgres unavailable"));
+        call_submit(s, req, work_ready, json_object());
         return;
     }
     if (!strcmp(path, "/metrics")) {
@@ -555,8 +645,8 @@ int api_split_listen(const char *listen, char *host, size_t hostlen, int *port)
     return 0;
 }
 
-struct api_server *api_http_new(struct event_base *base, const struct mh_config *cfg,
-                                struct supp_store *st, char *err, size_t errlen)
+struct api_server *api_http_new(struct event_base *base, const struct mh_config *cfg, char *err,
+                                size_t errlen)
 {
     char host[256];
     int port;
@@ -566,7 +656,11 @@ struct api_server *api_http_new(struct event_base *base, const struct mh_config 
     }
     struct api_server *s = mh_calloc(1, sizeof(*s));
     s->cfg = cfg;
-    s->st = st;
+    s->pool = api_pool_new(base, cfg, "mailhook-api", (int)cfg->api.db_connections, err, errlen);
+    if (!s->pool) {
+        free(s);
+        return NULL;
+    }
     s->http = evhttp_new(base);
     evhttp_set_max_body_size(s->http, cfg->api.max_body_bytes);
     evhttp_set_max_headers_size(s->http, 16384);
@@ -599,9 +693,16 @@ void api_http_stop_listening(struct api_server *s)
     if (s) s->bound = NULL;
 }
 
+size_t api_http_in_flight(const struct api_server *s)
+{
+    return api_pool_in_flight(s->pool);
+}
+
 void api_http_free(struct api_server *s)
 {
     if (!s) return;
+    /* First the pool: the done steps of its last jobs reply through the evhttp. */
+    api_pool_free(s->pool);
     if (s->http) evhttp_free(s->http);
     free(s);
 }

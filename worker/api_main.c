@@ -4,10 +4,12 @@
  * publishing pending states).
  *
  * It lives beside the worker because it needs PostgreSQL, which the ingest must never
- * depend on. One thread runs the libevent loop with its own PostgreSQL connection and
- * producer; a second thread runs maintenance every [api] maintenance_interval_s with
- * connections of its own, so a slow pass never holds up a request. SIGTERM/SIGINT stop
- * listening, let the loop answer what it holds and exit; a second signal exits at once.
+ * depend on. One thread runs the libevent loop; [api] db_connections threads, each with
+ * its own PostgreSQL connection, run the requests' queries (api_pool.c); one more runs
+ * maintenance every [api] maintenance_interval_s with connections of its own, so a slow
+ * pass never holds up a request. SIGTERM/SIGINT stop listening, let every request in
+ * progress be answered (up to [api] request_timeout_ms) and exit; a second signal exits
+ * at once.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -84,8 +86,26 @@ static void *maint_loop(void *arg)
 struct api_main {
     struct event_base *base;
     struct api_server *srv;
+    struct event *drain_ev;
+    int64_t drain_until_ms;
+    long srv_timeout_ms;
     int stopping;
 };
+
+/* While stopping: once every request's database part is answered (or the request
+ * timeout has passed), give the loop a moment to write the replies out, then end it. */
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct api_main *m = arg;
+    (void)fd;
+    (void)what;
+    size_t left = api_http_in_flight(m->srv);
+    if (left && mh_mono_ms() < m->drain_until_ms) return;
+    if (left) mh_warn("stopping with %zu requests unanswered", left);
+    event_del(m->drain_ev);
+    struct timeval tv = {0, 200 * 1000};
+    event_base_loopexit(m->base, &tv);
+}
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
 {
@@ -98,8 +118,10 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     mh_info("signal %d: stopping", (int)sig);
     m->stopping = 1;
     api_http_stop_listening(m->srv);
-    struct timeval tv = {0, 200 * 1000};
-    event_base_loopexit(m->base, &tv);
+    m->drain_until_ms = mh_mono_ms() + m->srv_timeout_ms;
+    struct timeval tv = {0, 20 * 1000};
+    event_add(m->drain_ev, &tv);
+    on_drain(-1, 0, m);
 }
 
 static void on_stats(evutil_socket_t fd, short what, void *arg)
@@ -141,7 +163,6 @@ int main(int argc, char **argv)
     mh_log_init("api");
     char err[1024];
     int rc = 1;
-    struct supp_store st = {0};
     struct api_main m = {0};
     struct maint_thread mt = {0};
     struct event *sig_term = NULL, *sig_int = NULL, *stats_ev = NULL;
@@ -160,15 +181,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     /* PostgreSQL may be down at start: requests answer 503 until it is back. */
-    if (supp_store_open(&st, cfg, "mailhook-api", 1, err, sizeof(err)) < 0) {
-        if (!st.rk) {
-            mh_error("%s", err);
-            goto out;
-        }
-        mh_warn("%s (will retry)", err);
-    }
     m.base = event_base_new();
-    m.srv = api_http_new(m.base, cfg, &st, err, sizeof(err));
+    m.srv = api_http_new(m.base, cfg, err, sizeof(err));
     if (!m.srv) {
         mh_error("%s", err);
         goto out;
@@ -180,6 +194,8 @@ int main(int argc, char **argv)
     struct timeval stats_tv = {60, 0};
     stats_ev = event_new(m.base, -1, EV_PERSIST, on_stats, &m);
     event_add(stats_ev, &stats_tv);
+    m.drain_ev = event_new(m.base, -1, EV_PERSIST, on_drain, &m);
+    m.srv_timeout_ms = cfg->api.request_timeout_ms;
 
     if (cfg->api.maintenance_interval_s > 0) {
         mt.cfg = cfg;
@@ -191,8 +207,10 @@ int main(int argc, char **argv)
         }
         mt.started = 1;
     }
-    mh_info("mailhook-api %s started: listening on %s, %zu tokens, maintenance every %ld s",
-            MH_VERSION, cfg->api.listen, cfg->api.n_tokens, cfg->api.maintenance_interval_s);
+    mh_info("mailhook-api %s started: listening on %s, %zu tokens, %ld database connections, "
+            "maintenance every %ld s",
+            MH_VERSION, cfg->api.listen, cfg->api.n_tokens, cfg->api.db_connections,
+            cfg->api.maintenance_interval_s);
     event_base_dispatch(m.base);
     on_stats(-1, 0, &m);
     rc = 0;
@@ -212,8 +230,8 @@ out:
     if (sig_term) event_free(sig_term);
     if (sig_int) event_free(sig_int);
     if (stats_ev) event_free(stats_ev);
+    if (m.drain_ev) event_free(m.drain_ev);
     if (m.base) event_base_free(m.base);
-    supp_store_close(&st);
     mh_config_free(cfg);
     mh_info("stopped");
     return rc;

@@ -8,20 +8,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "suppression.h"
+#include "mailhook/config.h"
 
 struct api_stats {
     uint64_t requests, ok, not_found, client_errors, server_errors, unauthorized;
+    uint64_t overloaded; /* refused because the pool's queue was full */
 };
 
 struct api_server;
 
 /*
- * Listens on [api] listen and serves requests with st (borrowed; must outlive the
- * server). NULL with err when the address is invalid or taken.
+ * Listens on [api] listen and serves requests, their database part on a pool of
+ * [api] db_connections threads (api_pool.h). NULL with err when the address is invalid
+ * or taken, or the pool's producer cannot be created.
  */
-struct api_server *api_http_new(struct event_base *base, const struct mh_config *cfg,
-                                struct supp_store *st, char *err, size_t errlen);
+struct api_server *api_http_new(struct event_base *base, const struct mh_config *cfg, char *err,
+                                size_t errlen);
+/* Requests whose database part has not been answered yet. */
+size_t api_http_in_flight(const struct api_server *s);
 const struct api_stats *api_http_stats(const struct api_server *s);
 /* Closes the listener; open connections are still answered. */
 void api_http_stop_listening(struct api_server *s);

@@ -636,6 +636,8 @@ listen_addresses = '127.0.0.1'
 port = $MH_PG_PORT
 unix_socket_directories = '$MH_PG_HOME/run'
 max_connections = 200
+# Enough to keep a million-address suppression list and its index in memory.
+shared_buffers = 512MB
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = 1000

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -225,3 +228,78 @@ def test_api_listens_on_loopback_by_default(mailhook, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _hold_address_lock(pg, tenant: str, address: str) -> None:
+    """Takes the session lock every suppression write of (tenant, address) needs, so a
+    write through the API waits in PostgreSQL until the lock is released."""
+    pg.execute("SELECT pg_advisory_lock(mh_suppression_lock_key(%s, %s))", (tenant, address))
+
+
+def _write_in_background(api, tenant: str, address: str) -> tuple[threading.Thread, dict]:
+    result: dict = {}
+
+    def post():
+        try:
+            result["response"] = api.add(tenant, address, "complaint")
+        except requests.RequestException as e:
+            result["error"] = e
+    t = threading.Thread(target=post, daemon=True)
+    t.start()
+    return t, result
+
+
+def test_a_waiting_write_does_not_hold_up_lookups(api, pg):
+    """The database part of each request runs on a pool of connections: a write stuck on
+    an address lock leaves the other requests to be answered meanwhile."""
+    tenant, stuck = f"pool-{uid()}", f"stuck-{uid()}@example.com"
+    assert api.add(tenant, f"other-{uid()}@example.com").status_code == 201
+    _hold_address_lock(pg, tenant, stuck)
+    try:
+        writer, result = _write_in_background(api, tenant, stuck)
+        helpers.wait_for(lambda: pg.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND application_name = 'mailhook-api'").fetchone()[0] >= 1, 15,
+            what="the API's write waiting on the address lock")
+        for i in range(20):
+            r = requests.get(f"{api.base}/v1/suppressions/free-{i}%40example.com",
+                             params={"tenant": tenant}, headers=api.h(), timeout=5)
+            assert r.status_code == 404
+        r = requests.get(api.base + "/v1/suppressions", params={"tenant": tenant},
+                         headers=api.h(), timeout=5)
+        assert r.status_code == 200 and len(r.json()["items"]) == 1
+        assert writer.is_alive(), "the write went through while its address was locked"
+        metrics = requests.get(api.base + "/metrics", timeout=5).text
+        assert "mailhook_api_db_in_flight 1" in metrics, metrics
+    finally:
+        pg.execute("SELECT pg_advisory_unlock_all()")
+    writer.join(30)
+    assert "error" not in result, result
+    assert result["response"].status_code == 201
+    assert result["response"].json()["reason"] == "complaint"
+    assert api.state(tenant, stuck).json()["reason"] == "complaint"
+
+
+def test_sigterm_answers_the_requests_in_progress(mailhook, pg):
+    """SIGTERM stops listening but waits for the requests already at the database."""
+    api = start_api(mailhook, "api-drain")
+    tenant, stuck = f"drain-{uid()}", f"stuck-{uid()}@example.com"
+    _hold_address_lock(pg, tenant, stuck)
+    try:
+        writer, result = _write_in_background(api, tenant, stuck)
+        helpers.wait_for(lambda: pg.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND application_name = 'mailhook-api'").fetchone()[0] >= 1, 15,
+            what="the API's write waiting on the address lock")
+        api.proc.expected_exit = True
+        api.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert api.proc.alive(), "mailhook-api exited with a request unanswered"
+        with pytest.raises(requests.ConnectionError):
+            requests.get(api.base + "/healthz", timeout=2)
+    finally:
+        pg.execute("SELECT pg_advisory_unlock_all()")
+    writer.join(30)
+    assert "error" not in result, result
+    assert result["response"].status_code == 201
+    assert api.proc.popen.wait(15) == 0

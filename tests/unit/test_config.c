@@ -63,6 +63,8 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->worker.raw_topic, "mailhook.raw");
     assert_string_equal(cfg->worker.events_topic, "mailhook.events");
     assert_int_equal(cfg->n_sources, 0);
+    assert_string_equal(cfg->api.listen, "127.0.0.1:8081");
+    assert_int_equal(cfg->api.db_connections, 4);
     assert_true(mh_config_kafka_has_brokers(cfg));
     mh_config_free(cfg);
 }
@@ -138,6 +140,7 @@ static void test_errors_name_file_and_line(void **state)
     expect_error("[ingest]\n\n[nosuch]\nkey = 1\n", 3, "unknown section [nosuch]");
     expect_error("[worker]\nbatch_size = lots\n", 2, "not a whole number");
     expect_error("[worker]\nbatch_size = 0\n", 2, "outside 1..100000");
+    expect_error("[api]\ntoken = t\ndb_connections = 0\n", 3, "outside 1..64");
     expect_error("[ingest]\nthis line is not ini\n", 2, "syntax error");
     expect_error("[source.a]\nprovider = nosuchprovider\n", 2, "unknown provider");
     expect_error("[ingest]\n\n[source.a]\ntenant = t\nsecret = x\n", 3, "missing \"provider\"");

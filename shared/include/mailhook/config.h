@@ -97,6 +97,7 @@ struct mh_config {
         size_t n_tokens;
         long max_body_bytes;
         long request_timeout_ms;
+        long db_connections; /* PostgreSQL connections (one thread each) serving requests */
         long default_limit;
         long max_limit;
         long retention_days;        /* event log and dedup claims are kept this long */
