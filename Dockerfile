@@ -65,7 +65,7 @@ LABEL org.opencontainers.image.title="mailhook" \
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librdkafka1 libevent-2.1-7 libjansson4 libinih1 libssl3 libpq5 \
+      librdkafka1 libevent-2.1-7 libevent-pthreads-2.1-7 libjansson4 libinih1 libssl3 libpq5 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 mailhook \

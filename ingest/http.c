@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "ingest.h"
 #include "mailhook/crypto.h"
@@ -60,7 +62,7 @@ static void reply_unavailable(struct ingest *in, struct evhttp_request *req, con
     char retry[16];
     snprintf(retry, sizeof(retry), "%ld", in->cur->cfg->ingest.retry_after_s);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
-    in->stats.unavailable++;
+    in->proc->stats.unavailable++;
     reply_json(req, 503, "Service Unavailable", "{\"error\":\"%s\",\"request_id\":\"%s\"}", why,
                rid);
 }
@@ -88,13 +90,13 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
 {
     struct webhook_req *wr = opaque;
     struct ingest *in = wr->in;
-    in->inflight--;
+    atomic_fetch_sub(&in->inflight, 1);
     event_free(wr->deadline);
     if (wr->answered) {
         mh_log_at(MH_LOG_INFO, wr->request_id, wr->source, "late delivery report: %s",
                   err ? rd_kafka_err2str(err) : "acknowledged after the 503");
     } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        in->stats.accepted++;
+        in->proc->stats.accepted++;
         reply_json(wr->req, 200, "OK", "{\"status\":\"accepted\",\"request_id\":\"%s\"}",
                    wr->request_id);
         mh_log_at(MH_LOG_DEBUG, wr->request_id, wr->source, "published");
@@ -126,7 +128,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
 
     struct mh_source *src = mh_config_source(ic->cfg, name);
     if (!src || !src->enabled) {
-        in->stats.not_found++;
+        in->proc->stats.not_found++;
         reply_json(req, 404, "Not Found", "{\"error\":\"unknown source\",\"request_id\":\"%s\"}",
                    rid);
         return;
@@ -162,11 +164,11 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     if (v != MH_VERIFY_OK) {
         mh_log_at(MH_LOG_WARN, rid, src->name, "rejected: %s", err);
         if (v == MH_VERIFY_REJECT) {
-            in->stats.unauthorized++;
+            in->proc->stats.unauthorized++;
             reply_json(req, 401, "Unauthorized",
                        "{\"error\":\"signature verification failed\",\"request_id\":\"%s\"}", rid);
         } else if (v == MH_VERIFY_MALFORMED) {
-            in->stats.bad_request++;
+            in->proc->stats.bad_request++;
             reply_json(req, 400, "Bad Request",
                        "{\"error\":\"request cannot be verified\",\"request_id\":\"%s\"}", rid);
         } else {
@@ -174,7 +176,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         }
         goto done;
     }
-    if (!atomic_load(&in->kafka_ok)) {
+    if (!atomic_load(&in->proc->kafka_ok)) {
         reply_unavailable(in, req, rid, "event store unavailable, retry later");
         goto done;
     }
@@ -212,7 +214,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         reply_unavailable(in, req, rid, "event store busy, retry later");
         goto done;
     }
-    in->inflight++;
+    atomic_fetch_add(&in->inflight, 1);
 done:
     mh_headers_clear(&headers);
 }
@@ -220,7 +222,9 @@ done:
 static void handle_metrics(struct ingest *in, struct evhttp_request *req)
 {
     struct evbuffer *buf = evbuffer_new();
-    const struct ingest_stats *s = &in->stats;
+    const struct ingest_stats *s = &in->proc->stats;
+    long inflight = 0;
+    for (int i = 0; i < in->proc->n_loops; i++) inflight += atomic_load(&in->proc->loops[i].inflight);
     evbuffer_add_printf(buf,
                         "# TYPE mailhook_ingest_requests_total counter\n"
                         "mailhook_ingest_requests_total %llu\n"
@@ -233,11 +237,17 @@ static void handle_metrics(struct ingest *in, struct evhttp_request *req)
                         "# TYPE mailhook_ingest_inflight gauge\n"
                         "mailhook_ingest_inflight %ld\n"
                         "# TYPE mailhook_ingest_kafka_ready gauge\n"
-                        "mailhook_ingest_kafka_ready %d\n",
+                        "mailhook_ingest_kafka_ready %d\n"
+                        "# TYPE mailhook_ingest_loops gauge\n"
+                        "mailhook_ingest_loops %d\n",
                         (unsigned long long)s->requests, (unsigned long long)s->accepted,
                         (unsigned long long)s->bad_request, (unsigned long long)s->unauthorized,
                         (unsigned long long)s->not_found, (unsigned long long)s->unavailable,
-                        in->inflight, atomic_load(&in->kafka_ok));
+                        inflight, atomic_load(&in->proc->kafka_ok), in->proc->n_loops);
+    evbuffer_add_printf(buf, "# TYPE mailhook_ingest_loop_requests_total counter\n");
+    for (int i = 0; i < in->proc->n_loops; i++)
+        evbuffer_add_printf(buf, "mailhook_ingest_loop_requests_total{loop=\"%d\"} %llu\n", i,
+                            (unsigned long long)atomic_load(&in->proc->loops[i].requests));
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
     evhttp_send_reply(req, 200, "OK", buf);
@@ -249,7 +259,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct ingest *in = arg;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (!path) path = "/";
-    in->stats.requests++;
+    in->proc->stats.requests++;
+    in->requests++;
 
     if (!strncmp(path, WEBHOOK_PREFIX, strlen(WEBHOOK_PREFIX))) {
         handle_webhook(in, req, path + strlen(WEBHOOK_PREFIX));
@@ -260,7 +271,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (!strcmp(path, "/readyz")) {
-        if (!in->shutting_down && atomic_load(&in->kafka_ok))
+        if (!in->shutting_down && atomic_load(&in->proc->kafka_ok))
             reply_json(req, 200, "OK", "{\"status\":\"ready\"}");
         else
             reply_json(req, 503, "Service Unavailable", "{\"status\":\"%s\"}",
@@ -271,7 +282,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         handle_metrics(in, req);
         return;
     }
-    in->stats.not_found++;
+    in->proc->stats.not_found++;
     reply_json(req, 404, "Not Found", "{\"error\":\"not found\"}");
 }
 
@@ -294,17 +305,70 @@ static int split_listen(const char *listen, char *host, size_t hostlen, int *por
     return 0;
 }
 
-int http_init(struct ingest *in, char *err, size_t errlen)
+/* A listening socket on ai; with reuseport, one of a group sharing the port. -1 + errno. */
+static evutil_socket_t bind_one(const struct evutil_addrinfo *ai, int reuseport)
 {
-    const struct mh_config *cfg = in->cur->cfg;
-    char host[256];
-    int port;
+    evutil_socket_t fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
 
-    publish_set_done_cb(on_published);
+int http_listen(struct ingest_proc *p, const struct mh_config *cfg, char *err, size_t errlen)
+{
+    char host[256], port_s[16];
+    int port;
     if (split_listen(cfg->ingest.listen, host, sizeof(host), &port) < 0) {
         snprintf(err, errlen, "[ingest] listen: expected host:port, not \"%s\"", cfg->ingest.listen);
         return -1;
     }
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                    .ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV};
+    struct evutil_addrinfo *ai = NULL;
+    int gai = evutil_getaddrinfo(*host ? host : NULL, port_s, &hints, &ai);
+    if (gai) {
+        snprintf(err, errlen, "[ingest] listen %s: %s", cfg->ingest.listen,
+                 evutil_gai_strerror(gai));
+        return -1;
+    }
+    /* A plain bind first: SO_REUSEPORT alone would quietly share a port that another
+     * process (another mailhook-ingest, say) already listens on. */
+    evutil_socket_t probe = bind_one(ai, 0);
+    if (probe < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", cfg->ingest.listen, strerror(errno));
+        evutil_freeaddrinfo(ai);
+        return -1;
+    }
+    close(probe);
+    /* One socket per loop, all on the port: the kernel spreads new connections over
+     * them, so every loop (and core) gets its share. */
+    for (int i = 0; i < p->n_loops; i++) {
+        p->loops[i].listen_fd = bind_one(ai, 1);
+        if (p->loops[i].listen_fd < 0) {
+            snprintf(err, errlen, "cannot listen on %s: %s", cfg->ingest.listen, strerror(errno));
+            evutil_freeaddrinfo(ai);
+            return -1;
+        }
+    }
+    evutil_freeaddrinfo(ai);
+    mh_info("listening on %s", cfg->ingest.listen);
+    return 0;
+}
+
+int http_init(struct ingest *in, char *err, size_t errlen)
+{
+    const struct mh_config *cfg = in->cur->cfg;
+
+    publish_set_done_cb(on_published);
     in->http = evhttp_new(in->base);
     evhttp_set_max_body_size(in->http, cfg->ingest.max_body_bytes);
     evhttp_set_max_headers_size(in->http, cfg->ingest.max_header_bytes);
@@ -313,12 +377,13 @@ int http_init(struct ingest *in, char *err, size_t errlen)
     evhttp_set_allowed_methods(in->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
     evhttp_set_gencb(in->http, on_request, in);
-    in->bound = evhttp_bind_socket_with_handle(in->http, host, (ev_uint16_t)port);
+    /* From here the listener owns the socket (and closes it). */
+    in->bound = evhttp_accept_socket_with_handle(in->http, in->listen_fd);
     if (!in->bound) {
-        snprintf(err, errlen, "cannot listen on %s: %s", cfg->ingest.listen, strerror(errno));
+        snprintf(err, errlen, "cannot accept on %s: %s", cfg->ingest.listen, strerror(errno));
         return -1;
     }
-    mh_info("listening on %s", cfg->ingest.listen);
+    in->listen_fd = -1;
     return 0;
 }
 

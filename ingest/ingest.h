@@ -1,10 +1,10 @@
 /*
  * ingest.h — state shared by the parts of mailhook-ingest.
  *
- * mailhook-ingest is one libevent loop. It never parses event semantics and never
- * talks to PostgreSQL: it verifies a request with its source's provider, publishes the
- * body byte for byte to the raw topic, and answers 200 only from the delivery report
- * of an acks=all, idempotent producer. Anything that cannot be acknowledged in time
+ * mailhook-ingest runs one libevent loop per core ([ingest] threads). It never parses
+ * event semantics and never talks to PostgreSQL: it verifies a request with its
+ * source's provider, publishes the body byte for byte to the raw topic, and answers 200
+ * only from the delivery report of an acks=all, idempotent producer. Anything that cannot be acknowledged in time
  * gets 503 + Retry-After, so nothing acknowledged is ever lost.
  */
 #ifndef MH_INGEST_H
@@ -13,52 +13,86 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include "mailhook/config.h"
 
-/* A loaded config plus the requests still using it (SIGHUP swaps configs under load). */
+/* A loaded config plus the requests and loops still using it (SIGHUP swaps configs
+ * under load). */
 struct ingest_cfg {
     struct mh_config *cfg;
-    int refs;
+    atomic_int refs;
 };
 
+/* Process-wide counters, bumped by every loop. */
 struct ingest_stats {
-    uint64_t requests, accepted, unauthorized, not_found, too_large, bad_request, unavailable,
-        client_gone;
+    _Atomic uint64_t requests, accepted, unauthorized, not_found, too_large, bad_request,
+        unavailable, client_gone;
 };
 
+struct ingest;
+
+/* What the loops share: one per process (main.c). */
+struct ingest_proc {
+    struct ingest *loops;
+    int n_loops;
+    atomic_int kafka_ok;       /* set by the readiness probe thread */
+    atomic_int stopping;       /* probe thread exit flag */
+    atomic_int exit_status;    /* 1 after a fatal producer error */
+    struct ingest_stats stats;
+    struct event_base *base;   /* the main thread's: signals, stats */
+    struct event *fatal_ev;    /* a loop's producer failed for good */
+};
+
+/*
+ * One event loop, on a thread of its own, with its own HTTP server on its own
+ * SO_REUSEPORT socket and its own producer: a request is verified, published and answered
+ * on the loop that accepted it, so the loops share nothing on the hot path but the
+ * counters.
+ */
 struct ingest {
+    struct ingest_proc *proc;
+    int id;
+    pthread_t tid;
+    int started;
     struct event_base *base;
     struct evhttp *http;
+    evutil_socket_t listen_fd; /* this loop's SO_REUSEPORT socket, until the listener owns it */
     struct evhttp_bound_socket *bound;
-    struct ingest_cfg *cur; /* the config new requests use */
+    struct ingest_cfg *cur; /* the config new requests use; swapped on this loop only */
     rd_kafka_t *rk;
     int wake_fds[2];     /* librdkafka writes here when delivery reports are queued */
     struct event *wake_ev;
     struct event *poll_ev;
-    struct event *stats_ev;
-    struct event *sig_term, *sig_int, *sig_hup;
-    atomic_int kafka_ok;  /* set by the readiness probe thread */
-    atomic_int stopping;  /* probe thread exit flag */
-    int shutting_down;    /* first SIGTERM: refuse new work, drain */
+    struct event *ctl_ev; /* activated by the main thread: reload or stop */
+    pthread_mutex_t ctl_mu;
+    struct ingest_cfg *next_cfg; /* a reload waiting for this loop (under ctl_mu) */
+    int stop_requested;          /* under ctl_mu */
+    int shutting_down;    /* refuse new work, drain */
     int64_t shutdown_deadline_ms;
     struct event *drain_ev; /* checks whether the drain is over */
-    int exit_status;      /* 1 after a fatal producer error */
-    long inflight;        /* requests waiting for a delivery report */
-    struct ingest_stats stats;
+    atomic_long inflight; /* requests waiting for a delivery report */
+    _Atomic uint64_t requests; /* this loop's share of stats.requests */
 };
 
 struct ingest_cfg *ingest_cfg_ref(struct ingest_cfg *ic);
-/* The producer failed for good: drain what can be answered, exit with status 1 so the
- * supervisor starts a fresh process (main.c). Called on the loop thread. */
+/* The producer failed for good: every loop drains what can be answered, and the
+ * process exits with status 1 so the supervisor starts a fresh one (main.c). Called on
+ * the failing loop's thread. */
 void ingest_fatal(struct ingest *in);
 void ingest_cfg_unref(struct ingest_cfg *ic);
 
 /* publish.c */
 int publish_init(struct ingest *in, char *err, size_t errlen);
+/* On the loop's thread once its loop has ended: delivers or purges what is queued. */
+void publish_drain(struct ingest *in);
+/* Destroys the producer (after the probe stopped). */
 void publish_fini(struct ingest *in);
+/* The readiness probe thread, on the first loop's producer. */
+int probe_start(struct ingest_proc *p, char *err, size_t errlen);
+void probe_stop(struct ingest_proc *p);
 /* Serves librdkafka's queue (delivery reports) from the event loop. */
 void publish_poll(struct ingest *in);
 
@@ -77,6 +111,8 @@ rd_kafka_resp_err_t publish_record(struct ingest *in, const char *topic, const c
 void publish_set_done_cb(publish_done_cb cb);
 
 /* http.c */
+/* Binds [ingest] listen: one SO_REUSEPORT socket per loop (loops[i].listen_fd). */
+int http_listen(struct ingest_proc *p, const struct mh_config *cfg, char *err, size_t errlen);
 int http_init(struct ingest *in, char *err, size_t errlen);
 void http_fini(struct ingest *in);
 /* Stop accepting new connections (shutdown). */

@@ -6,10 +6,11 @@
  * [ingest] ack_deadline_ms, so every record gets its delivery report within the
  * deadline and the waiting request its answer.
  *
- * librdkafka signals queued delivery reports by writing to a pipe that the event loop
- * watches (rd_kafka_queue_io_event_enable), so reports are served on the loop thread
- * without polling. A small thread asks the broker for the raw topic's metadata every
- * two seconds: that is what /readyz reports, and while it fails requests get 503 at once
+ * Every loop has a producer of its own. librdkafka signals queued delivery reports by
+ * writing to a pipe that the loop watches (rd_kafka_queue_io_event_enable), so reports
+ * are served on the loop thread that holds the request, without polling. A small thread
+ * asks the broker for the raw topic's metadata every two seconds (on the first loop's
+ * producer): that is what /readyz reports, and while it fails requests get 503 at once
  * instead of waiting out the deadline.
  */
 #include <errno.h>
@@ -47,12 +48,12 @@ static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *op
 {
     struct ingest *in = opaque;
     (void)rk;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&in->kafka_ok, 0);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&in->proc->kafka_ok, 0);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char fatal[512];
         rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
         mh_error("kafka fatal error: %s", fatal);
-        atomic_store(&in->kafka_ok, 0);
+        atomic_store(&in->proc->kafka_ok, 0);
         /* Every produce fails from now on, and the probe would still call Kafka ready:
          * only a new producer (a new process) recovers. */
         ingest_fatal(in);
@@ -84,26 +85,27 @@ void publish_poll(struct ingest *in)
 
 static void *probe_main(void *arg)
 {
-    struct ingest *in = arg;
+    struct ingest_proc *p = arg;
+    rd_kafka_t *rk = p->loops[0].rk;
     const char *topic = probe_topic;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(in->rk, topic, NULL);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     int was_ok = -1;
 
-    while (!atomic_load(&in->stopping)) {
+    while (!atomic_load(&p->stopping)) {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(in->rk, 0, rkt, &md, 1500);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 1500);
         int ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
                  md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
                  md->topics[0].partition_cnt > 0;
         if (md) rd_kafka_metadata_destroy(md);
-        atomic_store(&in->kafka_ok, ok);
+        atomic_store(&p->kafka_ok, ok);
         if (ok != was_ok) {
             if (ok) mh_info("kafka ready: topic %s reachable", topic);
             else mh_warn("kafka not ready: topic %s: %s", topic,
                          err ? rd_kafka_err2str(err) : "topic missing or has no partitions");
             was_ok = ok;
         }
-        for (int i = 0; i < 20 && !atomic_load(&in->stopping); i++) usleep(100 * 1000);
+        for (int i = 0; i < 20 && !atomic_load(&p->stopping); i++) usleep(100 * 1000);
     }
     rd_kafka_topic_destroy(rkt);
     return NULL;
@@ -149,14 +151,27 @@ int publish_init(struct ingest *in, char *err, size_t errlen)
     struct timeval tv = {0, 100 * 1000};
     in->poll_ev = event_new(in->base, -1, EV_PERSIST, on_poll_timer, in);
     event_add(in->poll_ev, &tv);
+    return 0;
+}
 
-    probe_topic = mh_strdup(cfg->ingest.raw_topic);
-    if (pthread_create(&probe_thread, NULL, probe_main, in) != 0) {
+int probe_start(struct ingest_proc *p, char *err, size_t errlen)
+{
+    probe_topic = mh_strdup(p->loops[0].cur->cfg->ingest.raw_topic);
+    if (pthread_create(&probe_thread, NULL, probe_main, p) != 0) {
         snprintf(err, errlen, "cannot start the readiness probe thread");
         return -1;
     }
     probe_started = 1;
     return 0;
+}
+
+void probe_stop(struct ingest_proc *p)
+{
+    atomic_store(&p->stopping, 1);
+    if (probe_started) pthread_join(probe_thread, NULL);
+    probe_started = 0;
+    free(probe_topic);
+    probe_topic = NULL;
 }
 
 rd_kafka_resp_err_t publish_record(struct ingest *in, const char *topic, const char *key,
@@ -172,28 +187,24 @@ rd_kafka_resp_err_t publish_record(struct ingest *in, const char *topic, const c
                              RD_KAFKA_V_END);
 }
 
+void publish_drain(struct ingest *in)
+{
+    if (!in->rk) return;
+    /* Deliver what is still queued within what is left of the shutdown grace period;
+     * reports answer their requests. Then purge the rest: their reports (errors)
+     * release the requests, which get no 2xx. */
+    int64_t end = in->shutting_down ? in->shutdown_deadline_ms : mh_mono_ms() + 9000;
+    int64_t left = end - mh_mono_ms();
+    rd_kafka_flush(in->rk, left > 0 ? (int)left : 0);
+    rd_kafka_purge(in->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 10; i++) {
+        rd_kafka_poll(in->rk, atomic_load(&in->inflight) > 0 ? 50 : 0);
+        if (atomic_load(&in->inflight) <= 0) break;
+    }
+}
+
 void publish_fini(struct ingest *in)
 {
-    /* The probe stops while the queue is flushed (it may be inside a metadata request);
-     * it is joined before the producer it uses goes. */
-    atomic_store(&in->stopping, 1);
-    if (in->rk) {
-        /* Deliver what is still queued within what is left of the shutdown grace period;
-         * reports answer their requests. Then purge the rest: their reports (errors)
-         * release the requests, which get no 2xx. */
-        int64_t end = in->shutting_down ? in->shutdown_deadline_ms : mh_mono_ms() + 9000;
-        int64_t left = end - mh_mono_ms();
-        rd_kafka_flush(in->rk, left > 0 ? (int)left : 0);
-        rd_kafka_purge(in->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        for (int i = 0; i < 10; i++) {
-            rd_kafka_poll(in->rk, in->inflight > 0 ? 50 : 0);
-            if (in->inflight <= 0) break;
-        }
-    }
-    if (probe_started) pthread_join(probe_thread, NULL);
-    probe_started = 0;
-    free(probe_topic);
-    probe_topic = NULL;
     if (in->rk) {
         rd_kafka_destroy(in->rk);
         in->rk = NULL;

@@ -37,6 +37,8 @@ def main() -> int:
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--commit-interval-ms", type=int, default=200)
+    ap.add_argument("--ingest-threads", type=int, default=0,
+                    help="[ingest] threads: event loops (default 0: one per CPU)")
     args = ap.parse_args()
     # The chaos run's settings, without faults.
     args.ack_deadline_ms, args.retry_cap, args.drain_timeout = 5000, 1.0, 600.0
@@ -85,7 +87,8 @@ def main() -> int:
         print("==================== pipeline_quick ====================")
         print(f"ingest   {stats.acked} webhooks acknowledged in {secs:.1f}s = "
               f"{stats.acked / secs:.0f} requests/s "
-              f"(1 ingest, {args.concurrency} connections, acks=all)")
+              f"(1 ingest with threads={args.ingest_threads}, {args.concurrency} connections, "
+              f"acks=all)")
         print(f"workers  {raw_total} raw records -> {len(events)} events in {span:.1f}s = "
               f"{records_in_span / span:.0f} records/s, {ev_rate:.0f} events/s "
               f"({args.workers} workers, batch_size {args.batch_size}, "

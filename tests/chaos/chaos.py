@@ -111,7 +111,8 @@ class Run:
             self.port = s.getsockname()[1]
         sections = {
             "ingest": {"listen": f"127.0.0.1:{self.port}", "raw_topic": self.topics["raw"],
-                       "ack_deadline_ms": self.args.ack_deadline_ms},
+                       "ack_deadline_ms": self.args.ack_deadline_ms,
+                       "threads": getattr(self.args, "ingest_threads", 0)},
             "worker": {"group_id": self.group, "raw_topic": self.topics["raw"],
                        "events_topic": self.topics["events"], "dlq_topic": self.topics["dlq"],
                        "suppressions_topic": self.topics["suppressions"],

@@ -68,6 +68,7 @@ struct mh_config {
     char *path;
     struct {
         char *listen; /* "host:port" */
+        long threads; /* event loops; 0 = one per online CPU */
         long max_body_bytes;
         long max_header_bytes;
         long read_timeout_ms;
