@@ -20,7 +20,7 @@ static const char usage[] =
     "\n"
     "Prints a curl command that posts BODYFILE to the source with the headers its\n"
     "provider would send. --url defaults to http://<[ingest] listen>/v1/webhooks/NAME;\n"
-    "--key is the private key for providers that sign with one (Postal, Ark).\n";
+    "--key is the private key for providers that sign with one (Postal, Ark, SendGrid).\n";
 
 /* Single-quotes s for a POSIX shell. */
 static void shell_quote(FILE *out, const char *s)

@@ -60,7 +60,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -791,6 +791,29 @@ mh_config_source_ark() {
   cat <<EOF
 [source.ark]
 provider = ark
+tenant = local
+public_key_file = $pub
+EOF
+}
+
+# SendGrid signs with ECDSA P-256: its own key pair, next to the RSA one (sign test
+# requests with: mailhook sign --source sendgrid --key .local/keys/sendgrid.pem ...).
+mh_sendgrid_key() {
+  local dir="$MH_LOCAL/keys"
+  if [[ ! -s $dir/sendgrid.pem ]]; then
+    mkdir -p "$dir" && chmod 700 "$dir"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/sendgrid.pem" 2>/dev/null &&
+      openssl pkey -in "$dir/sendgrid.pem" -pubout -out "$dir/sendgrid.pub.pem" || return 1
+  fi
+  printf '%s\n' "$dir/sendgrid.pub.pem"
+}
+
+mh_config_source_sendgrid() {
+  local pub
+  pub=$(mh_sendgrid_key) || return 1
+  cat <<EOF
+[source.sendgrid]
+provider = sendgrid
 tenant = local
 public_key_file = $pub
 EOF

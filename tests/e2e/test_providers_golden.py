@@ -44,6 +44,13 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
                     "rsa_keygen_bits:2048", "-out", str(priv)], check=True, capture_output=True)
     subprocess.run(["openssl", "pkey", "-in", str(priv), "-pubout", "-out", str(pub)],
                    check=True, capture_output=True)
+    # SendGrid signs with ECDSA P-256: a key pair of its own.
+    ec_priv, ec_pub = work / "sendgrid.pem", work / "sendgrid.pub.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", str(ec_priv)], check=True,
+                   capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", str(ec_priv), "-pubout", "-out", str(ec_pub)],
+                   check=True, capture_output=True)
     topics = {role: f"mailhook.{role}.golden-{session_id}"
               for role in ("raw", "events", "dlq", "suppressions")}
     # Fixture timestamps are years old: no tolerance window for the golden run.
@@ -58,6 +65,8 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
                    "timestamp_tolerance_s": "0"},
         "ark": {"provider": "ark", "tenant": "test", "public_key_file": str(pub),
                 "timestamp_tolerance_s": "0"},
+        "sendgrid": {"provider": "sendgrid", "tenant": "test", "public_key_file": str(ec_pub),
+                     "timestamp_tolerance_s": "0"},
     }
     missing = set(PROVIDERS) - set(sources)
     assert not missing, f"fixtures of {missing} have no golden source configured here"
@@ -80,7 +89,7 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
     try:
         mh.start_ingest()
         mh.start_worker(1)
-        yield mh, priv
+        yield mh, {"postal": priv, "ark": priv, "sendgrid": ec_priv}
     finally:
         crashed = mh.crashed()
         mh.stop_all()
@@ -89,10 +98,11 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
             f"{p.name}\n{p.tail(40)}" for p in crashed)
 
 
-def _post_signed(mh: Mailhook, priv: Path, source: str, body_file: Path) -> tuple[int, str]:
+def _post_signed(mh: Mailhook, keys: dict[str, Path], source: str,
+                 body_file: Path) -> tuple[int, str]:
     args = ["sign", "--source", source, "--url", mh.url(source)]
-    if source in ("postal", "ark"):
-        args += ["--key", str(priv)]
+    if source in keys:
+        args += ["--key", str(keys[source])]
     cmd = mh.cli(*args, str(body_file)).stdout.decode().strip()
     out = subprocess.run(["bash", "-c", cmd + " -D - -o /dev/null -w '\\n%{http_code}'"],
                          capture_output=True, text=True, timeout=30)
@@ -104,14 +114,14 @@ def _post_signed(mh: Mailhook, priv: Path, source: str, body_file: Path) -> tupl
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_provider_fixtures_through_the_pipeline(golden, provider):
-    mh, priv = golden
+    mh, keys = golden
     events_before = mh.end_offsets("events")
     dlq_before = mh.end_offsets("dlq")
     raw_before = mh.end_offsets("raw")
 
     posted = []  # (case, request id)
     for case in _cases(provider):
-        status, rid = _post_signed(mh, priv, provider, case / "body.json")
+        status, rid = _post_signed(mh, keys, provider, case / "body.json")
         assert status == 200, f"{case.name}: ingest answered {status}"
         posted.append((case, rid))
 
