@@ -12,6 +12,7 @@ extern const struct mh_provider mh_provider_cloudmailin;
 extern const struct mh_provider mh_provider_getmailer;
 extern const struct mh_provider mh_provider_postal;
 extern const struct mh_provider mh_provider_ark;
+extern const struct mh_provider mh_provider_postmark;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
@@ -20,6 +21,7 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_getmailer,
     &mh_provider_postal,
     &mh_provider_ark,
+    &mh_provider_postmark,
     NULL,
 };
 
