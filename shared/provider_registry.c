@@ -13,6 +13,7 @@ extern const struct mh_provider mh_provider_getmailer;
 extern const struct mh_provider mh_provider_postal;
 extern const struct mh_provider mh_provider_ark;
 extern const struct mh_provider mh_provider_sendgrid;
+extern const struct mh_provider mh_provider_postmark;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
@@ -22,6 +23,7 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_postal,
     &mh_provider_ark,
     &mh_provider_sendgrid,
+    &mh_provider_postmark,
     NULL,
 };
 

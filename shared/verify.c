@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mailhook/config.h"
+#include "mailhook/headers.h"
+#include "mailhook/log.h"
 
 int mh_verify_hmac_any(const struct mh_source *src, const char *md, const struct mh_buf *parts,
                        size_t nparts, const char *sig, enum mh_sig_encoding enc)
@@ -40,6 +43,61 @@ int mh_sign_hmac(const struct mh_source *src, const char *md, const struct mh_bu
     if (n <= 0) return -1;
     if (enc == MH_SIG_HEX) mh_hex_encode(mac, (size_t)n, out);
     else out[mh_b64_encode(mac, (size_t)n, out)] = '\0';
+    return 0;
+}
+
+int mh_ct_str_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    char da[65], db[65];
+    struct mh_buf pa = {a, alen}, pb = {b, blen};
+    mh_sha256_hex(&pa, 1, da);
+    mh_sha256_hex(&pb, 1, db);
+    return mh_ct_equal(da, 64, db, 64);
+}
+
+int mh_verify_secret_any(const struct mh_source *src, const char *s, size_t len)
+{
+    int ok = 0;
+    for (size_t i = 0; i < src->n_secrets; i++)
+        ok |= mh_ct_str_equal(src->secrets[i], strlen(src->secrets[i]), s, len);
+    return ok;
+}
+
+int mh_verify_basic(const struct mh_source *src, const char *authorization, const char *user,
+                    int *ok)
+{
+    *ok = 0;
+    if (!authorization || strncasecmp(authorization, "Basic ", 6)) return 0;
+    size_t len = strlen(authorization + 6);
+    unsigned char *creds = mh_malloc(len + 1);
+    ssize_t n = mh_b64_decode(authorization + 6, len, creds, len);
+    if (n > 0 && user) {
+        const char *colon = memchr(creds, ':', (size_t)n);
+        if (colon) {
+            size_t ulen = (size_t)(colon - (const char *)creds);
+            int user_ok = mh_ct_str_equal(user, strlen(user), (const char *)creds, ulen);
+            int pass_ok = mh_verify_secret_any(src, colon + 1, (size_t)n - ulen - 1);
+            *ok = user_ok & pass_ok;
+        }
+    }
+    if (n > 0) memset(creds, 0, (size_t)n);
+    free(creds);
+    return 1;
+}
+
+int mh_sign_basic(const struct mh_source *src, const char *user, struct mh_headers *h)
+{
+    if (src->n_secrets == 0 || !user) return -1;
+    size_t len = strlen(user) + 1 + strlen(src->secrets[0]);
+    char *creds = mh_malloc(len + 1), *value = mh_malloc(4 * (len + 2) / 3 + 16);
+    snprintf(creds, len + 1, "%s:%s", user, src->secrets[0]);
+    memcpy(value, "Basic ", 6);
+    mh_b64_encode((const unsigned char *)creds, len, value + 6);
+    mh_headers_add(h, "Authorization", value);
+    memset(creds, 0, len);
+    memset(value, 0, strlen(value));
+    free(creds);
+    free(value);
     return 0;
 }
 

@@ -60,7 +60,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -816,6 +816,20 @@ mh_config_source_sendgrid() {
 provider = sendgrid
 tenant = local
 public_key_file = $pub
+EOF
+}
+
+# Postmark signs nothing: the source checks the HTTP Basic credentials set on the webhook
+# (`mailhook sign --source postmark` prints a request carrying them).
+mh_config_source_postmark() {
+  local secret
+  secret=$(mh_secret) || return 1
+  cat <<EOF
+[source.postmark]
+provider = postmark
+tenant = local
+basic_user = postmark
+secret = $secret
 EOF
 }
 

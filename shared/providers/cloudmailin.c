@@ -48,24 +48,6 @@ static int cloudmailin_init(struct mh_source *src, char *err, size_t errlen)
 
 /* ---- verify ---- */
 
-/* Constant-time equality of two strings of any lengths (compares their digests). */
-static int ct_str_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-    char da[65], db[65];
-    struct mh_buf pa = {a, alen}, pb = {b, blen};
-    mh_sha256_hex(&pa, 1, da);
-    mh_sha256_hex(&pb, 1, db);
-    return mh_ct_equal(da, 64, db, 64);
-}
-
-static int any_secret_equals(const struct mh_source *src, const char *s, size_t len)
-{
-    int ok = 0;
-    for (size_t i = 0; i < src->n_secrets; i++)
-        ok |= ct_str_equal(src->secrets[i], strlen(src->secrets[i]), s, len);
-    return ok;
-}
-
 /*
  * The first "token" query parameter of uri, percent-decoded by libevent with "+" kept as
  * a literal plus (secrets are often base64); NULL when there is none. *present says
@@ -102,25 +84,8 @@ static char *query_token(const char *uri, int *present)
 /* 1 when an Authorization: Basic header is present; *ok says whether it matched. */
 static int check_basic(const struct mh_source *src, const struct mh_request *req, int *ok)
 {
-    const char *auth = mh_headers_get(req->headers, "authorization");
-    const char *user = mh_source_opt(src, "basic_user");
-    if (!auth || strncasecmp(auth, "Basic ", 6)) return 0;
-    size_t len = strlen(auth + 6);
-    unsigned char *creds = mh_malloc(len + 1);
-    ssize_t n = mh_b64_decode(auth + 6, len, creds, len);
-    *ok = 0;
-    if (n > 0 && user) {
-        const char *colon = memchr(creds, ':', (size_t)n);
-        if (colon) {
-            size_t ulen = (size_t)(colon - (const char *)creds);
-            int user_ok = ct_str_equal(user, strlen(user), (const char *)creds, ulen);
-            int pass_ok = any_secret_equals(src, colon + 1, (size_t)n - ulen - 1);
-            *ok = user_ok & pass_ok;
-        }
-    }
-    if (n > 0) memset(creds, 0, (size_t)n);
-    free(creds);
-    return 1;
+    return mh_verify_basic(src, mh_headers_get(req->headers, "authorization"),
+                           mh_source_opt(src, "basic_user"), ok);
 }
 
 static enum mh_verdict cloudmailin_verify(const struct mh_source *src,
@@ -130,7 +95,7 @@ static enum mh_verdict cloudmailin_verify(const struct mh_source *src,
     int have_basic = check_basic(src, req, &basic_ok);
     char *token = query_token(req->uri, &have_token);
     if (token && *token) {
-        token_ok = any_secret_equals(src, token, strlen(token));
+        token_ok = mh_verify_secret_any(src, token, strlen(token));
         memset(token, 0, strlen(token));
     }
     free(token);
@@ -175,17 +140,7 @@ static int cloudmailin_sign(const struct mh_source *src, struct mh_sign_req *sr,
         return -1;
     }
     if (!user) return add_url_token(src->secrets[0], sr, err, errlen);
-    size_t len = strlen(user) + 1 + strlen(src->secrets[0]);
-    char *creds = mh_malloc(len + 1), *value = mh_malloc(4 * (len + 2) / 3 + 16);
-    snprintf(creds, len + 1, "%s:%s", user, src->secrets[0]);
-    memcpy(value, "Basic ", 6);
-    mh_b64_encode((const unsigned char *)creds, len, value + 6);
-    mh_headers_add(sr->headers, "Authorization", value);
-    memset(creds, 0, len);
-    memset(value, 0, strlen(value));
-    free(creds);
-    free(value);
-    return 0;
+    return mh_sign_basic(src, user, sr->headers);
 }
 
 /* ---- parse ---- */

@@ -67,6 +67,9 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
                 "timestamp_tolerance_s": "0"},
         "sendgrid": {"provider": "sendgrid", "tenant": "test", "public_key_file": str(ec_pub),
                      "timestamp_tolerance_s": "0"},
+        # Both of Postmark's credentials at once: Basic auth and a custom header.
+        "postmark": {"provider": "postmark", "tenant": "test", "basic_user": "postmark",
+                     "header": "X-Postmark-Hook", "secret": helpers.new_secret()},
     }
     missing = set(PROVIDERS) - set(sources)
     assert not missing, f"fixtures of {missing} have no golden source configured here"

@@ -9,6 +9,7 @@
 
 #include "mailhook/crypto.h"
 
+struct mh_headers;
 struct mh_source;
 
 enum mh_sig_encoding { MH_SIG_HEX, MH_SIG_BASE64 };
@@ -27,6 +28,34 @@ int mh_verify_hmac_any(const struct mh_source *src, const char *md, const struct
  */
 int mh_sign_hmac(const struct mh_source *src, const char *md, const struct mh_buf *parts,
                  size_t nparts, enum mh_sig_encoding enc, char *out);
+
+/*
+ * Credentials for schemes without a signature (a shared secret sent as it is: HTTP
+ * Basic, a URL token, a custom header). Every comparison is made on SHA-256 digests
+ * with mh_ct_equal and every secret is tried, so neither the time taken nor an early
+ * exit tells which part or which secret was wrong, or how long it is.
+ */
+
+/* 1 when the two strings (of any lengths) are equal, compared as above. */
+int mh_ct_str_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/* 1 when s (len bytes) equals one of the source's secrets. */
+int mh_verify_secret_any(const struct mh_source *src, const char *s, size_t len);
+
+/*
+ * Checks an Authorization header value against "Basic base64(user:secret)" for any of
+ * the source's secrets. Returns 0 when the value is absent or of another scheme, else 1
+ * with *ok set to whether user and a secret matched (a malformed value never does).
+ * A NULL user never matches.
+ */
+int mh_verify_basic(const struct mh_source *src, const char *authorization, const char *user,
+                    int *ok);
+
+/*
+ * Adds "Authorization: Basic base64(user:secret)" with the source's first (newest)
+ * secret to h. 0, or -1 when the source has no secret.
+ */
+int mh_sign_basic(const struct mh_source *src, const char *user, struct mh_headers *h);
 
 /*
  * 1 when the timestamp ts_ms lies within tolerance_s of now_ms (either direction).
