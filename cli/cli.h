@@ -18,7 +18,4 @@ int cmd_events(struct mh_config *cfg, int argc, char **argv);
 int cmd_maintain(struct mh_config *cfg, int argc, char **argv);
 int cmd_replay(struct mh_config *cfg, int argc, char **argv);
 
-/* suppressions.c: prints rows (objects) as an aligned table of the given string fields. */
-void cli_print_table(FILE *out, json_t *rows, const char *const *cols);
-
 #endif

@@ -11,6 +11,7 @@
 #include "api.h"
 #include "cli.h"
 #include "mailhook/log.h"
+#include "table.h"
 
 static const char usage[] =
     "usage: mailhook [--config FILE] events [--tenant T] [--type TYPE] [--recipient ADDR]\n"

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "mailhook/log.h"
 #include "suppression.h"
+#include "table.h"
 
 #define IMPORT_BATCH 500
 
@@ -41,35 +42,6 @@ struct opts {
 /* ---- output -------------------------------------------------------------------------------- */
 
 static const char *const columns[] = {"address", "reason", "since", "expires_at", "source", NULL};
-
-static const char *field(json_t *row, const char *name)
-{
-    const char *v = json_string_value(json_object_get(row, name));
-    return v ? v : "-";
-}
-
-/* A table of rows with the given columns (string fields; "-" when absent). */
-void cli_print_table(FILE *out, json_t *rows, const char *const *cols)
-{
-    size_t ncol = 0;
-    while (cols[ncol]) ncol++;
-    size_t width[16] = {0};
-    for (size_t c = 0; c < ncol && c < 16; c++) width[c] = strlen(cols[c]);
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        for (size_t c = 0; c < ncol && c < 16; c++) {
-            size_t n = strlen(field(row, cols[c]));
-            if (n > width[c]) width[c] = n;
-        }
-    }
-    for (size_t c = 0; c < ncol && c < 16; c++)
-        fprintf(out, "%-*s%s", (int)width[c], cols[c], c + 1 < ncol ? "  " : "\n");
-    json_array_foreach(rows, i, row) {
-        for (size_t c = 0; c < ncol && c < 16; c++)
-            fprintf(out, "%-*s%s", (int)width[c], field(row, cols[c]), c + 1 < ncol ? "  " : "\n");
-    }
-}
 
 static void print_json(json_t *v)
 {

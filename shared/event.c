@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,6 +132,32 @@ void mh_event_finish(json_t *ev, const char *provider_id, const char *extra)
     char hex[65];
     mh_sha256_hex(parts, n, hex);
     json_object_set_new(ev, "event_id", json_string(hex));
+}
+
+int mh_event_parse_body(const struct mh_raw *raw, const char *provider, mh_batch_fn batch_of,
+                        mh_parse_object_fn parse_object, json_t *events, char *err,
+                        size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)raw->body, raw->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errlen, "%s: invalid JSON at line %d column %d: %s", provider, jerr.line,
+                 jerr.column, jerr.text);
+        return -1;
+    }
+    json_t *list = batch_of ? batch_of(root) : json_is_array(root) ? root : NULL;
+    int rc = 0;
+    if (list) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(list, i, item) {
+            if ((rc = parse_object(raw, item, events, err, errlen)) < 0) break;
+        }
+    } else {
+        rc = parse_object(raw, root, events, err, errlen);
+    }
+    json_decref(root);
+    return rc;
 }
 
 const char *mh_json_str(json_t *obj, const char *key)

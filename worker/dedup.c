@@ -118,16 +118,29 @@ static json_t *build_rows(struct batch *b, json_t **keys_out)
     return rows;
 }
 
-int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
-{
-    PGresult *res = NULL;
-    char *rows_txt = NULL, *keys_txt = NULL;
-    json_t *keys = NULL, *rows = NULL;
-    int rc = -1;
+/* Where an event lives: its record and its index in that record's events. */
+struct slot {
+    struct batch_rec *rec;
+    size_t j;
+};
 
-    /* Per event: where its (record, index) lives, to mark emit flags from idx. */
-    struct slot { struct batch_rec *rec; size_t j; } *slots = NULL;
-    size_t nslots = 0;
+/* A batch's events as both statements see them; idx (build_rows) indexes slots. */
+struct claim_set {
+    struct slot *slots;
+    size_t nslots;
+    json_t *rows;   /* insert_sql's rows */
+    json_t *keys;   /* claims_sql's keys */
+    char *keys_txt; /* keys as the statement's parameter */
+};
+
+/*
+ * Resets every record's emit and fresh flags to 0 and numbers the batch's events in rec
+ * order. Returns the number of events; when there are any, cs holds their slots, rows and
+ * keys (claim_set_free), else nothing is allocated.
+ */
+static size_t claim_set_build(struct batch *b, struct claim_set *cs)
+{
+    *cs = (struct claim_set){0};
     for (size_t i = 0; i < b->n; i++) {
         struct batch_rec *r = &b->recs[i];
         if (!r->events) continue;
@@ -136,19 +149,76 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
         free(r->fresh);
         r->emit = mh_calloc(n ? n : 1, 1);
         r->fresh = mh_calloc(n ? n : 1, 1);
-        slots = mh_realloc(slots, (nslots + n + 1) * sizeof(*slots));
-        for (size_t j = 0; j < n; j++) slots[nslots++] = (struct slot){r, j};
+        cs->slots = mh_realloc(cs->slots, (cs->nslots + n + 1) * sizeof(*cs->slots));
+        for (size_t j = 0; j < n; j++) cs->slots[cs->nslots++] = (struct slot){r, j};
     }
-    if (nslots == 0) {
-        free(slots);
+    if (cs->nslots == 0) {
+        free(cs->slots);
+        cs->slots = NULL;
         return 0;
     }
-    if (dedup_connect(w, err, errlen) < 0) goto out;
+    cs->rows = build_rows(b, &cs->keys);
+    cs->keys_txt = json_dumps(cs->keys, JSON_COMPACT);
+    if (!cs->keys_txt) mh_oom();
+    return cs->nslots;
+}
 
-    rows = build_rows(b, &keys);
-    rows_txt = json_dumps(rows, JSON_COMPACT);
-    keys_txt = json_dumps(keys, JSON_COMPACT);
-    if (!rows_txt || !keys_txt) mh_oom();
+static void claim_set_free(struct claim_set *cs)
+{
+    free(cs->keys_txt);
+    json_decref(cs->rows);
+    json_decref(cs->keys);
+    free(cs->slots);
+}
+
+/* After a failure, drops a connection that broke so the next batch reconnects. */
+static void drop_broken_connection(struct worker *w)
+{
+    if (w->pg && PQstatus(w->pg) != CONNECTION_OK) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+    }
+}
+
+/*
+ * Reads back the claims of the set's events (claims_sql) and marks emit for every event
+ * whose claim names its own record. When found is not NULL, found[idx] is set for every
+ * event that has a claim at all.
+ */
+static int read_claims(struct worker *w, const struct claim_set *cs, unsigned char *found,
+                       char *err, size_t errlen)
+{
+    const char *p[] = {cs->keys_txt};
+    PGresult *res = PQexecParams(w->pg, claims_sql, 1, NULL, p, NULL, NULL, 0);
+    if (exec_ok(res, PGRES_TUPLES_OK, "read claims", err, errlen) < 0) {
+        PQclear(res);
+        return -1;
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        long idx = strtol(PQgetvalue(res, row, 0), NULL, 10);
+        if (idx < 0 || (size_t)idx >= cs->nslots) continue;
+        const struct slot *sl = &cs->slots[idx];
+        if (found) found[idx] = 1;
+        if (!strcmp(PQgetvalue(res, row, 1), rd_kafka_topic_name(sl->rec->rkm->rkt)) &&
+            strtol(PQgetvalue(res, row, 2), NULL, 10) == sl->rec->rkm->partition &&
+            strtoll(PQgetvalue(res, row, 3), NULL, 10) == sl->rec->rkm->offset)
+            sl->rec->emit[sl->j] = 1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char *rows_txt = NULL;
+    struct claim_set cs;
+    int rc = -1;
+
+    if (claim_set_build(b, &cs) == 0) return 0;
+    if (dedup_connect(w, err, errlen) < 0) goto out;
+    rows_txt = json_dumps(cs.rows, JSON_COMPACT);
+    if (!rows_txt) mh_oom();
 
     res = PQexec(w->pg, "BEGIN");
     if (exec_ok(res, PGRES_COMMAND_OK, "begin", err, errlen) < 0) goto rollback;
@@ -159,28 +229,16 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
     if (exec_ok(res, PGRES_TUPLES_OK, "insert claims", err, errlen) < 0) goto rollback;
     for (int row = 0; row < PQntuples(res); row++) {
         long idx = strtol(PQgetvalue(res, row, 0), NULL, 10);
-        if (idx >= 0 && (size_t)idx < nslots) slots[idx].rec->fresh[slots[idx].j] = 1;
-    }
-    PQclear(res);
-
-    const char *p2[] = {keys_txt};
-    res = PQexecParams(w->pg, claims_sql, 1, NULL, p2, NULL, NULL, 0);
-    if (exec_ok(res, PGRES_TUPLES_OK, "read claims", err, errlen) < 0) goto rollback;
-    for (int row = 0; row < PQntuples(res); row++) {
-        long idx = strtol(PQgetvalue(res, row, 0), NULL, 10);
-        if (idx < 0 || (size_t)idx >= nslots) continue;
-        struct batch_rec *r = slots[idx].rec;
-        if (!strcmp(PQgetvalue(res, row, 1), rd_kafka_topic_name(r->rkm->rkt)) &&
-            strtol(PQgetvalue(res, row, 2), NULL, 10) == r->rkm->partition &&
-            strtoll(PQgetvalue(res, row, 3), NULL, 10) == r->rkm->offset)
-            r->emit[slots[idx].j] = 1;
+        if (idx >= 0 && (size_t)idx < cs.nslots) cs.slots[idx].rec->fresh[cs.slots[idx].j] = 1;
     }
     PQclear(res);
     res = NULL;
+
+    if (read_claims(w, &cs, NULL, err, errlen) < 0) goto rollback;
     /* Fresh means inserted now *by its own record*: the join above also matches a
      * same-id event of another record in this batch whose insert was skipped. */
-    for (size_t k = 0; k < nslots; k++)
-        if (!slots[k].rec->emit[slots[k].j]) slots[k].rec->fresh[slots[k].j] = 0;
+    for (size_t k = 0; k < cs.nslots; k++)
+        if (!cs.slots[k].rec->emit[cs.slots[k].j]) cs.slots[k].rec->fresh[cs.slots[k].j] = 0;
 
     if (!w->skip_suppression && suppression_apply(w, b, err, errlen) < 0) goto rollback;
 
@@ -195,81 +253,34 @@ rollback:
     if (w->pg && PQstatus(w->pg) == CONNECTION_OK) PQclear(PQexec(w->pg, "ROLLBACK"));
 out:
     PQclear(res);
-    if (rc < 0 && w->pg && PQstatus(w->pg) != CONNECTION_OK) {
-        PQfinish(w->pg);
-        w->pg = NULL;
-    }
+    if (rc < 0) drop_broken_connection(w);
     free(rows_txt);
-    free(keys_txt);
-    json_decref(rows);
-    json_decref(keys);
-    free(slots);
+    claim_set_free(&cs);
     return rc;
 }
 
 int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen)
 {
-    PGresult *res = NULL;
-    char *keys_txt = NULL;
-    json_t *keys = NULL, *rows = NULL;
+    struct claim_set cs;
     unsigned char *found = NULL;
     int rc = -1;
 
-    struct slot { struct batch_rec *rec; size_t j; } *slots = NULL;
-    size_t nslots = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        struct batch_rec *r = &b->recs[i];
-        if (!r->events) continue;
-        size_t n = json_array_size(r->events);
-        free(r->emit);
-        free(r->fresh);
-        r->emit = mh_calloc(n ? n : 1, 1);
-        r->fresh = mh_calloc(n ? n : 1, 1);
-        slots = mh_realloc(slots, (nslots + n + 1) * sizeof(*slots));
-        for (size_t j = 0; j < n; j++) slots[nslots++] = (struct slot){r, j};
-    }
-    if (nslots == 0) {
-        free(slots);
-        return 0;
-    }
+    if (claim_set_build(b, &cs) == 0) return 0;
     if (dedup_connect(w, err, errlen) < 0) goto out;
-
-    rows = build_rows(b, &keys);
-    keys_txt = json_dumps(keys, JSON_COMPACT);
-    if (!keys_txt) mh_oom();
-    const char *p[] = {keys_txt};
-    res = PQexecParams(w->pg, claims_sql, 1, NULL, p, NULL, NULL, 0);
-    if (exec_ok(res, PGRES_TUPLES_OK, "read claims", err, errlen) < 0) goto out;
-    found = mh_calloc(nslots, 1);
-    for (int row = 0; row < PQntuples(res); row++) {
-        long idx = strtol(PQgetvalue(res, row, 0), NULL, 10);
-        if (idx < 0 || (size_t)idx >= nslots) continue;
-        struct batch_rec *r = slots[idx].rec;
-        found[idx] = 1;
-        if (!strcmp(PQgetvalue(res, row, 1), rd_kafka_topic_name(r->rkm->rkt)) &&
-            strtol(PQgetvalue(res, row, 2), NULL, 10) == r->rkm->partition &&
-            strtoll(PQgetvalue(res, row, 3), NULL, 10) == r->rkm->offset)
-            r->emit[slots[idx].j] = 1;
-    }
+    found = mh_calloc(cs.nslots, 1);
+    if (read_claims(w, &cs, found, err, errlen) < 0) goto out;
     /* Only an event's first copy in its record has a key (build_rows). */
     size_t k;
     json_t *key;
-    json_array_foreach(keys, k, key) {
+    json_array_foreach(cs.keys, k, key) {
         json_int_t idx = json_integer_value(json_object_get(key, "idx"));
-        if (idx >= 0 && (size_t)idx < nslots && !found[idx])
-            slots[idx].rec->fresh[slots[idx].j] = 1;
+        if (idx >= 0 && (size_t)idx < cs.nslots && !found[idx])
+            cs.slots[idx].rec->fresh[cs.slots[idx].j] = 1;
     }
     rc = 0;
 out:
-    PQclear(res);
-    if (rc < 0 && w->pg && PQstatus(w->pg) != CONNECTION_OK) {
-        PQfinish(w->pg);
-        w->pg = NULL;
-    }
-    free(keys_txt);
+    if (rc < 0) drop_broken_connection(w);
     free(found);
-    json_decref(rows);
-    json_decref(keys);
-    free(slots);
+    claim_set_free(&cs);
     return rc;
 }

@@ -9,7 +9,7 @@
 #   - a single-node Apache Kafka broker (KRaft, broker+controller in one JVM) whose jars
 #     come from Maven Central through deploy/local/kafka/pom.xml;
 #   - a PostgreSQL server from Debian's binaries, in its own data directory;
-#   - mailhook-ingest and mailhook-worker processes.
+#   - mailhook-ingest, mailhook-worker and mailhook-api processes.
 # Every file it creates (data, logs, pid files, config, venv) lives under $MH_LOCAL
 # (".local" at the top of the project), so `deploy/local/down --purge` can remove it.
 #
@@ -26,6 +26,12 @@
 #   MH_KAFKA_HEAP           broker JVM heap                       (default 512m)
 #   MH_KAFKA_READY_TIMEOUT  seconds to wait for the broker        (default 90)
 #   MH_PG_PORT              local PostgreSQL port                 (default 5433)
+#   MH_INGEST_PORT          mailhook-ingest port in a new config  (default 8080)
+#   MH_API_PORT             mailhook-api port in a new config     (default 8081)
+#   MH_CONFIG               the local config file       (default $MH_LOCAL/mailhook.ini)
+#   MH_VENV                 the Python venv for tools and tests   (default $MH_LOCAL/venv)
+#   MH_RUN, MH_LOG          pid files and logs of the mailhook processes
+#                           (default $MH_LOCAL/run, $MH_LOCAL/log)
 #   MH_BUILD_DIR            cmake build directory (default build, build-asan with MH_SANITIZE=1)
 #   MH_SANITIZE=1           configure with -DMH_SANITIZE=ON (ASan+UBSan)
 #   MH_CMAKE_ARGS           extra arguments for the cmake configure step
@@ -35,15 +41,19 @@
 
 MH_ROOT="${MH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 MH_LOCAL="${MH_LOCAL:-$MH_ROOT/.local}"
-MH_VENV="$MH_LOCAL/venv"
-MH_RUN="$MH_LOCAL/run"
-MH_LOG="$MH_LOCAL/log"
+MH_VENV="${MH_VENV:-$MH_LOCAL/venv}"
+MH_RUN="${MH_RUN:-$MH_LOCAL/run}"
+MH_LOG="${MH_LOG:-$MH_LOCAL/log}"
 MH_KAFKA_HOME="$MH_LOCAL/kafka"
 MH_PG_HOME="$MH_LOCAL/pg"
 MH_KAFKA_PORT="${MH_KAFKA_PORT:-9092}"
 MH_KAFKA_CONTROLLER_PORT="${MH_KAFKA_CONTROLLER_PORT:-9093}"
 MH_PG_PORT="${MH_PG_PORT:-5433}"
+MH_INGEST_PORT="${MH_INGEST_PORT:-8080}"
+MH_API_PORT="${MH_API_PORT:-8081}"
 MH_CONFIG="${MH_CONFIG:-$MH_LOCAL/mailhook.ini}"
+# mailhook-api's bearer token, generated once (mh_api_token); never printed.
+MH_API_TOKEN_FILE="$MH_LOCAL/api-token"
 
 # Set to 1 by mh_kafka_up / mh_pg_up when this shell actually started the service, so
 # callers stop only what they started.
@@ -283,11 +293,11 @@ mh_build() {
   mh_check_binaries
 }
 
-# mh_check_binaries: the three programs exist in the build directory.
+# mh_check_binaries: the four programs exist in the build directory.
 mh_check_binaries() {
   local dir b missing=()
   dir=$(mh_build_dir)
-  for b in mailhook-ingest mailhook-worker mailhook; do
+  for b in mailhook-ingest mailhook-worker mailhook-api mailhook; do
     [[ -x $dir/$b ]] || missing+=("$b")
   done
   if ((${#missing[@]})); then
@@ -833,6 +843,33 @@ secret = $secret
 EOF
 }
 
+# mh_api_token: create mailhook-api's bearer token file once (mode 0600) and print its
+# path; the token itself is never printed.
+mh_api_token() {
+  local file=$MH_API_TOKEN_FILE
+  if [[ ! -s $file ]]; then
+    mkdir -p "$(dirname "$file")"
+    (
+      umask 077
+      mh_secret >"$file.tmp" && mv "$file.tmp" "$file"
+    ) || {
+      rm -f "$file.tmp"
+      mh_err "cannot generate the API token (is openssl installed?)"
+      return 1
+    }
+  fi
+  printf '%s\n' "$file"
+}
+
+# mh_config_api: the [api] block (the token stays in its file, the config names it).
+mh_config_api() {
+  cat <<EOF
+[api]
+listen = 127.0.0.1:$MH_API_PORT
+token_file = $MH_API_TOKEN_FILE
+EOF
+}
+
 # mh_write_config FILE: the local stack's config. Written once, so secrets stay stable
 # across runs; a source added to MH_LOCAL_SOURCES later is appended with a new secret.
 # MAILHOOK_KAFKA_BROKERS / MAILHOOK_PG_DSN override [kafka] and [postgres] inside the
@@ -848,7 +885,7 @@ mh_write_config() {
 # mailhook configuration for the local stack (deploy/local/up).
 # Generated once; the secrets below are this machine's own. Delete the file to renew them.
 [ingest]
-listen = 127.0.0.1:8080
+listen = 127.0.0.1:$MH_INGEST_PORT
 
 [worker]
 group_id = mailhook-worker
@@ -861,6 +898,11 @@ bootstrap.servers = 127.0.0.1:$MH_KAFKA_PORT
 EOF
       mv "$file.tmp" "$file"
     ) || return 1
+  fi
+  # A config written before the local stack ran mailhook-api gets its section now.
+  if ! grep -q '^\[api\]' "$file"; then
+    mh_api_token >/dev/null || return 1
+    printf '\n%s\n' "$(mh_config_api)" >>"$file"
   fi
   local block
   for src in "${MH_LOCAL_SOURCES[@]}"; do
@@ -887,46 +929,61 @@ mh_config_get() {
 # ---------------------------------------------------------------------------------------
 # mailhook processes
 
-# mh_ingest_url CONFIG: base URL of the ingest listener named in CONFIG.
-mh_ingest_url() {
+# mh_listen_url CONFIG SECTION DEFAULT: base URL of the `listen` address of SECTION in
+# CONFIG (DEFAULT when it is not set).
+mh_listen_url() {
   local listen host port
-  listen=$(mh_config_get "$1" ingest listen)
-  listen=${listen:-127.0.0.1:8080}
+  listen=$(mh_config_get "$1" "$2" listen)
+  listen=${listen:-$3}
   port=${listen##*:}
   host=${listen%:*}
   [[ $host == 0.0.0.0 || $host == '*' || -z $host ]] && host=127.0.0.1
   printf 'http://%s:%s\n' "$host" "$port"
 }
 
-# mh_ingest_start CONFIG: start mailhook-ingest and wait for /readyz.
-mh_ingest_start() {
-  local config=$1 bin url pid i
-  bin="$(mh_build_dir)/mailhook-ingest"
+# mh_ingest_url CONFIG / mh_api_url CONFIG: base URL of mailhook-ingest / mailhook-api.
+mh_ingest_url() { mh_listen_url "$1" ingest 127.0.0.1:8080; }
+mh_api_url() { mh_listen_url "$1" api 127.0.0.1:8081; }
+
+# mh_http_start PROGRAM NAME URL CONFIG: start PROGRAM (pid file and log named NAME) and
+# wait until URL/readyz answers.
+mh_http_start() {
+  local program=$1 name=$2 url=$3 config=$4 bin pid i
+  bin="$(mh_build_dir)/$program"
   [[ -x $bin ]] || {
     mh_err "$bin not built"
     return 1
   }
-  url=$(mh_ingest_url "$config")
-  if pid=$(mh_pidfile_pid "$MH_RUN/ingest.pid"); then
-    mh_err "mailhook-ingest already running (pid $pid); mh_mailhook_stop first"
+  if pid=$(mh_pidfile_pid "$MH_RUN/$name.pid"); then
+    mh_err "$program already running (pid $pid); mh_mailhook_stop first"
     return 1
   fi
-  mh_rotate_log "$MH_LOG/ingest.log"
-  mh_log "starting mailhook-ingest ($url)"
-  mh_spawn "$MH_RUN/ingest.pid" "$MH_LOG/ingest.log" "$bin" --config "$config" || return 1
-  pid=$(cat "$MH_RUN/ingest.pid")
+  mh_rotate_log "$MH_LOG/$name.log"
+  mh_log "starting $program ($url)"
+  mh_spawn "$MH_RUN/$name.pid" "$MH_LOG/$name.log" "$bin" --config "$config" || return 1
+  pid=$(cat "$MH_RUN/$name.pid")
   for ((i = 0; i < 150; i++)); do
     if ! mh_pid_alive "$pid"; then
-      mh_err "mailhook-ingest exited during start-up"
-      mh_tail "$MH_LOG/ingest.log"
+      mh_err "$program exited during start-up"
+      mh_tail "$MH_LOG/$name.log"
       return 1
     fi
     curl -fsS -o /dev/null --max-time 2 "$url/readyz" 2>/dev/null && return 0
     sleep 0.2
   done
-  mh_err "mailhook-ingest (pid $pid) not ready after 30s ($url/readyz)"
-  mh_tail "$MH_LOG/ingest.log"
+  mh_err "$program (pid $pid) not ready after 30s ($url/readyz)"
+  mh_tail "$MH_LOG/$name.log"
   return 1
+}
+
+# mh_ingest_start CONFIG: start mailhook-ingest and wait for /readyz.
+mh_ingest_start() {
+  mh_http_start mailhook-ingest ingest "$(mh_ingest_url "$1")" "$1"
+}
+
+# mh_api_start CONFIG: start mailhook-api and wait for /readyz.
+mh_api_start() {
+  mh_http_start mailhook-api api "$(mh_api_url "$1")" "$1"
 }
 
 # mh_worker_start CONFIG N: start N mailhook-worker processes (worker-1 .. worker-N).
@@ -980,7 +1037,7 @@ mh_pidfiles_stop() {
   ((${#files[@]} == 0)) || rm -f "${files[@]}"
 }
 
-# mh_mailhook_stop: stop the ingest and worker processes started by mh_*_start.
+# mh_mailhook_stop: stop the ingest, worker and api processes started by mh_*_start.
 mh_mailhook_stop() {
   if compgen -G "$MH_RUN/*.pid" >/dev/null; then
     mh_log "stopping mailhook processes"
@@ -1000,10 +1057,12 @@ mh_leftovers() {
     printf 'PostgreSQL: %s\n' "$pid"
     found=0
   fi
+  # Only mailhook programs run with this stack's config or one under $MH_LOCAL (the test
+  # fixtures'): another stack on this machine may run the same binaries.
   local d
   for d in "$MH_ROOT"/build*/ "$(mh_build_dir)/"; do
     [[ -d $d ]] || continue
-    if pid=$(pgrep -f "^${d%/}/mailhook-(ingest|worker)( |$)"); then
+    if pid=$(pgrep -f "^${d%/}/mailhook-(ingest|worker|api) --config ($MH_CONFIG|$MH_LOCAL/)"); then
       printf 'mailhook: %s\n' "$pid" | tr '\n' ' '
       echo
       found=0

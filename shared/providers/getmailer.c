@@ -316,28 +316,16 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
     return 0;
 }
 
+/* A batch is a top-level array, or {"events": [...]} when the object is no event itself. */
+static json_t *batch_of(json_t *root)
+{
+    json_t *list = json_is_array(root) ? root : json_object_get(root, "events");
+    return json_is_array(list) && !json_object_get(root, "type") ? list : NULL;
+}
+
 static int getmailer_parse(const struct mh_raw *raw, json_t *events, char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)raw->body, raw->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    int rc = 0;
-    if (!root) {
-        snprintf(err, errlen, "getmailer: invalid JSON at line %d column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
-        return -1;
-    }
-    json_t *list = json_is_array(root) ? root : json_object_get(root, "events");
-    if (json_is_array(list) && !json_object_get(root, "type")) {
-        size_t i;
-        json_t *item;
-        json_array_foreach(list, i, item) {
-            if ((rc = parse_one(raw, item, events, err, errlen)) < 0) break;
-        }
-    } else {
-        rc = parse_one(raw, root, events, err, errlen);
-    }
-    json_decref(root);
-    return rc;
+    return mh_event_parse_body(raw, "getmailer", batch_of, parse_one, events, err, errlen);
 }
 
 const struct mh_provider mh_provider_getmailer = {

@@ -219,25 +219,7 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
 
 static int hmac_parse(const struct mh_raw *raw, json_t *events, char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)raw->body, raw->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    int rc = 0;
-    if (!root) {
-        snprintf(err, errlen, "hmac: invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
-        return -1;
-    }
-    if (json_is_array(root)) {
-        size_t i;
-        json_t *item;
-        json_array_foreach(root, i, item) {
-            if ((rc = parse_one(raw, item, events, err, errlen)) < 0) break;
-        }
-    } else {
-        rc = parse_one(raw, root, events, err, errlen);
-    }
-    json_decref(root);
-    return rc;
+    return mh_event_parse_body(raw, "hmac", NULL, parse_one, events, err, errlen);
 }
 
 const struct mh_provider mh_provider_hmac = {

@@ -132,27 +132,7 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
 
 static int ivymail_parse(const struct mh_raw *raw, json_t *events, char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)raw->body, raw->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    int rc = -1;
-    if (!root) {
-        snprintf(err, errlen, "ivymail: invalid JSON at line %d column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
-        return -1;
-    }
-    if (json_is_array(root)) {
-        size_t i;
-        json_t *item;
-        json_array_foreach(root, i, item) {
-            if (parse_one(raw, item, events, err, errlen) < 0) goto done;
-        }
-        rc = 0;
-    } else {
-        rc = parse_one(raw, root, events, err, errlen);
-    }
-done:
-    json_decref(root);
-    return rc;
+    return mh_event_parse_body(raw, "ivymail", NULL, parse_one, events, err, errlen);
 }
 
 const struct mh_provider mh_provider_ivymail = {

@@ -7,8 +7,8 @@ its default ports). Each pytest session isolates itself from every other run:
 - topics   mailhook.{raw,events,dlq,suppressions}.e2e-<session id>
 - group    mailhook-worker-e2e-<session id>
 - database mailhook_e2e_<session id> (created next to the given one, dropped at the end)
-- config   .local/e2e/<session id>/mailhook.ini with its own sources and fresh secrets;
-           the programs' logs are in the same folder.
+- config   $MH_LOCAL/e2e/<session id>/mailhook.ini (MH_LOCAL: default .local) with its
+           own sources and fresh secrets; the programs' logs are in the same folder.
 
 Fixtures (session scope unless noted):
   stack            Stack(brokers, dsn): the services answer

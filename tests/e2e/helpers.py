@@ -36,10 +36,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL = ROOT / ".local"
+# The local stack's files: $MH_LOCAL as deploy/local/lib.sh defines it (default .local).
+LOCAL = Path(os.environ.get("MH_LOCAL") or ROOT / ".local")
 LIB_SH = ROOT / "deploy" / "local" / "lib.sh"
 # Pid files of the processes the fixtures start: tests/run and deploy/local/down stop
-# whatever is left there if a test run dies before its teardown.
+# whatever is left there ($MH_LOCAL/run/e2e) if a test run dies before its teardown.
 PID_DIR = LOCAL / "run" / "e2e"
 
 
@@ -349,6 +350,18 @@ def signature_headers(source: dict[str, str], body: bytes | str | dict,
     return {header: prefix + sign(body, secret, encoding)}
 
 
+def pipeline_sections(topics: dict[str, str], group_id: str, dsn: str,
+                      kafka_brokers: str) -> dict[str, dict[str, str]]:
+    """[ingest], [worker], [postgres] and [kafka] of a pipeline of its own: the topics
+    {raw, events, dlq, suppressions: name}, a consumer group and an ingest on a free port."""
+    return {
+        "ingest": {"listen": f"127.0.0.1:{free_port()}", "raw_topic": topics["raw"]},
+        "worker": {"group_id": group_id, **{f"{role}_topic": t for role, t in topics.items()}},
+        "postgres": {"dsn": dsn},
+        "kafka": {"bootstrap.servers": kafka_brokers},
+    }
+
+
 def write_ini(path: Path, sections: dict[str, dict[str, Any]]) -> None:
     """Write an INI file (mode 0600: it holds secrets)."""
     cp = configparser.ConfigParser(interpolation=None)
@@ -505,13 +518,17 @@ class Mailhook:
     def workers(self) -> list[Proc]:
         return [p for n, p in sorted(self.procs.items()) if n.startswith("worker-") and p.alive()]
 
-    def stop_all(self, timeout: float = 10.0) -> None:
+    def stop_all(self, timeout: float = 10.0) -> list[Proc]:
+        """Stop every process; returns those that had exited although no test stopped
+        them (crashed() as it was before stopping)."""
+        crashed = self.crashed()
         for p in self.procs.values():
             if p.alive():
                 p.send_signal(signal.SIGTERM)
                 p.expected_exit = True
         for p in self.procs.values():
             p.stop(timeout)
+        return crashed
 
     def crashed(self) -> list[Proc]:
         """Processes that exited although no test stopped them."""

@@ -39,6 +39,24 @@ json_t *mh_event_sub(json_t *ev, const char *key);
  */
 void mh_event_finish(json_t *ev, const char *provider_id, const char *extra);
 
+/*
+ * Parsing a JSON body that holds one event object or a batch of them.
+ *
+ * mh_event_parse_body loads raw's body as JSON (duplicate keys rejected) and calls
+ * parse_object for each event object: every element of the batch array that batch_of
+ * picks out of the root, or the root itself when batch_of returns NULL. With batch_of
+ * NULL, a top-level array is the batch. It stops at the first object that fails and
+ * returns -1 with err set; a body that is not JSON fails with "<provider>: invalid JSON
+ * at line L column C: ...". Events appended before a failure stay in events.
+ */
+typedef int (*mh_parse_object_fn)(const struct mh_raw *raw, json_t *obj, json_t *events,
+                                  char *err, size_t errlen);
+typedef json_t *(*mh_batch_fn)(json_t *root);
+
+int mh_event_parse_body(const struct mh_raw *raw, const char *provider, mh_batch_fn batch_of,
+                        mh_parse_object_fn parse_object, json_t *events, char *err,
+                        size_t errlen);
+
 /* String member of a payload object, or NULL when absent or not a string. */
 const char *mh_json_str(json_t *obj, const char *key);
 /* Integer member (accepts integers and integral numeric strings); 0 and -1 when absent. */
