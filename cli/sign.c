@@ -1,6 +1,8 @@
 /*
  * sign.c — `mailhook sign`: prints a curl command that posts a file to a source exactly
  * as its provider would, with valid signature headers (or token / Basic credentials).
+ * A provider that signs inside the body (Mailgun) hands back a re-signed copy of the
+ * body, which the command then carries inline instead of naming the file.
  * For trying a source by hand and for tests. The command contains the signature, never
  * the secret itself.
  */
@@ -20,7 +22,9 @@ static const char usage[] =
     "\n"
     "Prints a curl command that posts BODYFILE to the source with the headers its\n"
     "provider would send. --url defaults to http://<[ingest] listen>/v1/webhooks/NAME;\n"
-    "--key is the private key for providers that sign with one (Postal, Ark, SendGrid).\n";
+    "--key is the private key for providers that sign with one (Postal, Ark, SendGrid).\n"
+    "For providers that sign inside the body (Mailgun), the command carries a copy of\n"
+    "BODYFILE with a fresh signature, inline.\n";
 
 /* Single-quotes s for a POSIX shell. */
 static void shell_quote(FILE *out, const char *s)
@@ -120,13 +124,20 @@ int cmd_sign(struct mh_config *cfg, int argc, char **argv)
         fputs(" -H ", stdout);
         shell_quote(stdout, line);
     }
-    fputs(" --data-binary ", stdout);
-    char at[4200];
-    snprintf(at, sizeof(at), "@%s", file);
-    shell_quote(stdout, at);
+    if (sr.signed_body) {
+        /* --data-raw: the bytes as given, a leading '@' is not a file name. */
+        fputs(" --data-raw ", stdout);
+        shell_quote(stdout, sr.signed_body);
+    } else {
+        char at[4200];
+        fputs(" --data-binary ", stdout);
+        snprintf(at, sizeof(at), "@%s", file);
+        shell_quote(stdout, at);
+    }
     fputc('\n', stdout);
     rc = 0;
 out:
+    free(sr.signed_body);
     mh_headers_clear(&headers);
     free(body);
     return rc;

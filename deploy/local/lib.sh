@@ -70,7 +70,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -839,6 +839,19 @@ mh_config_source_postmark() {
 provider = postmark
 tenant = local
 basic_user = postmark
+secret = $secret
+EOF
+}
+
+# Mailgun signs inside the body with the account's HTTP webhook signing key (the secret);
+# `mailhook sign --source mailgun` posts a copy of a body re-signed with it.
+mh_config_source_mailgun() {
+  local secret
+  secret=$(mh_secret) || return 1
+  cat <<EOF
+[source.mailgun]
+provider = mailgun
+tenant = local
 secret = $secret
 EOF
 }

@@ -62,6 +62,11 @@ struct mh_sign_req {
     struct mh_headers *headers;   /* out: headers that make the request verify */
     char *url;                    /* in/out: the target URL; a scheme may extend it */
     size_t url_cap;
+    /*
+     * out: for a scheme that signs inside the body (Mailgun), the NUL-terminated body to
+     * post instead of body (malloc'd; the caller frees it). NULL: body is posted as is.
+     */
+    char *signed_body;
 };
 
 struct mh_provider {
@@ -87,7 +92,8 @@ struct mh_provider {
     int (*parse)(const struct mh_raw *raw, json_t *events, char *err, size_t errlen);
     /*
      * Produces what the provider itself would send with body (signature headers, a URL
-     * token, Basic credentials), so test requests can be made by hand. 0, or -1 with err.
+     * token, Basic credentials, or a re-signed body), so test requests can be made by
+     * hand. 0, or -1 with err.
      */
     int (*sign)(const struct mh_source *src, struct mh_sign_req *sr, char *err, size_t errlen);
 };
