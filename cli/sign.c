@@ -2,7 +2,9 @@
  * sign.c — `mailhook sign`: prints a curl command that posts a file to a source exactly
  * as its provider would, with valid signature headers (or token / Basic credentials).
  * For trying a source by hand and for tests. The command contains the signature, never
- * the secret itself.
+ * the secret itself. A scheme that signs inside the body (SNS) returns a new body; the
+ * command then pipes that body into curl instead of reading BODYFILE (printf is a shell
+ * builtin, so a large body is not limited by the argument size of an exec).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -20,7 +22,9 @@ static const char usage[] =
     "\n"
     "Prints a curl command that posts BODYFILE to the source with the headers its\n"
     "provider would send. --url defaults to http://<[ingest] listen>/v1/webhooks/NAME;\n"
-    "--key is the private key for providers that sign with one (Postal, Ark, SendGrid).\n";
+    "--key is the private key for providers that sign with one (Postal, Ark, SendGrid,\n"
+    "SES). For SES the body is re-signed (an SNS message) or wrapped in a new SNS\n"
+    "Notification (anything else), and the command posts that body.\n";
 
 /* Single-quotes s for a POSIX shell. */
 static void shell_quote(FILE *out, const char *s)
@@ -110,6 +114,18 @@ int cmd_sign(struct mh_config *cfg, int argc, char **argv)
         fprintf(stderr, "mailhook sign: %s\n", err);
         goto out;
     }
+    if (sr.new_body) {
+        /* The body must be text without NUL to travel inside a shell word. */
+        if (memchr(sr.new_body, '\0', sr.new_body_len)) {
+            fprintf(stderr, "mailhook sign: the signed body holds a NUL byte\n");
+            goto out;
+        }
+        fputs("printf '%s' ", stdout);
+        char *text = mh_strndup((const char *)sr.new_body, sr.new_body_len);
+        shell_quote(stdout, text);
+        free(text);
+        fputs(" | ", stdout);
+    }
     fputs("curl -sS -X POST ", stdout);
     shell_quote(stdout, urlbuf);
     if (!mh_headers_get(&headers, "content-type"))
@@ -122,12 +138,13 @@ int cmd_sign(struct mh_config *cfg, int argc, char **argv)
     }
     fputs(" --data-binary ", stdout);
     char at[4200];
-    snprintf(at, sizeof(at), "@%s", file);
+    snprintf(at, sizeof(at), "@%s", sr.new_body ? "-" : file);
     shell_quote(stdout, at);
     fputc('\n', stdout);
     rc = 0;
 out:
     mh_headers_clear(&headers);
+    free(sr.new_body);
     free(body);
     return rc;
 }

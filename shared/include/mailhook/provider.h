@@ -62,6 +62,12 @@ struct mh_sign_req {
     struct mh_headers *headers;   /* out: headers that make the request verify */
     char *url;                    /* in/out: the target URL; a scheme may extend it */
     size_t url_cap;
+    /*
+     * out: a scheme that signs inside the body (SNS) sets a malloc'd body to post
+     * instead of body; the caller frees it. NULL: post body as it is.
+     */
+    unsigned char *new_body;
+    size_t new_body_len;
 };
 
 struct mh_provider {
