@@ -1,10 +1,10 @@
 /*
  * sign.c — `mailhook sign`: prints a curl command that posts a file to a source exactly
  * as its provider would, with valid signature headers (or token / Basic credentials).
- * A provider that signs inside the body (Mailgun) hands back a re-signed copy of the
- * body, which the command then carries inline instead of naming the file.
  * For trying a source by hand and for tests. The command contains the signature, never
- * the secret itself.
+ * the secret itself. A scheme that signs inside the body (SNS, Mailgun) returns a new body; the
+ * command then pipes that body into curl instead of reading BODYFILE (printf is a shell
+ * builtin, so a large body is not limited by the argument size of an exec).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -22,9 +22,10 @@ static const char usage[] =
     "\n"
     "Prints a curl command that posts BODYFILE to the source with the headers its\n"
     "provider would send. --url defaults to http://<[ingest] listen>/v1/webhooks/NAME;\n"
-    "--key is the private key for providers that sign with one (Postal, Ark, SendGrid).\n"
-    "For providers that sign inside the body (Mailgun), the command carries a copy of\n"
-    "BODYFILE with a fresh signature, inline.\n";
+    "--key is the private key for providers that sign with one (Postal, Ark, SendGrid,\n"
+    "SES). For SES the body is re-signed (an SNS message) or wrapped in a new SNS\n"
+    "Notification (anything else); for Mailgun its signature block is re-signed, stamped\n"
+    "now. Then the command posts that body.\n";
 
 /* Single-quotes s for a POSIX shell. */
 static void shell_quote(FILE *out, const char *s)
@@ -114,6 +115,18 @@ int cmd_sign(struct mh_config *cfg, int argc, char **argv)
         fprintf(stderr, "mailhook sign: %s\n", err);
         goto out;
     }
+    if (sr.new_body) {
+        /* The body must be text without NUL to travel inside a shell word. */
+        if (memchr(sr.new_body, '\0', sr.new_body_len)) {
+            fprintf(stderr, "mailhook sign: the signed body holds a NUL byte\n");
+            goto out;
+        }
+        fputs("printf '%s' ", stdout);
+        char *text = mh_strndup((const char *)sr.new_body, sr.new_body_len);
+        shell_quote(stdout, text);
+        free(text);
+        fputs(" | ", stdout);
+    }
     fputs("curl -sS -X POST ", stdout);
     shell_quote(stdout, urlbuf);
     if (!mh_headers_get(&headers, "content-type"))
@@ -124,21 +137,15 @@ int cmd_sign(struct mh_config *cfg, int argc, char **argv)
         fputs(" -H ", stdout);
         shell_quote(stdout, line);
     }
-    if (sr.signed_body) {
-        /* --data-raw: the bytes as given, a leading '@' is not a file name. */
-        fputs(" --data-raw ", stdout);
-        shell_quote(stdout, sr.signed_body);
-    } else {
-        char at[4200];
-        fputs(" --data-binary ", stdout);
-        snprintf(at, sizeof(at), "@%s", file);
-        shell_quote(stdout, at);
-    }
+    fputs(" --data-binary ", stdout);
+    char at[4200];
+    snprintf(at, sizeof(at), "@%s", sr.new_body ? "-" : file);
+    shell_quote(stdout, at);
     fputc('\n', stdout);
     rc = 0;
 out:
-    free(sr.signed_body);
     mh_headers_clear(&headers);
+    free(sr.new_body);
     free(body);
     return rc;
 }

@@ -15,6 +15,7 @@ extern const struct mh_provider mh_provider_ark;
 extern const struct mh_provider mh_provider_sendgrid;
 extern const struct mh_provider mh_provider_postmark;
 extern const struct mh_provider mh_provider_mailgun;
+extern const struct mh_provider mh_provider_ses;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
@@ -26,6 +27,7 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_sendgrid,
     &mh_provider_postmark,
     &mh_provider_mailgun,
+    &mh_provider_ses,
     NULL,
 };
 

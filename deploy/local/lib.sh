@@ -70,7 +70,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -853,6 +853,34 @@ mh_config_source_mailgun() {
 provider = mailgun
 tenant = local
 secret = $secret
+EOF
+}
+
+# Amazon SES through SNS: SNS signs with the RSA key of an X.509 certificate named in
+# SigningCertURL. The local stack makes a self-signed stand-in (never an AWS certificate)
+# named like SNS's, and one local topic (sign test requests with: mailhook sign --source
+# ses --key .local/keys/ses/ses.pem FILE — an SNS message is re-signed, an SES record is
+# wrapped in a new Notification).
+mh_ses_cert() {
+  local dir="$MH_LOCAL/keys/ses"
+  local cert="$dir/SimpleNotificationService-mailhook-local.pem"
+  if [[ ! -s $cert ]]; then
+    mkdir -p "$dir" && chmod 700 "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/ses.pem" -out "$cert" -days 3650 \
+      -subj "/CN=mailhook local SNS stand-in" 2>/dev/null || return 1
+  fi
+  printf '%s\n' "$cert"
+}
+
+mh_config_source_ses() {
+  local cert
+  cert=$(mh_ses_cert) || return 1
+  cat <<EOF
+[source.ses]
+provider = ses
+tenant = local
+certificate_file = $cert
+topic_arn = arn:aws:sns:us-east-1:000000000000:mailhook-local
 EOF
 }
 

@@ -168,7 +168,8 @@ static int mailgun_sign(const struct mh_source *src, struct mh_sign_req *sr, cha
     char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
     if (!text) mh_oom();
-    sr->signed_body = mh_strndup(text, strlen(text));
+    sr->new_body = (unsigned char *)mh_strndup(text, strlen(text));
+    sr->new_body_len = strlen(text);
     free(text);
     return 0;
 }

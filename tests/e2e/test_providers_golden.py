@@ -51,6 +51,15 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
                    capture_output=True)
     subprocess.run(["openssl", "pkey", "-in", str(ec_priv), "-pubout", "-out", str(ec_pub)],
                    check=True, capture_output=True)
+    # SNS (SES) signs with the RSA key of a certificate named in SigningCertURL: a
+    # self-signed one, named as the fixtures' SigningCertURL names it.
+    ses_dir = work / "ses-certs"
+    ses_dir.mkdir()
+    ses_key = work / "ses.pem"
+    ses_cert = ses_dir / "SimpleNotificationService-0000000000000000000000000000test.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(ses_key), "-out", str(ses_cert), "-days", "2", "-subj",
+                    "/CN=mailhook golden SNS stand-in"], check=True, capture_output=True)
     topics = {role: f"mailhook.{role}.golden-{session_id}"
               for role in ("raw", "events", "dlq", "suppressions")}
     # Fixture timestamps are years old: no tolerance window for the golden run.
@@ -73,6 +82,9 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
         # Mailgun signs inside the body: `mailhook sign` re-signs each fixture's block,
         # stamped now, so the default timestamp tolerance stays on.
         "mailgun": {"provider": "mailgun", "tenant": "test", "secret": helpers.new_secret()},
+        "ses": {"provider": "ses", "tenant": "test", "certificate_file": str(ses_cert),
+                "topic_arn": "arn:aws:sns:us-east-1:123456789012:ses-events",
+                "timestamp_tolerance_s": "0"},
     }
     missing = set(PROVIDERS) - set(sources)
     assert not missing, f"fixtures of {missing} have no golden source configured here"
@@ -95,7 +107,7 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
     try:
         mh.start_ingest()
         mh.start_worker(1)
-        yield mh, {"postal": priv, "ark": priv, "sendgrid": ec_priv}
+        yield mh, {"postal": priv, "ark": priv, "sendgrid": ec_priv, "ses": ses_key}
     finally:
         crashed = mh.crashed()
         mh.stop_all()

@@ -331,55 +331,55 @@ static void test_sign_roundtrip(void **state)
     struct mh_sign_req sr = {.body = (const unsigned char *)body, .body_len = strlen(body),
                              .now_ms = now, .headers = &h, .url = url, .url_cap = sizeof(url)};
     assert_int_equal(src->provider->sign(src, &sr, err, sizeof(err)), 0);
-    assert_non_null(sr.signed_body);
+    assert_non_null(((char *)sr.new_body));
     assert_int_equal(h.n, 0);
     assert_string_equal(url, "http://h/");
-    assert_int_equal(verify_body(cfg, sr.signed_body, now + 1000), MH_VERIFY_OK);
+    assert_int_equal(verify_body(cfg, ((char *)sr.new_body), now + 1000), MH_VERIFY_OK);
 
-    json_t *signed_root = json_loads(sr.signed_body, 0, NULL), *orig = json_loads(body, 0, NULL);
+    json_t *signed_root = json_loads(((char *)sr.new_body), 0, NULL), *orig = json_loads(body, 0, NULL);
     json_t *block = json_object_get(signed_root, "signature");
     assert_string_equal(json_string_value(json_object_get(block, "timestamp")), "1767225600");
     assert_int_equal(strlen(json_string_value(json_object_get(block, "token"))), 50);
     /* event-data unchanged; the block's place in the body unchanged. */
     assert_true(json_equal(json_object_get(signed_root, "event-data"),
                            json_object_get(orig, "event-data")));
-    assert_int_equal(strncmp(sr.signed_body, "{\"signature\":", 13), 0);
+    assert_int_equal(strncmp(((char *)sr.new_body), "{\"signature\":", 13), 0);
 
     /* The newest secret signs: a source with only the old one refuses it. */
     struct mh_config *old = source_with("secret = " VEC_KEY "\n");
-    assert_int_equal(verify_body(old, sr.signed_body, now), MH_VERIFY_REJECT);
+    assert_int_equal(verify_body(old, ((char *)sr.new_body), now), MH_VERIFY_REJECT);
     mh_config_free(old);
 
     /* What the worker makes of the re-signed body is what it makes of the original. */
     json_t *a = parse_body(body, err, sizeof(err));
-    json_t *b = parse_body(sr.signed_body, err, sizeof(err));
+    json_t *b = parse_body(((char *)sr.new_body), err, sizeof(err));
     assert_non_null(a);
     assert_non_null(b);
     assert_true(json_equal(a, b));
 
     /* Two signings never share a token. */
     struct mh_sign_req sr2 = sr;
-    sr2.signed_body = NULL;
+    sr2.new_body = NULL;
     assert_int_equal(src->provider->sign(src, &sr2, err, sizeof(err)), 0);
-    json_t *again = json_loads(sr2.signed_body, 0, NULL);
+    json_t *again = json_loads(((char *)sr2.new_body), 0, NULL);
     assert_string_not_equal(json_string_value(json_object_get(block, "token")),
                             json_string_value(json_object_get(json_object_get(again, "signature"),
                                                               "token")));
     json_decref(again);
-    free(sr2.signed_body);
+    free(sr2.new_body);
 
     json_decref(a);
     json_decref(b);
     json_decref(signed_root);
     json_decref(orig);
-    free(sr.signed_body);
+    free(sr.new_body);
 
     /* A body that is not a JSON object cannot carry the block. */
     struct mh_sign_req bad = {.body = (const unsigned char *)"[1]", .body_len = 3, .now_ms = now,
                               .headers = &h, .url = url, .url_cap = sizeof(url)};
     assert_int_equal(src->provider->sign(src, &bad, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "JSON object"));
-    assert_null(bad.signed_body);
+    assert_null(bad.new_body);
     mh_headers_clear(&h);
     free(body);
     mh_config_free(cfg);

@@ -63,10 +63,11 @@ struct mh_sign_req {
     char *url;                    /* in/out: the target URL; a scheme may extend it */
     size_t url_cap;
     /*
-     * out: for a scheme that signs inside the body (Mailgun), the NUL-terminated body to
-     * post instead of body (malloc'd; the caller frees it). NULL: body is posted as is.
+     * out: a scheme that signs inside the body (SNS, Mailgun) sets a malloc'd body to post
+     * instead of body; the caller frees it. NULL: post body as it is.
      */
-    char *signed_body;
+    unsigned char *new_body;
+    size_t new_body_len;
 };
 
 struct mh_provider {
