@@ -14,6 +14,7 @@ extern const struct mh_provider mh_provider_postal;
 extern const struct mh_provider mh_provider_ark;
 extern const struct mh_provider mh_provider_sendgrid;
 extern const struct mh_provider mh_provider_postmark;
+extern const struct mh_provider mh_provider_resend;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
@@ -24,6 +25,7 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_ark,
     &mh_provider_sendgrid,
     &mh_provider_postmark,
+    &mh_provider_resend,
     NULL,
 };
 

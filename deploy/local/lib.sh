@@ -70,7 +70,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark resend)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -840,6 +840,20 @@ provider = postmark
 tenant = local
 basic_user = postmark
 secret = $secret
+EOF
+}
+
+# Resend signs through Svix with a "whsec_" secret (base64 of random bytes), as Resend's
+# dashboard shows it (`mailhook sign --source resend` prints a signed request).
+mh_config_source_resend() {
+  local key
+  key=$(openssl rand -base64 32) || return 1
+  [[ ${#key} -eq 44 ]] || return 1
+  cat <<EOF
+[source.resend]
+provider = resend
+tenant = local
+secret = whsec_$key
 EOF
 }
 

@@ -10,6 +10,7 @@ earlier case already carried is a provider duplicate and must not come out again
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -70,6 +71,9 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
         # Both of Postmark's credentials at once: Basic auth and a custom header.
         "postmark": {"provider": "postmark", "tenant": "test", "basic_user": "postmark",
                      "header": "X-Postmark-Hook", "secret": helpers.new_secret()},
+        # Resend (Svix): a whsec_ signing secret; `mailhook sign` stamps now.
+        "resend": {"provider": "resend", "tenant": "test",
+                   "secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()},
     }
     missing = set(PROVIDERS) - set(sources)
     assert not missing, f"fixtures of {missing} have no golden source configured here"
