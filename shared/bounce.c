@@ -482,3 +482,30 @@ void mh_bounce_classify(json_t *bounce)
     if (!given_class)
         mh_event_set_str(bounce, "class", cls == '5' ? "hard" : cls == '4' ? "soft" : "undetermined");
 }
+
+/* ---- Amazon SES bounce vocabulary (also used by providers that mirror it) ---- */
+
+void mh_bounce_ses_kind(json_t *bounce, const char *type, const char *subtype)
+{
+    if (type) {
+        if (!strcasecmp(type, "Permanent")) mh_event_set_str(bounce, "class", "hard");
+        else if (!strcasecmp(type, "Transient")) mh_event_set_str(bounce, "class", "soft");
+        else if (!strcasecmp(type, "Undetermined")) mh_event_set_str(bounce, "class", "undetermined");
+    }
+    if (!subtype) return;
+    static const struct {
+        const char *subtype;
+        const char *category;
+    } cats[] = {
+        {"NoEmail", "invalid_recipient"},
+        {"Suppressed", "policy_rejection"},
+        {"OnAccountSuppressionList", "policy_rejection"},
+        {"MailboxFull", "mailbox_full"},
+        {"MessageTooLarge", "protocol_error"},
+        {"ContentRejected", "spam_content"},
+        {"AttachmentRejected", "spam_content"},
+    };
+    for (size_t i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
+        if (!strcasecmp(subtype, cats[i].subtype))
+            mh_event_set_str(bounce, "category", cats[i].category);
+}

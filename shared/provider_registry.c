@@ -16,6 +16,7 @@ extern const struct mh_provider mh_provider_sendgrid;
 extern const struct mh_provider mh_provider_postmark;
 extern const struct mh_provider mh_provider_mailgun;
 extern const struct mh_provider mh_provider_ses;
+extern const struct mh_provider mh_provider_resend;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
@@ -28,6 +29,7 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_postmark,
     &mh_provider_mailgun,
     &mh_provider_ses,
+    &mh_provider_resend,
     NULL,
 };
 

@@ -70,7 +70,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -881,6 +881,20 @@ provider = ses
 tenant = local
 certificate_file = $cert
 topic_arn = arn:aws:sns:us-east-1:000000000000:mailhook-local
+EOF
+}
+
+# Resend signs through Svix with a "whsec_" secret (base64 of random bytes), as Resend's
+# dashboard shows it (`mailhook sign --source resend` prints a signed request).
+mh_config_source_resend() {
+  local key
+  key=$(openssl rand -base64 32) || return 1
+  [[ ${#key} -eq 44 ]] || return 1
+  cat <<EOF
+[source.resend]
+provider = resend
+tenant = local
+secret = whsec_$key
 EOF
 }
 

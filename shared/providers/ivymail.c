@@ -67,29 +67,6 @@ static const struct type_map types[] = {
     {NULL, NULL},
 };
 
-/* SES bounce vocabulary -> canonical class and (where the subtype says it) category. */
-static void ses_bounce_kind(json_t *bounce, const char *type, const char *subtype)
-{
-    if (type) {
-        if (!strcasecmp(type, "Permanent")) mh_event_set_str(bounce, "class", "hard");
-        else if (!strcasecmp(type, "Transient")) mh_event_set_str(bounce, "class", "soft");
-        else if (!strcasecmp(type, "Undetermined")) mh_event_set_str(bounce, "class", "undetermined");
-    }
-    if (!subtype) return;
-    static const struct type_map cats[] = {
-        {"NoEmail", "invalid_recipient"},
-        {"Suppressed", "policy_rejection"},
-        {"OnAccountSuppressionList", "policy_rejection"},
-        {"MailboxFull", "mailbox_full"},
-        {"MessageTooLarge", "protocol_error"},
-        {"ContentRejected", "spam_content"},
-        {"AttachmentRejected", "spam_content"},
-        {NULL, NULL},
-    };
-    for (const struct type_map *c = cats; c->provider_event; c++)
-        if (!strcasecmp(subtype, c->provider_event)) mh_event_set_str(bounce, "category", c->type);
-}
-
 static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char *err,
                      size_t errlen)
 {
@@ -117,7 +94,7 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
 
     if (!strcmp(type, "email.bounced") || mh_json_str(obj, "bounce_type")) {
         json_t *b = mh_event_sub(ev, "bounce");
-        ses_bounce_kind(b, mh_json_str(obj, "bounce_type"), mh_json_str(obj, "bounce_subtype"));
+        mh_bounce_ses_kind(b, mh_json_str(obj, "bounce_type"), mh_json_str(obj, "bounce_subtype"));
         mh_event_set_str(b, "diagnostic", mh_json_str(obj, "diagnostic_code"));
         mh_bounce_classify(b);
     }

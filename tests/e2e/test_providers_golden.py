@@ -10,6 +10,7 @@ earlier case already carried is a provider duplicate and must not come out again
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -85,6 +86,9 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
         "ses": {"provider": "ses", "tenant": "test", "certificate_file": str(ses_cert),
                 "topic_arn": "arn:aws:sns:us-east-1:123456789012:ses-events",
                 "timestamp_tolerance_s": "0"},
+        # Resend (Svix): a whsec_ signing secret; `mailhook sign` stamps now.
+        "resend": {"provider": "resend", "tenant": "test",
+                   "secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()},
     }
     missing = set(PROVIDERS) - set(sources)
     assert not missing, f"fixtures of {missing} have no golden source configured here"

@@ -45,4 +45,14 @@ int mh_bounce_find_smtp(const char *text);
 /* 1 when category is one of the canonical bounce categories (design.md), else 0. */
 int mh_bounce_category_known(const char *category);
 
+/*
+ * Sets class (and, where the subtype says it, category) of a canonical "bounce" object
+ * from Amazon SES's bounceType / bounceSubType vocabulary, which IvyMail and Resend
+ * mirror: Permanent -> hard, Transient -> soft, Undetermined -> undetermined; NoEmail
+ * -> invalid_recipient, Suppressed / OnAccountSuppressionList -> policy_rejection,
+ * MailboxFull -> mailbox_full, MessageTooLarge -> protocol_error, ContentRejected /
+ * AttachmentRejected -> spam_content. Either may be NULL. Call mh_bounce_classify after.
+ */
+void mh_bounce_ses_kind(json_t *bounce, const char *type, const char *subtype);
+
 #endif

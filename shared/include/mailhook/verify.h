@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "mailhook/crypto.h"
+#include "mailhook/provider.h"
 
 struct mh_headers;
 struct mh_source;
@@ -69,5 +70,66 @@ int mh_verify_timestamp(int64_t ts_ms, int64_t now_ms, long tolerance_s);
  */
 int mh_source_long_opt(struct mh_source *src, const char *key, long def, long min, long max,
                        long *out, char *err, size_t errlen);
+
+/*
+ * Standard Webhooks v1 (https://www.standardwebhooks.com; Svix and the providers that
+ * send through it, e.g. Resend). A message carries three headers, webhook-id,
+ * webhook-timestamp (Unix seconds) and webhook-signature, or the same three named
+ * svix-*; the signature is base64(HMAC-SHA256(key, id "." timestamp "." raw body)),
+ * listed as space-separated "v1,<base64>" entries (several during a key rotation). The
+ * key is the base64-decoded secret, shown to users as "whsec_<base64>".
+ */
+
+/* The three headers of one family, borrowed from the header list. */
+struct mh_stdwh_headers {
+    const char *id;
+    const char *timestamp;
+    const char *signature;
+};
+
+/*
+ * Picks the family the way Svix's verifier does: the svix-* triple when all three are
+ * present and non-empty, else the webhook-* triple. 0, or -1 when neither is complete
+ * (the fields then hold what was found, svix-* first, for error messages).
+ */
+int mh_stdwh_headers(const struct mh_headers *h, struct mh_stdwh_headers *out);
+
+/* Longest accepted key (the spec generates 24..64 bytes). */
+#define MH_STDWH_MAX_KEY 128
+
+/*
+ * The HMAC key of a secret: "whsec_" (optional) then base64, padded or not. Returns the
+ * key length, or -1 for an empty, non-base64 or over-long secret.
+ */
+ssize_t mh_stdwh_key(const char *secret, unsigned char *key, size_t cap);
+
+/*
+ * For a provider's init: every secret of the source must decode as above. -1 with err
+ * naming the secret's position (never its text) otherwise.
+ */
+int mh_stdwh_check_secrets(const struct mh_source *src, char *err, size_t errlen);
+
+/*
+ * Verifies a Standard Webhooks request against every secret of the source: the header
+ * triple (mh_stdwh_headers), an id without '.', a timestamp of decimal digits within
+ * tolerance_s of now_ms (0 disables that check), and at least one "v1," entry that
+ * matches one secret's HMAC (entries of other versions are skipped; every comparison
+ * is constant-time and made for every secret and entry). Writes the reason into err
+ * on failure; the reason never contains a secret or an expected signature.
+ */
+enum mh_verdict mh_stdwh_verify(const struct mh_source *src, const struct mh_headers *h,
+                                const unsigned char *body, size_t len, int64_t now_ms,
+                                long tolerance_s, char *err, size_t errlen);
+
+/* Room for "v1," and a base64 SHA-256 MAC. */
+#define MH_STDWH_SIG_BUFSZ 64
+
+/*
+ * The signature entry "v1,<base64>" of (id, timestamp, body) with the source's first
+ * (newest) secret into out (MH_STDWH_SIG_BUFSZ bytes). 0, or -1 when the source has no
+ * usable secret.
+ */
+int mh_stdwh_sign(const struct mh_source *src, const char *id, const char *timestamp,
+                  const unsigned char *body, size_t len, char *out);
 
 #endif
