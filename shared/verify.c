@@ -10,10 +10,14 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "mailhook/config.h"
 #include "mailhook/headers.h"
 #include "mailhook/log.h"
+
+#define MAX_TS_DIGITS 12 /* Unix seconds: ample until the year 33658 */
 
 int mh_verify_hmac_any(const struct mh_source *src, const char *md, const struct mh_buf *parts,
                        size_t nparts, const char *sig, enum mh_sig_encoding enc)
@@ -134,7 +138,7 @@ int mh_source_long_opt(struct mh_source *src, const char *key, long def, long mi
 /* ---- Standard Webhooks v1 (see verify.h) ---- */
 
 #define STDWH_PREFIX "whsec_"
-#define STDWH_MAX_TS_DIGITS 12 /* Unix seconds: ample until the year 33658 */
+
 
 static int present(const char *s)
 {
@@ -193,14 +197,51 @@ int mh_stdwh_check_secrets(const struct mh_source *src, char *err, size_t errlen
     return 0;
 }
 
-/* Unix seconds from decimal digits only (no sign, no fraction, no blanks). */
-static int stdwh_seconds(const char *ts, int64_t *s)
+int mh_unix_seconds(const char *ts, int64_t *s)
 {
     size_t n = strlen(ts);
-    if (n == 0 || n > STDWH_MAX_TS_DIGITS || strspn(ts, "0123456789") != n) return -1;
+    if (n == 0 || n > MAX_TS_DIGITS || strspn(ts, "0123456789") != n) return -1;
     *s = 0;
     for (const char *p = ts; *p; p++) *s = *s * 10 + (*p - '0');
     return 0;
+}
+
+#define KEY_FILE_MAX (64 * 1024)
+
+char *mh_read_key_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(err, errlen, "cannot open %s", path);
+        return NULL;
+    }
+    char *buf = mh_malloc(KEY_FILE_MAX + 1);
+    size_t n = fread(buf, 1, KEY_FILE_MAX + 1, fp);
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad || n > KEY_FILE_MAX) {
+        snprintf(err, errlen, "%s: %s", path, bad ? "read error" : "larger than 64 KiB");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+EVP_PKEY *mh_load_private_key(const char *path, char *err, size_t errlen)
+{
+    char *text = mh_read_key_file(path, NULL, err, errlen);
+    if (!text) return NULL;
+    BIO *bio = BIO_new_mem_buf(text, -1);
+    if (!bio) mh_oom();
+    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    ERR_clear_error();
+    if (!pkey) snprintf(err, errlen, "%s: no PEM private key", path);
+    return pkey;
 }
 
 /* HMAC-SHA256 of id "." ts "." body with key into mac; its length or -1. */
@@ -254,7 +295,7 @@ enum mh_verdict mh_stdwh_verify(const struct mh_source *src, const struct mh_hea
         return MH_VERIFY_REJECT;
     }
     int64_t ts_s;
-    if (stdwh_seconds(t.timestamp, &ts_s) < 0) {
+    if (mh_unix_seconds(t.timestamp, &ts_s) < 0) {
         snprintf(err, errlen, "timestamp header is not Unix seconds");
         return MH_VERIFY_REJECT;
     }

@@ -61,19 +61,6 @@ static void mailgun_fini(struct mh_source *src)
 
 /* ---- verify ---- */
 
-/* Unix seconds from the signed timestamp: decimal digits only. */
-static int timestamp_ms(const char *ts, int64_t *ms)
-{
-    int64_t s = 0;
-    if (!*ts || strlen(ts) > 12) return -1;
-    for (const char *p = ts; *p; p++) {
-        if (*p < '0' || *p > '9') return -1;
-        s = s * 10 + (*p - '0');
-    }
-    *ms = s * 1000;
-    return 0;
-}
-
 /* Name of the first missing or empty string member of the signature block, or NULL. */
 static const char *missing_field(json_t *block)
 {
@@ -108,12 +95,12 @@ static enum mh_verdict check_block(const struct mh_source *src, const struct mh_
         snprintf(err, errlen, "signature does not match any active secret");
         return MH_VERIFY_REJECT;
     }
-    int64_t ts_ms = 0;
-    if (st->tolerance_s > 0 && timestamp_ms(ts, &ts_ms) < 0) {
+    int64_t ts_s = 0;
+    if (st->tolerance_s > 0 && mh_unix_seconds(ts, &ts_s) < 0) {
         snprintf(err, errlen, "signature.timestamp is not Unix seconds");
         return MH_VERIFY_REJECT;
     }
-    if (!mh_verify_timestamp(ts_ms, req->now_ms, st->tolerance_s)) {
+    if (!mh_verify_timestamp(ts_s * 1000, req->now_ms, st->tolerance_s)) {
         snprintf(err, errlen, "signature.timestamp outside the tolerance of %ld s",
                  st->tolerance_s);
         return MH_VERIFY_REJECT;

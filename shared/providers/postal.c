@@ -52,7 +52,6 @@
 #include "mailhook/timeutil.h"
 #include "mailhook/verify.h"
 
-#define KEY_FILE_MAX (64 * 1024)
 #define MIN_KEY_BITS 1024
 #define MAX_SIG_BYTES 1024 /* an 8192-bit RSA signature */
 
@@ -102,28 +101,6 @@ static void openssl_reason(char *buf, size_t len)
     if (e) ERR_error_string_n(e, buf, len);
     else snprintf(buf, len, "not a usable key");
     ERR_clear_error();
-}
-
-/* Whole file as a NUL-terminated string; NULL with err. Caller frees. */
-static char *read_small_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open %s", path);
-        return NULL;
-    }
-    char *buf = mh_malloc(KEY_FILE_MAX + 1);
-    size_t n = fread(buf, 1, KEY_FILE_MAX + 1, fp);
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad || n > KEY_FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", path, bad ? "read error" : "larger than 64 KiB");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
 }
 
 /* Decodes a public RSA key in PEM or DER (SPKI or PKCS#1). NULL when it is none. */
@@ -190,7 +167,7 @@ static int load_public_key_file(struct postal_state *st, const char *path, char 
                                 size_t errlen)
 {
     size_t len;
-    char *text = read_small_file(path, &len, err, errlen);
+    char *text = mh_read_key_file(path, &len, err, errlen);
     if (!text) return -1;
     EVP_PKEY *pkey = load_key_text(text, len);
     free(text);
@@ -487,7 +464,7 @@ static enum mh_verdict ark_verify(const struct mh_source *src, const struct mh_r
 static EVP_PKEY *load_private_key(const char *path, char *err, size_t errlen)
 {
     size_t len;
-    char *text = read_small_file(path, &len, err, errlen);
+    char *text = mh_read_key_file(path, &len, err, errlen);
     if (!text) return NULL;
     EVP_PKEY *pkey = NULL;
     const unsigned char *data = (const unsigned char *)text;

@@ -42,7 +42,6 @@
 
 #define SIG_HEADER "x-twilio-email-event-webhook-signature"
 #define TS_HEADER "x-twilio-email-event-webhook-timestamp"
-#define KEY_FILE_MAX (64 * 1024)
 #define MAX_SIG_BYTES 256 /* a DER P-256 signature is at most 72 bytes */
 #define DEFAULT_TOLERANCE_S (96L * 3600)
 
@@ -85,27 +84,6 @@ static EVP_PKEY *key_from_pem(const char *text)
     return pkey;
 }
 
-/* Whole file as a NUL-terminated string; NULL with err. Caller frees. */
-static char *read_small_file(const char *path, char *err, size_t errlen)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open %s", path);
-        return NULL;
-    }
-    char *buf = mh_malloc(KEY_FILE_MAX + 1);
-    size_t n = fread(buf, 1, KEY_FILE_MAX + 1, fp);
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad || n > KEY_FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", path, bad ? "read error" : "larger than 64 KiB");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 static int is_p256(EVP_PKEY *pkey)
 {
     char group[64];
@@ -120,7 +98,7 @@ static int load_key(struct sendgrid_state *st, const struct mh_kv *kv, char *err
 {
     EVP_PKEY *pkey;
     if (!strcmp(kv->key, "public_key_file")) {
-        char *text = read_small_file(kv->value, err, errlen);
+        char *text = mh_read_key_file(kv->value, NULL, err, errlen);
         if (!text) return -1;
         pkey = strstr(text, "-----BEGIN") ? key_from_pem(text) : key_from_base64(text);
         free(text);
@@ -196,19 +174,6 @@ static int ecdsa_verify(EVP_PKEY *pkey, const char *ts, const unsigned char *bod
     return ok;
 }
 
-/* Unix seconds from the timestamp header: decimal digits only. */
-static int header_seconds(const char *ts, int64_t *ms)
-{
-    int64_t s = 0;
-    if (!*ts || strlen(ts) > 12) return -1;
-    for (const char *p = ts; *p; p++) {
-        if (*p < '0' || *p > '9') return -1;
-        s = s * 10 + (*p - '0');
-    }
-    *ms = s * 1000;
-    return 0;
-}
-
 static enum mh_verdict sendgrid_verify(const struct mh_source *src, const struct mh_request *req,
                                        char *err, size_t errlen)
 {
@@ -232,33 +197,16 @@ static enum mh_verdict sendgrid_verify(const struct mh_source *src, const struct
         snprintf(err, errlen, "ECDSA signature does not match any configured key");
         return MH_VERIFY_REJECT;
     }
-    int64_t ts_ms = 0;
-    if (st->tolerance_s > 0 && header_seconds(ts, &ts_ms) < 0) {
+    int64_t ts_s = 0;
+    if (st->tolerance_s > 0 && mh_unix_seconds(ts, &ts_s) < 0) {
         snprintf(err, errlen, "timestamp header is not Unix seconds");
         return MH_VERIFY_REJECT;
     }
-    if (st->tolerance_s > 0 && !mh_verify_timestamp(ts_ms, req->now_ms, st->tolerance_s)) {
+    if (st->tolerance_s > 0 && !mh_verify_timestamp(ts_s * 1000, req->now_ms, st->tolerance_s)) {
         snprintf(err, errlen, "timestamp outside the tolerance of %ld s", st->tolerance_s);
         return MH_VERIFY_REJECT;
     }
     return MH_VERIFY_OK;
-}
-
-/* ---- sign (for `mailhook sign`) ---- */
-
-static EVP_PKEY *load_private_key(const char *path, char *err, size_t errlen)
-{
-    char *text = read_small_file(path, err, errlen);
-    if (!text) return NULL;
-    BIO *bio = BIO_new_mem_buf(text, -1);
-    if (!bio) mh_oom();
-    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-    BIO_free(bio);
-    OPENSSL_cleanse(text, strlen(text));
-    free(text);
-    ERR_clear_error();
-    if (!pkey) snprintf(err, errlen, "%s: no PEM private key", path);
-    return pkey;
 }
 
 /* 1 when pkey is the private half of one of the source's keys. */
@@ -295,7 +243,7 @@ static int sendgrid_sign(const struct mh_source *src, struct mh_sign_req *sr, ch
         snprintf(err, errlen, "sendgrid signs with a private key: give it with --key");
         return -1;
     }
-    EVP_PKEY *pkey = load_private_key(sr->private_key_file, err, errlen);
+    EVP_PKEY *pkey = mh_load_private_key(sr->private_key_file, err, errlen);
     if (!pkey) return -1;
     int rc = -1;
     snprintf(ts, sizeof(ts), "%lld", (long long)(sr->now_ms / 1000));

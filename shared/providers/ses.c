@@ -466,22 +466,6 @@ static enum mh_verdict ses_verify(const struct mh_source *src, const struct mh_r
     return v;
 }
 
-/* ---- sign (for `mailhook sign`) ---- */
-
-static EVP_PKEY *load_private_key(const char *path, char *err, size_t errlen)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open %s", path);
-        return NULL;
-    }
-    EVP_PKEY *pkey = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
-    fclose(fp);
-    ERR_clear_error();
-    if (!pkey) snprintf(err, errlen, "%s: no PEM private key", path);
-    return pkey;
-}
-
 /* The configured certificate whose public key is pkey's, or NULL. */
 static const struct ses_cert *cert_of_key(const struct ses_state *st, EVP_PKEY *pkey)
 {
@@ -583,7 +567,7 @@ static int ses_sign(const struct mh_source *src, struct mh_sign_req *sr, char *e
                               "give it with --key");
         return -1;
     }
-    EVP_PKEY *pkey = load_private_key(sr->private_key_file, err, errlen);
+    EVP_PKEY *pkey = mh_load_private_key(sr->private_key_file, err, errlen);
     if (!pkey) return -1;
     const struct ses_cert *cert = cert_of_key(st, pkey);
     json_t *env = NULL;

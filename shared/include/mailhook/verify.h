@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "mailhook/crypto.h"
 #include "mailhook/provider.h"
 
@@ -63,6 +65,18 @@ int mh_sign_basic(const struct mh_source *src, const char *user, struct mh_heade
  * A tolerance of 0 disables the check.
  */
 int mh_verify_timestamp(int64_t ts_ms, int64_t now_ms, long tolerance_s);
+
+/* Unix seconds written as 1 to 12 decimal digits, nothing else (no sign, fraction or
+ * blank): 0, or -1 when ts is anything else. */
+int mh_unix_seconds(const char *ts, int64_t *s);
+
+/* A key or certificate file (at most 64 KiB) as a NUL-terminated string; *len its size
+ * when len is not NULL. NULL with err. The caller frees (after OPENSSL_cleanse for a
+ * private key). */
+char *mh_read_key_file(const char *path, size_t *len, char *err, size_t errlen);
+
+/* The PEM private key at path (for `mailhook sign --key`); NULL with err. */
+EVP_PKEY *mh_load_private_key(const char *path, char *err, size_t errlen);
 
 /*
  * Reads a whole-number provider option (def when absent); -1 with err (and
