@@ -3,6 +3,7 @@
  */
 #include "mailhook/verify.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,86 @@ int mh_sign_basic(const struct mh_source *src, const char *user, struct mh_heade
     memset(value, 0, strlen(value));
     free(creds);
     free(value);
+    return 0;
+}
+
+/* ---- credentials of providers that sign nothing: basic_user and/or header ---- */
+
+/* 1 when s is an HTTP header name (an RFC 9110 token). */
+static int is_header_name(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s)) return 0;
+    return 1;
+}
+
+int mh_cred_init(struct mh_source *src, char *err, size_t errlen)
+{
+    const char *user = mh_source_opt(src, "basic_user");
+    const char *header = mh_source_opt(src, "header");
+    if (user && (!*user || strchr(user, ':'))) {
+        src->err_line = mh_source_opt_line(src, "basic_user");
+        snprintf(err, errlen, "basic_user: must be non-empty and contain no ':'");
+        return -1;
+    }
+    if (header && (!is_header_name(header) || !strcasecmp(header, "authorization"))) {
+        src->err_line = mh_source_opt_line(src, "header");
+        snprintf(err, errlen, "header: must be a header name other than Authorization "
+                              "(use basic_user for Basic credentials)");
+        return -1;
+    }
+    if (!user && !header) {
+        snprintf(err, errlen, "%s: set basic_user (HTTP Basic) and/or header (custom header); "
+                              "the provider signs nothing, so one of them is the credential",
+                 src->provider->name);
+        return -1;
+    }
+    return 0;
+}
+
+enum mh_verdict mh_cred_verify(const struct mh_source *src, const struct mh_request *req,
+                               char *err, size_t errlen)
+{
+    const char *user = mh_source_opt(src, "basic_user");
+    const char *header = mh_source_opt(src, "header");
+    if (user) {
+        int ok;
+        if (!mh_verify_basic(src, mh_headers_get(req->headers, "authorization"), user, &ok)) {
+            snprintf(err, errlen, "HTTP Basic credentials missing");
+            return MH_VERIFY_REJECT;
+        }
+        if (!ok) {
+            snprintf(err, errlen,
+                     "HTTP Basic credentials do not match the source's user and secrets");
+            return MH_VERIFY_REJECT;
+        }
+    }
+    if (header) {
+        const char *value = mh_headers_get(req->headers, header);
+        if (!value || !*value) {
+            snprintf(err, errlen, "credential header \"%s\" missing", header);
+            return MH_VERIFY_REJECT;
+        }
+        if (!mh_verify_secret_any(src, value, strlen(value))) {
+            snprintf(err, errlen, "credential header \"%s\" does not match any active secret",
+                     header);
+            return MH_VERIFY_REJECT;
+        }
+    }
+    return MH_VERIFY_OK;
+}
+
+int mh_cred_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err, size_t errlen)
+{
+    const char *user = mh_source_opt(src, "basic_user");
+    const char *header = mh_source_opt(src, "header");
+    if (src->n_secrets == 0) {
+        snprintf(err, errlen, "source has no secret");
+        return -1;
+    }
+    if (user) mh_sign_basic(src, user, sr->headers);
+    if (header) mh_headers_add(sr->headers, header, src->secrets[0]);
     return 0;
 }
 

@@ -70,7 +70,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend sparkpost)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -895,6 +895,20 @@ mh_config_source_resend() {
 provider = resend
 tenant = local
 secret = whsec_$key
+EOF
+}
+
+# SparkPost signs nothing: the source checks the HTTP Basic credentials set on the webhook
+# (`mailhook sign --source sparkpost` prints a request carrying them).
+mh_config_source_sparkpost() {
+  local secret
+  secret=$(mh_secret) || return 1
+  cat <<EOF
+[source.sparkpost]
+provider = sparkpost
+tenant = local
+basic_user = sparkpost
+secret = $secret
 EOF
 }
 

@@ -19,7 +19,6 @@
  * click and the direction of a subscription change. The table of bounce types and the
  * SubscriptionChange mapping are in docs/providers/postmark.md.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,89 +35,6 @@
 #define NIL_MESSAGE_ID "00000000-0000-0000-0000-000000000000"
 
 static const char *const option_keys[] = {"basic_user", "header", NULL};
-
-/* ---- options ---- */
-
-/* 1 when s is an HTTP header name (an RFC 9110 token). */
-static int is_header_name(const char *s)
-{
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s)) return 0;
-    return 1;
-}
-
-static int postmark_init(struct mh_source *src, char *err, size_t errlen)
-{
-    const char *user = mh_source_opt(src, "basic_user");
-    const char *header = mh_source_opt(src, "header");
-    if (user && (!*user || strchr(user, ':'))) {
-        src->err_line = mh_source_opt_line(src, "basic_user");
-        snprintf(err, errlen, "basic_user: must be non-empty and contain no ':'");
-        return -1;
-    }
-    if (header && (!is_header_name(header) || !strcasecmp(header, "authorization"))) {
-        src->err_line = mh_source_opt_line(src, "header");
-        snprintf(err, errlen, "header: must be a header name other than Authorization "
-                              "(use basic_user for Basic credentials)");
-        return -1;
-    }
-    if (!user && !header) {
-        snprintf(err, errlen, "postmark: set basic_user (HTTP Basic) and/or header (custom "
-                              "header); Postmark signs nothing, so one of them is the credential");
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- verify ---- */
-
-static enum mh_verdict postmark_verify(const struct mh_source *src,
-                                       const struct mh_request *req, char *err, size_t errlen)
-{
-    const char *user = mh_source_opt(src, "basic_user");
-    const char *header = mh_source_opt(src, "header");
-    if (user) {
-        int ok;
-        if (!mh_verify_basic(src, mh_headers_get(req->headers, "authorization"), user, &ok)) {
-            snprintf(err, errlen, "HTTP Basic credentials missing");
-            return MH_VERIFY_REJECT;
-        }
-        if (!ok) {
-            snprintf(err, errlen,
-                     "HTTP Basic credentials do not match the source's user and secrets");
-            return MH_VERIFY_REJECT;
-        }
-    }
-    if (header) {
-        const char *value = mh_headers_get(req->headers, header);
-        if (!value || !*value) {
-            snprintf(err, errlen, "credential header \"%s\" missing", header);
-            return MH_VERIFY_REJECT;
-        }
-        if (!mh_verify_secret_any(src, value, strlen(value))) {
-            snprintf(err, errlen, "credential header \"%s\" does not match any active secret",
-                     header);
-            return MH_VERIFY_REJECT;
-        }
-    }
-    return MH_VERIFY_OK;
-}
-
-/* The credentials Postmark sends for this source, with the newest (first) secret. */
-static int postmark_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
-                         size_t errlen)
-{
-    const char *user = mh_source_opt(src, "basic_user");
-    const char *header = mh_source_opt(src, "header");
-    if (src->n_secrets == 0) {
-        snprintf(err, errlen, "source has no secret");
-        return -1;
-    }
-    if (user) mh_sign_basic(src, user, sr->headers);
-    if (header) mh_headers_add(sr->headers, header, src->secrets[0]);
-    return 0;
-}
 
 /* ---- parse: bounce types ---- */
 
@@ -391,9 +307,9 @@ const struct mh_provider mh_provider_postmark = {
     .option_keys = option_keys,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
-    .init = postmark_init,
+    .init = mh_cred_init, /* verify.h: the Basic / custom-header credentials */
     .fini = NULL,
-    .verify = postmark_verify,
+    .verify = mh_cred_verify,
     .parse = postmark_parse,
-    .sign = postmark_sign,
+    .sign = mh_cred_sign,
 };

@@ -89,6 +89,10 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
         # Resend (Svix): a whsec_ signing secret; `mailhook sign` stamps now.
         "resend": {"provider": "resend", "tenant": "test",
                    "secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()},
+        # SparkPost signs nothing: Basic auth and the legacy token header, as for Postmark.
+        "sparkpost": {"provider": "sparkpost", "tenant": "test", "basic_user": "sparkpost",
+                      "header": "X-MessageSystems-Webhook-Token",
+                      "secret": helpers.new_secret()},
     }
     missing = set(PROVIDERS) - set(sources)
     assert not missing, f"fixtures of {missing} have no golden source configured here"

@@ -61,6 +61,25 @@ int mh_verify_basic(const struct mh_source *src, const char *authorization, cons
 int mh_sign_basic(const struct mh_source *src, const char *user, struct mh_headers *h);
 
 /*
+ * The whole credential check of a provider that signs nothing (Postmark, SparkPost),
+ * driven by two source options:
+ *   basic_user = NAME    Authorization: Basic NAME:<one of the secrets>
+ *   header     = X-NAME  the header's value is one of the secrets
+ * With both set, both must match. Error texts never contain a credential.
+ */
+
+/* For init: basic_user non-empty without ':', header a token other than Authorization,
+ * at least one of them set. 0, or -1 with err (and src->err_line). */
+int mh_cred_init(struct mh_source *src, char *err, size_t errlen);
+
+/* For verify: MH_VERIFY_OK, or MH_VERIFY_REJECT with the failed check named in err. */
+enum mh_verdict mh_cred_verify(const struct mh_source *src, const struct mh_request *req,
+                               char *err, size_t errlen);
+
+/* For sign: the credentials the source expects, with its first (newest) secret. */
+int mh_cred_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err, size_t errlen);
+
+/*
  * 1 when the timestamp ts_ms lies within tolerance_s of now_ms (either direction).
  * A tolerance of 0 disables the check.
  */
