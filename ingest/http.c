@@ -133,6 +133,10 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
                    rid);
         return;
     }
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && src->provider->answers_head) {
+        reply_json(req, 200, "OK", "{\"status\":\"ok\",\"request_id\":\"%s\"}", rid);
+        return;
+    }
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
         reply_json(req, 405, "Method Not Allowed", "{\"error\":\"use POST\",\"request_id\":\"%s\"}",

@@ -18,6 +18,7 @@ extern const struct mh_provider mh_provider_mailgun;
 extern const struct mh_provider mh_provider_ses;
 extern const struct mh_provider mh_provider_resend;
 extern const struct mh_provider mh_provider_sparkpost;
+extern const struct mh_provider mh_provider_mandrill;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
@@ -32,6 +33,7 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_ses,
     &mh_provider_resend,
     &mh_provider_sparkpost,
+    &mh_provider_mandrill,
     NULL,
 };
 

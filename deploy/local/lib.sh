@@ -70,7 +70,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend sparkpost)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend sparkpost mandrill)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -909,6 +909,19 @@ provider = sparkpost
 tenant = local
 basic_user = sparkpost
 secret = $secret
+EOF
+}
+
+# Mandrill signs the webhook URL as entered in Mandrill: locally, the ingest URL itself.
+mh_config_source_mandrill() {
+  local key
+  key=$(mh_secret) || return 1
+  cat <<EOF
+[source.mandrill]
+provider = mandrill
+tenant = local
+url = http://127.0.0.1:$MH_INGEST_PORT/v1/webhooks/mandrill
+secret = $key
 EOF
 }
 

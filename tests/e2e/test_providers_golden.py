@@ -93,6 +93,10 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
         "sparkpost": {"provider": "sparkpost", "tenant": "test", "basic_user": "sparkpost",
                       "header": "X-MessageSystems-Webhook-Token",
                       "secret": helpers.new_secret()},
+        # Mandrill signs the URL as entered in Mandrill, not the one ingest sees.
+        "mandrill": {"provider": "mandrill", "tenant": "test",
+                     "url": "https://hooks.example.com/esp/mandrill",
+                     "secret": helpers.new_secret()},
     }
     missing = set(PROVIDERS) - set(sources)
     assert not missing, f"fixtures of {missing} have no golden source configured here"
@@ -197,3 +201,22 @@ def test_provider_fixtures_through_the_pipeline(golden, provider):
         assert set(reasons) == set(want_dead)
         for pos, needle in want_dead.items():
             assert needle in reasons[pos], f"{provider}/{names[pos]}: {reasons[pos]!r}"
+
+
+def test_mandrill_url_check_and_empty_batch(golden):
+    """Adding a Mandrill webhook: an unsigned HEAD gets 200 and publishes nothing; an
+    unsigned empty batch is accepted (it carries no event); an unsigned batch with events
+    is refused. Other providers still answer HEAD with 405."""
+    import requests
+
+    mh, _ = golden
+    raw_before = mh.end_offsets("raw")
+    assert requests.head(mh.url("mandrill"), timeout=5).status_code == 200
+    assert requests.head(mh.url("ivymail"), timeout=5).status_code == 405
+    assert mh.end_offsets("raw") == raw_before
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = requests.post(mh.url("mandrill"), data="mandrill_events=%5B%5D", headers=form, timeout=10)
+    assert r.status_code == 200
+    r = requests.post(mh.url("mandrill"), data='mandrill_events=%5B%7B%22event%22%3A%22send%22%7D%5D',
+                      headers=form, timeout=10)
+    assert r.status_code == 401

@@ -78,6 +78,12 @@ struct mh_provider {
     const char *const *forward_headers;
     /* 1 when a source of this provider must have at least one secret. */
     int needs_secret;
+    /*
+     * 1 when the provider checks a webhook URL with an unsigned HEAD before it sends to it
+     * (Mandrill): ingest answers HEAD on an enabled source with 200, publishes nothing and
+     * never calls verify. 0: HEAD gets 405 like any other method but POST.
+     */
+    int answers_head;
     /* Optional: validate options, load keys; may set src->state. 0 or -1 with err. */
     int (*init)(struct mh_source *src, char *err, size_t errlen);
     /* Optional: free src->state. */
