@@ -17,6 +17,8 @@ extern const struct mh_provider mh_provider_postmark;
 extern const struct mh_provider mh_provider_mailgun;
 extern const struct mh_provider mh_provider_ses;
 extern const struct mh_provider mh_provider_resend;
+extern const struct mh_provider mh_provider_brevo;
+extern const struct mh_provider mh_provider_standard;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
@@ -30,6 +32,8 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_mailgun,
     &mh_provider_ses,
     &mh_provider_resend,
+    &mh_provider_brevo,
+    &mh_provider_standard,
     NULL,
 };
 
