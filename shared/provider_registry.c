@@ -19,6 +19,8 @@ extern const struct mh_provider mh_provider_ses;
 extern const struct mh_provider mh_provider_resend;
 extern const struct mh_provider mh_provider_sparkpost;
 extern const struct mh_provider mh_provider_mandrill;
+extern const struct mh_provider mh_provider_brevo;
+extern const struct mh_provider mh_provider_standard;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
@@ -34,6 +36,8 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_resend,
     &mh_provider_sparkpost,
     &mh_provider_mandrill,
+    &mh_provider_brevo,
+    &mh_provider_standard,
     NULL,
 };
 

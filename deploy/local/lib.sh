@@ -70,7 +70,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend sparkpost mandrill)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend sparkpost mandrill brevo standard)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -908,6 +908,19 @@ mh_config_source_sparkpost() {
 provider = sparkpost
 tenant = local
 basic_user = sparkpost
+EOF
+}
+
+# Brevo signs nothing: the source checks the bearer token set on the webhook's auth
+# (`mailhook sign --source brevo` prints a request carrying it).
+mh_config_source_brevo() {
+  local secret
+  secret=$(mh_secret) || return 1
+  cat <<EOF
+[source.brevo]
+provider = brevo
+tenant = local
+bearer = true
 secret = $secret
 EOF
 }
@@ -922,6 +935,20 @@ provider = mandrill
 tenant = local
 url = http://127.0.0.1:$MH_INGEST_PORT/v1/webhooks/mandrill
 secret = $key
+EOF
+}
+
+# A generic Standard Webhooks sender: a "whsec_" secret (base64 of random bytes), as the
+# spec's libraries generate it (`mailhook sign --source standard` prints a signed request).
+mh_config_source_standard() {
+  local key
+  key=$(openssl rand -base64 32) || return 1
+  [[ ${#key} -eq 44 ]] || return 1
+  cat <<EOF
+[source.standard]
+provider = standard
+tenant = local
+secret = whsec_$key
 EOF
 }
 

@@ -97,6 +97,12 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
         "mandrill": {"provider": "mandrill", "tenant": "test",
                      "url": "https://hooks.example.com/esp/mandrill",
                      "secret": helpers.new_secret()},
+        # Brevo signs nothing: a bearer token and a custom header, both checked.
+        "brevo": {"provider": "brevo", "tenant": "test", "bearer": "true",
+                  "header": "X-Brevo-Hook", "secret": helpers.new_secret()},
+        # Generic Standard Webhooks sender; `mailhook sign` stamps now.
+        "standard": {"provider": "standard", "tenant": "test",
+                     "secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()},
     }
     missing = set(PROVIDERS) - set(sources)
     assert not missing, f"fixtures of {missing} have no golden source configured here"
