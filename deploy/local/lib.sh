@@ -908,6 +908,7 @@ mh_config_source_sparkpost() {
 provider = sparkpost
 tenant = local
 basic_user = sparkpost
+secret = $secret
 EOF
 }
 
