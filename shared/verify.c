@@ -108,7 +108,7 @@ int mh_sign_basic(const struct mh_source *src, const char *user, struct mh_heade
     return 0;
 }
 
-/* ---- credentials of providers that sign nothing: basic_user and/or header ---- */
+/* ---- credentials of providers that sign nothing: basic_user, bearer and/or header ---- */
 
 /* 1 when s is an HTTP header name (an RFC 9110 token). */
 static int is_header_name(const char *s)
@@ -119,28 +119,75 @@ static int is_header_name(const char *s)
     return 1;
 }
 
+/* The bearer option: 1 / 0, or -1 when it is not "true" or "false". Providers that do not
+ * list "bearer" among their option keys never have it set. */
+static int bearer_opt(const struct mh_source *src)
+{
+    const char *v = mh_source_opt(src, "bearer");
+    if (!v || !strcmp(v, "false")) return 0;
+    return !strcmp(v, "true") ? 1 : -1;
+}
+
+/* 1 when the source's provider lists key among its options. */
+static int provider_takes(const struct mh_source *src, const char *key)
+{
+    for (const char *const *k = src->provider->option_keys; k && *k; k++)
+        if (!strcmp(*k, key)) return 1;
+    return 0;
+}
+
 int mh_cred_init(struct mh_source *src, char *err, size_t errlen)
 {
     const char *user = mh_source_opt(src, "basic_user");
     const char *header = mh_source_opt(src, "header");
+    int bearer = bearer_opt(src);
     if (user && (!*user || strchr(user, ':'))) {
         src->err_line = mh_source_opt_line(src, "basic_user");
         snprintf(err, errlen, "basic_user: must be non-empty and contain no ':'");
         return -1;
     }
+    if (bearer < 0) {
+        src->err_line = mh_source_opt_line(src, "bearer");
+        snprintf(err, errlen, "bearer: expected true or false");
+        return -1;
+    }
+    if (user && bearer) {
+        src->err_line = mh_source_opt_line(src, "bearer");
+        snprintf(err, errlen, "basic_user and bearer both use the Authorization header; "
+                              "set one of them");
+        return -1;
+    }
     if (header && (!is_header_name(header) || !strcasecmp(header, "authorization"))) {
         src->err_line = mh_source_opt_line(src, "header");
         snprintf(err, errlen, "header: must be a header name other than Authorization "
-                              "(use basic_user for Basic credentials)");
+                              "(the Authorization credential has its own option)");
         return -1;
     }
-    if (!user && !header) {
-        snprintf(err, errlen, "%s: set basic_user (HTTP Basic) and/or header (custom header); "
+    if (!user && !bearer && !header) {
+        snprintf(err, errlen, "%s: set the credential the webhook carries (options: %s); "
                               "the provider signs nothing, so one of them is the credential",
-                 src->provider->name);
+                 src->provider->name,
+                 provider_takes(src, "bearer")
+                     ? "basic_user, bearer = true, header"
+                     : "basic_user, header");
         return -1;
     }
     return 0;
+}
+
+/*
+ * "Bearer <token>" (scheme case-insensitive, RFC 9110) whose token is one of the
+ * source's secrets. Returns 0 when the value is absent or of another scheme, else 1
+ * with *ok set.
+ */
+static int verify_bearer(const struct mh_source *src, const char *authorization, int *ok)
+{
+    *ok = 0;
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7)) return 0;
+    const char *token = authorization + 7;
+    while (*token == ' ') token++;
+    *ok = *token && mh_verify_secret_any(src, token, strlen(token));
+    return 1;
 }
 
 enum mh_verdict mh_cred_verify(const struct mh_source *src, const struct mh_request *req,
@@ -148,15 +195,26 @@ enum mh_verdict mh_cred_verify(const struct mh_source *src, const struct mh_requ
 {
     const char *user = mh_source_opt(src, "basic_user");
     const char *header = mh_source_opt(src, "header");
+    const char *authz = mh_headers_get(req->headers, "authorization");
+    int ok;
     if (user) {
-        int ok;
-        if (!mh_verify_basic(src, mh_headers_get(req->headers, "authorization"), user, &ok)) {
+        if (!mh_verify_basic(src, authz, user, &ok)) {
             snprintf(err, errlen, "HTTP Basic credentials missing");
             return MH_VERIFY_REJECT;
         }
         if (!ok) {
             snprintf(err, errlen,
                      "HTTP Basic credentials do not match the source's user and secrets");
+            return MH_VERIFY_REJECT;
+        }
+    }
+    if (bearer_opt(src) == 1) {
+        if (!verify_bearer(src, authz, &ok)) {
+            snprintf(err, errlen, "bearer token missing");
+            return MH_VERIFY_REJECT;
+        }
+        if (!ok) {
+            snprintf(err, errlen, "bearer token does not match any active secret");
             return MH_VERIFY_REJECT;
         }
     }
@@ -184,6 +242,14 @@ int mh_cred_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
         return -1;
     }
     if (user) mh_sign_basic(src, user, sr->headers);
+    if (bearer_opt(src) == 1) {
+        char value[8 + 1024];
+        if (snprintf(value, sizeof(value), "Bearer %s", src->secrets[0]) >= (int)sizeof(value)) {
+            snprintf(err, errlen, "secret too long for a bearer token");
+            return -1;
+        }
+        mh_headers_add(sr->headers, "Authorization", value);
+    }
     if (header) mh_headers_add(sr->headers, header, src->secrets[0]);
     return 0;
 }

@@ -8,8 +8,8 @@
  *   bearer = true        Authorization: Bearer <one of the secrets>
  *   header = X-NAME      the header's value is one of the secrets
  * basic_user and bearer both use the Authorization header, so only one may be set;
- * every configured check must pass. Comparisons are constant-time over every secret
- * (verify.h); no credential is forwarded onto the raw record or put in an error text.
+ * every configured check must pass. The check is the shared mh_cred_* one (verify.h):
+ * constant-time over every secret; no credential is forwarded onto the raw record or put in an error text.
  * There is no timestamp: replays are stopped by dedup.
  *
  * Parse: one event object per request, or a JSON array of them (a "batched" webhook).
@@ -18,11 +18,9 @@
  * and are not used as occurred_at), plus the link of a click. The mapping table and the
  * decisions are in docs/providers/brevo.md.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "mailhook/bounce.h"
 #include "mailhook/config.h"
@@ -33,147 +31,6 @@
 #include "mailhook/verify.h"
 
 static const char *const option_keys[] = {"basic_user", "bearer", "header", NULL};
-
-/* ---- options ---- */
-
-/* 1 when s is an HTTP header name (an RFC 9110 token). */
-static int is_header_name(const char *s)
-{
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s)) return 0;
-    return 1;
-}
-
-/* The bearer option: 1 / 0, or -1 when it is not "true" or "false". */
-static int bearer_opt(const struct mh_source *src)
-{
-    const char *v = mh_source_opt(src, "bearer");
-    if (!v || !strcmp(v, "false")) return 0;
-    return !strcmp(v, "true") ? 1 : -1;
-}
-
-static int brevo_init(struct mh_source *src, char *err, size_t errlen)
-{
-    const char *user = mh_source_opt(src, "basic_user");
-    const char *header = mh_source_opt(src, "header");
-    int bearer = bearer_opt(src);
-    if (user && (!*user || strchr(user, ':'))) {
-        src->err_line = mh_source_opt_line(src, "basic_user");
-        snprintf(err, errlen, "basic_user: must be non-empty and contain no ':'");
-        return -1;
-    }
-    if (bearer < 0) {
-        src->err_line = mh_source_opt_line(src, "bearer");
-        snprintf(err, errlen, "bearer: expected true or false");
-        return -1;
-    }
-    if (user && bearer) {
-        src->err_line = mh_source_opt_line(src, "bearer");
-        snprintf(err, errlen, "brevo: basic_user and bearer both use the Authorization "
-                              "header; set one of them");
-        return -1;
-    }
-    if (header && (!is_header_name(header) || !strcasecmp(header, "authorization"))) {
-        src->err_line = mh_source_opt_line(src, "header");
-        snprintf(err, errlen, "header: must be a header name other than Authorization "
-                              "(use basic_user or bearer for it)");
-        return -1;
-    }
-    if (!user && !bearer && !header) {
-        snprintf(err, errlen, "brevo: set basic_user (HTTP Basic), bearer = true (bearer token) "
-                              "and/or header (custom header); Brevo signs nothing, so one of "
-                              "them is the credential");
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- verify / sign ---- */
-
-/*
- * "Bearer <token>" (scheme case-insensitive, RFC 9110) whose token is one of the
- * source's secrets. Returns 0 when the value is absent or of another scheme, else 1
- * with *ok set.
- */
-static int verify_bearer(const struct mh_source *src, const char *authorization, int *ok)
-{
-    *ok = 0;
-    if (!authorization || strncasecmp(authorization, "Bearer ", 7)) return 0;
-    const char *token = authorization + 7;
-    while (*token == ' ') token++;
-    *ok = *token && mh_verify_secret_any(src, token, strlen(token));
-    return 1;
-}
-
-static enum mh_verdict brevo_verify(const struct mh_source *src, const struct mh_request *req,
-                                    char *err, size_t errlen)
-{
-    const char *user = mh_source_opt(src, "basic_user");
-    const char *header = mh_source_opt(src, "header");
-    const char *authz = mh_headers_get(req->headers, "authorization");
-    int ok;
-    if (user) {
-        if (!mh_verify_basic(src, authz, user, &ok)) {
-            snprintf(err, errlen, "HTTP Basic credentials missing");
-            return MH_VERIFY_REJECT;
-        }
-        if (!ok) {
-            snprintf(err, errlen,
-                     "HTTP Basic credentials do not match the source's user and secrets");
-            return MH_VERIFY_REJECT;
-        }
-    }
-    if (bearer_opt(src) == 1) {
-        if (!verify_bearer(src, authz, &ok)) {
-            snprintf(err, errlen, "bearer token missing");
-            return MH_VERIFY_REJECT;
-        }
-        if (!ok) {
-            snprintf(err, errlen, "bearer token does not match any active secret");
-            return MH_VERIFY_REJECT;
-        }
-    }
-    if (header) {
-        const char *value = mh_headers_get(req->headers, header);
-        if (!value || !*value) {
-            snprintf(err, errlen, "credential header \"%s\" missing", header);
-            return MH_VERIFY_REJECT;
-        }
-        if (!mh_verify_secret_any(src, value, strlen(value))) {
-            snprintf(err, errlen, "credential header \"%s\" does not match any active secret",
-                     header);
-            return MH_VERIFY_REJECT;
-        }
-    }
-    return MH_VERIFY_OK;
-}
-
-/* The credentials Brevo sends for this source, with the newest (first) secret. */
-static int brevo_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
-                      size_t errlen)
-{
-    const char *user = mh_source_opt(src, "basic_user");
-    const char *header = mh_source_opt(src, "header");
-    if (src->n_secrets == 0) {
-        snprintf(err, errlen, "source has no secret");
-        return -1;
-    }
-    if (user) mh_sign_basic(src, user, sr->headers);
-    if (bearer_opt(src) == 1) {
-        size_t len = strlen(src->secrets[0]) + 8;
-        char *value = malloc(len);
-        if (!value) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        snprintf(value, len, "Bearer %s", src->secrets[0]);
-        mh_headers_add(sr->headers, "Authorization", value);
-        free(value);
-    }
-    if (header) mh_headers_add(sr->headers, header, src->secrets[0]);
-    return 0;
-}
 
 /* ---- parse ---- */
 
@@ -342,9 +199,9 @@ const struct mh_provider mh_provider_brevo = {
     .option_keys = option_keys,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
-    .init = brevo_init,
+    .init = mh_cred_init, /* verify.h: Basic, bearer and custom-header credentials */
     .fini = NULL,
-    .verify = brevo_verify,
+    .verify = mh_cred_verify,
     .parse = brevo_parse,
-    .sign = brevo_sign,
+    .sign = mh_cred_sign,
 };

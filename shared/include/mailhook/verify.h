@@ -61,15 +61,17 @@ int mh_verify_basic(const struct mh_source *src, const char *authorization, cons
 int mh_sign_basic(const struct mh_source *src, const char *user, struct mh_headers *h);
 
 /*
- * The whole credential check of a provider that signs nothing (Postmark, SparkPost),
- * driven by two source options:
+ * The whole credential check of a provider that signs nothing (Postmark, SparkPost,
+ * Brevo), driven by the source options the provider lists:
  *   basic_user = NAME    Authorization: Basic NAME:<one of the secrets>
+ *   bearer = true        Authorization: Bearer <one of the secrets>
  *   header     = X-NAME  the header's value is one of the secrets
- * With both set, both must match. Error texts never contain a credential.
+ * basic_user and bearer share the Authorization header, so only one may be set. Every
+ * configured check must pass. Error texts never contain a credential.
  */
 
-/* For init: basic_user non-empty without ':', header a token other than Authorization,
- * at least one of them set. 0, or -1 with err (and src->err_line). */
+/* For init: basic_user non-empty without ':', bearer true/false, header a token other
+ * than Authorization, at least one of them set. 0, or -1 with err (and src->err_line). */
 int mh_cred_init(struct mh_source *src, char *err, size_t errlen);
 
 /* For verify: MH_VERIFY_OK, or MH_VERIFY_REJECT with the failed check named in err. */
