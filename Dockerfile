@@ -83,13 +83,14 @@ ENV MAILHOOK_CONFIG=/etc/mailhook/mailhook.ini
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 
-# mailhook-ingest ([ingest] listen) and mailhook-api ([api] listen); mailhook-worker
-# listens on nothing.
-EXPOSE 8080 8081
+# mailhook-ingest ([ingest] listen), mailhook-api ([api] listen) and mailhook-worker's
+# metrics (--metrics-listen, as deploy/ sets it).
+EXPOSE 8080 8081 9102
 
 # For the default command (the ingest on port 8080). Set MAILHOOK_HEALTHCHECK_URL for
-# an api container (http://127.0.0.1:8081/readyz); a worker serves no HTTP, so disable
-# the check for it (compose: `healthcheck: {disable: true}`). Kubernetes ignores this and
+# an api container (http://127.0.0.1:8081/readyz); for a worker started with
+# --metrics-listen 0.0.0.0:9102, http://127.0.0.1:9102/healthz (without it, disable the
+# check: compose `healthcheck: {disable: true}`). Kubernetes ignores this and
 # uses the probes in deploy/k8s.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["sh", "-c", "curl -fsS -o /dev/null --max-time 2 \"${MAILHOOK_HEALTHCHECK_URL:-http://127.0.0.1:8080/readyz}\" || exit 1"]

@@ -290,25 +290,6 @@ static void on_request(struct evhttp_request *req, void *arg)
     reply_json(req, 404, "Not Found", "{\"error\":\"not found\"}");
 }
 
-static int split_listen(const char *listen, char *host, size_t hostlen, int *port)
-{
-    const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen) return -1;
-    size_t n = (size_t)(colon - listen);
-    if (listen[0] == '[' && n >= 2 && listen[n - 1] == ']') {
-        listen++;
-        n -= 2;
-    }
-    if (n + 1 > hostlen) return -1;
-    memcpy(host, listen, n);
-    host[n] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 0 || p > 65535) return -1;
-    *port = (int)p;
-    return 0;
-}
-
 /* A listening socket on ai; with reuseport, one of a group sharing the port. -1 + errno. */
 static evutil_socket_t bind_one(const struct evutil_addrinfo *ai, int reuseport)
 {
@@ -330,7 +311,7 @@ int http_listen(struct ingest_proc *p, const struct mh_config *cfg, char *err, s
 {
     char host[256], port_s[16];
     int port;
-    if (split_listen(cfg->ingest.listen, host, sizeof(host), &port) < 0) {
+    if (mh_split_listen(cfg->ingest.listen, host, sizeof(host), &port) < 0) {
         snprintf(err, errlen, "[ingest] listen: expected host:port, not \"%s\"", cfg->ingest.listen);
         return -1;
     }

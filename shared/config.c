@@ -52,6 +52,7 @@ static const struct key_def key_defs[] = {
     {"worker", "commit_interval_ms", KEY_LONG, OFF(worker.commit_interval_ms), "200", 1, 60000},
     {"worker", "raw_partitions", KEY_LONG, OFF(worker.raw_partitions), "6", 1, 10000},
     {"worker", "log_level", KEY_STR, OFF(worker.log_level), "info", 0, 0},
+    {"worker", "metrics_listen", KEY_STR, OFF(worker.metrics_listen), NULL, 0, 0},
     {"postgres", "dsn", KEY_STR, OFF(postgres.dsn), "postgresql://postgres@127.0.0.1:5433/mailhook",
      0, 0},
     {"postgres", "migrations_dir", KEY_STR, OFF(postgres.migrations_dir),
@@ -642,4 +643,23 @@ void mh_source_forward(struct mh_source *src, const char *header)
     }
     src->forward_headers = mh_realloc(src->forward_headers, (src->n_forward + 1) * sizeof(char *));
     src->forward_headers[src->n_forward++] = lower;
+}
+
+int mh_split_listen(const char *listen, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen) return -1;
+    size_t n = (size_t)(colon - listen);
+    if (listen[0] == '[' && n >= 2 && listen[n - 1] == ']') {
+        listen++;
+        n -= 2;
+    }
+    if (n + 1 > hostlen) return -1;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535) return -1;
+    *port = (int)p;
+    return 0;
 }

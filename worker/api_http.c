@@ -626,31 +626,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
-int api_split_listen(const char *listen, char *host, size_t hostlen, int *port)
-{
-    const char *colon = strrchr(listen, ':');
-    if (!colon || colon == listen) return -1;
-    size_t n = (size_t)(colon - listen);
-    if (listen[0] == '[' && n >= 2 && listen[n - 1] == ']') {
-        listen++;
-        n -= 2;
-    }
-    if (n + 1 > hostlen) return -1;
-    memcpy(host, listen, n);
-    host[n] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 0 || p > 65535) return -1;
-    *port = (int)p;
-    return 0;
-}
-
 struct api_server *api_http_new(struct event_base *base, const struct mh_config *cfg, char *err,
                                 size_t errlen)
 {
     char host[256];
     int port;
-    if (api_split_listen(cfg->api.listen, host, sizeof(host), &port) < 0) {
+    if (mh_split_listen(cfg->api.listen, host, sizeof(host), &port) < 0) {
         snprintf(err, errlen, "[api] listen: expected host:port, not \"%s\"", cfg->api.listen);
         return NULL;
     }

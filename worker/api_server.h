@@ -30,7 +30,5 @@ const struct api_stats *api_http_stats(const struct api_server *s);
 /* Closes the listener; open connections are still answered. */
 void api_http_stop_listening(struct api_server *s);
 void api_http_free(struct api_server *s);
-/* Splits "host:port" / "[v6]:port"; -1 when it is neither. */
-int api_split_listen(const char *listen, char *host, size_t hostlen, int *port);
 
 #endif

@@ -21,6 +21,7 @@
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
+#include "metrics.h"
 #include "worker.h"
 
 #define PG_GIVE_UP_MS 30000
@@ -30,7 +31,7 @@
 static struct worker *the_worker;
 
 static const char usage[] =
-    "usage: mailhook-worker --config FILE [--instance ID]\n"
+    "usage: mailhook-worker --config FILE [--instance ID] [--metrics-listen HOST:PORT]\n"
     "\n"
     "Consumes raw webhooks from Kafka, normalizes them into canonical events, dedups them\n"
     "in PostgreSQL and emits each distinct event exactly once.\n"
@@ -39,6 +40,9 @@ static const char usage[] =
     "  -i, --instance ID   stable name of this worker within the pool (default: host-pid);\n"
     "                      a restarted worker with the same ID fences its predecessor and\n"
     "                      takes over its partitions at once (static group membership)\n"
+    "  -m, --metrics-listen HOST:PORT\n"
+    "                      serve /metrics and /healthz there (overrides [worker]\n"
+    "                      metrics_listen; several workers on one host need one each)\n"
     "  -h, --help          this text\n"
     "  -V, --version       print the version\n";
 
@@ -197,28 +201,70 @@ static int claim_with_retry(struct worker *w, struct batch *b)
     }
 }
 
+/*
+ * Refreshes the gauges /metrics shows: the assignment's size and how far this worker's
+ * position is behind each partition's high watermark (librdkafka's cached values, so no
+ * broker round trip). A partition not consumed from yet counts no lag.
+ */
+static void refresh_gauges(struct worker *w)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(w->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    int64_t lag = 0;
+    if (parts->cnt > 0 && rd_kafka_position(w->consumer, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *p = &parts->elems[i];
+            int64_t lo, hi;
+            if (p->offset < 0 ||
+                rd_kafka_get_watermark_offsets(w->consumer, p->topic, p->partition, &lo, &hi) ||
+                hi < 0)
+                continue;
+            if (hi > p->offset) lag += hi - p->offset;
+        }
+    }
+    atomic_store_explicit(&w->stats.assigned_partitions, parts->cnt, memory_order_relaxed);
+    atomic_store_explicit(&w->stats.lag_records, lag, memory_order_relaxed);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 static void log_stats(struct worker *w)
 {
     const struct worker_stats *s = &w->stats;
     mh_info("stats: records=%llu events=%llu duplicates=%llu dead_letters=%llu batches=%llu "
-            "aborts=%llu pg_retries=%llu",
+            "aborts=%llu pg_retries=%llu busy_ms normalize=%llu claim=%llu emit=%llu",
             (unsigned long long)s->records, (unsigned long long)s->events_emitted,
             (unsigned long long)s->duplicates, (unsigned long long)s->dead_letters,
             (unsigned long long)s->batches, (unsigned long long)s->aborts,
-            (unsigned long long)s->pg_retries);
+            (unsigned long long)s->pg_retries, (unsigned long long)s->normalize_ms,
+            (unsigned long long)s->claim_ms, (unsigned long long)s->emit_ms);
 }
 
 static int run(struct worker *w)
 {
-    int64_t next_stats = mh_mono_ms() + 60000;
+    int64_t next_stats = mh_mono_ms() + 60000, next_gauges = 0;
     while (!w->stop) {
+        int64_t now = mh_mono_ms();
+        atomic_store_explicit(&w->stats.loop_ms, now, memory_order_relaxed);
+        if (now >= next_gauges) {
+            refresh_gauges(w);
+            next_gauges = now + 1000;
+        }
         struct batch b = {0};
         if (collect(w, &b) == 0) {
             batch_free(&b);
         } else {
+            int64_t t0 = mh_mono_ms();
             normalize_batch(w, &b);
+            int64_t t1 = mh_mono_ms();
             int rc = claim_with_retry(w, &b);
+            int64_t t2 = mh_mono_ms();
             if (rc == 0) rc = emit_batch(w, &b);
+            atomic_fetch_add_explicit(&w->stats.normalize_ms, (uint64_t)(t1 - t0),
+                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&w->stats.claim_ms, (uint64_t)(t2 - t1),
+                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&w->stats.emit_ms, (uint64_t)(mh_mono_ms() - t2),
+                                      memory_order_relaxed);
             /* After the Kafka transaction committed or aborted, never before. */
             suppression_release(w);
             batch_free(&b);
@@ -237,17 +283,19 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"instance", required_argument, NULL, 'i'},
+        {"metrics-listen", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *path = NULL, *instance = NULL;
+    const char *path = NULL, *instance = NULL, *metrics_listen = NULL;
     char default_instance[300];
     int c;
-    while ((c = getopt_long(argc, argv, "c:i:hV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:i:m:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': path = optarg; break;
         case 'i': instance = optarg; break;
+        case 'm': metrics_listen = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("mailhook-worker %s\n", MH_VERSION); return 0;
         default: fputs(usage, stderr); return 2;
@@ -267,6 +315,7 @@ int main(int argc, char **argv)
     mh_log_init("worker");
     char err[1024];
     struct worker w = {0};
+    struct worker_metrics *metrics = NULL;
     int rc = 1;
     w.instance = instance;
     w.cfg = mh_config_load(path, err, sizeof(err));
@@ -284,14 +333,24 @@ int main(int argc, char **argv)
     sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* First the address, so a wrong or taken one fails before Kafka is touched. */
+    if (!metrics_listen) metrics_listen = w.cfg->worker.metrics_listen;
+    if (metrics_listen && *metrics_listen) {
+        metrics = worker_metrics_start(metrics_listen, &w, err, sizeof(err));
+        if (!metrics) {
+            mh_error("%s", err);
+            goto out;
+        }
+    }
     if (dedup_connect(&w, err, sizeof(err)) < 0) mh_warn("%s (will retry)", err);
     if (emit_init(&w, err, sizeof(err)) < 0 ||
         consumer_init(&w, instance != default_instance, err, sizeof(err)) < 0) {
         mh_error("%s", err);
         goto out;
     }
-    mh_info("mailhook-worker %s started: instance %s, group %s, raw topic %s", MH_VERSION,
-            instance, w.cfg->worker.group_id, w.cfg->worker.raw_topic);
+    mh_info("mailhook-worker %s started: instance %s, group %s, raw topic %s%s%s", MH_VERSION,
+            instance, w.cfg->worker.group_id, w.cfg->worker.raw_topic,
+            metrics ? ", metrics on " : "", metrics ? metrics_listen : "");
     rc = run(&w) < 0 ? 1 : 0;
     log_stats(&w);
 out:
@@ -306,6 +365,7 @@ out:
         rd_kafka_destroy(w.producer);
     }
     if (w.pg) PQfinish(w.pg);
+    worker_metrics_stop(metrics);
     mh_config_free(w.cfg);
     mh_info("stopped");
     return rc;

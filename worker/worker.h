@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "mailhook/config.h"
@@ -37,8 +38,20 @@ struct batch {
     json_t *suppression_out;
 };
 
+/*
+ * Counters of one worker process. Written by the worker's one pipeline thread, read by
+ * the metrics thread (metrics.c): hence atomic, relaxed order is enough for counters.
+ */
 struct worker_stats {
-    uint64_t records, events_emitted, duplicates, dead_letters, batches, aborts, pg_retries;
+    _Atomic uint64_t records, events_emitted, duplicates, dead_letters, batches, aborts,
+        pg_retries;
+    /* Milliseconds spent in each stage of a batch (monotonic clock), so an operator can
+     * see whether parsing, PostgreSQL or the Kafka transaction bounds throughput. */
+    _Atomic uint64_t normalize_ms, claim_ms, emit_ms;
+    /* Gauges the pipeline thread refreshes about once a second (main.c). */
+    _Atomic int64_t assigned_partitions;
+    _Atomic int64_t lag_records; /* high watermark - position, summed over the assignment */
+    _Atomic int64_t loop_ms;     /* mh_mono_ms() when the main loop last went round */
 };
 
 struct worker {

@@ -100,6 +100,12 @@ def main() -> int:
         for p in run.all_procs() if run.ingest else []:
             if p.alive():
                 p.terminate(15)
+        # Each worker logs its per-stage busy time on the way out: where the time went.
+        for w in run.workers if ok else []:
+            stats = [ln for ln in w.text().splitlines() if "stats:" in ln]
+            if stats:
+                line = stats[-1].split("stats: ", 1)[-1].rstrip('"}')
+                print(f"{w.name}: {line}")
         chaos.cleanup(run, keep=False)
     return 0 if ok else 1
 

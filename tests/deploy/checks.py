@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = ("mailhook-ingest", "mailhook-worker", "mailhook-api", "mailhook")
 # Where the image keeps the migrations (Dockerfile) and so what the INI files must name.
 IMAGE_MIGRATIONS_DIR = "/usr/share/mailhook/migrations"
-# Metric names of the Kafka exporter the worker alerts rely on (the worker serves none).
+# Metric names of the Kafka exporter the dead-letter and group-lag alerts rely on.
 KAFKA_EXPORTER_METRICS = {"kafka_topic_partition_current_offset", "kafka_consumergroup_lag"}
 # The ingest drains in-flight requests for this long on SIGTERM (ingest/main.c).
 INGEST_DRAIN_S = 10
@@ -278,7 +278,7 @@ def check_argv(progs: Programs, argv: list[str], where: str) -> list[str]:
                 problems.append(f"{where}: {prog} has no option {flag}")
             if command is not None and flag not in progs.command_flags(command):
                 problems.append(f"{where}: mailhook {command} has no option {flag}")
-            if "=" not in a and flag in ("--config", "-c", "--instance", "-i"):
+            if "=" not in a and flag in ("--config", "-c", "--instance", "-i", "--metrics-listen", "-m"):
                 i += 1  # the option's value
         elif prog == "mailhook" and command is None:
             command = a
@@ -885,10 +885,23 @@ def check_compose(progs: Programs, loader: LoaderCheck, tmp: Path,
             grace = str(svc.get("stop_grace_period", "10s"))
             if seconds(grace) < INGEST_DRAIN_S + 5:
                 problems.append(f"{name}: stop_grace_period {grace} < {INGEST_DRAIN_S + 5}s")
-    for name in workers + roles.get("init", []):
+    for name in roles.get("init", []):
         hc = services[name].get("healthcheck") or {}
         if not hc.get("disable"):
             problems.append(f"{name}: serves no HTTP, disable the image's healthcheck")
+    for name in workers:
+        svc = services[name]
+        cmd = [str(x) for x in svc.get("command") or []]
+        hc = svc.get("healthcheck") or {}
+        if "--metrics-listen" not in cmd:
+            if not hc.get("disable"):
+                problems.append(f"{name}: serves no HTTP without --metrics-listen, disable the "
+                                "image's healthcheck")
+            continue
+        port = split_listen(cmd[cmd.index("--metrics-listen") + 1])[1]
+        test = " ".join(hc.get("test") or []) if isinstance(hc.get("test"), list) else str(hc.get("test", ""))
+        if f"127.0.0.1:{port}/healthz" not in test and f"localhost:{port}/healthz" not in test:
+            problems.append(f"{name}: healthcheck does not probe /healthz on its metrics port {port}: {test!r}")
     R.check("compose: ports and healthchecks", problems)
 
     # Dependencies.
@@ -1124,7 +1137,10 @@ def check_k8s(progs: Programs, loader: LoaderCheck, tmp: Path, cmake_version: st
             role_of[key] = "init" if prog in ("sh", "bash") else prog
             ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
             if ports:
-                for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+                # A worker takes no traffic: liveness only.
+                probes = ((("livenessProbe", "/healthz"),) if prog == "mailhook-worker" else
+                          (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")))
+                for probe, path in probes:
                     hg = (c.get(probe) or {}).get("httpGet") or {}
                     if hg.get("path") != path:
                         problems.append(f"{cw}: {probe} is not an HTTP GET of {path}")
@@ -1452,7 +1468,7 @@ def check_prometheus(served: dict[str, list[dict[str, str]]], served_from: set[s
         jobs = {j["job_name"]: j for j in cfg.get("scrape_configs") or []}
         for r in alerts.values():
             for job in re.findall(r'job="([^"]+)"', str(r.get("expr", ""))):
-                k8s_jobs = {"mailhook-ingest", "mailhook-api"} if "mailhook-pods" in jobs else set()
+                k8s_jobs = {"mailhook-ingest", "mailhook-worker", "mailhook-api"} if "mailhook-pods" in jobs else set()
                 if job not in jobs and job not in k8s_jobs:
                     problems.append(f"{f}: alert {r['alert']} uses job {job}, which is not scraped")
         if f == "prometheus.yml" and compose.get("ini") is not None:

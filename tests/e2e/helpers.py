@@ -98,6 +98,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
+def http_get_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when GET url answers 200; False on any other answer or no answer."""
+    try:
+        return requests.get(url, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 # ---------------------------------------------------------------------------------------
 # signing and posting
 

@@ -87,6 +87,7 @@ struct mh_config {
         long commit_interval_ms;
         long raw_partitions; /* used by `mailhook topics` */
         char *log_level;
+        char *metrics_listen; /* "host:port" of /metrics and /healthz; NULL: none */
     } worker;
     struct {
         char *dsn;
@@ -138,5 +139,7 @@ const struct mh_suppression_policy *mh_config_suppression(const struct mh_config
                                                           const char *tenant);
 /* 1 when [kafka] names the brokers (bootstrap.servers or metadata.broker.list). */
 int mh_config_kafka_has_brokers(const struct mh_config *cfg);
+/* Splits a listen address "host:port" / "[v6]:port"; -1 when it is neither. */
+int mh_split_listen(const char *listen, char *host, size_t hostlen, int *port);
 
 #endif

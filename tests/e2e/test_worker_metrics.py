@@ -1,0 +1,138 @@
+"""mailhook-worker's /metrics and /healthz ([worker] metrics_listen, --metrics-listen):
+its counters follow the batches it commits, its gauges its assignment and lag, and an
+address it cannot use stops it with a clear error."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import requests
+
+import helpers
+from test_pipeline import uid, unique_bounce
+
+RAW_PARTITIONS = 3
+
+
+def _metric(text: str, name: str, labels: str = "") -> float:
+    m = re.search(rf"^{re.escape(name + labels)} ([0-9.e+-]+)$", text, re.M)
+    assert m, f"{name}{labels} missing from /metrics:\n{text}"
+    return float(m.group(1))
+
+
+def _own_pipeline(mailhook, tmp_path, name: str) -> tuple[dict, dict]:
+    """A raw topic, consumer group and output topics of this test's own, so the session's
+    workers neither take this test's records nor give it theirs."""
+    topics = {role: f"{mailhook.topics[role]}.{name}" for role in ("raw", "events", "dlq")}
+    helpers.create_topics({topics["raw"]: RAW_PARTITIONS, topics["events"]: 1,
+                           topics["dlq"]: 1}, mailhook.brokers)
+    sections = json.loads(json.dumps(mailhook.sections))
+    sections["ingest"].update({"listen": f"127.0.0.1:{helpers.free_port()}",
+                               "raw_topic": topics["raw"]})
+    sections["worker"].update({"group_id": f"{sections['worker']['group_id']}.{name}",
+                               "raw_topic": topics["raw"], "events_topic": topics["events"],
+                               "dlq_topic": topics["dlq"]})
+    return sections, topics
+
+
+def test_metrics_follow_the_batches(mailhook, tmp_path):
+    sections, topics = _own_pipeline(mailhook, tmp_path, "metrics")
+    port = helpers.free_port()
+    base = f"http://127.0.0.1:{port}"
+    sections["worker"]["metrics_listen"] = f"127.0.0.1:{port}"
+    path = tmp_path / "metrics.ini"
+    helpers.write_ini(path, sections)
+    ingest_url = "http://" + sections["ingest"]["listen"]
+    mailhook.start_ingest("ingest-metrics", config=path, url=ingest_url)
+    worker = mailhook.start_worker(91, config=path)
+    try:
+        helpers.wait_for(lambda: helpers.http_get_ok(base + "/healthz"), 15,
+                         what="worker /healthz")
+        assert requests.get(base + "/healthz", timeout=5).json() == {"status": "ok"}
+        assert f"metrics on 127.0.0.1:{port}" in worker.log.read_text()
+
+        # Every partition of the raw topic is this worker's: it is alone in its group.
+        helpers.wait_for(lambda: _metric(requests.get(base + "/metrics", timeout=5).text,
+                                         "mailhook_worker_assigned_partitions") ==
+                         RAW_PARTITIONS, 60, what="the worker's assignment")
+
+        # 30 webhooks, 5 of them sent twice: 35 records, 30 events, 5 duplicates; one
+        # unparseable body (signed, so ingest publishes it) goes to the dead letters.
+        src = mailhook.sources["ivymail"]
+        rid = uid()
+        bodies = [unique_bounce(f"m{i}.{rid}@example.com", f"metrics-{rid}-{i}")
+                  for i in range(30)]
+        for body in bodies + bodies[:5]:
+            r = helpers.post(ingest_url, "ivymail", body, helpers.signature_headers(src, body))
+            assert r.status_code == 200, r.text
+        poison = b'{"event": "bounced", "message_id": 12'
+        r = helpers.post(ingest_url, "ivymail", poison, helpers.signature_headers(src, poison))
+        assert r.status_code == 200, r.text
+
+        def settled():
+            text = requests.get(base + "/metrics", timeout=5).text
+            return (_metric(text, "mailhook_worker_records_total") == 36 and
+                    _metric(text, "mailhook_worker_lag_records") == 0) and text
+        text = helpers.wait_for(settled, 60, what="the worker to commit 36 records")
+        assert _metric(text, "mailhook_worker_events_emitted_total") == 30
+        assert _metric(text, "mailhook_worker_duplicates_total") == 5
+        assert _metric(text, "mailhook_worker_dead_letters_total") == 1
+        assert _metric(text, "mailhook_worker_batches_total") >= 1
+        assert _metric(text, "mailhook_worker_transaction_aborts_total") == 0
+        assert _metric(text, "mailhook_worker_stage_seconds_total", '{stage="claim"}') > 0
+        assert _metric(text, "mailhook_worker_loop_age_seconds") < 5
+        assert "# TYPE mailhook_worker_records_total counter" in text
+        assert len(mailhook.consume(topics["events"], expect_n=30, settle=1)) == 30
+
+        assert requests.post(base + "/metrics", timeout=5).status_code == 405
+        assert requests.get(base + "/nope", timeout=5).status_code == 404
+    finally:
+        mailhook.procs["worker-91"].stop()
+        mailhook.procs["ingest-metrics"].stop()
+        helpers.delete_topics(topics.values(), mailhook.brokers)
+    # The endpoint goes with the process.
+    assert not helpers.http_get_ok(base + "/healthz")
+
+
+def test_metrics_listen_flag_overrides_the_config_and_a_taken_port_is_an_error(mailhook,
+                                                                                tmp_path):
+    sections, topics = _own_pipeline(mailhook, tmp_path, "metricsflag")
+    taken = helpers.free_port()
+    sections["worker"]["metrics_listen"] = f"127.0.0.1:{taken}"
+    path = tmp_path / "flag.ini"
+    helpers.write_ini(path, sections)
+    flag_port = helpers.free_port()
+    argv = [str(helpers.build_dir() / "mailhook-worker"), "--config", str(path),
+            "--instance", "metrics-flag"]
+    env = mailhook.env
+    try:
+        # The flag wins over the file: the worker serves on flag_port.
+        p = subprocess.Popen(argv + ["--metrics-listen", f"127.0.0.1:{flag_port}"], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        try:
+            helpers.wait_for(lambda: helpers.http_get_ok(f"http://127.0.0.1:{flag_port}/healthz"),
+                             15, what="the --metrics-listen address")
+            assert not helpers.http_get_ok(f"http://127.0.0.1:{taken}/healthz")
+
+            # A second worker on the same address cannot serve it: it says so and exits.
+            second = subprocess.run(argv[:-1] + ["metrics-flag-2", "--metrics-listen",
+                                                 f"127.0.0.1:{flag_port}"],
+                                    env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                    timeout=30)
+            assert second.returncode == 1
+            assert f"cannot listen on 127.0.0.1:{flag_port}" in second.stderr.decode()
+
+            bad = subprocess.run(argv[:-1] + ["metrics-flag-3", "--metrics-listen", "nowhere"],
+                                 env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                 timeout=30)
+            assert bad.returncode == 1
+            assert "metrics listen: expected host:port" in bad.stderr.decode()
+            assert "producer ready" not in bad.stderr.decode()  # refused before Kafka
+        finally:
+            p.terminate()
+            assert p.wait(15) == 0
+    finally:
+        helpers.delete_topics(topics.values(), mailhook.brokers)
