@@ -20,6 +20,7 @@ extern const struct mh_provider mh_provider_resend;
 extern const struct mh_provider mh_provider_sparkpost;
 extern const struct mh_provider mh_provider_mandrill;
 extern const struct mh_provider mh_provider_brevo;
+extern const struct mh_provider mh_provider_mailjet;
 extern const struct mh_provider mh_provider_standard;
 
 const struct mh_provider *const mh_providers[] = {
@@ -37,6 +38,7 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_sparkpost,
     &mh_provider_mandrill,
     &mh_provider_brevo,
+    &mh_provider_mailjet,
     &mh_provider_standard,
     NULL,
 };

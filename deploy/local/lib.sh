@@ -70,7 +70,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend sparkpost mandrill brevo standard)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend sparkpost mandrill brevo standard mailjet)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -922,6 +922,21 @@ mh_config_source_brevo() {
 provider = brevo
 tenant = local
 bearer = true
+secret = $secret
+EOF
+}
+
+# Mailjet signs nothing: the source checks the HTTP Basic credentials of the webhook URL
+# (https://mailjet:<secret>@host/...; `mailhook sign --source mailjet` prints a request
+# carrying them).
+mh_config_source_mailjet() {
+  local secret
+  secret=$(mh_secret) || return 1
+  cat <<EOF
+[source.mailjet]
+provider = mailjet
+tenant = local
+basic_user = mailjet
 secret = $secret
 EOF
 }

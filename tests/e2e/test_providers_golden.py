@@ -100,6 +100,10 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
         # Brevo signs nothing: a bearer token and a custom header, both checked.
         "brevo": {"provider": "brevo", "tenant": "test", "bearer": "true",
                   "header": "X-Brevo-Hook", "secret": helpers.new_secret()},
+        # Mailjet signs nothing: Basic credentials from the webhook URL, plus a header
+        # (a proxy in front could add one), both checked.
+        "mailjet": {"provider": "mailjet", "tenant": "test", "basic_user": "mailjet",
+                    "header": "X-Mailjet-Hook", "secret": helpers.new_secret()},
         # Generic Standard Webhooks sender; `mailhook sign` stamps now.
         "standard": {"provider": "standard", "tenant": "test",
                      "secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()},
