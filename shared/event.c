@@ -73,6 +73,18 @@ void mh_event_set_address(json_t *obj, const char *key, const char *addr)
     free(a);
 }
 
+void mh_event_set_tags(json_t *ev, json_t *list)
+{
+    json_t *tags = json_array(), *item;
+    size_t i;
+    if (json_is_string(list) && *json_string_value(list)) json_array_append(tags, list);
+    json_array_foreach(list, i, item) {
+        if (json_is_string(item) && *json_string_value(item)) json_array_append(tags, item);
+    }
+    if (json_array_size(tags)) json_object_set(ev, "tags", tags);
+    json_decref(tags);
+}
+
 int mh_event_set_time(json_t *obj, const char *key, const char *text)
 {
     int64_t ms;

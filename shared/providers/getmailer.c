@@ -153,26 +153,13 @@ static void set_occurred(json_t *ev, json_t *root, json_t *data)
     mh_event_set_time(ev, "occurred_at", mh_json_str(root, "created_at"));
 }
 
-/* Sets tags from a payload array, keeping its non-empty strings; absent when none. */
-static void set_tags(json_t *ev, json_t *list)
-{
-    json_t *tags = json_array(), *item;
-    size_t i;
-    json_array_foreach(list, i, item) {
-        const char *s = json_string_value(item);
-        if (s && *s) json_array_append(tags, item);
-    }
-    if (json_array_size(tags)) json_object_set(ev, "tags", tags);
-    json_decref(tags);
-}
-
 static void add_message_fields(json_t *ev, json_t *data)
 {
     mh_event_set_str(ev, "message_id", field_str(data, "emailId", "email_id"));
     mh_event_set_address(ev, "recipient", single_address(field(data, "to", NULL)));
     mh_event_set_str(ev, "sender", field_str(data, "from", NULL));
     mh_event_set_str(ev, "subject", field_str(data, "subject", NULL));
-    set_tags(ev, field(data, "tags", NULL));
+    mh_event_set_tags(ev, field(data, "tags", NULL));
     json_t *meta = field(data, "metadata", NULL);
     if (json_is_object(meta) && json_object_size(meta)) {
         json_t *copy = json_deep_copy(meta);

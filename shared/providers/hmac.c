@@ -143,19 +143,6 @@ static const struct type_map types[] = {
     {NULL, NULL, NULL},
 };
 
-/* Sets tags from a payload array, keeping its non-empty strings; absent when none. */
-static void set_tags(json_t *ev, json_t *list)
-{
-    json_t *tags = json_array(), *item;
-    size_t i;
-    json_array_foreach(list, i, item) {
-        const char *s = json_string_value(item);
-        if (s && *s) json_array_append(tags, item);
-    }
-    if (json_array_size(tags)) json_object_set(ev, "tags", tags);
-    json_decref(tags);
-}
-
 static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char *err,
                      size_t errlen)
 {
@@ -180,7 +167,7 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
     mh_event_set_str(ev, "sender", mh_json_str(obj, "sender"));
     mh_event_set_str(ev, "subject", mh_json_str(obj, "subject"));
     mh_event_set_time(ev, "occurred_at", mh_json_str(obj, "timestamp"));
-    set_tags(ev, json_object_get(obj, "tags"));
+    mh_event_set_tags(ev, json_object_get(obj, "tags"));
     mh_event_copy(ev, "metadata",
                   json_is_object(json_object_get(obj, "metadata")) ? json_object_get(obj, "metadata") : NULL);
 

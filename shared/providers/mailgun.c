@@ -229,17 +229,6 @@ static int event_time_ms(json_t *ed, int64_t *ms)
     return 0;
 }
 
-static void set_tags(json_t *ev, json_t *list)
-{
-    json_t *tags = json_array(), *item;
-    size_t i;
-    json_array_foreach(list, i, item) {
-        if (json_is_string(item) && *json_string_value(item)) json_array_append(tags, item);
-    }
-    if (json_array_size(tags)) json_object_set(ev, "tags", tags);
-    json_decref(tags);
-}
-
 /* message id, sender, subject, tags and user-variables: what every message event has. */
 static void add_common(json_t *ev, json_t *ed)
 {
@@ -248,7 +237,7 @@ static void add_common(json_t *ev, json_t *ed)
     mh_event_set_str(ev, "sender", mh_json_str(headers, "from"));
     mh_event_set_str(ev, "subject", mh_json_str(headers, "subject"));
     mh_event_set_address(ev, "recipient", mh_json_str(ed, "recipient"));
-    set_tags(ev, json_object_get(ed, "tags"));
+    mh_event_set_tags(ev, json_object_get(ed, "tags"));
     json_t *vars = json_object_get(ed, "user-variables");
     /* A copy: Mailgun details are added to it below. */
     if (json_is_object(vars) && json_object_size(vars))

@@ -333,17 +333,6 @@ static void add_engagement(json_t *ev, json_t *obj, const char *sub_key)
     if (json_object_size(sub) == 0) json_object_del(ev, sub_key);
 }
 
-static void set_tags(json_t *ev, json_t *list)
-{
-    json_t *tags = json_array(), *item;
-    size_t i;
-    json_array_foreach(list, i, item) {
-        if (json_is_string(item) && *json_string_value(item)) json_array_append(tags, item);
-    }
-    if (json_array_size(tags)) json_object_set(ev, "tags", tags);
-    json_decref(tags);
-}
-
 static void meta_set_str(json_t *ev, const char *key, const char *value)
 {
     if (value && *value) mh_event_set_str(mh_event_sub(ev, "metadata"), key, value);
@@ -362,7 +351,7 @@ static void parse_message(const struct mh_raw *raw, json_t *obj, const char *nam
     mh_event_set_address(ev, "recipient", mh_json_str(msg, "email"));
     mh_event_set_str(ev, "sender", mh_json_str(msg, inbound ? "from_email" : "sender"));
     mh_event_set_str(ev, "subject", mh_json_str(msg, "subject"));
-    set_tags(ev, json_object_get(msg, "tags"));
+    mh_event_set_tags(ev, json_object_get(msg, "tags"));
     if (json_is_object(json_object_get(msg, "metadata")) &&
         json_object_size(json_object_get(msg, "metadata")))
         json_object_set_new(ev, "metadata", json_deep_copy(json_object_get(msg, "metadata")));

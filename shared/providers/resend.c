@@ -25,14 +25,6 @@
 #include "mailhook/provider.h"
 #include "mailhook/verify.h"
 
-#define DEFAULT_TOLERANCE_S 300L
-#define MAX_TOLERANCE_S (31L * 86400)
-#define SIGN_ID_HEX 27 /* as long as a Svix message id's random part */
-
-struct resend_state {
-    long tolerance_s;
-};
-
 static const char *const option_keys[] = {"timestamp_tolerance_s", NULL};
 static const char *const forward[] = {"svix-id", "svix-timestamp", "svix-signature",
                                       "webhook-id", "webhook-timestamp", "webhook-signature",
@@ -40,53 +32,11 @@ static const char *const forward[] = {"svix-id", "svix-timestamp", "svix-signatu
 
 /* ---- init / verify / sign ---- */
 
-static int resend_init(struct mh_source *src, char *err, size_t errlen)
-{
-    struct resend_state *st = mh_calloc(1, sizeof(*st));
-    if (mh_source_long_opt(src, "timestamp_tolerance_s", DEFAULT_TOLERANCE_S, 0, MAX_TOLERANCE_S,
-                           &st->tolerance_s, err, errlen) < 0 ||
-        mh_stdwh_check_secrets(src, err, errlen) < 0) {
-        free(st);
-        return -1;
-    }
-    src->state = st;
-    return 0;
-}
-
-static void resend_fini(struct mh_source *src)
-{
-    free(src->state);
-    src->state = NULL;
-}
-
-static enum mh_verdict resend_verify(const struct mh_source *src, const struct mh_request *req,
-                                     char *err, size_t errlen)
-{
-    const struct resend_state *st = src->state;
-    return mh_stdwh_verify(src, req->headers, req->body, req->body_len, req->now_ms,
-                           st->tolerance_s, err, errlen);
-}
-
-/*
- * The svix-* headers Resend sends, stamped now. The message id is derived from the body,
- * so posting the same file twice is one message delivered twice, as a Resend retry is.
- */
+/* The headers Resend sends (svix-*), stamped now (verify.h). */
 static int resend_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
                        size_t errlen)
 {
-    char hex[65], id[4 + SIGN_ID_HEX + 1], ts[32], sig[MH_STDWH_SIG_BUFSZ];
-    struct mh_buf body = {sr->body, sr->body_len};
-    mh_sha256_hex(&body, 1, hex);
-    snprintf(id, sizeof(id), "msg_%.*s", SIGN_ID_HEX, hex);
-    snprintf(ts, sizeof(ts), "%lld", (long long)(sr->now_ms / 1000));
-    if (mh_stdwh_sign(src, id, ts, sr->body, sr->body_len, sig) < 0) {
-        snprintf(err, errlen, "source has no signing secret");
-        return -1;
-    }
-    mh_headers_add(sr->headers, "svix-id", id);
-    mh_headers_add(sr->headers, "svix-timestamp", ts);
-    mh_headers_add(sr->headers, "svix-signature", sig);
-    return 0;
+    return mh_stdwh_source_sign(src, sr, "svix", err, errlen);
 }
 
 /* ---- parse ---- */
@@ -331,9 +281,9 @@ const struct mh_provider mh_provider_resend = {
     .option_keys = option_keys,
     .forward_headers = forward,
     .needs_secret = 1,
-    .init = resend_init,
-    .fini = resend_fini,
-    .verify = resend_verify,
+    .init = mh_stdwh_source_init,
+    .fini = mh_stdwh_source_fini,
+    .verify = mh_stdwh_source_verify,
     .parse = resend_parse,
     .sign = resend_sign,
 };

@@ -335,19 +335,6 @@ static void set_metadata(json_t *ev, json_t *obj, const char *event)
     if (!strcmp(event, "dropped")) meta_set(ev, "drop_reason", json_object_get(obj, "reason"));
 }
 
-/* category: a string or an array of strings, as the message was sent. */
-static void set_tags(json_t *ev, json_t *category)
-{
-    json_t *tags = json_array(), *item;
-    size_t i;
-    if (json_is_string(category) && *json_string_value(category)) json_array_append(tags, category);
-    json_array_foreach(category, i, item) {
-        if (json_is_string(item) && *json_string_value(item)) json_array_append(tags, item);
-    }
-    if (json_array_size(tags)) json_object_set(ev, "tags", tags);
-    json_decref(tags);
-}
-
 /* occurred_at from timestamp: Unix seconds as a number or a string. */
 static void set_occurred(json_t *ev, json_t *ts)
 {
@@ -441,7 +428,7 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, size_t index, json_t
     mh_event_set_str(ev, "message_id", mid && *mid ? mid : mh_json_str(obj, "smtp-id"));
     mh_event_set_address(ev, "recipient", mh_json_str(obj, "email"));
     set_occurred(ev, json_object_get(obj, "timestamp"));
-    set_tags(ev, json_object_get(obj, "category"));
+    mh_event_set_tags(ev, json_object_get(obj, "category")); /* a string or an array */
     set_metadata(ev, obj, name);
     add_type_fields(ev, type, obj);
     mh_event_finish(ev, mh_json_str(obj, "sg_event_id"), mh_json_str(obj, "url"));

@@ -214,17 +214,6 @@ static void set_metadata(json_t *ev, json_t *obj, const char *event_class, const
     }
 }
 
-static void set_tags(json_t *ev, json_t *list)
-{
-    json_t *tags = json_array(), *item;
-    size_t i;
-    json_array_foreach(list, i, item) {
-        if (json_is_string(item) && *json_string_value(item)) json_array_append(tags, item);
-    }
-    if (json_array_size(tags)) json_object_set(ev, "tags", tags);
-    json_decref(tags);
-}
-
 /* occurred_at from timestamp: Unix seconds as a string (as sent) or a number. */
 static void set_occurred(json_t *ev, json_t *ts)
 {
@@ -294,7 +283,7 @@ static int parse_event(const struct mh_raw *raw, const char *event_class, json_t
     mh_event_set_str(ev, "sender", from && *from ? from : mh_json_str(obj, "msg_from"));
     mh_event_set_str(ev, "subject", mh_json_str(obj, "subject"));
     set_occurred(ev, json_object_get(obj, "timestamp"));
-    set_tags(ev, json_object_get(obj, "rcpt_tags"));
+    mh_event_set_tags(ev, json_object_get(obj, "rcpt_tags"));
 
     if (!strcmp(type, "email.bounced"))
         add_bounce(ev, obj, bc->cls, bc->category, bc->forced);

@@ -23,6 +23,8 @@ void mh_event_set_str(json_t *obj, const char *key, const char *value);
 void mh_event_set_int(json_t *obj, const char *key, json_int_t value);
 /* Sets recipient (or another address field), lower-cased and trimmed. */
 void mh_event_set_address(json_t *obj, const char *key, const char *addr);
+/* Sets ev.tags to the non-empty strings of list (an array, or one string); none: no key. */
+void mh_event_set_tags(json_t *ev, json_t *list);
 /* Parses a provider time (any form mh_time_parse accepts) and sets it as RFC 3339 ms. */
 int mh_event_set_time(json_t *obj, const char *key, const char *text);
 void mh_event_set_time_ms(json_t *obj, const char *key, int64_t ms);

@@ -167,4 +167,21 @@ enum mh_verdict mh_stdwh_verify(const struct mh_source *src, const struct mh_hea
 int mh_stdwh_sign(const struct mh_source *src, const char *id, const char *timestamp,
                   const unsigned char *body, size_t len, char *out);
 
+/*
+ * A whole Standard Webhooks source, for providers that sign only that way (Resend, the
+ * generic "standard" provider): the option timestamp_tolerance_s (default 300 s, 0 turns
+ * the check off) and secrets checked at init; verify as mh_stdwh_verify.
+ */
+int mh_stdwh_source_init(struct mh_source *src, char *err, size_t errlen);
+void mh_stdwh_source_fini(struct mh_source *src);
+enum mh_verdict mh_stdwh_source_verify(const struct mh_source *src, const struct mh_request *req,
+                                       char *err, size_t errlen);
+/*
+ * For sign: the three headers, named prefix-id, prefix-timestamp and prefix-signature
+ * ("webhook" or "svix"), stamped sr->now_ms. The message id is derived from the body, so
+ * posting the same file twice is one message delivered twice, as a provider retry is.
+ */
+int mh_stdwh_source_sign(const struct mh_source *src, struct mh_sign_req *sr,
+                         const char *prefix, char *err, size_t errlen);
+
 #endif
