@@ -228,7 +228,11 @@ static void handle_metrics(struct ingest *in, struct evhttp_request *req)
     struct evbuffer *buf = evbuffer_new();
     const struct ingest_stats *s = &in->proc->stats;
     long inflight = 0;
-    for (int i = 0; i < in->proc->n_loops; i++) inflight += atomic_load(&in->proc->loops[i].inflight);
+    long conns = 0;
+    for (int i = 0; i < in->proc->n_loops; i++) {
+        inflight += atomic_load(&in->proc->loops[i].inflight);
+        conns += atomic_load(&in->proc->loops[i].conns_gauge);
+    }
     evbuffer_add_printf(buf,
                         "# TYPE mailhook_ingest_requests_total counter\n"
                         "mailhook_ingest_requests_total %llu\n"
@@ -243,11 +247,16 @@ static void handle_metrics(struct ingest *in, struct evhttp_request *req)
                         "# TYPE mailhook_ingest_kafka_ready gauge\n"
                         "mailhook_ingest_kafka_ready %d\n"
                         "# TYPE mailhook_ingest_loops gauge\n"
-                        "mailhook_ingest_loops %d\n",
+                        "mailhook_ingest_loops %d\n"
+                        "# TYPE mailhook_ingest_connections gauge\n"
+                        "mailhook_ingest_connections %ld\n"
+                        "# TYPE mailhook_ingest_accept_pauses_total counter\n"
+                        "mailhook_ingest_accept_pauses_total %llu\n",
                         (unsigned long long)s->requests, (unsigned long long)s->accepted,
                         (unsigned long long)s->bad_request, (unsigned long long)s->unauthorized,
                         (unsigned long long)s->not_found, (unsigned long long)s->unavailable,
-                        inflight, atomic_load(&in->proc->kafka_ok), in->proc->n_loops);
+                        inflight, atomic_load(&in->proc->kafka_ok), in->proc->n_loops, conns,
+                        (unsigned long long)atomic_load(&s->accept_pauses));
     evbuffer_add_printf(buf, "# TYPE mailhook_ingest_loop_requests_total counter\n");
     for (int i = 0; i < in->proc->n_loops; i++)
         evbuffer_add_printf(buf, "mailhook_ingest_loop_requests_total{loop=\"%d\"} %llu\n", i,
@@ -369,6 +378,10 @@ int http_init(struct ingest *in, char *err, size_t errlen)
         return -1;
     }
     in->listen_fd = -1;
+    if (accept_guard_init(in, cfg->ingest.max_connections) < 0) {
+        snprintf(err, errlen, "cannot set up the connection cap");
+        return -1;
+    }
     return 0;
 }
 
@@ -380,6 +393,10 @@ void http_stop_listening(struct ingest *in)
 
 void http_fini(struct ingest *in)
 {
+    accept_guard_fini(in);
+    /* evhttp_free frees the listener before the connections, whose close callbacks
+     * must not reach it. */
+    in->bound = NULL;
     if (in->http) evhttp_free(in->http);
     in->http = NULL;
 }

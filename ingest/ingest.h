@@ -30,6 +30,7 @@ struct ingest_cfg {
 struct ingest_stats {
     _Atomic uint64_t requests, accepted, unauthorized, not_found, too_large, bad_request,
         unavailable, client_gone;
+    _Atomic uint64_t accept_pauses; /* accept() failed: the loop paused accepting (accept.c) */
 };
 
 struct ingest;
@@ -75,6 +76,14 @@ struct ingest {
     struct event *drain_ev; /* checks whether the drain is over */
     atomic_long inflight; /* requests waiting for a delivery report */
     _Atomic uint64_t requests; /* this loop's share of stats.requests */
+    /* accept.c: the connection cap and the pause after a failed accept() (loop thread) */
+    long conns, max_conns;
+    atomic_long conns_gauge; /* conns, for /metrics on any loop */
+    int accepting, accept_paused;
+    int64_t accept_warned_ms;
+    struct bufferevent **fresh; /* accepted since on_fresh last ran (a reference each) */
+    size_t n_fresh, cap_fresh;
+    struct event *fresh_ev, *resume_ev;
 };
 
 struct ingest_cfg *ingest_cfg_ref(struct ingest_cfg *ic);
@@ -109,6 +118,11 @@ rd_kafka_resp_err_t publish_record(struct ingest *in, const char *topic, const c
                                    const void *value, size_t len, rd_kafka_headers_t *hdrs,
                                    void *opaque);
 void publish_set_done_cb(publish_done_cb cb);
+
+/* accept.c: after the loop's listener is bound. */
+int accept_guard_init(struct ingest *in, long max_connections);
+/* Before the loop's evhttp is freed. */
+void accept_guard_fini(struct ingest *in);
 
 /* http.c */
 /* Binds [ingest] listen: one SO_REUSEPORT socket per loop (loops[i].listen_fd). */

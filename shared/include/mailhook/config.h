@@ -72,6 +72,7 @@ struct mh_config {
         long max_body_bytes;
         long max_header_bytes;
         long read_timeout_ms;
+        long max_connections; /* open connections per process; shared out over the loops */
         long ack_deadline_ms;
         long retry_after_s;
         char *raw_topic;
