@@ -21,6 +21,7 @@ extern const struct mh_provider mh_provider_sparkpost;
 extern const struct mh_provider mh_provider_mandrill;
 extern const struct mh_provider mh_provider_brevo;
 extern const struct mh_provider mh_provider_standard;
+extern const struct mh_provider mh_provider_mailersend;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
@@ -38,6 +39,7 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_mandrill,
     &mh_provider_brevo,
     &mh_provider_standard,
+    &mh_provider_mailersend,
     NULL,
 };
 
