@@ -22,6 +22,7 @@ extern const struct mh_provider mh_provider_mandrill;
 extern const struct mh_provider mh_provider_brevo;
 extern const struct mh_provider mh_provider_mailjet;
 extern const struct mh_provider mh_provider_standard;
+extern const struct mh_provider mh_provider_mailersend;
 
 const struct mh_provider *const mh_providers[] = {
     &mh_provider_ivymail,
@@ -40,6 +41,7 @@ const struct mh_provider *const mh_providers[] = {
     &mh_provider_brevo,
     &mh_provider_mailjet,
     &mh_provider_standard,
+    &mh_provider_mailersend,
     NULL,
 };
 

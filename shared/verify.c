@@ -20,17 +20,23 @@
 
 #define MAX_TS_DIGITS 12 /* Unix seconds: ample until the year 33658 */
 
+/* The signature text decoded into want (MH_MAX_MD bytes): its length, or <= 0 when it is
+ * absent, not of the encoding, or longer than any MAC. */
+static ssize_t decode_sig(const char *sig, enum mh_sig_encoding enc, unsigned char *want)
+{
+    if (!sig) return -1;
+    size_t siglen = strlen(sig);
+    if (enc == MH_SIG_HEX) return mh_hex_decode(sig, siglen, want, MH_MAX_MD);
+    return mh_b64_decode(sig, siglen, want, MH_MAX_MD);
+}
+
 int mh_verify_hmac_any(const struct mh_source *src, const char *md, const struct mh_buf *parts,
                        size_t nparts, const char *sig, enum mh_sig_encoding enc)
 {
     unsigned char want[MH_MAX_MD], mac[MH_MAX_MD];
-    ssize_t wantlen;
     int ok = 0;
 
-    if (!sig) return 0;
-    size_t siglen = strlen(sig);
-    if (enc == MH_SIG_HEX) wantlen = mh_hex_decode(sig, siglen, want, sizeof(want));
-    else wantlen = mh_b64_decode(sig, siglen, want, sizeof(want));
+    ssize_t wantlen = decode_sig(sig, enc, want);
     if (wantlen <= 0) return 0;
 
     /* No early exit: the time taken does not tell which secret matched. */
@@ -39,6 +45,17 @@ int mh_verify_hmac_any(const struct mh_source *src, const char *md, const struct
         if (n > 0 && mh_ct_equal(mac, (size_t)n, want, (size_t)wantlen)) ok = 1;
     }
     return ok;
+}
+
+int mh_verify_hmac_key(const void *key, size_t keylen, const char *md,
+                       const struct mh_buf *parts, size_t nparts, const char *sig,
+                       enum mh_sig_encoding enc)
+{
+    unsigned char want[MH_MAX_MD], mac[MH_MAX_MD];
+    ssize_t wantlen = decode_sig(sig, enc, want);
+    if (wantlen <= 0) return 0;
+    int n = mh_hmac(md, key, keylen, parts, nparts, mac);
+    return n > 0 && mh_ct_equal(mac, (size_t)n, want, (size_t)wantlen);
 }
 
 int mh_sign_hmac(const struct mh_source *src, const char *md, const struct mh_buf *parts,

@@ -70,7 +70,7 @@ MH_APT_PACKAGES=(
 
 # Sources written into the local config; each name has a function
 # mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend sparkpost mandrill brevo standard mailjet)
+MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend sparkpost mandrill brevo standard mailjet mailersend)
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -965,6 +965,19 @@ mh_config_source_standard() {
 provider = standard
 tenant = local
 secret = whsec_$key
+EOF
+}
+
+# MailerSend signs the raw body with the webhook's signing secret (hex HMAC-SHA256 in the
+# Signature header; `mailhook sign --source mailersend` prints a signed request).
+mh_config_source_mailersend() {
+  local secret
+  secret=$(mh_secret) || return 1
+  cat <<EOF
+[source.mailersend]
+provider = mailersend
+tenant = local
+secret = $secret
 EOF
 }
 

@@ -107,6 +107,9 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
         # Generic Standard Webhooks sender; `mailhook sign` stamps now.
         "standard": {"provider": "standard", "tenant": "test",
                      "secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()},
+        # MailerSend: hex HMAC-SHA256 of the body in `Signature`, no timestamp.
+        "mailersend": {"provider": "mailersend", "tenant": "test",
+                       "secret": helpers.new_secret()},
     }
     missing = set(PROVIDERS) - set(sources)
     assert not missing, f"fixtures of {missing} have no golden source configured here"

@@ -26,6 +26,16 @@ int mh_verify_hmac_any(const struct mh_source *src, const char *md, const struct
                        size_t nparts, const char *sig, enum mh_sig_encoding enc);
 
 /*
+ * 1 when sig equals HMAC-md(key, parts...) for one fixed key that is not a source secret
+ * (e.g. a key a provider publishes for its own test requests), else 0. The comparison
+ * is constant-time. A caller must decide what such a key may authenticate: a published
+ * key proves nothing about who sent the request.
+ */
+int mh_verify_hmac_key(const void *key, size_t keylen, const char *md,
+                       const struct mh_buf *parts, size_t nparts, const char *sig,
+                       enum mh_sig_encoding enc);
+
+/*
  * Signs parts with the source's first (newest) secret: writes the MAC as hex or base64
  * into out (at least 2*MH_MAX_MD+1 bytes). 0, or -1 for an unknown digest / no secret.
  */
