@@ -165,6 +165,12 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         .now_ms = now,
     };
     enum mh_verdict v = src->provider->verify(src, &mreq, err, sizeof(err));
+    if (v == MH_VERIFY_ACK) {
+        mh_log_at(MH_LOG_INFO, rid, src->name, "provider check answered, nothing published: %s",
+                  err);
+        reply_json(req, 200, "OK", "{\"status\":\"ok\",\"request_id\":\"%s\"}", rid);
+        goto done;
+    }
     if (v != MH_VERIFY_OK) {
         mh_log_at(MH_LOG_WARN, rid, src->name, "rejected: %s", err);
         if (v == MH_VERIFY_REJECT) {

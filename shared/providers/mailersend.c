@@ -12,8 +12,9 @@
  * documentation, and saves the webhook only if the ping gets a 2xx. Because that key is
  * public, it authenticates nothing but the ping: a body signed with it passes only when
  * its top-level "type" is exactly "webhook.test" (source option accept_test_ping, on by
- * default), and parse turns a ping into no event at all. The worst a stranger can do
- * with the public key is post pings, as anyone can post an unsigned Mandrill empty batch.
+ * default), and then ingest answers 200 without publishing it (MH_VERIFY_ACK): the worst
+ * a stranger can do with the public key is get a 200. A ping signed with the source's
+ * own secret is published like any request, and parse turns it into no event.
  *
  * Parse: one JSON object per request, in either of MailerSend's two payload versions,
  * told apart by data.email (an object in the first, the recipient's address in the
@@ -118,7 +119,11 @@ static enum mh_verdict mailersend_verify(const struct mh_source *src,
     if (mh_verify_hmac_any(src, "sha256", &body, 1, hex, MH_SIG_HEX)) return MH_VERIFY_OK;
     if (st->accept_test_ping &&
         mh_verify_hmac_key(test_key, strlen(test_key), "sha256", &body, 1, hex, MH_SIG_HEX)) {
-        if (is_test_ping(req->body, req->body_len)) return MH_VERIFY_OK;
+        if (is_test_ping(req->body, req->body_len)) {
+            /* Anyone can sign with a published key: answer it, keep it out of Kafka. */
+            snprintf(err, errlen, "webhook.test ping signed with MailerSend's test key");
+            return MH_VERIFY_ACK;
+        }
         snprintf(err, errlen, "signed with MailerSend's published test key, which "
                               "authenticates only a webhook.test ping");
         return MH_VERIFY_REJECT;

@@ -233,3 +233,27 @@ def test_mandrill_url_check_and_empty_batch(golden):
     r = requests.post(mh.url("mandrill"), data='mandrill_events=%5B%7B%22event%22%3A%22send%22%7D%5D',
                       headers=form, timeout=10)
     assert r.status_code == 401
+
+
+def test_mailersend_test_ping_is_answered_not_published(golden):
+    """Saving a MailerSend webhook: its ping, signed with the key MailerSend publishes, gets
+    200 and is not published; the same key on any other body is refused."""
+    import hashlib
+    import hmac
+
+    import requests
+
+    mh, _ = golden
+    test_key = b"test_Am3L1GuOIc4blLUuHqAPxxwkZaJyEk8G"  # printed in MailerSend's docs
+
+    def post(body: bytes) -> int:
+        sig = hmac.new(test_key, body, hashlib.sha256).hexdigest()
+        return requests.post(mh.url("mailersend"), data=body, timeout=10,
+                             headers={"Signature": sig,
+                                      "Content-Type": "application/json"}).status_code
+
+    raw_before = mh.end_offsets("raw")
+    assert post(b'{"type":"webhook.test","message":"This is a ping test message",'
+                b'"created_at":"2025-08-05T21:20:00.577080Z"}') == 200
+    assert post(b'{"type":"activity.hard_bounced","data":{"id":"x"}}') == 401
+    assert mh.end_offsets("raw") == raw_before

@@ -27,6 +27,8 @@ enum mh_verdict {
     MH_VERIFY_MALFORMED, /* verification impossible (400) */
     MH_VERIFY_REJECT,    /* missing/invalid signature, stale timestamp, wrong key (401) */
     MH_VERIFY_RETRY,     /* transient: could not decide now (503) */
+    MH_VERIFY_ACK,       /* the provider checking the URL with a request that carries no
+                          * event (e.g. signed with a key it publishes): 200, publish nothing */
 };
 
 /* What ingest hands to verify. Everything is borrowed for the duration of the call. */
