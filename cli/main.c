@@ -23,6 +23,7 @@ static const struct command commands[] = {
     {"events", cmd_events, "the event log: filter events, or one message's timeline"},
     {"maintain", cmd_maintain, "one maintenance pass: retention, expiry, pending publishes"},
     {"replay", cmd_replay, "re-run raw webhooks from Kafka offsets or times into a topic"},
+    {"dlq", cmd_dlq, "list the dead letters: source, raw record, reason; their replay range"},
     {NULL, NULL, NULL},
 };
 
