@@ -23,6 +23,7 @@
 #include "ingest.h"
 #include "mailhook/crypto.h"
 #include "mailhook/headers.h"
+#include "mailhook/histogram.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
 #include "mailhook/timeutil.h"
@@ -35,6 +36,7 @@ struct webhook_req {
     struct ingest_cfg *ic;
     struct event *deadline; /* answers 503 if the delivery report is late */
     int answered;
+    int64_t start_us; /* when the handler got the whole request */
     char request_id[33];
     char source[80];
 };
@@ -99,6 +101,7 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
         in->proc->stats.accepted++;
         reply_json(wr->req, 200, "OK", "{\"status\":\"accepted\",\"request_id\":\"%s\"}",
                    wr->request_id);
+        mh_histogram_observe_us(&in->proc->stats.ack_latency, mh_mono_us() - wr->start_us);
         mh_log_at(MH_LOG_DEBUG, wr->request_id, wr->source, "published");
     } else {
         mh_log_at(MH_LOG_WARN, wr->request_id, wr->source, "not acknowledged by kafka: %s",
@@ -120,7 +123,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     struct mh_headers headers = {0};
     char rid[33], err[512] = "";
     char received[MH_TIME_BUFSZ];
-    int64_t now = mh_now_ms();
+    int64_t now = mh_now_ms(), start_us = mh_mono_us();
 
     mh_random_hex(16, rid);
     mh_time_format(now, received);
@@ -205,6 +208,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     wr->in = in;
     wr->req = req;
     wr->ic = ingest_cfg_ref(ic);
+    wr->start_us = start_us;
     memcpy(wr->request_id, rid, sizeof(rid));
     snprintf(wr->source, sizeof(wr->source), "%s", src->name);
 
@@ -263,6 +267,10 @@ static void handle_metrics(struct ingest *in, struct evhttp_request *req)
                         (unsigned long long)s->not_found, (unsigned long long)s->unavailable,
                         inflight, atomic_load(&in->proc->kafka_ok), in->proc->n_loops, conns,
                         (unsigned long long)atomic_load(&s->accept_pauses));
+    mh_histogram_write(&s->ack_latency, "mailhook_ingest_ack_seconds",
+                       "Time from a webhook's last byte to its 200: verification, Kafka's "
+                       "acknowledgement (acks=all) and the reply.",
+                       buf);
     evbuffer_add_printf(buf, "# TYPE mailhook_ingest_loop_requests_total counter\n");
     for (int i = 0; i < in->proc->n_loops; i++)
         evbuffer_add_printf(buf, "mailhook_ingest_loop_requests_total{loop=\"%d\"} %llu\n", i,

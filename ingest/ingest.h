@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "mailhook/config.h"
+#include "mailhook/histogram.h"
 
 /* A loaded config plus the requests and loops still using it (SIGHUP swaps configs
  * under load). */
@@ -31,6 +32,7 @@ struct ingest_stats {
     _Atomic uint64_t requests, accepted, unauthorized, not_found, too_large, bad_request,
         unavailable, client_gone;
     _Atomic uint64_t accept_pauses; /* accept() failed: the loop paused accepting (accept.c) */
+    struct mh_histogram ack_latency; /* request complete -> 200 sent */
 };
 
 struct ingest;

@@ -263,8 +263,10 @@ static int run(struct worker *w)
                                       memory_order_relaxed);
             atomic_fetch_add_explicit(&w->stats.claim_ms, (uint64_t)(t2 - t1),
                                       memory_order_relaxed);
-            atomic_fetch_add_explicit(&w->stats.emit_ms, (uint64_t)(mh_mono_ms() - t2),
+            int64_t t3 = mh_mono_ms();
+            atomic_fetch_add_explicit(&w->stats.emit_ms, (uint64_t)(t3 - t2),
                                       memory_order_relaxed);
+            if (rc == 0) mh_histogram_observe_us(&w->stats.batch_latency, (t3 - t0) * 1000);
             /* After the Kafka transaction committed or aborted, never before. */
             suppression_release(w);
             batch_free(&b);

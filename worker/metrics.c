@@ -95,6 +95,8 @@ static void handle_metrics(struct worker_metrics *m, struct evhttp_request *req)
                         "mailhook_worker_loop_age_seconds %.3f\n",
                         (long long)gauge(&s->assigned_partitions),
                         (long long)gauge(&s->lag_records), loop_age_s(m->w));
+    mh_histogram_write(&s->batch_latency, "mailhook_worker_batch_seconds",
+                       "Time to parse, claim and emit one committed batch.", b);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
     evhttp_send_reply(req, 200, "OK", b);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "mailhook/config.h"
+#include "mailhook/histogram.h"
 
 /* One raw record of a batch and what parsing made of it. */
 struct batch_rec {
@@ -52,6 +53,7 @@ struct worker_stats {
     _Atomic int64_t assigned_partitions;
     _Atomic int64_t lag_records; /* high watermark - position, summed over the assignment */
     _Atomic int64_t loop_ms;     /* mh_mono_ms() when the main loop last went round */
+    struct mh_histogram batch_latency; /* normalize + claim + emit of one batch */
 };
 
 struct worker {

@@ -84,6 +84,14 @@ def test_metrics_follow_the_batches(mailhook, tmp_path):
         assert _metric(text, "mailhook_worker_stage_seconds_total", '{stage="claim"}') > 0
         assert _metric(text, "mailhook_worker_loop_age_seconds") < 5
         assert "# TYPE mailhook_worker_records_total counter" in text
+        # Every committed batch is in the latency histogram; every 200 in the ingest's.
+        assert (_metric(text, "mailhook_worker_batch_seconds_count") ==
+                _metric(text, "mailhook_worker_batches_total"))
+        assert _metric(text, "mailhook_worker_batch_seconds_bucket", '{le="+Inf"}') == \
+            _metric(text, "mailhook_worker_batch_seconds_count")
+        ingest_text = requests.get(ingest_url + "/metrics", timeout=5).text
+        assert _metric(ingest_text, "mailhook_ingest_ack_seconds_count") == 36
+        assert _metric(ingest_text, "mailhook_ingest_ack_seconds_sum") > 0
         assert len(mailhook.consume(topics["events"], expect_n=30, settle=1)) == 30
 
         assert requests.post(base + "/metrics", timeout=5).status_code == 405

@@ -15,6 +15,8 @@
 int64_t mh_now_ms(void);
 /* Monotonic clock in milliseconds, for deadlines and intervals. */
 int64_t mh_mono_ms(void);
+/* The same clock in microseconds, for latency measurements. */
+int64_t mh_mono_us(void);
 
 /* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (at least MH_TIME_BUFSZ bytes). */
 void mh_time_format(int64_t ms, char *out);
