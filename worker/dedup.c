@@ -8,7 +8,8 @@
  * Because the claim never changes, processing the same record again — after a crash
  * between the PostgreSQL and the Kafka commit, an aborted transaction, a rebalance or a
  * replay — makes the same decision. The batch travels as one jsonb parameter, so a
- * batch costs two statements whatever its size.
+ * batch costs two statements whatever its size; the second reads each claim in the one
+ * partition of the claim day the first decided (mh_claim_days).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,8 @@
 #include "mailhook/log.h"
 #include "worker.h"
 
-/* Returns the idx of every row this statement inserted (first-time claims). */
+/* Returns every row's idx, its claim day and whether this statement inserted it (a
+ * first-time claim). */
 static const char insert_sql[] =
     "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(idx integer, tenant text,"
     " provider text, event_id text, raw_topic text, raw_partition integer, raw_offset bigint,"
@@ -29,13 +31,25 @@ static const char insert_sql[] =
     " event_type, recipient, message_id, occurred_at, event FROM x JOIN d USING (idx)"
     " ORDER BY idx"
     " ON CONFLICT DO NOTHING RETURNING tenant, provider, event_id, raw_partition, raw_offset)"
-    " SELECT x.idx FROM ins JOIN x USING (tenant, provider, event_id, raw_partition, raw_offset)";
+    " SELECT x.idx, d.claim_day, i.event_id IS NOT NULL FROM x JOIN d USING (idx)"
+    " LEFT JOIN ins i USING (tenant, provider, event_id, raw_partition, raw_offset)";
 
+/* The claims of events whose claim day is not known (dedup_lookup). */
 static const char claims_sql[] =
     "SELECT x.idx, c.raw_topic, c.raw_partition, c.raw_offset"
     " FROM jsonb_to_recordset($1::jsonb) AS x(idx integer, tenant text, provider text,"
     " event_id text)"
     " JOIN mh_event_claims c USING (tenant, provider, event_id)";
+
+/*
+ * The same with each event's claim day, as the claim transaction decided it: PostgreSQL
+ * then probes one partition per event instead of all of them (run-time pruning).
+ */
+static const char claims_by_day_sql[] =
+    "SELECT x.idx, c.raw_topic, c.raw_partition, c.raw_offset"
+    " FROM jsonb_to_recordset($1::jsonb) AS x(idx integer, tenant text, provider text,"
+    " event_id text, claim_day date)"
+    " JOIN mh_event_claims c USING (tenant, provider, event_id, claim_day)";
 
 int dedup_connect(struct worker *w, char *err, size_t errlen)
 {
@@ -185,11 +199,11 @@ static void drop_broken_connection(struct worker *w)
  * whose claim names its own record. When found is not NULL, found[idx] is set for every
  * event that has a claim at all.
  */
-static int read_claims(struct worker *w, const struct claim_set *cs, unsigned char *found,
-                       char *err, size_t errlen)
+static int read_claims(struct worker *w, const struct claim_set *cs, const char *sql,
+                       unsigned char *found, char *err, size_t errlen)
 {
     const char *p[] = {cs->keys_txt};
-    PGresult *res = PQexecParams(w->pg, claims_sql, 1, NULL, p, NULL, NULL, 0);
+    PGresult *res = PQexecParams(w->pg, sql, 1, NULL, p, NULL, NULL, 0);
     if (exec_ok(res, PGRES_TUPLES_OK, "read claims", err, errlen) < 0) {
         PQclear(res);
         return -1;
@@ -206,6 +220,36 @@ static int read_claims(struct worker *w, const struct claim_set *cs, unsigned ch
     }
     PQclear(res);
     return 0;
+}
+
+/*
+ * From insert_sql's result: marks fresh the events this statement inserted, and gives
+ * every key its claim day (then re-renders keys_txt). Returns 1 when every key has one,
+ * else 0 (read the claims without days then).
+ */
+static int set_claim_days(struct claim_set *cs, PGresult *res)
+{
+    json_t **key_of = mh_calloc(cs->nslots, sizeof(*key_of));
+    size_t k, n_days = 0;
+    json_t *key;
+    json_array_foreach(cs->keys, k, key) {
+        json_int_t idx = json_integer_value(json_object_get(key, "idx"));
+        if (idx >= 0 && (size_t)idx < cs->nslots) key_of[idx] = key;
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        long idx = strtol(PQgetvalue(res, row, 0), NULL, 10);
+        if (idx < 0 || (size_t)idx >= cs->nslots) continue;
+        if (!strcmp(PQgetvalue(res, row, 2), "t")) cs->slots[idx].rec->fresh[cs->slots[idx].j] = 1;
+        if (key_of[idx] && !PQgetisnull(res, row, 1) && !json_object_get(key_of[idx], "claim_day")) {
+            json_object_set_new(key_of[idx], "claim_day", json_string(PQgetvalue(res, row, 1)));
+            n_days++;
+        }
+    }
+    free(key_of);
+    free(cs->keys_txt);
+    cs->keys_txt = json_dumps(cs->keys, JSON_COMPACT);
+    if (!cs->keys_txt) mh_oom();
+    return n_days == json_array_size(cs->keys);
 }
 
 int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
@@ -227,14 +271,12 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
     const char *p1[] = {rows_txt};
     res = PQexecParams(w->pg, insert_sql, 1, NULL, p1, NULL, NULL, 0);
     if (exec_ok(res, PGRES_TUPLES_OK, "insert claims", err, errlen) < 0) goto rollback;
-    for (int row = 0; row < PQntuples(res); row++) {
-        long idx = strtol(PQgetvalue(res, row, 0), NULL, 10);
-        if (idx >= 0 && (size_t)idx < cs.nslots) cs.slots[idx].rec->fresh[cs.slots[idx].j] = 1;
-    }
+    int all_days = set_claim_days(&cs, res);
     PQclear(res);
     res = NULL;
 
-    if (read_claims(w, &cs, NULL, err, errlen) < 0) goto rollback;
+    if (read_claims(w, &cs, all_days ? claims_by_day_sql : claims_sql, NULL, err, errlen) < 0)
+        goto rollback;
     /* Fresh means inserted now *by its own record*: the join above also matches a
      * same-id event of another record in this batch whose insert was skipped. */
     for (size_t k = 0; k < cs.nslots; k++)
@@ -268,7 +310,7 @@ int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen)
     if (claim_set_build(b, &cs) == 0) return 0;
     if (dedup_connect(w, err, errlen) < 0) goto out;
     found = mh_calloc(cs.nslots, 1);
-    if (read_claims(w, &cs, found, err, errlen) < 0) goto out;
+    if (read_claims(w, &cs, claims_sql, found, err, errlen) < 0) goto out;
     /* Only an event's first copy in its record has a key (build_rows). */
     size_t k;
     json_t *key;

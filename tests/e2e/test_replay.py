@@ -380,8 +380,9 @@ def test_interrupted_replay_resumed_gives_the_same_result(mailhook, pg, replay_t
                         (rid_replay,)).fetchone()[0]
     assert status == "running"
 
-    # 2. Resumed, then stopped with SIGINT: finishes its batch and exits 130.
-    p2 = subprocess.Popen(argv + ["--resume", rid_replay, "--batch-size", "10", "--json"],
+    # 2. Resumed, then stopped with SIGINT: finishes its batch and exits 130. Small
+    # batches keep it far from the end when the signal comes, even on a busy machine.
+    p2 = subprocess.Popen(argv + ["--resume", rid_replay, "--batch-size", "2", "--json"],
                           env=mailhook.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     done_before = _wait_committed_progress(group, mailhook, start, p2, 0)
     _wait_committed_progress(group, mailhook, start, p2, done_before + 300)
