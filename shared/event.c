@@ -172,6 +172,12 @@ int mh_event_parse_body(const struct mh_raw *raw, const char *provider, mh_batch
     return rc;
 }
 
+json_t *mh_batch_none(json_t *root)
+{
+    (void)root;
+    return NULL;
+}
+
 const char *mh_json_str(json_t *obj, const char *key)
 {
     return json_string_value(json_object_get(obj, key));

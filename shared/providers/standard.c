@@ -147,7 +147,7 @@ static const char *message_header_id(const struct mh_raw *raw)
     return t.id;
 }
 
-static json_t *parse_root(const struct mh_raw *raw, json_t *root, char *err, size_t errlen)
+static json_t *event_of(const struct mh_raw *raw, json_t *root, char *err, size_t errlen)
 {
     if (!json_is_object(root)) {
         snprintf(err, errlen, "standard: body is not a JSON object");
@@ -191,21 +191,19 @@ static json_t *parse_root(const struct mh_raw *raw, json_t *root, char *err, siz
     return ev;
 }
 
-static int standard_parse(const struct mh_raw *raw, json_t *events, char *err, size_t errlen)
+/* One event object per request. */
+static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, char *err,
+                        size_t errlen)
 {
-    json_error_t jerr;
-    json_t *root =
-        json_loadb((const char *)raw->body, raw->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        snprintf(err, errlen, "standard: invalid JSON at line %d column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
-        return -1;
-    }
-    json_t *ev = parse_root(raw, root, err, errlen);
-    json_decref(root);
+    json_t *ev = event_of(raw, obj, err, errlen);
     if (!ev) return -1;
     json_array_append_new(events, ev);
     return 0;
+}
+
+static int standard_parse(const struct mh_raw *raw, json_t *events, char *err, size_t errlen)
+{
+    return mh_event_parse_body(raw, "standard", mh_batch_none, parse_object, events, err, errlen);
 }
 
 const struct mh_provider mh_provider_standard = {

@@ -58,6 +58,9 @@ typedef json_t *(*mh_batch_fn)(json_t *root);
 int mh_event_parse_body(const struct mh_raw *raw, const char *provider, mh_batch_fn batch_of,
                         mh_parse_object_fn parse_object, json_t *events, char *err,
                         size_t errlen);
+/* A batch_of for providers that post one object per request: the root is the event,
+ * whatever its JSON type (parse_object rejects what is not an object). */
+json_t *mh_batch_none(json_t *root);
 
 /* String member of a payload object, or NULL when absent or not a string. */
 const char *mh_json_str(json_t *obj, const char *key);
