@@ -549,6 +549,10 @@ static void handle_metrics(struct api_server *s, struct evhttp_request *req)
                         (unsigned long long)st->server_errors,
                         (unsigned long long)st->unauthorized,
                         (unsigned long long)st->overloaded, api_pool_in_flight(s->pool));
+    mh_histogram_write(api_pool_latency(s->pool), "mailhook_api_db_seconds",
+                       "Time a request's database part took, from queueing on the pool to "
+                       "its answer being ready.",
+                       buf);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
     evhttp_send_reply(req, 200, NULL, buf);

@@ -17,6 +17,7 @@
 
 #include "api_pool.h"
 #include "mailhook/log.h"
+#include "mailhook/timeutil.h"
 
 /* Beyond this many waiting jobs a request is refused (503) rather than queued. */
 #define MAX_QUEUED 4096
@@ -40,6 +41,7 @@ struct api_pool {
     struct event *wake;
     struct pool_thread *threads;
     int n;
+    struct mh_histogram latency; /* submit -> done step */
 };
 
 static void push(struct api_job **head, struct api_job **tail, struct api_job *job)
@@ -96,6 +98,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     while (job) {
         struct api_job *next = job->next;
         p->in_flight--;
+        mh_histogram_observe_us(&p->latency, mh_mono_us() - job->submitted_us);
         job->done(job);
         job = next;
     }
@@ -153,12 +156,18 @@ int api_pool_submit(struct api_pool *p, struct api_job *job)
         pthread_mutex_unlock(&p->mu);
         return -1;
     }
+    job->submitted_us = mh_mono_us();
     push(&p->todo, &p->todo_tail, job);
     p->queued++;
     p->in_flight++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return 0;
+}
+
+const struct mh_histogram *api_pool_latency(const struct api_pool *p)
+{
+    return &p->latency;
 }
 
 size_t api_pool_in_flight(const struct api_pool *p)

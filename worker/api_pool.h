@@ -13,6 +13,9 @@
 
 #include <event2/event.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "mailhook/histogram.h"
 
 #include "suppression.h"
 
@@ -21,7 +24,8 @@ struct api_job {
     void (*run)(struct api_job *job, struct supp_store *st);
     /* On the loop thread, after run; replies and frees the job. */
     void (*done)(struct api_job *job);
-    struct api_job *next; /* the pool's */
+    struct api_job *next;   /* the pool's */
+    int64_t submitted_us;   /* the pool's: when it was queued */
 };
 
 struct api_pool;
@@ -37,6 +41,9 @@ struct api_pool *api_pool_new(struct event_base *base, const struct mh_config *c
 
 /* Queues job (loop thread only). -1 when max_queued jobs are already waiting. */
 int api_pool_submit(struct api_pool *p, struct api_job *job);
+
+/* Time from submit to the done step (queue wait and the database work), per job. */
+const struct mh_histogram *api_pool_latency(const struct api_pool *p);
 
 /* Jobs submitted whose done step has not run yet. */
 size_t api_pool_in_flight(const struct api_pool *p);

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -271,6 +272,7 @@ def test_a_waiting_write_does_not_hold_up_lookups(api, pg):
         assert writer.is_alive(), "the write went through while its address was locked"
         metrics = requests.get(api.base + "/metrics", timeout=5).text
         assert "mailhook_api_db_in_flight 1" in metrics, metrics
+        time.sleep(0.6)  # the write has now waited more than half a second
     finally:
         pg.execute("SELECT pg_advisory_unlock_all()")
     writer.join(30)
@@ -278,6 +280,14 @@ def test_a_waiting_write_does_not_hold_up_lookups(api, pg):
     assert result["response"].status_code == 201
     assert result["response"].json()["reason"] == "complaint"
     assert api.state(tenant, stuck).json()["reason"] == "complaint"
+    # The database-time histogram saw every request of this API, the slow write among
+    # them above 0.5 s, the lookups below it.
+    metrics = requests.get(api.base + "/metrics", timeout=5).text
+    count = float(re.search(r"^mailhook_api_db_seconds_count (\S+)$", metrics, re.M).group(1))
+    half = float(re.search(r'^mailhook_api_db_seconds_bucket\{le="0.5"\} (\S+)$', metrics,
+                           re.M).group(1))
+    assert count >= 24, metrics
+    assert 1 <= count - half <= 2, metrics
 
 
 def test_sigterm_answers_the_requests_in_progress(mailhook, pg):
