@@ -14,6 +14,9 @@
  *                                HIT_PERCENT CONNECTIONS
  * Prints one summary line of JSON and exits non-zero if any request failed.
  * MH_BENCH_BASELINE=1 asks GET /healthz instead (no database): the machine's own share.
+ * MH_BENCH_REQUEST=FILE sends that file, a whole HTTP request, every time and expects
+ * 200 (ingest_ack_latency.sh: a signed webhook); TOKEN, TENANT, SUPPRESSED and
+ * HIT_PERCENT are then unused.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -108,6 +111,23 @@ int main(int argc, char **argv)
     const char *b = getenv("MH_BENCH_BASELINE");
     int baseline = b && !strcmp(b, "1");
     if (rate <= 0 || total <= 0 || nconn <= 0 || nconn > 1024 || suppressed <= 0) return 2;
+    char *raw = NULL;
+    size_t raw_len = 0;
+    const char *raw_file = getenv("MH_BENCH_REQUEST");
+    if (raw_file && *raw_file && !baseline) {
+        FILE *f = fopen(raw_file, "rb");
+        if (!f) {
+            perror(raw_file);
+            return 2;
+        }
+        raw = malloc(65536);
+        raw_len = fread(raw, 1, 65536, f);
+        fclose(f);
+        if (raw_len == 0 || raw_len == 65536) {
+            fprintf(stderr, "%s: empty or over 64 KiB\n", raw_file);
+            return 2;
+        }
+    }
 
     struct conn *conns = calloc((size_t)nconn, sizeof(*conns));
     int ep = epoll_create1(0);
@@ -142,6 +162,18 @@ int main(int argc, char **argv)
             int hit = (int)(next_rand() % 100) < hit_pct;
             long n = (long)(next_rand() % (uint64_t)suppressed);
             char req[1024];
+            if (raw) {
+                if (write(c->fd, raw, raw_len) != (ssize_t)raw_len) {
+                    perror("write");
+                    return 1;
+                }
+                c->busy = 1;
+                c->due_ns = start + sent * interval;
+                c->expect_status = 200;
+                c->len = 0;
+                sent++;
+                continue;
+            }
             int len = baseline
                           ? snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n",
                                      host)
@@ -191,5 +223,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < nconn; i++) close(conns[i].fd);
     free(conns);
     free(lat);
+    free(raw);
     return errors ? 1 : 0;
 }
