@@ -34,6 +34,7 @@ struct webhook_req {
     struct ingest *in;
     struct evhttp_request *req;
     struct ingest_cfg *ic;
+    struct source_stats *sst; /* the source's counters (in ic) */
     struct event *deadline; /* answers 503 if the delivery report is late */
     int answered;
     int64_t start_us; /* when the handler got the whole request */
@@ -58,9 +59,10 @@ static void reply_json(struct evhttp_request *req, int code, const char *reason,
     evbuffer_free(buf);
 }
 
-static void reply_unavailable(struct ingest *in, struct evhttp_request *req, const char *rid,
-                              const char *why)
+static void reply_unavailable(struct ingest *in, struct source_stats *sst,
+                              struct evhttp_request *req, const char *rid, const char *why)
 {
+    if (sst) sst->unavailable++;
     char retry[16];
     snprintf(retry, sizeof(retry), "%ld", in->cur->cfg->ingest.retry_after_s);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
@@ -84,7 +86,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     wr->answered = 1;
     mh_log_at(MH_LOG_WARN, wr->request_id, wr->source, "no kafka acknowledgement within %ld ms",
               wr->ic->cfg->ingest.ack_deadline_ms);
-    reply_unavailable(wr->in, wr->req, wr->request_id, "event store too slow, retry later");
+    reply_unavailable(wr->in, wr->sst, wr->req, wr->request_id,
+                      "event store too slow, retry later");
 }
 
 /* Delivery report for one request: the only place a webhook gets its 200. */
@@ -99,6 +102,7 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
                   err ? rd_kafka_err2str(err) : "acknowledged after the 503");
     } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         in->proc->stats.accepted++;
+        if (wr->sst) wr->sst->accepted++;
         reply_json(wr->req, 200, "OK", "{\"status\":\"accepted\",\"request_id\":\"%s\"}",
                    wr->request_id);
         mh_histogram_observe_us(&in->proc->stats.ack_latency, mh_mono_us() - wr->start_us);
@@ -106,7 +110,8 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
     } else {
         mh_log_at(MH_LOG_WARN, wr->request_id, wr->source, "not acknowledged by kafka: %s",
                   rd_kafka_err2str(err));
-        reply_unavailable(in, wr->req, wr->request_id, "event store unavailable, retry later");
+        reply_unavailable(in, wr->sst, wr->req, wr->request_id,
+                          "event store unavailable, retry later");
     }
     ingest_cfg_unref(wr->ic);
     free(wr);
@@ -130,6 +135,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", rid);
 
     struct mh_source *src = mh_config_source(ic->cfg, name);
+    struct source_stats *sst = src ? ingest_source_stats(ic, src) : NULL;
     if (!src || !src->enabled) {
         in->proc->stats.not_found++;
         reply_json(req, 404, "Not Found", "{\"error\":\"unknown source\",\"request_id\":\"%s\"}",
@@ -147,7 +153,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         return;
     }
     if (in->shutting_down) {
-        reply_unavailable(in, req, rid, "shutting down, retry later");
+        reply_unavailable(in, sst, req, rid, "shutting down, retry later");
         return;
     }
 
@@ -178,19 +184,21 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         mh_log_at(MH_LOG_WARN, rid, src->name, "rejected: %s", err);
         if (v == MH_VERIFY_REJECT) {
             in->proc->stats.unauthorized++;
+            if (sst) sst->unauthorized++;
             reply_json(req, 401, "Unauthorized",
                        "{\"error\":\"signature verification failed\",\"request_id\":\"%s\"}", rid);
         } else if (v == MH_VERIFY_MALFORMED) {
             in->proc->stats.bad_request++;
+            if (sst) sst->bad_request++;
             reply_json(req, 400, "Bad Request",
                        "{\"error\":\"request cannot be verified\",\"request_id\":\"%s\"}", rid);
         } else {
-            reply_unavailable(in, req, rid, "verification unavailable, retry later");
+            reply_unavailable(in, sst, req, rid, "verification unavailable, retry later");
         }
         goto done;
     }
     if (!atomic_load(&in->proc->kafka_ok)) {
-        reply_unavailable(in, req, rid, "event store unavailable, retry later");
+        reply_unavailable(in, sst, req, rid, "event store unavailable, retry later");
         goto done;
     }
 
@@ -208,6 +216,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     wr->in = in;
     wr->req = req;
     wr->ic = ingest_cfg_ref(ic);
+    wr->sst = sst;
     wr->start_us = start_us;
     memcpy(wr->request_id, rid, sizeof(rid));
     snprintf(wr->source, sizeof(wr->source), "%s", src->name);
@@ -225,7 +234,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         ingest_cfg_unref(wr->ic);
         free(wr);
         mh_log_at(MH_LOG_WARN, rid, src->name, "cannot queue for kafka: %s", rd_kafka_err2str(kerr));
-        reply_unavailable(in, req, rid, "event store busy, retry later");
+        reply_unavailable(in, sst, req, rid, "event store busy, retry later");
         goto done;
     }
     atomic_fetch_add(&in->inflight, 1);
@@ -267,6 +276,27 @@ static void handle_metrics(struct ingest *in, struct evhttp_request *req)
                         (unsigned long long)s->not_found, (unsigned long long)s->unavailable,
                         inflight, atomic_load(&in->proc->kafka_ok), in->proc->n_loops, conns,
                         (unsigned long long)atomic_load(&s->accept_pauses));
+    /* Per source: this loop's config generation (every loop switches on a reload). */
+    struct ingest_cfg *ic = in->cur;
+    evbuffer_add_printf(buf, "# HELP mailhook_ingest_source_responses_total Webhooks answered, "
+                             "by source and status (counted since the last reload).\n"
+                             "# TYPE mailhook_ingest_source_responses_total counter\n");
+    for (size_t i = 0; i < ic->cfg->n_sources; i++) {
+        struct source_stats *ss = &ic->sources[i];
+        const struct {
+            const char *code;
+            _Atomic uint64_t *n;
+        } by_code[] = {{"200", &ss->accepted},
+                       {"400", &ss->bad_request},
+                       {"401", &ss->unauthorized},
+                       {"503", &ss->unavailable}};
+        for (size_t k = 0; k < sizeof(by_code) / sizeof(by_code[0]); k++)
+            evbuffer_add_printf(buf,
+                                "mailhook_ingest_source_responses_total{source=\"%s\",code=\"%s\"}"
+                                " %llu\n",
+                                ic->cfg->sources[i]->name, by_code[k].code,
+                                (unsigned long long)atomic_load(by_code[k].n));
+    }
     mh_histogram_write(&s->ack_latency, "mailhook_ingest_ack_seconds",
                        "Time from a webhook's last byte to its 200: verification, Kafka's "
                        "acknowledgement (acks=all) and the reply.",

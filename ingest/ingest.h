@@ -22,8 +22,15 @@
 
 /* A loaded config plus the requests and loops still using it (SIGHUP swaps configs
  * under load). */
+/* How one source's webhooks were answered, for /metrics. Per config generation: a
+ * reload starts them again from 0 (a counter reset, as Prometheus expects it). */
+struct source_stats {
+    _Atomic uint64_t accepted, unauthorized, bad_request, unavailable;
+};
+
 struct ingest_cfg {
     struct mh_config *cfg;
+    struct source_stats *sources; /* sources[i] counts cfg->sources[i] */
     atomic_int refs;
 };
 
@@ -88,7 +95,11 @@ struct ingest {
     struct event *fresh_ev, *resume_ev;
 };
 
+/* Takes cfg; one reference. */
+struct ingest_cfg *ingest_cfg_new(struct mh_config *cfg);
 struct ingest_cfg *ingest_cfg_ref(struct ingest_cfg *ic);
+/* The counters of src, one of ic's sources. */
+struct source_stats *ingest_source_stats(struct ingest_cfg *ic, const struct mh_source *src);
 /* The producer failed for good: every loop drains what can be answered, and the
  * process exits with status 1 so the supervisor starts a fresh one (main.c). Called on
  * the failing loop's thread. */

@@ -41,6 +41,22 @@ static const char usage[] =
     "  -h, --help          this text\n"
     "  -V, --version       print the version\n";
 
+struct ingest_cfg *ingest_cfg_new(struct mh_config *cfg)
+{
+    struct ingest_cfg *ic = mh_calloc(1, sizeof(*ic));
+    ic->cfg = cfg;
+    ic->sources = mh_calloc(cfg->n_sources ? cfg->n_sources : 1, sizeof(*ic->sources));
+    atomic_init(&ic->refs, 1);
+    return ic;
+}
+
+struct source_stats *ingest_source_stats(struct ingest_cfg *ic, const struct mh_source *src)
+{
+    for (size_t i = 0; i < ic->cfg->n_sources; i++)
+        if (ic->cfg->sources[i] == src) return &ic->sources[i];
+    return NULL;
+}
+
 struct ingest_cfg *ingest_cfg_ref(struct ingest_cfg *ic)
 {
     atomic_fetch_add(&ic->refs, 1);
@@ -51,6 +67,7 @@ void ingest_cfg_unref(struct ingest_cfg *ic)
 {
     if (!ic || atomic_fetch_sub(&ic->refs, 1) > 1) return;
     mh_config_free(ic->cfg);
+    free(ic->sources);
     free(ic);
 }
 
@@ -189,9 +206,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         mh_error("reload failed, keeping the running config: %s", err);
         return;
     }
-    struct ingest_cfg *ic = mh_calloc(1, sizeof(*ic));
-    ic->cfg = cfg;
-    atomic_init(&ic->refs, 1);
+    struct ingest_cfg *ic = ingest_cfg_new(cfg);
     send_ctl(p, ic, 0);
     ingest_cfg_unref(ic);
     mh_info("config reloaded: %zu sources", cfg->n_sources);
@@ -272,9 +287,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!getenv("MAILHOOK_LOG_LEVEL")) mh_log_level_parse(cfg->ingest.log_level, &mh_log_threshold);
-    struct ingest_cfg *ic = mh_calloc(1, sizeof(*ic));
-    ic->cfg = cfg;
-    atomic_init(&ic->refs, 1);
+    struct ingest_cfg *ic = ingest_cfg_new(cfg);
 
     signal(SIGPIPE, SIG_IGN);
     /* The loops' bases are driven from the main thread too (event_active). */

@@ -92,6 +92,16 @@ def test_metrics_follow_the_batches(mailhook, tmp_path):
         ingest_text = requests.get(ingest_url + "/metrics", timeout=5).text
         assert _metric(ingest_text, "mailhook_ingest_ack_seconds_count") == 36
         assert _metric(ingest_text, "mailhook_ingest_ack_seconds_sum") > 0
+        # The ingest counts its answers per source: a wrong signature shows as that
+        # source's 401.
+        bad = helpers.post(ingest_url, "ivymail", bodies[0],
+                           helpers.signature_headers(src, bodies[0], "not-the-secret"))
+        assert bad.status_code == 401
+        ingest_text = requests.get(ingest_url + "/metrics", timeout=5).text
+        per_source = "mailhook_ingest_source_responses_total"
+        assert _metric(ingest_text, per_source, '{source="ivymail",code="200"}') == 36
+        assert _metric(ingest_text, per_source, '{source="ivymail",code="401"}') == 1
+        assert _metric(ingest_text, per_source, '{source="maildog",code="200"}') == 0
         assert len(mailhook.consume(topics["events"], expect_n=30, settle=1)) == 30
 
         assert requests.post(base + "/metrics", timeout=5).status_code == 405
