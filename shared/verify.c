@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 
 #include "mailhook/config.h"
+#include "mailhook/event.h"
 #include "mailhook/headers.h"
 #include "mailhook/log.h"
 
@@ -560,4 +561,16 @@ int mh_stdwh_source_sign(const struct mh_source *src, struct mh_sign_req *sr,
     snprintf(name, sizeof(name), "%s-signature", prefix);
     mh_headers_add(sr->headers, name, sig);
     return 0;
+}
+
+void mh_stdwh_event_finish(json_t *ev, const struct mh_raw *raw, const char *when,
+                           const char *link)
+{
+    struct mh_stdwh_headers t = {0};
+    if (raw->headers) mh_stdwh_headers(raw->headers, &t);
+    size_t len = 8 + (when ? strlen(when) : 0) + (link ? strlen(link) : 0);
+    char *extra = mh_malloc(len);
+    snprintf(extra, len, "%s\n%s", when ? when : "", link ? link : "");
+    mh_event_finish(ev, t.id, extra);
+    free(extra);
 }

@@ -143,8 +143,7 @@ struct claim_set {
     struct slot *slots;
     size_t nslots;
     json_t *rows;   /* insert_sql's rows */
-    json_t *keys;   /* claims_sql's keys */
-    char *keys_txt; /* keys as the statement's parameter */
+    json_t *keys;   /* claims_sql's keys (with their claim day, once it is known) */
 };
 
 /*
@@ -172,14 +171,11 @@ static size_t claim_set_build(struct batch *b, struct claim_set *cs)
         return 0;
     }
     cs->rows = build_rows(b, &cs->keys);
-    cs->keys_txt = json_dumps(cs->keys, JSON_COMPACT);
-    if (!cs->keys_txt) mh_oom();
     return cs->nslots;
 }
 
 static void claim_set_free(struct claim_set *cs)
 {
-    free(cs->keys_txt);
     json_decref(cs->rows);
     json_decref(cs->keys);
     free(cs->slots);
@@ -202,8 +198,11 @@ static void drop_broken_connection(struct worker *w)
 static int read_claims(struct worker *w, const struct claim_set *cs, const char *sql,
                        unsigned char *found, char *err, size_t errlen)
 {
-    const char *p[] = {cs->keys_txt};
+    char *keys_txt = json_dumps(cs->keys, JSON_COMPACT);
+    if (!keys_txt) mh_oom();
+    const char *p[] = {keys_txt};
     PGresult *res = PQexecParams(w->pg, sql, 1, NULL, p, NULL, NULL, 0);
+    free(keys_txt);
     if (exec_ok(res, PGRES_TUPLES_OK, "read claims", err, errlen) < 0) {
         PQclear(res);
         return -1;
@@ -224,8 +223,8 @@ static int read_claims(struct worker *w, const struct claim_set *cs, const char 
 
 /*
  * From insert_sql's result: marks fresh the events this statement inserted, and gives
- * every key its claim day (then re-renders keys_txt). Returns 1 when every key has one,
- * else 0 (read the claims without days then).
+ * every key its claim day. Returns 1 when every key has one, else 0 (read the claims
+ * without days then).
  */
 static int set_claim_days(struct claim_set *cs, PGresult *res)
 {
@@ -246,9 +245,6 @@ static int set_claim_days(struct claim_set *cs, PGresult *res)
         }
     }
     free(key_of);
-    free(cs->keys_txt);
-    cs->keys_txt = json_dumps(cs->keys, JSON_COMPACT);
-    if (!cs->keys_txt) mh_oom();
     return n_days == json_array_size(cs->keys);
 }
 

@@ -205,15 +205,6 @@ static void add_other(json_t *ev, const char *name, json_t *data)
     meta_set(ev, "origin", json_object_get(data, "origin"));
 }
 
-/* The Svix message id of the family verify used (else whichever id header there is). */
-static const char *message_header_id(const struct mh_raw *raw)
-{
-    struct mh_stdwh_headers t = {0};
-    if (!raw->headers) return NULL;
-    mh_stdwh_headers(raw->headers, &t);
-    return t.id;
-}
-
 static json_t *event_of(const struct mh_raw *raw, json_t *root, char *err, size_t errlen)
 {
     const char *name = mh_json_str(root, "type");
@@ -251,11 +242,7 @@ static json_t *event_of(const struct mh_raw *raw, json_t *root, char *err, size_
 
     /* Derived id (no svix-id): the raw creation time and the link tell events apart. */
     const char *link = mh_json_str(json_object_get(data, "click"), "link");
-    size_t len = 8 + (created ? strlen(created) : 0) + (link ? strlen(link) : 0);
-    char *extra = mh_malloc(len);
-    snprintf(extra, len, "%s\n%s", created ? created : "", link ? link : "");
-    mh_event_finish(ev, message_header_id(raw), extra);
-    free(extra);
+    mh_stdwh_event_finish(ev, raw, created, link);
     return ev;
 }
 

@@ -138,15 +138,6 @@ static int add_data(json_t *ev, const char *type, json_t *data, char *err, size_
     return 0;
 }
 
-/* The message id of the family verify used (else whichever id header there is). */
-static const char *message_header_id(const struct mh_raw *raw)
-{
-    struct mh_stdwh_headers t = {0};
-    if (!raw->headers) return NULL;
-    mh_stdwh_headers(raw->headers, &t);
-    return t.id;
-}
-
 static json_t *event_of(const struct mh_raw *raw, json_t *root, char *err, size_t errlen)
 {
     if (!json_is_object(root)) {
@@ -183,11 +174,7 @@ static json_t *event_of(const struct mh_raw *raw, json_t *root, char *err, size_
     }
     /* Derived id (no webhook-id): the raw time text and the link tell events apart. */
     const char *url = mh_json_str(json_object_get(data, "click"), "url");
-    size_t len = 8 + (when ? strlen(when) : 0) + (url ? strlen(url) : 0);
-    char *extra = mh_malloc(len);
-    snprintf(extra, len, "%s\n%s", when ? when : "", url ? url : "");
-    mh_event_finish(ev, message_header_id(raw), extra);
-    free(extra);
+    mh_stdwh_event_finish(ev, raw, when, url);
     return ev;
 }
 

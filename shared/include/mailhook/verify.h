@@ -4,6 +4,7 @@
 #ifndef MH_VERIFY_H
 #define MH_VERIFY_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -193,5 +194,13 @@ enum mh_verdict mh_stdwh_source_verify(const struct mh_source *src, const struct
  */
 int mh_stdwh_source_sign(const struct mh_source *src, struct mh_sign_req *sr,
                          const char *prefix, char *err, size_t errlen);
+/*
+ * For parse: finishes ev (mh_event_finish) with the message id of the header family
+ * verify used (webhook-id / svix-id) as the provider id; without one, the id is derived
+ * from the event and from when and link, the raw texts that tell two events of one
+ * message apart (either may be NULL).
+ */
+void mh_stdwh_event_finish(json_t *ev, const struct mh_raw *raw, const char *when,
+                           const char *link);
 
 #endif
