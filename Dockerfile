@@ -40,7 +40,10 @@ WORKDIR /usr/share/mailhook
 COPY CMakeLists.txt ./
 COPY shared/ shared/
 COPY ingest/ ingest/
+COPY pipeline/ pipeline/
+COPY store/ store/
 COPY worker/ worker/
+COPY api/ api/
 COPY cli/ cli/
 COPY migrations/ migrations/
 

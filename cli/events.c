@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "store.h"
 #include "cli.h"
 #include "mailhook/log.h"
 #include "table.h"

@@ -1,6 +1,6 @@
 /*
  * maintain.c — `mailhook maintain`: one maintenance pass, as mailhook-api runs on its
- * timer (api_maintain.c): event-log partitions created ahead and dropped past the
+ * timer (store/maintain.c): event-log partitions created ahead and dropped past the
  * retention window, expired temporary suppressions ended, pending suppression states
  * published. For a cron job, or a deployment without mailhook-api.
  */
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "store.h"
 #include "cli.h"
 
 static const char usage[] =

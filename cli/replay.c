@@ -48,7 +48,7 @@
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
 #include "replay.h"
-#include "worker.h"
+#include "pipeline.h"
 
 #define PG_GIVE_UP_MS 30000
 #define MAX_ABORTS_IN_A_ROW 5

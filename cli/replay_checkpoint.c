@@ -13,20 +13,17 @@
 #include <string.h>
 
 #include "mailhook/log.h"
+#include "mailhook/pg.h"
 #include "replay.h"
 
+/* mh_pg_ok, with a hint when the table is missing. */
 static int pg_failed(PGresult *res, ExecStatusType want, const char *what, char *err,
                      size_t errlen)
 {
-    if (PQresultStatus(res) == want) return 0;
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (state && !strcmp(state, "42P01"))
-        snprintf(err, errlen, "%s: table mh_replay_checkpoints does not exist (run `mailhook migrate`)",
+    if (mh_pg_ok(res, want, what, err, errlen) == 0) return 0;
+    if (!strcmp(mh_pg_sqlstate(res), "42P01"))
+        snprintf(err, errlen, "postgres %s: table mh_replay_checkpoints does not exist (run `mailhook migrate`)",
                  what);
-    else
-        snprintf(err, errlen, "%s: %s", what, PQresultErrorMessage(res));
-    char *nl = strchr(err, '\n');
-    if (nl) *nl = '\0';
     return -1;
 }
 
@@ -102,7 +99,7 @@ int replay_checkpoint_create(PGconn *pg, const struct replay_spec *s, char *err,
                                  " VALUES ($1, $2::jsonb, $3::jsonb)"
                                  " ON CONFLICT (replay_id) DO NOTHING RETURNING replay_id",
                                  3, NULL, params, NULL, NULL, 0);
-    int rc = pg_failed(res, PGRES_TUPLES_OK, "postgres: record the replay", err, errlen);
+    int rc = pg_failed(res, PGRES_TUPLES_OK, "record the replay", err, errlen);
     if (rc == 0 && PQntuples(res) == 0) {
         snprintf(err, errlen,
                  "replay \"%s\" exists already; continue it with --resume %s, or choose another --id",
@@ -125,7 +122,7 @@ int replay_checkpoint_load(PGconn *pg, const char *id, struct replay_spec *s,
                                  1, NULL, params, NULL, NULL, 0);
     json_t *spec = NULL, *progress = NULL;
     int rc = -1;
-    if (pg_failed(res, PGRES_TUPLES_OK, "postgres: load the replay", err, errlen) < 0) goto out;
+    if (pg_failed(res, PGRES_TUPLES_OK, "load the replay", err, errlen) < 0) goto out;
     if (PQntuples(res) == 0) {
         snprintf(err, errlen, "no replay \"%s\" (`mailhook replay --list` shows them)", id);
         goto out;
@@ -181,7 +178,7 @@ int replay_checkpoint_progress(PGconn *pg, const struct replay_spec *s,
                                  "UPDATE mh_replay_checkpoints SET progress = $2::jsonb,"
                                  " status = $3, updated_at = now() WHERE replay_id = $1",
                                  3, NULL, params, NULL, NULL, 0);
-    int rc = pg_failed(res, PGRES_COMMAND_OK, "postgres: record progress", err, errlen);
+    int rc = pg_failed(res, PGRES_COMMAND_OK, "record progress", err, errlen);
     PQclear(res);
     free(progress);
     return rc;
@@ -194,7 +191,7 @@ int replay_checkpoint_list(PGconn *pg, FILE *out, int json, char *err, size_t er
                            " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
                            " to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
                            " FROM mh_replay_checkpoints ORDER BY created_at, replay_id");
-    if (pg_failed(res, PGRES_TUPLES_OK, "postgres: list replays", err, errlen) < 0) {
+    if (pg_failed(res, PGRES_TUPLES_OK, "list replays", err, errlen) < 0) {
         PQclear(res);
         return -1;
     }

@@ -12,7 +12,7 @@
 
 #include "cli.h"
 #include "mailhook/log.h"
-#include "suppression.h"
+#include "suppressions.h"
 #include "table.h"
 
 #define IMPORT_BATCH 500

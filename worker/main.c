@@ -22,7 +22,7 @@
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
 #include "metrics.h"
-#include "worker.h"
+#include "pipeline.h"
 
 #define PG_GIVE_UP_MS 30000
 /* A second under the 10 s a shutdown may take: leaves time to exit. */

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#include "worker.h"
+#include "pipeline.h"
 
 /* Longer than any legitimate pass of the loop: a PostgreSQL outage is retried for 30 s
  * before the batch is rewound, and a Kafka transaction is given 30 s to commit. */

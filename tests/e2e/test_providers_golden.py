@@ -1,4 +1,4 @@
-"""Every provider's fixtures through the real pipeline (issue: the seed providers).
+"""Every provider's fixtures through the real pipeline.
 
 For each provider a source named after it (tenant "test", as the unit-test fixtures use)
 is configured on an ingest + worker of this module's own. Every tests/fixtures case is

@@ -1,6 +1,6 @@
 /*
  * test_suppression_rules.c — which event does what to its recipient's suppression state
- * under a tenant's rules (worker/suppression_rules.c), the effect objects handed to
+ * under a tenant's rules (shared/suppression_rules.c), the effect objects handed to
  * PostgreSQL, address normalization, and the [suppression] / [suppression.TENANT] /
  * [api] config sections (defaults, inheritance, errors with file and line).
  */
@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 /* The rules are pure functions; the test compiles them in directly. */
-#include "../../worker/suppression_rules.c"
+#include "mailhook/suppression_rules.h"
 
 static char path[64];
 

@@ -1,5 +1,5 @@
 /*
- * suppression.h — the suppression rules (which event does what to an address) and the
+ * suppressions.h — the suppression rules (which event does what to an address) and the
  * store that the API and the CLI use to read and change suppression state.
  *
  * The state itself lives in PostgreSQL (migrations/0003_suppressions.sql): two
@@ -7,8 +7,8 @@
  * under a per-address session advisory lock that is held until the new state is on the
  * compacted suppressions topic. docs/suppression.md has the whole model.
  */
-#ifndef MH_SUPPRESSION_H
-#define MH_SUPPRESSION_H
+#ifndef MH_STORE_SUPPRESSIONS_H
+#define MH_STORE_SUPPRESSIONS_H
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 #include "mailhook/config.h"
-#include "suppression_rules.h"
+#include "mailhook/suppression_rules.h"
 
-/* ---- store (suppression_store.c) ------------------------------------------------------ */
+/* ---- store (store/suppressions.c) ------------------------------------------------------ */
 
 struct supp_store {
     const struct mh_config *cfg;
@@ -76,10 +76,5 @@ int supp_expire_and_publish(struct supp_store *st, size_t *published, char *err,
 
 /* Releases every advisory lock the store's session holds. */
 void supp_unlock_all(struct supp_store *st);
-
-/* ---- shared by the store, the event log and maintenance ------------------------------- */
-
-/* PGRES check that writes "postgres WHAT: message" (one line) into err. 0 or -1. */
-int supp_pg_ok(PGresult *res, ExecStatusType want, const char *what, char *err, size_t errlen);
 
 #endif

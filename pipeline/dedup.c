@@ -16,7 +16,8 @@
 #include <string.h>
 
 #include "mailhook/log.h"
-#include "worker.h"
+#include "mailhook/pg.h"
+#include "pipeline.h"
 
 /* Returns every row's idx, its claim day and whether this statement inserted it (a
  * first-time claim). */
@@ -68,15 +69,6 @@ int dedup_connect(struct worker *w, char *err, size_t errlen)
         return -1;
     }
     return 0;
-}
-
-static int exec_ok(PGresult *res, ExecStatusType want, const char *what, char *err, size_t errlen)
-{
-    if (PQresultStatus(res) == want) return 0;
-    snprintf(err, errlen, "postgres %s: %s", what, PQresultErrorMessage(res));
-    char *nl = strchr(err, '\n');
-    if (nl) *nl = '\0';
-    return -1;
 }
 
 static const char *str_or(json_t *ev, const char *key, const char *def)
@@ -203,7 +195,7 @@ static int read_claims(struct worker *w, const struct claim_set *cs, const char 
     const char *p[] = {keys_txt};
     PGresult *res = PQexecParams(w->pg, sql, 1, NULL, p, NULL, NULL, 0);
     free(keys_txt);
-    if (exec_ok(res, PGRES_TUPLES_OK, "read claims", err, errlen) < 0) {
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "read claims", err, errlen) < 0) {
         PQclear(res);
         return -1;
     }
@@ -261,12 +253,12 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
     if (!rows_txt) mh_oom();
 
     res = PQexec(w->pg, "BEGIN");
-    if (exec_ok(res, PGRES_COMMAND_OK, "begin", err, errlen) < 0) goto rollback;
+    if (mh_pg_ok(res, PGRES_COMMAND_OK, "begin", err, errlen) < 0) goto rollback;
     PQclear(res);
 
     const char *p1[] = {rows_txt};
     res = PQexecParams(w->pg, insert_sql, 1, NULL, p1, NULL, NULL, 0);
-    if (exec_ok(res, PGRES_TUPLES_OK, "insert claims", err, errlen) < 0) goto rollback;
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "insert claims", err, errlen) < 0) goto rollback;
     int all_days = set_claim_days(&cs, res);
     PQclear(res);
     res = NULL;
@@ -281,7 +273,7 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
     if (!w->skip_suppression && suppression_apply(w, b, err, errlen) < 0) goto rollback;
 
     res = PQexec(w->pg, "COMMIT");
-    if (exec_ok(res, PGRES_COMMAND_OK, "commit", err, errlen) < 0) goto out;
+    if (mh_pg_ok(res, PGRES_COMMAND_OK, "commit", err, errlen) < 0) goto out;
     rc = 0;
     goto out;
 

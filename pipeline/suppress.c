@@ -1,5 +1,5 @@
 /*
- * suppression.c — suppression effects of claimed events (the hook worker.h describes).
+ * suppress.c — suppression effects of claimed events (the hook pipeline.h describes).
  *
  * Inside the claim transaction, every event its own record claims (rec->emit) and whose
  * type the tenant's rules care about (suppression_rules.c) becomes one effect; all of a
@@ -23,23 +23,14 @@
 #include <string.h>
 
 #include "mailhook/log.h"
-#include "suppression.h"
-#include "worker.h"
+#include "mailhook/pg.h"
+#include "mailhook/suppression_rules.h"
+#include "pipeline.h"
 
 static const char apply_sql[] = "SELECT key, value FROM mh_suppression_apply($1::jsonb)";
 
 /* The worker is single-threaded: one flag per process says whether locks are held. */
 static int locks_held;
-
-int supp_pg_ok(PGresult *res, ExecStatusType want, const char *what, char *err, size_t errlen)
-{
-    if (PQresultStatus(res) == want) return 0;
-    snprintf(err, errlen, "postgres %s: %s", what,
-             res ? PQresultErrorMessage(res) : "no result (connection lost)");
-    char *nl = strchr(err, '\n');
-    if (nl) *nl = '\0';
-    return -1;
-}
 
 int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errlen)
 {
@@ -72,7 +63,7 @@ int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errle
     const char *params[] = {txt};
     locks_held = 1; /* set before: a failure may leave some taken */
     res = PQexecParams(w->pg, apply_sql, 1, NULL, params, NULL, NULL, 0);
-    if (supp_pg_ok(res, PGRES_TUPLES_OK, "apply suppressions", err, errlen) < 0) goto out;
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "apply suppressions", err, errlen) < 0) goto out;
     b->suppression_out = json_array();
     for (int row = 0; row < PQntuples(res); row++) {
         json_t *change = json_object();

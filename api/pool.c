@@ -1,5 +1,5 @@
 /*
- * api_pool.c — the thread pool behind mailhook-api's requests (see api_pool.h).
+ * pool.c — the thread pool behind mailhook-api's requests (see pool.h).
  *
  * Two FIFO lists under one mutex: `todo` (submitted, not started) and `done` (run, not
  * yet handed back). A pool thread that moves a job to an empty `done` list writes the
@@ -15,7 +15,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "api_pool.h"
+#include "pool.h"
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
 

@@ -1,5 +1,5 @@
 /*
- * suppression_store.c — suppression state for the API and the CLI: "may I send?",
+ * store/suppressions.c — suppression state for the API and the CLI: "may I send?",
  * listing, manual changes, and publishing states that the topic does not have yet.
  *
  * Manual changes go through mh_suppression_apply exactly like events (same registers,
@@ -11,8 +11,8 @@
  * `pending` in the same transaction and cleared once published; if Kafka fails in
  * between, maintenance (supp_expire_and_publish) publishes them later.
  *
- * Not here: HTTP (api_http.c), the event log (api_eventlog.c), partitions
- * (api_maintain.c).
+ * Not here: HTTP (http.c), the event log (store/eventlog.c), partitions
+ * (store/maintain.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +22,9 @@
 #include "mailhook/crypto.h"
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
+#include "mailhook/pg.h"
 #include "mailhook/timeutil.h"
-#include "suppression.h"
+#include "suppressions.h"
 
 #define PUBLISH_BATCH 500
 #define MH_STR_(x) #x
@@ -188,7 +189,7 @@ int supp_store_ensure(struct supp_store *st, char *err, size_t errlen)
         return -1;
     }
     PGresult *res = PQprepare(st->pg, "supp_lookup", lookup_sql, 2, NULL);
-    int rc = supp_pg_ok(res, PGRES_COMMAND_OK, "prepare lookup", err, errlen);
+    int rc = mh_pg_ok(res, PGRES_COMMAND_OK, "prepare lookup", err, errlen);
     PQclear(res);
     if (rc < 0) {
         PQfinish(st->pg);
@@ -243,7 +244,7 @@ int supp_lookup(struct supp_store *st, const char *tenant, const char *address, 
     const char *params[] = {tenant, address};
     PGresult *res = PQexecPrepared(st->pg, "supp_lookup", 2, params, NULL, NULL, 0);
     int rc = -1;
-    if (supp_pg_ok(res, PGRES_TUPLES_OK, "lookup", err, errlen) < 0) {
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "lookup", err, errlen) < 0) {
         check_conn(st);
         goto out;
     }
@@ -268,7 +269,7 @@ int supp_list(struct supp_store *st, const char *tenant, const char *reason, con
     const char *cursor_tenant = after_tenant ? after_tenant : tenant ? tenant : "";
     const char *params[] = {tenant, reason, after, after ? cursor_tenant : NULL, lim};
     PGresult *res = PQexecParams(st->pg, list_sql, 5, NULL, params, NULL, NULL, 0);
-    if (supp_pg_ok(res, PGRES_TUPLES_OK, "list suppressions", err, errlen) < 0) {
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "list suppressions", err, errlen) < 0) {
         PQclear(res);
         check_conn(st);
         return -1;
@@ -292,7 +293,7 @@ static int apply_effects(struct supp_store *st, json_t *effects, int pending, js
     st->locked = 1;
     PGresult *res = PQexecParams(st->pg, apply_sql, 2, NULL, params, NULL, NULL, 0);
     free(txt);
-    if (supp_pg_ok(res, PGRES_TUPLES_OK, "apply suppressions", err, errlen) < 0) {
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "apply suppressions", err, errlen) < 0) {
         PQclear(res);
         return -1;
     }
@@ -316,7 +317,7 @@ static int exec_json(struct supp_store *st, const char *sql, json_t *arg, const 
     const char *params[] = {txt};
     PGresult *res = PQexecParams(st->pg, sql, 1, NULL, params, NULL, NULL, 0);
     free(txt);
-    int rc = supp_pg_ok(res, PGRES_COMMAND_OK, what, err, errlen);
+    int rc = mh_pg_ok(res, PGRES_COMMAND_OK, what, err, errlen);
     PQclear(res);
     return rc;
 }
@@ -324,7 +325,7 @@ static int exec_json(struct supp_store *st, const char *sql, json_t *arg, const 
 static int exec_cmd(struct supp_store *st, const char *sql, char *err, size_t errlen)
 {
     PGresult *res = PQexec(st->pg, sql);
-    int rc = supp_pg_ok(res, PGRES_COMMAND_OK, sql, err, errlen);
+    int rc = mh_pg_ok(res, PGRES_COMMAND_OK, sql, err, errlen);
     PQclear(res);
     return rc;
 }
@@ -406,7 +407,7 @@ static int publish_round(struct supp_store *st, const char *select_sql, int expi
     int rc = -1;
     *n = 0;
     PGresult *res = PQexec(st->pg, select_sql);
-    if (supp_pg_ok(res, PGRES_TUPLES_OK, "select addresses", err, errlen) < 0) {
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "select addresses", err, errlen) < 0) {
         PQclear(res);
         return -1;
     }

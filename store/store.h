@@ -1,16 +1,16 @@
 /*
- * api.h — what mailhook-api and the CLI share besides the suppression store: the event
- * log query (api_eventlog.c) and maintenance (api_maintain.c). The HTTP server itself
- * is api_http.c and api_main.c.
+ * store.h — the store library (mailhook_store) that mailhook-api and the CLI share,
+ * besides the suppression store (suppressions.h): the event log query (eventlog.c) and
+ * maintenance (maintain.c). The HTTP server itself is api/.
  */
-#ifndef MH_API_H
-#define MH_API_H
+#ifndef MH_STORE_H
+#define MH_STORE_H
 
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 
-#include "suppression.h"
+#include "suppressions.h"
 
 /* ---- event log ------------------------------------------------------------------------ */
 

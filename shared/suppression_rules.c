@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "mailhook/log.h"
-#include "suppression_rules.h"
+#include "mailhook/suppression_rules.h"
 
 enum supp_op supp_rule(const struct mh_suppression_policy *pol, json_t *ev, const char **reason)
 {

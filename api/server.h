@@ -1,5 +1,5 @@
 /*
- * api_server.h — mailhook-api's HTTP server (api_http.c) as main.c drives it.
+ * server.h — mailhook-api's HTTP server (http.c) as main.c drives it.
  */
 #ifndef MH_API_SERVER_H
 #define MH_API_SERVER_H
@@ -19,7 +19,7 @@ struct api_server;
 
 /*
  * Listens on [api] listen and serves requests, their database part on a pool of
- * [api] db_connections threads (api_pool.h). NULL with err when the address is invalid
+ * [api] db_connections threads (pool.h). NULL with err when the address is invalid
  * or taken, or the pool's producer cannot be created.
  */
 struct api_server *api_http_new(struct event_base *base, const struct mh_config *cfg, char *err,

@@ -1,5 +1,5 @@
 /*
- * api_pool.h — mailhook-api's PostgreSQL pool: a few threads, each with its own
+ * pool.h — mailhook-api's PostgreSQL pool: a few threads, each with its own
  * connection, that run the database part of requests while the libevent loop goes on
  * accepting, parsing and answering.
  *
@@ -17,7 +17,7 @@
 
 #include "mailhook/histogram.h"
 
-#include "suppression.h"
+#include "suppressions.h"
 
 struct api_job {
     /* On a pool thread, with that thread's store (connected on demand). */

@@ -16,7 +16,7 @@
 
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
-#include "worker.h"
+#include "pipeline.h"
 
 #define TXN_TIMEOUT_MS 30000
 

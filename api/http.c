@@ -1,5 +1,5 @@
 /*
- * api_http.c — mailhook-api's HTTP front: routing, bearer-token auth, parameters and
+ * http.c — mailhook-api's HTTP front: routing, bearer-token auth, parameters and
  * JSON replies. docs/api.md is the reference.
  *
  *   GET    /v1/suppressions/{address}?tenant=      may I send? 200 state | 404
@@ -15,7 +15,7 @@
  * unknown body fields: a typo must not silently widen a query or drop a change. Errors
  * are {"error": "..."} with the matching status. Requests are parsed and answered on
  * the libevent loop; their database part runs on the pool ([api] db_connections
- * threads, each with its own PostgreSQL connection; api_pool.c), so one slow query never
+ * threads, each with its own PostgreSQL connection; pool.c), so one slow query never
  * holds up the "may I send?" lookups behind it.
  */
 #include <errno.h>
@@ -30,9 +30,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "api.h"
-#include "api_pool.h"
-#include "api_server.h"
+#include "store.h"
+#include "pool.h"
+#include "server.h"
 #include "mailhook/crypto.h"
 #include "mailhook/log.h"
 

@@ -1,7 +1,6 @@
 /*
  * suppression_rules.h — which canonical event does what to an address's suppression
- * state (suppression_rules.c). Pure: no database, no Kafka, so unit tests include it
- * as it is.
+ * state (shared/suppression_rules.c). Pure: no database, no Kafka, so unit tests link it.
  */
 #ifndef MH_SUPPRESSION_RULES_H
 #define MH_SUPPRESSION_RULES_H

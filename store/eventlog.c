@@ -1,5 +1,5 @@
 /*
- * api_eventlog.c — the event log: the canonical events of mh_event_claims (each
+ * store/eventlog.c — the event log: the canonical events of mh_event_claims (each
  * distinct event once, as claimed) filtered by tenant, type, recipient, message id and
  * time, in pages.
  *
@@ -13,9 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "store.h"
 #include "mailhook/crypto.h"
 #include "mailhook/log.h"
+#include "mailhook/pg.h"
 #include "mailhook/timeutil.h"
 
 #define FILTERS                                                                              \
@@ -117,7 +118,7 @@ int eventlog_page(PGconn *pg, const struct eventlog_query *q, json_t **items, ch
                             cur[0], cur[1], cur[2], cur[3], lim};
     PGresult *res = PQexecParams(pg, q->oldest_first ? oldest_sql : newest_sql, 11, NULL, params,
                                  NULL, NULL, 0);
-    if (supp_pg_ok(res, PGRES_TUPLES_OK, "event log", err, errlen) < 0) {
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "event log", err, errlen) < 0) {
         PQclear(res);
         rc = -1;
         goto out;

@@ -1,11 +1,11 @@
 /*
- * api_main.c — mailhook-api: the HTTP API for senders and operators (suppressions, event
+ * main.c — mailhook-api: the HTTP API for senders and operators (suppressions, event
  * log) and the periodic maintenance (retention, expiry of temporary suppressions,
  * publishing pending states).
  *
  * It lives beside the worker because it needs PostgreSQL, which the ingest must never
  * depend on. One thread runs the libevent loop; [api] db_connections threads, each with
- * its own PostgreSQL connection, run the requests' queries (api_pool.c); one more runs
+ * its own PostgreSQL connection, run the requests' queries (pool.c); one more runs
  * maintenance every [api] maintenance_interval_s with connections of its own, so a slow
  * pass never holds up a request. SIGTERM/SIGINT stop listening, let every request in
  * progress be answered (up to [api] request_timeout_ms) and exit; a second signal exits
@@ -19,8 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "api.h"
-#include "api_server.h"
+#include "store.h"
+#include "server.h"
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
 

@@ -16,7 +16,7 @@
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
 #include "mailhook/timeutil.h"
-#include "worker.h"
+#include "pipeline.h"
 
 static void parse_record(struct worker *w, struct batch_rec *r)
 {

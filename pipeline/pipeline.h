@@ -1,5 +1,6 @@
 /*
- * worker.h — state shared by the parts of mailhook-worker.
+ * pipeline.h — the pipeline library (mailhook_pipeline): what mailhook-worker and
+ * `mailhook replay` both run on a batch of raw records.
  *
  * A worker is one member of the consumer group on the raw topic. For each batch it
  * (1) parses every raw record with its provider into canonical events, or marks it for
@@ -8,8 +9,8 @@
  * offsets in one Kafka transaction (emit.c). design.md "Dedup and exactly-once" says
  * why that order gives each distinct event exactly once to read_committed consumers.
  */
-#ifndef MH_WORKER_H
-#define MH_WORKER_H
+#ifndef MH_PIPELINE_H
+#define MH_PIPELINE_H
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -92,7 +93,7 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen);
 int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen);
 
 /*
- * suppression.c — called inside the claim transaction once emit/fresh are known.
+ * suppress.c — called inside the claim transaction once emit/fresh are known.
  * Applies the suppression effects of fresh events (only those: a redo never applies an
  * effect twice), takes the per-address locks that keep the suppressions topic in the
  * same order as PostgreSQL, and fills b->suppression_out with the current state of every

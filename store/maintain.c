@@ -1,5 +1,5 @@
 /*
- * api_maintain.c — retention and housekeeping, run by `mailhook maintain` and on
+ * store/maintain.c — retention and housekeeping, run by `mailhook maintain` and on
  * mailhook-api's timer.
  *
  * Retention never deletes the bulk row by row: the event log (which is also the dedup
@@ -15,8 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "store.h"
 #include "mailhook/log.h"
+#include "mailhook/pg.h"
 
 #define BATCH 5000
 #define MAINT_LOCK_KEY "7244117155150352003"
@@ -46,7 +47,7 @@ static long count_of(PGconn *pg, const char *sql, int nparams, const char *const
 {
     PGresult *res = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0);
     long n = -1;
-    if (supp_pg_ok(res, PGRES_TUPLES_OK, what, err, errlen) == 0 && PQntuples(res) == 1)
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, what, err, errlen) == 0 && PQntuples(res) == 1)
         n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return n;
@@ -60,7 +61,7 @@ static long delete_batches(PGconn *pg, const char *sql, const char *days, const 
     const char *params[] = {days};
     for (;;) {
         PGresult *res = PQexecParams(pg, sql, 1, NULL, params, NULL, NULL, 0);
-        if (supp_pg_ok(res, PGRES_COMMAND_OK, what, err, errlen) < 0) {
+        if (mh_pg_ok(res, PGRES_COMMAND_OK, what, err, errlen) < 0) {
             PQclear(res);
             return -1;
         }
@@ -101,7 +102,7 @@ int maintain_run(struct supp_store *st, long retention_days, long ahead_days,
 
     PQclear(PQexec(pg, "SET lock_timeout = '5s'"));
     PGresult *res = PQexec(pg, "SELECT pg_try_advisory_lock(" MAINT_LOCK_KEY ")");
-    if (supp_pg_ok(res, PGRES_TUPLES_OK, "maintenance lock", err, errlen) < 0) {
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "maintenance lock", err, errlen) < 0) {
         PQclear(res);
         goto out;
     }
