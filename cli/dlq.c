@@ -19,6 +19,7 @@
 #include "mailhook/crypto.h"
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
+#include "mailhook/record_headers.h"
 #include "mailhook/timeutil.h"
 #include "replay.h"
 #include "table.h"
@@ -82,7 +83,7 @@ static json_t *row_of(const rd_kafka_message_t *m, const struct replay_names *so
 {
     char src[256], prov[64], reason[1024], rid[128], rtopic[256], rpart[32], roff[32], t[40],
         recv[64];
-    const char *source = header(m, "mh-source", src, sizeof(src));
+    const char *source = header(m, MH_HDR_SOURCE, src, sizeof(src));
     if (sources->n && !(source && replay_names_has(sources, source))) return NULL;
     json_t *o = json_object();
     rd_kafka_timestamp_type_t tt;
@@ -93,13 +94,13 @@ static json_t *row_of(const rd_kafka_message_t *m, const struct replay_names *so
         json_object_set_new(o, "ts_ms", json_integer(ts));
     }
     set_str(o, "source", source);
-    set_str(o, "provider", header(m, "mh-provider", prov, sizeof(prov)));
-    set_str(o, "reason", header(m, "mh-dlq-reason", reason, sizeof(reason)));
-    set_str(o, "request_id", header(m, "mh-request-id", rid, sizeof(rid)));
-    set_str(o, "received_at", header(m, "mh-received-at", recv, sizeof(recv)));
-    const char *rt = header(m, "mh-raw-topic", rtopic, sizeof(rtopic));
-    const char *rp = header(m, "mh-raw-partition", rpart, sizeof(rpart));
-    const char *ro = header(m, "mh-raw-offset", roff, sizeof(roff));
+    set_str(o, "provider", header(m, MH_HDR_PROVIDER, prov, sizeof(prov)));
+    set_str(o, "reason", header(m, MH_HDR_DLQ_REASON, reason, sizeof(reason)));
+    set_str(o, "request_id", header(m, MH_HDR_REQUEST_ID, rid, sizeof(rid)));
+    set_str(o, "received_at", header(m, MH_HDR_RECEIVED_AT, recv, sizeof(recv)));
+    const char *rt = header(m, MH_HDR_RAW_TOPIC, rtopic, sizeof(rtopic));
+    const char *rp = header(m, MH_HDR_RAW_PARTITION, rpart, sizeof(rpart));
+    const char *ro = header(m, MH_HDR_RAW_OFFSET, roff, sizeof(roff));
     set_str(o, "raw_topic", rt);
     if (rp && ro) {
         char raw[80];

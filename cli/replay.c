@@ -46,9 +46,10 @@
 #include "mailhook/crypto.h"
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
+#include "mailhook/record_headers.h"
 #include "mailhook/timeutil.h"
-#include "replay.h"
 #include "pipeline.h"
+#include "replay.h"
 
 #define PG_GIVE_UP_MS 30000
 #define MAX_ABORTS_IN_A_ROW 5
@@ -437,11 +438,11 @@ static void filter_records(struct replay *r, struct batch *b, struct replay_coun
         const char *v;
         int keep = 1;
         if (s->sources.n) {
-            v = mh_kafka_header(b->recs[i].rkm, "mh-source", buf, sizeof(buf));
+            v = mh_kafka_header(b->recs[i].rkm, MH_HDR_SOURCE, buf, sizeof(buf));
             keep = v && replay_names_has(&s->sources, v);
         }
         if (keep && s->providers.n) {
-            v = mh_kafka_header(b->recs[i].rkm, "mh-provider", buf, sizeof(buf));
+            v = mh_kafka_header(b->recs[i].rkm, MH_HDR_PROVIDER, buf, sizeof(buf));
             keep = v && replay_names_has(&s->providers, v);
         }
         if (!keep) {

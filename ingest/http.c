@@ -26,6 +26,7 @@
 #include "mailhook/histogram.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/record_headers.h"
 #include "mailhook/timeutil.h"
 
 #define WEBHOOK_PREFIX "/v1/webhooks/"
@@ -203,11 +204,11 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     }
 
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(8 + src->n_forward);
-    add_header(hdrs, "mh-source", src->name);
-    add_header(hdrs, "mh-provider", src->provider->name);
-    add_header(hdrs, "mh-tenant", src->tenant);
-    add_header(hdrs, "mh-received-at", received);
-    add_header(hdrs, "mh-request-id", rid);
+    add_header(hdrs, MH_HDR_SOURCE, src->name);
+    add_header(hdrs, MH_HDR_PROVIDER, src->provider->name);
+    add_header(hdrs, MH_HDR_TENANT, src->tenant);
+    add_header(hdrs, MH_HDR_RECEIVED_AT, received);
+    add_header(hdrs, MH_HDR_REQUEST_ID, rid);
     add_header(hdrs, "content-type", mh_headers_get(&headers, "content-type"));
     for (size_t i = 0; i < src->n_forward; i++)
         add_header(hdrs, src->forward_headers[i], mh_headers_get(&headers, src->forward_headers[i]));

@@ -16,6 +16,7 @@
 
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
+#include "mailhook/record_headers.h"
 #include "pipeline.h"
 
 #define TXN_TIMEOUT_MS 30000
@@ -168,13 +169,13 @@ static rd_kafka_resp_err_t emit_dead_letter(struct worker *w, struct batch_rec *
         h = rd_kafka_headers_copy(src);
     else
         h = rd_kafka_headers_new(4);
-    hdr(h, "mh-dlq-reason", r->dlq_reason);
-    hdr(h, "mh-dlq-stage", "parse");
-    hdr(h, "mh-raw-topic", rd_kafka_topic_name(rkm->rkt));
+    hdr(h, MH_HDR_DLQ_REASON, r->dlq_reason);
+    hdr(h, MH_HDR_DLQ_STAGE, "parse");
+    hdr(h, MH_HDR_RAW_TOPIC, rd_kafka_topic_name(rkm->rkt));
     snprintf(num, sizeof(num), "%d", (int)rkm->partition);
-    hdr(h, "mh-raw-partition", num);
+    hdr(h, MH_HDR_RAW_PARTITION, num);
     snprintf(num, sizeof(num), "%lld", (long long)rkm->offset);
-    hdr(h, "mh-raw-offset", num);
+    hdr(h, MH_HDR_RAW_OFFSET, num);
     return produce(w, w->cfg->worker.dlq_topic, rkm->key, rkm->key_len, rkm->payload, rkm->len, h);
 }
 

@@ -15,6 +15,7 @@
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/record_headers.h"
 #include "mailhook/timeutil.h"
 #include "pipeline.h"
 
@@ -25,8 +26,8 @@ static void parse_record(struct worker *w, struct batch_rec *r)
     const rd_kafka_message_t *rkm = r->rkm;
 
     mh_kafka_headers_read(rkm, &h);
-    const char *provider_name = mh_headers_get(&h, "mh-provider");
-    const char *received = mh_headers_get(&h, "mh-received-at");
+    const char *provider_name = mh_headers_get(&h, MH_HDR_PROVIDER);
+    const char *received = mh_headers_get(&h, MH_HDR_RECEIVED_AT);
     int64_t received_ms = 0;
     const struct mh_provider *p = provider_name ? mh_provider_find(provider_name) : NULL;
 
@@ -42,9 +43,9 @@ static void parse_record(struct worker *w, struct batch_rec *r)
     if (received) mh_time_parse(received, &received_ms);
 
     struct mh_raw raw = {
-        .source = mh_headers_get(&h, "mh-source"),
+        .source = mh_headers_get(&h, MH_HDR_SOURCE),
         .provider = p->name,
-        .tenant = mh_headers_get(&h, "mh-tenant"),
+        .tenant = mh_headers_get(&h, MH_HDR_TENANT),
         .headers = &h,
         .body = rkm->payload ? rkm->payload : (const void *)"",
         .body_len = rkm->len,
@@ -62,7 +63,7 @@ static void parse_record(struct worker *w, struct batch_rec *r)
     r->events = events;
 done:
     if (r->dlq_reason)
-        mh_log_at(MH_LOG_WARN, mh_headers_get(&h, "mh-request-id"), mh_headers_get(&h, "mh-source"),
+        mh_log_at(MH_LOG_WARN, mh_headers_get(&h, MH_HDR_REQUEST_ID), mh_headers_get(&h, MH_HDR_SOURCE),
                   "dead letter %s[%d]@%lld: %s", rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
                   (long long)rkm->offset, r->dlq_reason);
     mh_headers_clear(&h);
