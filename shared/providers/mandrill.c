@@ -17,8 +17,9 @@
  * shown) is tried, in constant time. The scheme has no timestamp: replays are absorbed
  * by dedup only. When a webhook is added Mandrill checks the URL with an unsigned HEAD
  * (answered by ingest, see answers_head) and may post an empty batch: a request without
- * a signature is accepted only when it holds exactly mandrill_events=[] (it carries
- * nothing to act on); with a signature, every request is checked.
+ * a signature is answered 200 without being published (MH_VERIFY_ACK) when it holds
+ * exactly mandrill_events=[], and refused otherwise; with a signature, every request is
+ * checked.
  *
  * Parse: docs/providers/mandrill.md has the mapping. Mandrill sends no event id and one
  * message has several events under the same _id, so ids are derived from the message
@@ -190,7 +191,11 @@ static enum mh_verdict mandrill_verify(const struct mh_source *src, const struct
     }
     enum mh_verdict v = MH_VERIFY_OK;
     if (!sig || !*sig) {
-        if (!empty_batch(&f)) {
+        /* The unsigned setup post is answered 200 and not published (MH_VERIFY_ACK):
+         * an unsigned request never reaches the raw topic. */
+        if (empty_batch(&f)) {
+            v = MH_VERIFY_ACK;
+        } else {
             snprintf(err, errlen, "header \"%s\" missing", SIG_HEADER);
             v = MH_VERIFY_REJECT;
         }

@@ -218,8 +218,8 @@ def test_provider_fixtures_through_the_pipeline(golden, provider):
 
 def test_mandrill_url_check_and_empty_batch(golden):
     """Adding a Mandrill webhook: an unsigned HEAD gets 200 and publishes nothing; an
-    unsigned empty batch is accepted (it carries no event); an unsigned batch with events
-    is refused. Other providers still answer HEAD with 405."""
+    unsigned empty batch gets 200 and publishes nothing either; an unsigned batch with
+    events is refused. Other providers still answer HEAD with 405."""
     import requests
 
     mh, _ = golden
@@ -233,6 +233,7 @@ def test_mandrill_url_check_and_empty_batch(golden):
     r = requests.post(mh.url("mandrill"), data='mandrill_events=%5B%7B%22event%22%3A%22send%22%7D%5D',
                       headers=form, timeout=10)
     assert r.status_code == 401
+    assert mh.end_offsets("raw") == raw_before
 
 
 def test_mailersend_test_ping_is_answered_not_published(golden):
