@@ -66,6 +66,7 @@ MH_APT_PACKAGES=(
   postgresql openjdk-17-jre-headless maven
   python3 python3-pip python3-venv
   curl openssl procps
+  clang
 )
 
 # Sources written into the local config; each name has a function

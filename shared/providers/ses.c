@@ -153,6 +153,10 @@ static int add_cert_dir(struct ses_state *st, const char *dir, char *err, size_t
         names[n++] = mh_strdup(de->d_name);
     }
     closedir(d);
+    if (n == 0) {
+        snprintf(err, errlen, "certificate_dir %s holds no .pem file", dir);
+        return -1;
+    }
     qsort(names, n, sizeof(*names), cmp_str);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {

@@ -10,10 +10,27 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "fuzz.h"
 #include "mailhook/provider.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* One input per provider: its index, then the file as the raw body. */
+unsigned mh_fuzz_variants(void)
+{
+    unsigned n = 0;
+    while (mh_providers[n]) n++;
+    return n;
+}
+
+size_t mh_fuzz_seed(const uint8_t *file, size_t len, unsigned variant, uint8_t *out, size_t cap)
+{
+    if (cap == 0) return 0;
+    out[0] = (uint8_t)variant;
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(out + 1, file, n);
+    return n + 1;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

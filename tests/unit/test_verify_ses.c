@@ -295,6 +295,13 @@ static void test_option_errors(void **state)
     assert_true(pt_config_fails_with("[source.s]\nprovider = ses\ncertificate_dir = /nonexistent\n"
                                      "topic_arn = " TOPIC_SES "\n",
                                      "cannot open directory"));
+    /* A directory without certificates (found by fuzz_config: it reached qsort(NULL, 0)). */
+    char empty[] = "/tmp/mailhook-ses-empty-XXXXXX";
+    assert_non_null(mkdtemp(empty));
+    snprintf(opts, sizeof(opts), "[source.s]\nprovider = ses\ncertificate_dir = %s\ntopic_arn = " TOPIC_SES "\n",
+             empty);
+    assert_true(pt_config_fails_with(opts, "holds no .pem file"));
+    rmdir(empty);
     pt_remove(junk);
 }
 
