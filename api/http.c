@@ -531,17 +531,25 @@ static void handle_metrics(struct api_server *s, struct evhttp_request *req)
     const struct api_stats *st = &s->stats;
     struct evbuffer *buf = evbuffer_new();
     evbuffer_add_printf(buf,
+                        "# HELP mailhook_api_requests_total HTTP requests received.\n"
                         "# TYPE mailhook_api_requests_total counter\n"
                         "mailhook_api_requests_total %llu\n"
+                        "# HELP mailhook_api_responses_total Responses, by status class.\n"
                         "# TYPE mailhook_api_responses_total counter\n"
                         "mailhook_api_responses_total{class=\"2xx\"} %llu\n"
                         "mailhook_api_responses_total{class=\"404\"} %llu\n"
                         "mailhook_api_responses_total{class=\"4xx\"} %llu\n"
                         "mailhook_api_responses_total{class=\"5xx\"} %llu\n"
+                        "# HELP mailhook_api_unauthorized_total Requests refused for a missing or "
+                        "wrong bearer token.\n"
                         "# TYPE mailhook_api_unauthorized_total counter\n"
                         "mailhook_api_unauthorized_total %llu\n"
+                        "# HELP mailhook_api_overloaded_total Requests answered 503 because too "
+                        "many were waiting for the database.\n"
                         "# TYPE mailhook_api_overloaded_total counter\n"
                         "mailhook_api_overloaded_total %llu\n"
+                        "# HELP mailhook_api_db_in_flight Requests queued on or running in the "
+                        "database pool.\n"
                         "# TYPE mailhook_api_db_in_flight gauge\n"
                         "mailhook_api_db_in_flight %zu\n",
                         (unsigned long long)st->requests, (unsigned long long)st->ok,

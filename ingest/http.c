@@ -254,22 +254,33 @@ static void handle_metrics(struct ingest *in, struct evhttp_request *req)
         conns += atomic_load(&in->proc->loops[i].conns_gauge);
     }
     evbuffer_add_printf(buf,
+                        "# HELP mailhook_ingest_requests_total HTTP requests received, every "
+                        "path.\n"
                         "# TYPE mailhook_ingest_requests_total counter\n"
                         "mailhook_ingest_requests_total %llu\n"
+                        "# HELP mailhook_ingest_responses_total Webhooks answered, by status.\n"
                         "# TYPE mailhook_ingest_responses_total counter\n"
                         "mailhook_ingest_responses_total{code=\"200\"} %llu\n"
                         "mailhook_ingest_responses_total{code=\"400\"} %llu\n"
                         "mailhook_ingest_responses_total{code=\"401\"} %llu\n"
                         "mailhook_ingest_responses_total{code=\"404\"} %llu\n"
                         "mailhook_ingest_responses_total{code=\"503\"} %llu\n"
+                        "# HELP mailhook_ingest_inflight Webhooks waiting for Kafka's "
+                        "acknowledgement.\n"
                         "# TYPE mailhook_ingest_inflight gauge\n"
                         "mailhook_ingest_inflight %ld\n"
+                        "# HELP mailhook_ingest_kafka_ready 1 when Kafka is reachable (/readyz "
+                        "answers 200), else 0.\n"
                         "# TYPE mailhook_ingest_kafka_ready gauge\n"
                         "mailhook_ingest_kafka_ready %d\n"
+                        "# HELP mailhook_ingest_loops Event loops serving requests.\n"
                         "# TYPE mailhook_ingest_loops gauge\n"
                         "mailhook_ingest_loops %d\n"
+                        "# HELP mailhook_ingest_connections Open client connections.\n"
                         "# TYPE mailhook_ingest_connections gauge\n"
                         "mailhook_ingest_connections %ld\n"
+                        "# HELP mailhook_ingest_accept_pauses_total Times accepting connections "
+                        "paused after an accept error (such as too many open files).\n"
                         "# TYPE mailhook_ingest_accept_pauses_total counter\n"
                         "mailhook_ingest_accept_pauses_total %llu\n",
                         (unsigned long long)s->requests, (unsigned long long)s->accepted,
@@ -302,7 +313,9 @@ static void handle_metrics(struct ingest *in, struct evhttp_request *req)
                        "Time from a webhook's last byte to its 200: verification, Kafka's "
                        "acknowledgement (acks=all) and the reply.",
                        buf);
-    evbuffer_add_printf(buf, "# TYPE mailhook_ingest_loop_requests_total counter\n");
+    evbuffer_add_printf(buf, "# HELP mailhook_ingest_loop_requests_total HTTP requests received, "
+                             "by event loop.\n"
+                             "# TYPE mailhook_ingest_loop_requests_total counter\n");
     for (int i = 0; i < in->proc->n_loops; i++)
         evbuffer_add_printf(buf, "mailhook_ingest_loop_requests_total{loop=\"%d\"} %llu\n", i,
                             (unsigned long long)atomic_load(&in->proc->loops[i].requests));
