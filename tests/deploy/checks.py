@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import fnmatch
 import http.client
+import json
 import os
 import re
 import shlex
@@ -55,8 +56,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = ("mailhook-ingest", "mailhook-worker", "mailhook-api", "mailhook")
 # Where the image keeps the migrations (Dockerfile) and so what the INI files must name.
 IMAGE_MIGRATIONS_DIR = "/usr/share/mailhook/migrations"
-# Metric names of the Kafka exporter the dead-letter and group-lag alerts rely on.
-KAFKA_EXPORTER_METRICS = {"kafka_topic_partition_current_offset", "kafka_consumergroup_lag"}
+# Metrics (and their labels) of the Kafka exporter the dead-letter and group-lag alerts
+# and the dashboard rely on (github.com/danielqsj/kafka_exporter).
+KAFKA_EXPORTER_METRICS = {"kafka_topic_partition_current_offset": {"topic", "partition"},
+                          "kafka_consumergroup_lag": {"consumergroup", "topic", "partition"}}
+# Labels Prometheus adds to every scraped series.
+TARGET_LABELS = {"job", "instance"}
 # The ingest drains in-flight requests for this long on SIGTERM (ingest/main.c).
 INGEST_DRAIN_S = 10
 # An address where nothing listens: the programs under test get "connection refused".
@@ -429,8 +434,8 @@ def parse_metrics(text: str) -> dict[str, list[dict[str, str]]]:
 
 def probe_program(progs: Programs, program: str, section: str, text: str, env: dict[str, str],
                   tmp: Path, name: str, listen_key: str = "listen",
-                  serves_traffic: bool = True) -> dict[str, list[dict[str, str]]] | None:
-    """Starts program with the config on a loopback port; returns its /metrics series.
+                  serves_traffic: bool = True) -> str | None:
+    """Starts program with the config on a loopback port; returns its /metrics text.
     serves_traffic=False (the worker's metrics endpoint): no /readyz, and with Kafka
     unreachable the stop may come from the shutdown watchdog (any exit status), but it
     must still come within the bound."""
@@ -472,8 +477,8 @@ def probe_program(progs: Programs, program: str, section: str, text: str, env: d
         if status != 200:
             problems.append(f"/metrics answered {status}")
         else:
-            metrics = parse_metrics(body)
-            if not metrics:
+            metrics = body
+            if not parse_metrics(body):
                 problems.append("/metrics has no series")
     finally:
         t0 = time.monotonic()
@@ -756,6 +761,21 @@ def interpolate_default(value: str) -> str:
     return re.sub(r"\$\{[A-Z0-9_]+:?-([^}]*)\}", r"\1", value)
 
 
+def bind_mounts(svc: dict[str, Any]) -> dict[Path, Path]:
+    """{path in the container: path on the host} of a service's bind mounts."""
+    out: dict[Path, Path] = {}
+    for v in svc.get("volumes") or []:
+        if isinstance(v, str):
+            src, _, rest = v.partition(":")
+            dst = rest.split(":")[0]
+        else:
+            src, dst = str(v.get("source", "")), str(v.get("target", ""))
+        src = interpolate_default(src)
+        if src.startswith((".", "/")):
+            out[Path(dst)] = (ROOT / src).resolve() if not src.startswith("/") else Path(src)
+    return out
+
+
 def check_compose(progs: Programs, loader: LoaderCheck, tmp: Path,
                   cmake_version: str) -> dict[str, Any]:
     info: dict[str, Any] = {}
@@ -909,6 +929,25 @@ def check_compose(progs: Programs, loader: LoaderCheck, tmp: Path,
         if f"127.0.0.1:{port}/healthz" not in test and f"localhost:{port}/healthz" not in test:
             problems.append(f"{name}: healthcheck does not probe /healthz on its metrics port {port}: {test!r}")
     R.check("compose: ports and healthchecks", problems)
+
+    # Every bind mount's source exists; the monitoring profile publishes on loopback only.
+    problems = []
+    for name, svc in services.items():
+        for dst, src in bind_mounts(svc).items():
+            if not src.exists():
+                problems.append(f"{name}: volume source {src.relative_to(ROOT) if src.is_relative_to(ROOT) else src} "
+                                f"({dst}) does not exist")
+    monitoring = [n for n, s in services.items() if "monitoring" in (s.get("profiles") or [])]
+    for name in monitoring:
+        for p in services[name].get("ports") or []:
+            spec = str(p) if not isinstance(p, dict) else f"{p.get('host_ip', '')}:{p.get('published')}:{p.get('target')}"
+            if not spec.startswith("127.0.0.1:"):
+                problems.append(f"{name}: port {spec} is published beyond 127.0.0.1")
+    for want in ("prometheus", "grafana"):
+        if want not in monitoring:
+            problems.append(f"no {want} service in the monitoring profile")
+    R.check("compose: volumes and monitoring", problems,
+            f"bind mounts exist; {', '.join(monitoring)} on 127.0.0.1 only")
 
     # Dependencies.
     problems = []
@@ -1380,37 +1419,214 @@ def check_systemd(progs: Programs) -> None:
 # ---------------------------------------------------------------------------------------
 # Prometheus
 
-PROMQL_WORDS = {
-    "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile",
-    "count_values", "group", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "and", "or", "unless", "offset", "rate", "irate", "increase", "delta", "idelta",
-    "deriv", "predict_linear", "abs", "absent", "absent_over_time", "ceil", "floor", "round",
-    "clamp", "clamp_min", "clamp_max", "changes", "resets", "histogram_quantile", "label_replace",
-    "label_join", "time", "timestamp", "vector", "scalar", "sort", "sort_desc", "sqrt", "exp", "ln",
-    "log2", "log10", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time",
-    "count_over_time", "last_over_time", "quantile_over_time", "present_over_time", "inf", "nan",
-}
+# The PromQL of the alert rules and the dashboard is read with promql-parser (the Rust
+# parser Prometheus-compatible databases use, tests/requirements.txt): metric names and
+# the labels of matchers and by/without/on/ignoring clauses come from its syntax tree.
+try:
+    import promql_parser  # type: ignore
+except ImportError:  # reported as a skip by the checks that need it
+    promql_parser = None
 
 
-def promql_selectors(expr: str) -> list[tuple[str, dict[str, str]]]:
-    """(metric, {label: value} of its = matchers) for every metric in expr."""
-    out = []
-    for m in re.finditer(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?", expr):
+class PromqlUse:
+    """What one PromQL expression relies on: selectors and grouping labels."""
+
+    def __init__(self, expr: str) -> None:
+        tree = promql_parser.parse(expr)  # ValueError on a syntax error
+        # (metric, [(label, op, value)]) of every vector selector
+        self.selectors: list[tuple[str, list[tuple[str, str, str]]]] = []
+        # (clause, labels, metrics in its scope) of every by/without/on/ignoring/group_x
+        self.groupings: list[tuple[str, list[str], set[str]]] = []
+
+        def metrics_under(node: Any) -> set[str]:
+            names: set[str] = set()
+
+            def visit(n: Any) -> None:
+                if isinstance(n, promql_parser.VectorSelector) and n.name:
+                    names.add(n.name)
+            promql_parser.walk(node, pre_visit=visit)
+            return names
+
+        def visit(n: Any) -> None:
+            if isinstance(n, promql_parser.VectorSelector) and n.name:
+                ms = [(m.name, str(m.op).rsplit(".", 1)[-1], m.value) for m in n.matchers.matchers
+                      if m.name != "__name__"]
+                self.selectors.append((n.name, ms))
+            elif isinstance(n, promql_parser.AggregateExpr) and n.modifier is not None:
+                kind = "by" if "By" in str(n.modifier.type) else "without"
+                self.groupings.append((kind, list(n.modifier.labels), metrics_under(n.expr)))
+            elif isinstance(n, promql_parser.BinaryExpr) and n.modifier is not None:
+                scope = metrics_under(n.lhs) | metrics_under(n.rhs)
+                if n.modifier.matching is not None:
+                    kind = "on" if "Include" in str(n.modifier.matching.type) else "ignoring"
+                    self.groupings.append((kind, list(n.modifier.matching.labels), scope))
+                group = list(getattr(n.modifier, "group_labels", None) or [])
+                if group:
+                    self.groupings.append(("group_left/right", group, scope))
+        promql_parser.walk(tree, pre_visit=visit)
+
+
+def series_labels(served: dict[str, list[dict[str, str]]], metric: str) -> set[str] | None:
+    """Labels a metric's series have once scraped (None: the metric is unknown)."""
+    if metric in served:
+        return set().union(*(s.keys() for s in served[metric])) | TARGET_LABELS
+    if metric in KAFKA_EXPORTER_METRICS:
+        return KAFKA_EXPORTER_METRICS[metric] | TARGET_LABELS
+    if metric == "up":
+        return set(TARGET_LABELS)
+    return None
+
+
+def histogram_family(metric: str) -> str:
+    return re.sub(r"_(bucket|sum|count)$", "", metric)
+
+
+def check_queries(queries: list[tuple[str, str]], served: dict[str, list[dict[str, str]]],
+                  served_from: set[str]) -> tuple[list[str], set[str]]:
+    """(problems, metrics not verifiable with this build) of (where, PromQL) pairs: every
+    metric is one the programs (or the Kafka exporter) serve, every label of a matcher or
+    a by/without/on/ignoring clause is one of its series' labels, and an = matcher's
+    value is one a series has."""
+    problems: list[str] = []
+    unverified: set[str] = set()
+    for where, expr in queries:
+        try:
+            use = PromqlUse(expr)
+        except ValueError as e:
+            problems.append(f"{where}: PromQL does not parse: {e}")
+            continue
+        labels_of: dict[str, set[str]] = {}
+        for metric, matchers in use.selectors:
+            labels = series_labels(served, metric)
+            if labels is None:
+                prefix = metric.split("_")[1] if metric.startswith("mailhook_") else ""
+                if prefix and f"mailhook-{prefix}" not in served_from:
+                    unverified.add(metric)
+                elif prefix:
+                    problems.append(f"{where}: {metric} is not served by mailhook-{prefix} "
+                                    f"(family {histogram_family(metric)})")
+                else:
+                    problems.append(f"{where}: unknown metric {metric}")
+                continue
+            labels_of[metric] = labels
+            for label, op, value in matchers:
+                if label not in labels:
+                    problems.append(f"{where}: {metric} has no label {label} (has {', '.join(sorted(labels))})")
+                elif op == "Equal" and metric in served and label not in TARGET_LABELS \
+                        and not any(s.get(label) == value for s in served[metric]):
+                    problems.append(f"{where}: no {metric} series has {label}=\"{value}\"")
+        for kind, labels, scope in use.groupings:
+            known = [labels_of[m] for m in scope if m in labels_of]
+            if len(known) != len(scope):
+                continue  # a metric of the scope is reported (or unverifiable) above
+            for label in labels:
+                if not any(label in ls for ls in known):
+                    problems.append(f"{where}: {kind} ({label}): no label {label} on "
+                                    f"{', '.join(sorted(scope))}")
+    return problems, unverified
+
+
+# ---------------------------------------------------------------------------------------
+# the programs' /metrics text
+
+METRIC_TYPES = {"counter", "gauge", "histogram", "summary", "untyped"}
+_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+_SAMPLE = re.compile(rf"^({_NAME})(\{{(?:{_LABEL}(?:,{_LABEL})*,?)?\}})? (\S+)( -?\d+)?$")
+_VALUE = re.compile(r"^[+-]?(Inf|NaN|\d+(\.\d*)?([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)$")
+
+
+def exposition_problems(text: str) -> list[str]:
+    """Strict line check of Prometheus' text format (0.0.4): every line is a HELP, TYPE,
+    comment or sample line of the right form, and every metric family has exactly one
+    # HELP with text and one # TYPE, both before its first sample."""
+    problems: list[str] = []
+    helps: dict[str, str] = {}
+    types: dict[str, str] = {}
+    sampled: set[str] = set()
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            m = re.match(rf"^# (HELP|TYPE) ({_NAME})(?: (.*))?$", line)
+            if not m:
+                continue  # a plain comment
+            kind, name, rest = m.group(1), m.group(2), (m.group(3) or "").strip()
+            seen = helps if kind == "HELP" else types
+            if name in seen:
+                problems.append(f"line {n}: second # {kind} of {name}")
+            if name in sampled:
+                problems.append(f"line {n}: # {kind} of {name} after its samples")
+            if kind == "TYPE" and rest not in METRIC_TYPES:
+                problems.append(f"line {n}: {name} has type {rest!r}")
+            if kind == "HELP" and not rest:
+                problems.append(f"line {n}: {name} has an empty HELP")
+            seen[name] = rest
+            continue
+        m = _SAMPLE.match(line)
+        if not m or not _VALUE.match(m.group(3)):
+            problems.append(f"line {n}: not a sample line: {line[:80]!r}")
+            continue
         name = m.group(1)
-        start = m.start()
-        before = expr[:start]
-        if name.lower() in PROMQL_WORDS or re.search(r"\d$", before) or before.endswith(("[", ".")):
-            continue
-        # labels inside by (...), on (...), and {...} are not metrics
-        if re.search(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*$", before):
-            continue
-        if before.count("{") > before.count("}") or before.count('"') % 2 == 1:
-            continue
-        if re.match(r"\s*\(", expr[m.end(1):]) and not m.group(2):
-            continue  # a function call
-        matchers = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"]*)"', m.group(2) or ""))
-        out.append((name, matchers))
-    return out
+        family = histogram_family(name)
+        if family == name or types.get(family) not in ("histogram", "summary"):
+            family = name
+        sampled.add(family)
+    for family in sorted(sampled):
+        for kind, seen in (("HELP", helps), ("TYPE", types)):
+            if family not in seen:
+                problems.append(f"{family} has no # {kind}")
+    return problems
+
+
+def promtool_path() -> str | None:
+    p = os.environ.get("MH_PROMTOOL") or shutil.which("promtool")
+    return p if p and os.access(p, os.X_OK) else None
+
+
+def promtool_metrics_problems(promtool: str, text: str) -> list[str]:
+    """`promtool check metrics` of an exposition: its complaints (no HELP, bad names,
+    counters without _total, ...), empty when it has none."""
+    p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True,
+                       timeout=60)
+    out = (p.stdout + p.stderr).strip()
+    if p.returncode == 0:
+        return []
+    return [ln.strip() for ln in out.splitlines() if ln.strip()] or [f"exit status {p.returncode}"]
+
+
+# Expositions the checks must refuse: a family without # HELP; and a sample before its
+# TYPE too (promtool stops at that one with a parse error).
+NO_HELP_EXPOSITION = ("# HELP mailhook_selftest_total Requests.\n# TYPE mailhook_selftest_total counter\n"
+                      "mailhook_selftest_total 1\n# TYPE mailhook_selftest_inflight gauge\n"
+                      "mailhook_selftest_inflight 0\n")
+BROKEN_EXPOSITION = NO_HELP_EXPOSITION + "mailhook_selftest_late 1\n# TYPE mailhook_selftest_late gauge\n"
+
+
+def check_expositions(expositions: dict[str, str]) -> None:
+    """Every program's live /metrics text: the strict line check, and promtool's linter
+    when promtool is there (MH_PROMTOOL or PATH). Both must refuse a broken text."""
+    broken = exposition_problems(BROKEN_EXPOSITION)
+    if not any("mailhook_selftest_inflight has no # HELP" in p for p in broken) or \
+            not any("mailhook_selftest_late after its samples" in p for p in broken):
+        R.fail("metrics: text format self-test", f"a broken exposition passed: {broken}")
+        return
+    problems = [f"{prog}: {p}" for prog, text in sorted(expositions.items())
+                for p in exposition_problems(text)]
+    families = sum(len(re.findall(r"^# TYPE ", t, re.M)) for t in expositions.values())
+    R.check("metrics: HELP and TYPE", problems,
+            f"{families} families of {', '.join(sorted(expositions))}, each with # HELP and # TYPE "
+            "(a family without HELP would fail)")
+    promtool = promtool_path()
+    if not promtool:
+        R.skip("metrics: promtool check metrics", "promtool not installed (set MH_PROMTOOL)")
+        return
+    if not any("no help text" in p for p in promtool_metrics_problems(promtool, NO_HELP_EXPOSITION)):
+        R.fail("metrics: promtool check metrics", "self-test: a metric without HELP passed promtool")
+        return
+    problems = [f"{prog}: {p}" for prog, text in sorted(expositions.items())
+                for p in promtool_metrics_problems(promtool, text)]
+    R.check("metrics: promtool check metrics", problems, ", ".join(sorted(expositions)))
 
 
 def check_prometheus(served: dict[str, list[dict[str, str]]], served_from: set[str],
@@ -1435,33 +1651,19 @@ def check_prometheus(served: dict[str, list[dict[str, str]]], served_from: set[s
                 problems.append(f"{r['alert']}: no summary")
     R.check("prometheus: rules", problems, f"{len(alerts)} alerts")
 
-    known = set(served) | {"up"} | KAFKA_EXPORTER_METRICS
-    problems, unverified = [], set()
-    used: set[str] = set()
-    for name, r in alerts.items():
-        for metric, matchers in promql_selectors(str(r.get("expr", ""))):
-            used.add(metric)
-            if metric.startswith("mailhook_") and metric not in served:
-                prefix = metric.split("_")[1]
-                if f"mailhook-{prefix}" not in served_from:
-                    unverified.add(metric)
-                    continue
-                problems.append(f"{name}: {metric} is not served by mailhook-{prefix}")
-                continue
-            if metric not in known:
-                problems.append(f"{name}: unknown metric {metric}")
-                continue
-            for label, value in matchers.items():
-                if metric in served and label not in ("job", "instance"):
-                    if not any(s.get(label) == value for s in served[metric]):
-                        problems.append(f"{name}: no {metric} series has {label}=\"{value}\"")
+    if promql_parser is None:
+        R.skip("prometheus: alert metrics", "promql-parser is not installed (tests/requirements.txt)")
+        problems, unverified = [], set()
+    else:
+        problems, unverified = check_queries(
+            [(name, str(r.get("expr", ""))) for name, r in alerts.items()], served, served_from)
     for what, pattern in (("ingest 503 rate", r'mailhook_ingest_responses_total\{[^}]*code="503"'),
                           ("Kafka not ready", r"mailhook_ingest_kafka_ready"),
                           ("worker dead letters", r'topic="mailhook\.dlq"')):
         if not any(re.search(pattern, str(r.get("expr", ""))) for r in alerts.values()):
             problems.append(f"no alert for {what}")
     R.check("prometheus: alert metrics", problems,
-            "metric names and label values as the programs serve them" +
+            "metric names, labels and label values as the programs serve them" +
             (f" (not verifiable with this build: {', '.join(sorted(unverified))})" if unverified else ""))
 
     # Scrape targets: compose service names and the INI's ports; rule files exist.
@@ -1499,6 +1701,206 @@ def check_prometheus(served: dict[str, list[dict[str, str]]], served_from: set[s
 
 
 # ---------------------------------------------------------------------------------------
+# Grafana
+
+GRAFANA_DASHBOARD = "deploy/grafana/mailhook.json"
+GRAFANA_PROVISIONING = "deploy/grafana/provisioning"
+# Grafana's global variables, as a query would see them (ranges need a duration).
+GRAFANA_RANGE_VARS = re.compile(r"\$\{?__(rate_interval|interval|range)(_ms|_s)?\}?")
+GRAFANA_VARS = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)\]\]")
+# label_values(metric{matchers}, label) / label_values(label) of a query variable.
+LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?:(.+?)\s*,\s*)?([a-zA-Z_][a-zA-Z0-9_]*)\s*\)\s*$")
+
+
+def grafana_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every panel, those inside collapsed rows too."""
+    for p in panels or []:
+        yield p
+        yield from grafana_panels(p.get("panels") or [])
+
+
+def grafana_promql(expr: str, variables: set[str]) -> tuple[str, list[str]]:
+    """(PromQL with Grafana's variables replaced by sample values, unknown variables)."""
+    unknown: list[str] = []
+
+    def one(m: re.Match) -> str:
+        name = m.group(1) or m.group(2) or m.group(3)
+        if name not in variables:
+            unknown.append(name)
+        return "placeholder"
+    return GRAFANA_VARS.sub(one, GRAFANA_RANGE_VARS.sub("5m", expr)), unknown
+
+
+def dashboard_queries(doc: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(where, PromQL) of every panel target and query variable, and problems found on the
+    way (unknown variables). label_values(metric, label) becomes metric{label=~".+"}, so
+    that the query check sees its metric and label."""
+    variables = {v.get("name") for v in (doc.get("templating") or {}).get("list") or []}
+    queries: list[tuple[str, str]] = []
+    problems: list[str] = []
+    for v in (doc.get("templating") or {}).get("list") or []:
+        if v.get("type") != "query":
+            continue
+        q = v.get("query")
+        q = q.get("query", "") if isinstance(q, dict) else str(q or "")
+        m = LABEL_VALUES.match(q)
+        if not m:
+            problems.append(f"variable {v.get('name')}: query {q!r} is not label_values(metric, label)")
+            continue
+        metric, label = m.group(1), m.group(2)
+        if not metric:
+            problems.append(f"variable {v.get('name')}: label_values({label}) names no metric")
+            continue
+        # the series label_values reads: metric{..., label=~".+"}
+        name, _, matchers = metric.partition("{")
+        matchers = matchers.rstrip("}").strip()
+        queries.append((f"variable {v.get('name')}",
+                        f'{name}{{{matchers + "," if matchers else ""}{label}=~".+"}}'))
+    for p in grafana_panels(doc.get("panels") or []):
+        for t in p.get("targets") or []:
+            if "expr" not in t:
+                continue
+            where = f"panel {p.get('id')} {p.get('title')!r} {t.get('refId', '')}".rstrip()
+            expr, unknown = grafana_promql(str(t["expr"]), variables)
+            problems += [f"{where}: unknown variable ${u}" for u in unknown]
+            queries.append((where, expr))
+    return queries, problems
+
+
+def dashboard_problems(doc: dict[str, Any], served: dict[str, list[dict[str, str]]],
+                       served_from: set[str]) -> tuple[list[str], set[str], int]:
+    """(problems, unverifiable metrics, number of queries) of a dashboard."""
+    problems: list[str] = []
+    tvars = {v.get("name"): v for v in (doc.get("templating") or {}).get("list") or []}
+    ds = [n for n, v in tvars.items() if v.get("type") == "datasource" and v.get("query") == "prometheus"]
+    if not ds:
+        problems.append("no Prometheus datasource variable (templating type datasource, query prometheus)")
+    ds_refs = {f"${{{n}}}" for n in ds} | {f"${n}" for n in ds}
+    ids = [p.get("id") for p in grafana_panels(doc.get("panels") or [])]
+    if len(ids) != len(set(ids)):
+        problems.append(f"panel ids repeat: {sorted(i for i in ids if ids.count(i) > 1)}")
+    for p in grafana_panels(doc.get("panels") or []):
+        if p.get("type") == "row":
+            continue
+        where = f"panel {p.get('id')} {p.get('title')!r}"
+        for d in [p.get("datasource")] + [t.get("datasource") for t in p.get("targets") or []]:
+            if d is not None and (d.get("uid") if isinstance(d, dict) else d) not in ds_refs:
+                problems.append(f"{where}: datasource {d} is not the datasource variable")
+        if not p.get("targets"):
+            problems.append(f"{where}: no queries")
+        for t in p.get("targets") or []:
+            for rng in re.findall(r"\[([^\]]*)\]", str(t.get("expr", ""))):
+                if rng.split(":")[0] != "$__rate_interval":
+                    problems.append(f"{where}: range [{rng}], use [$__rate_interval]")
+    for v in tvars.values():
+        d = v.get("datasource")
+        if v.get("type") == "query" and (d.get("uid") if isinstance(d, dict) else d) not in ds_refs:
+            problems.append(f"variable {v.get('name')}: datasource {d} is not the datasource variable")
+    queries, found = dashboard_queries(doc)
+    problems += found
+    qp, unverified = check_queries(queries, served, served_from)
+    return problems + qp, unverified, len(queries)
+
+
+def misspelled_dashboard(doc: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """A copy of the dashboard with one metric misspelled and one grouping label renamed:
+    (copy, the misspelled metric, the wrong label)."""
+    bad = json.loads(json.dumps(doc))
+    metric = label = ""
+    for p in grafana_panels(bad.get("panels") or []):
+        for t in p.get("targets") or []:
+            expr = str(t.get("expr", ""))
+            if not metric:
+                m = re.search(r"\b(mailhook_[a-z_]+?)(_total|_bucket)\b", expr)
+                if m:
+                    metric = m.group(1) + "s" + m.group(2)
+                    t["expr"] = expr.replace(m.group(0), metric, 1)
+                    continue
+            if not label:
+                m = re.search(r"\bby \(([a-z_]+)", expr)
+                if m and m.group(1) not in ("le",):
+                    label = m.group(1) + "_name"
+                    t["expr"] = expr.replace(m.group(0), f"by ({label}", 1)
+    return bad, metric, label
+
+
+def check_grafana(served: dict[str, list[dict[str, str]]], served_from: set[str],
+                  compose: dict[str, Any]) -> None:
+    path = ROOT / GRAFANA_DASHBOARD
+    try:
+        doc = json.loads(path.read_text())
+    except Exception as e:  # noqa: BLE001
+        R.fail("grafana: dashboard", f"{GRAFANA_DASHBOARD}: {e}")
+        return
+    if promql_parser is None:
+        R.skip("grafana: dashboard queries", "promql-parser is not installed (tests/requirements.txt)")
+        return
+    # Self-test: the same dashboard with a misspelled metric and a label no series has fails.
+    bad, metric, label = misspelled_dashboard(doc)
+    found = " ".join(dashboard_problems(bad, served, served_from)[0])
+    if not metric or not label or metric not in found or f"no label {label}" not in found:
+        R.fail("grafana: dashboard self-test", f"a dashboard using {metric or '?'} and by ({label or '?'}) "
+               f"passed: {found[:300]}")
+        return
+    problems, unverified, n = dashboard_problems(doc, served, served_from)
+    R.check("grafana: dashboard queries", problems,
+            f"{n} queries: every metric is served, every label exists (a misspelled metric or "
+            "label fails)" + (f"; not verifiable with this build: {', '.join(sorted(unverified))}"
+                              if unverified else ""))
+
+    # Provisioning: the datasource is the compose Prometheus, the dashboards provider reads
+    # the directory where compose mounts the dashboard.
+    problems = []
+    prov = ROOT / GRAFANA_PROVISIONING
+    try:
+        dsdoc = yaml.safe_load((prov / "datasources/prometheus.yml").read_text()) or {}
+        dbdoc = yaml.safe_load((prov / "dashboards/mailhook.yml").read_text()) or {}
+    except Exception as e:  # noqa: BLE001
+        R.fail("grafana: provisioning", str(e))
+        return
+    proms = [d for d in dsdoc.get("datasources") or [] if d.get("type") == "prometheus"]
+    if len(proms) != 1:
+        problems.append(f"datasources/prometheus.yml: want one Prometheus datasource, have {len(proms)}")
+    services = compose.get("services") or {}
+    grafana = services.get("grafana")
+    if grafana is None:
+        problems.append("docker-compose.yml has no grafana service")
+    for d in proms:
+        u = urlsplit(str(d.get("url", "")))
+        prom = services.get(u.hostname or "")
+        if prom is None or "prometheus" not in str(prom.get("image", "")):
+            problems.append(f"datasource url {d.get('url')}: {u.hostname} is not the compose Prometheus")
+        elif u.port != 9090:
+            problems.append(f"datasource url {d.get('url')}: Prometheus listens on 9090")
+    if grafana is not None:
+        env = {k: str(v) for k, v in (grafana.get("environment") or {}).items()}
+        mounts = bind_mounts(grafana)
+        prov_in = env.get("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning")
+        if mounts.get(Path(prov_in)) != prov.resolve():
+            problems.append(f"grafana: {prov_in} is not mounted from {GRAFANA_PROVISIONING}")
+        for p in dbdoc.get("providers") or []:
+            target = str((p.get("options") or {}).get("path", ""))
+            host = next((src / Path(target).relative_to(dst) for dst, src in mounts.items()
+                         if Path(target).is_relative_to(dst)), None)
+            if host is None or not (host.is_dir() and (host / path.name).is_file() or host == path):
+                problems.append(f"dashboards provider {p.get('name')}: {target} is not where compose "
+                                f"mounts {GRAFANA_DASHBOARD}")
+        if "monitoring" not in (grafana.get("profiles") or []):
+            problems.append("grafana is not in the monitoring profile")
+        for k, v in env.items():
+            if re.search(r"PASSWORD|SECRET|TOKEN|KEY", k) and not k.endswith("__FILE"):
+                problems.append(f"grafana: {k} is set in docker-compose.yml; use a secret ({k}__FILE)")
+            elif k.endswith("__FILE"):
+                sname = v.removeprefix("/run/secrets/")
+                have = {s if isinstance(s, str) else s.get("source") for s in grafana.get("secrets") or []}
+                if not v.startswith("/run/secrets/") or sname not in have:
+                    problems.append(f"grafana: {k}={v} is not a secret of the service")
+    R.check("grafana: provisioning", problems,
+            "datasource is the compose Prometheus; the provider reads the mounted dashboard; "
+            "passwords from secrets")
+
+
+# ---------------------------------------------------------------------------------------
 
 def cmake_project_version() -> str:
     m = re.search(r"project\(\s*mailhook\s+VERSION\s+([\d.]+)", (ROOT / "CMakeLists.txt").read_text())
@@ -1510,13 +1912,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default=os.environ.get("MH_BUILD_DIR") or str(ROOT / "build"))
     ap.add_argument("--section", action="append",
-                    help="only these sections (image, compose, k8s, systemd, prometheus)")
+                    help="only these sections (image, compose, k8s, systemd, prometheus, grafana)")
     ap.add_argument("--root", default=os.environ.get("MH_DEPLOY_ROOT"),
                     help="check the deployment files of this tree instead (default: this project)")
     opts = ap.parse_args()
     if opts.root:
         ROOT = Path(opts.root).resolve()
-    sections = set(opts.section or ["image", "compose", "k8s", "systemd", "prometheus"])
+    sections = set(opts.section or ["image", "compose", "k8s", "systemd", "prometheus", "grafana"])
     build = Path(opts.build_dir)
     progs = Programs(build)
     missing = [p for p in PROGRAMS if not progs.has(p)]
@@ -1554,7 +1956,7 @@ def main() -> int:
         if "image" in sections:
             with guard("image"):
                 check_image(progs, version)
-        if "compose" in sections or "prometheus" in sections:
+        if sections & {"compose", "prometheus", "grafana"}:
             with guard("compose"):
                 compose = check_compose(progs, loader, tmp, version)
         if "k8s" in sections:
@@ -1567,8 +1969,9 @@ def main() -> int:
         # The programs themselves, with the compose config: health endpoints and metrics.
         served: dict[str, list[dict[str, str]]] = {}
         served_from: set[str] = set()
+        expositions: dict[str, str] = {}
         prepared = compose.get("prepared")
-        if sections & {"compose", "prometheus"}:
+        if sections & {"compose", "prometheus", "grafana"}:
             if prepared is None:
                 # The compose config did not load (reported above): run the programs with
                 # a minimal config so that the alert rules are still checked.
@@ -1594,11 +1997,17 @@ def main() -> int:
                                       listen_key="metrics_listen" if worker else "listen",
                                       serves_traffic=not worker)
                     if m:
-                        served.update(m)
+                        served.update(parse_metrics(m))
                         served_from.add(prog)
+                        expositions[prog] = m
         if "prometheus" in sections:
             with guard("prometheus"):
                 check_prometheus(served, served_from, compose, k8s)
+            with guard("metrics"):
+                check_expositions(expositions)
+        if "grafana" in sections:
+            with guard("grafana"):
+                check_grafana(served, served_from, compose)
     print_summary()
     return 1 if R.counts["FAIL"] else 0
 
