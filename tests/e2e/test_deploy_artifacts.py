@@ -1,5 +1,6 @@
 """The deployment files (Dockerfile, docker-compose.yml, deploy/k8s, deploy/systemd,
-deploy/prometheus) pass tests/deploy/validate, and the validation does catch broken ones.
+deploy/prometheus, deploy/grafana) pass tests/deploy/validate, and the validation does
+catch broken ones.
 
 Needs no Kafka or PostgreSQL: the checks run offline against the built programs
 (helpers.build_dir()). deploy/README.md lists what the validation checks.
@@ -50,7 +51,7 @@ def _copy_deploy_tree(dst: Path) -> Path:
     root = helpers.ROOT
     for f in ("Dockerfile", ".dockerignore", "docker-compose.yml", "CMakeLists.txt"):
         shutil.copy2(root / f, dst / f)
-    for d in ("deploy", "migrations", "shared", "ingest", "worker", "cli"):
+    for d in ("deploy", "migrations", "shared", "ingest", "pipeline", "store", "worker", "api", "cli"):
         shutil.copytree(root / d, dst / d, ignore=shutil.ignore_patterns("__pycache__"))
     return dst
 
@@ -81,3 +82,29 @@ def test_deploy_validation_catches_broken_files(tmp_path):
     assert "mailhook-worker has no option --instanse" in fails, fails
     assert "40 replicas > raw_partitions" in fails, fails
     assert "mailhook_ingest_kafka_up" in fails, fails
+
+
+@pytest.mark.timeout(120)
+def test_dashboard_check_catches_misspelled_metric_and_label(tmp_path):
+    """A copy of the Grafana dashboard with a misspelled metric, a label the metric does
+    not have and a source variable on a metric that does not exist fails the query check
+    against the programs' live /metrics; the dashboard as it is passes it."""
+    tree = _copy_deploy_tree(tmp_path)
+    dash = tree / "deploy/grafana/mailhook.json"
+    _replace(dash, "rate(mailhook_worker_records_total[", "rate(mailhook_worker_record_total[")
+    _replace(dash, "sum by (class) (rate(mailhook_api_responses_total",
+             "sum by (status) (rate(mailhook_api_responses_total")
+    _replace(dash, "label_values(mailhook_ingest_source_responses_total, source)",
+             "label_values(mailhook_ingest_sources_total, source)")
+    p = subprocess.run([sys.executable, str(CHECKS), "--root", str(tree), "--section", "grafana"],
+                       env=_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=110)
+    fails = "\n".join(line for line in p.stdout.splitlines() if line.startswith("FAIL"))
+    assert p.returncode == 1, f"a broken dashboard passed:\n{p.stdout}\n{p.stderr}"
+    assert "mailhook_worker_record_total is not served by mailhook-worker" in fails, fails
+    assert "by (status): no label status on mailhook_api_responses_total" in fails, fails
+    assert "variable source: mailhook_ingest_sources_total is not served" in fails, fails
+
+    p = subprocess.run([sys.executable, str(CHECKS), "--section", "grafana"], env=_env(),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=110)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert re.search(r"^ok   grafana: dashboard queries: \d+ queries", p.stdout, re.M), p.stdout
