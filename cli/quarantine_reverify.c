@@ -95,8 +95,8 @@ static void note(json_t *list, const rd_kafka_message_t *m, const char *source, 
 {
     char rec[48];
     snprintf(rec, sizeof(rec), "%d:%lld", (int)m->partition, (long long)m->offset);
-    json_array_append_new(list, json_pack("{sss?ss?ss}", "record", rec, "source", source,
-                                          "request_id", rid, "reason", reason));
+    json_array_append_new(list, json_pack("{s:s, s:s?, s:s?, s:s}", "record", rec, "source",
+                                          source, "request_id", rid, "reason", reason));
 }
 
 static void add(rd_kafka_headers_t *hdrs, const char *name, const char *value)
