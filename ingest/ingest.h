@@ -5,7 +5,9 @@
  * event semantics and never talks to PostgreSQL: it verifies a request with its
  * source's provider, publishes the body byte for byte to the raw topic, and answers 200
  * only from the delivery report of an acks=all, idempotent producer. Anything that cannot be acknowledged in time
- * gets 503 + Retry-After, so nothing acknowledged is ever lost.
+ * gets 503 + Retry-After, so nothing acknowledged is ever lost. A signature mismatch of
+ * a source with quarantine = true is still 401, and the request is also kept on the
+ * quarantine topic (quarantine.c).
  */
 #ifndef MH_INGEST_H
 #define MH_INGEST_H

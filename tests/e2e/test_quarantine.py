@@ -199,6 +199,13 @@ def test_still_failing_requests_stay_for_the_next_run(qmh):
         assert out["still_failing"] == 1 and out["verified"] == 0, out
         assert [f["request_id"] for f in out["failing"]] == [rid]
         assert bad not in json.dumps(out)
+    text = qmh.cli("quarantine", "reverify", "--source", "q-on").stdout.decode()
+    assert "still failing  0:" in text and rid in text, text
+    assert text.splitlines()[-1] == "verified and published 0, still failing 1, skipped 0"
+    table = qmh.cli("quarantine", "list", "--source", "q-on").stdout.decode().splitlines()
+    assert table[0].split() == ["received_at", "source", "provider", "request_id", "reason",
+                                "record"]
+    assert any(rid in line for line in table[1:]), table
 
 
 def test_rate_and_size_bound_what_is_kept(qmh):
