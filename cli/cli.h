@@ -18,5 +18,6 @@ int cmd_events(struct mh_config *cfg, int argc, char **argv);
 int cmd_maintain(struct mh_config *cfg, int argc, char **argv);
 int cmd_replay(struct mh_config *cfg, int argc, char **argv);
 int cmd_dlq(struct mh_config *cfg, int argc, char **argv);
+int cmd_quarantine(struct mh_config *cfg, int argc, char **argv);
 
 #endif

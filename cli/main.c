@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"maintain", cmd_maintain, "one maintenance pass: retention, expiry, pending publishes"},
     {"replay", cmd_replay, "re-run raw webhooks from Kafka offsets or times into a topic"},
     {"dlq", cmd_dlq, "list the dead letters: source, raw record, reason; their replay range"},
+    {"quarantine", cmd_quarantine, "requests refused for a signature mismatch: list, reverify"},
     {NULL, NULL, NULL},
 };
 

@@ -5,6 +5,8 @@
  *   events        as many partitions as raw, keyed by recipient
  *   dlq           one partition per raw partition is not needed: 1 is plenty
  *   suppressions  cleanup.policy=compact, key <tenant>/<address>
+ *   quarantine    [ingest] quarantine_topic: 1 partition, kept 7 days (retention.ms):
+ *                 requests refused for a signature mismatch, for `mailhook quarantine`
  * Replication factor -1 takes the broker's default.replication.factor. Every topic allows
  * records as large as the biggest raw record (the body limit plus headers).
  */
@@ -19,15 +21,18 @@ struct topic_spec {
     const char *name;
     int partitions;
     const char *cleanup;
+    const char *retention_ms; /* NULL: the broker's default */
 };
+
+#define QUARANTINE_RETENTION_MS "604800000" /* 7 days */
 
 int cmd_topics(struct mh_config *cfg, int argc, char **argv)
 {
     if (argc > 1) {
         fprintf(strcmp(argv[1], "--help") ? stderr : stdout,
                 "usage: mailhook [--config FILE] topics\n\n"
-                "Creates the raw, events, dead-letter and suppressions topics named in the\n"
-                "config when they do not exist yet.\n");
+                "Creates the raw, events, dead-letter, suppressions and quarantine topics\n"
+                "named in the config when they do not exist yet.\n");
         return strcmp(argv[1], "--help") ? 2 : 0;
     }
     char err[1024];
@@ -47,13 +52,14 @@ int cmd_topics(struct mh_config *cfg, int argc, char **argv)
     char max_bytes[32];
     snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(cfg));
     const struct topic_spec specs[] = {
-        {cfg->worker.raw_topic, parts, "delete"},
-        {cfg->worker.events_topic, parts, "delete"},
-        {cfg->worker.dlq_topic, 1, "delete"},
-        {cfg->worker.suppressions_topic, parts, "compact"},
+        {cfg->worker.raw_topic, parts, "delete", NULL},
+        {cfg->worker.events_topic, parts, "delete", NULL},
+        {cfg->worker.dlq_topic, 1, "delete", NULL},
+        {cfg->worker.suppressions_topic, parts, "compact", NULL},
+        {cfg->ingest.quarantine_topic, 1, "delete", QUARANTINE_RETENTION_MS},
     };
     const size_t n = sizeof(specs) / sizeof(specs[0]);
-    rd_kafka_NewTopic_t *nt[4];
+    rd_kafka_NewTopic_t *nt[sizeof(specs) / sizeof(specs[0])] = {0};
     for (size_t i = 0; i < n; i++) {
         nt[i] = rd_kafka_NewTopic_new(specs[i].name, specs[i].partitions, -1, err, sizeof(err));
         if (!nt[i]) {
@@ -62,6 +68,8 @@ int cmd_topics(struct mh_config *cfg, int argc, char **argv)
         }
         rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", specs[i].cleanup);
         rd_kafka_NewTopic_set_config(nt[i], "max.message.bytes", max_bytes);
+        if (specs[i].retention_ms)
+            rd_kafka_NewTopic_set_config(nt[i], "retention.ms", specs[i].retention_ms);
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);

@@ -186,6 +186,8 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         if (v == MH_VERIFY_REJECT) {
             in->proc->stats.unauthorized++;
             if (sst) sst->unauthorized++;
+            quarantine_request(in, ic->cfg, src, sst, rid, received, mreq.uri, &headers, bytes,
+                               len, err);
             reply_json(req, 401, "Unauthorized",
                        "{\"error\":\"signature verification failed\",\"request_id\":\"%s\"}", rid);
         } else if (v == MH_VERIFY_MALFORMED) {
@@ -309,6 +311,23 @@ static void handle_metrics(struct ingest *in, struct evhttp_request *req)
                                 ic->cfg->sources[i]->name, by_code[k].code,
                                 (unsigned long long)atomic_load(by_code[k].n));
     }
+    evbuffer_add_printf(
+        buf,
+        "# HELP mailhook_ingest_quarantined_total Requests refused for a signature mismatch "
+        "and stored on the quarantine topic (sources with quarantine = true).\n"
+        "# TYPE mailhook_ingest_quarantined_total counter\n"
+        "mailhook_ingest_quarantined_total %llu\n"
+        "# HELP mailhook_ingest_quarantine_dropped_total Signature mismatches of quarantine "
+        "sources not stored: over quarantine_rate, over quarantine_max_bytes, or not "
+        "accepted by Kafka.\n"
+        "# TYPE mailhook_ingest_quarantine_dropped_total counter\n"
+        "mailhook_ingest_quarantine_dropped_total{reason=\"rate\"} %llu\n"
+        "mailhook_ingest_quarantine_dropped_total{reason=\"size\"} %llu\n"
+        "mailhook_ingest_quarantine_dropped_total{reason=\"kafka\"} %llu\n",
+        (unsigned long long)atomic_load(&s->quarantined),
+        (unsigned long long)atomic_load(&s->quarantine_dropped_rate),
+        (unsigned long long)atomic_load(&s->quarantine_dropped_size),
+        (unsigned long long)atomic_load(&s->quarantine_failed));
     mh_histogram_write(&s->ack_latency, "mailhook_ingest_ack_seconds",
                        "Time from a webhook's last byte to its 200: verification, Kafka's "
                        "acknowledgement (acks=all) and the reply.",

@@ -5,7 +5,9 @@
  * event semantics and never talks to PostgreSQL: it verifies a request with its
  * source's provider, publishes the body byte for byte to the raw topic, and answers 200
  * only from the delivery report of an acks=all, idempotent producer. Anything that cannot be acknowledged in time
- * gets 503 + Retry-After, so nothing acknowledged is ever lost.
+ * gets 503 + Retry-After, so nothing acknowledged is ever lost. A signature mismatch of
+ * a source with quarantine = true is still 401, and the request is also kept on the
+ * quarantine topic (quarantine.c).
  */
 #ifndef MH_INGEST_H
 #define MH_INGEST_H
@@ -19,6 +21,7 @@
 
 #include "mailhook/config.h"
 #include "mailhook/histogram.h"
+#include "mailhook/quarantine.h"
 
 /* A loaded config plus the requests and loops still using it (SIGHUP swaps configs
  * under load). */
@@ -26,6 +29,7 @@
  * reload starts them again from 0 (a counter reset, as Prometheus expects it). */
 struct source_stats {
     _Atomic uint64_t accepted, unauthorized, bad_request, unavailable;
+    struct mh_rate_limit quarantine_rl; /* [ingest] quarantine_rate (quarantine.c) */
 };
 
 struct ingest_cfg {
@@ -40,6 +44,9 @@ struct ingest_stats {
         unavailable, client_gone;
     _Atomic uint64_t accept_pauses; /* accept() failed: the loop paused accepting (accept.c) */
     struct mh_histogram ack_latency; /* request complete -> 200 sent */
+    /* quarantine.c: signature mismatches kept, and those not kept, by why */
+    _Atomic uint64_t quarantined, quarantine_dropped_rate, quarantine_dropped_size,
+        quarantine_failed;
 };
 
 struct ingest;
@@ -131,6 +138,18 @@ rd_kafka_resp_err_t publish_record(struct ingest *in, const char *topic, const c
                                    const void *value, size_t len, rd_kafka_headers_t *hdrs,
                                    void *opaque);
 void publish_set_done_cb(publish_done_cb cb);
+
+/*
+ * quarantine.c: called on a signature mismatch (MH_VERIFY_REJECT), before the 401 goes
+ * out. When src has quarantine on, the body is within [ingest] quarantine_max_bytes and
+ * the source's rate limit has a token, queues the request (quarantine.h) for the
+ * quarantine topic and returns at once: nothing waits for its delivery report, and
+ * whatever happens to it, the answer stays 401.
+ */
+void quarantine_request(struct ingest *in, const struct mh_config *cfg,
+                        const struct mh_source *src, struct source_stats *sst, const char *rid,
+                        const char *received, const char *uri, const struct mh_headers *headers,
+                        const void *body, size_t len, const char *reason);
 
 /* accept.c: after the loop's listener is bound. */
 int accept_guard_init(struct ingest *in, long max_connections);

@@ -6,6 +6,9 @@
  * [ingest] ack_deadline_ms, so every record gets its delivery report within the
  * deadline and the waiting request its answer.
  *
+ * Records on the quarantine topic (quarantine.c) share the producer; they carry no
+ * opaque, and their delivery reports are only counted.
+ *
  * Every loop has a producer of its own. librdkafka signals queued delivery reports by
  * writing to a pipe that the loop watches (rd_kafka_queue_io_event_enable), so reports
  * are served on the loop thread that holds the request, without polling. A small thread
@@ -39,8 +42,18 @@ void publish_set_done_cb(publish_done_cb cb)
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
+    struct ingest *in = opaque;
     (void)rk;
-    (void)opaque;
+    /* A quarantine record (no request waits for it): only its outcome is counted. */
+    if (!rkm->_private) {
+        if (rkm->err) {
+            in->proc->stats.quarantine_failed++;
+            mh_warn("quarantine record not stored: %s", rd_kafka_err2str(rkm->err));
+        } else {
+            in->proc->stats.quarantined++;
+        }
+        return;
+    }
     if (done_cb) done_cb(rkm->err, rkm->_private);
 }
 

@@ -43,6 +43,12 @@ static const struct key_def key_defs[] = {
     {"ingest", "retry_after_s", KEY_LONG, OFF(ingest.retry_after_s), "5", 1, 3600},
     {"ingest", "raw_topic", KEY_STR, OFF(ingest.raw_topic), "mailhook.raw", 0, 0},
     {"ingest", "log_level", KEY_STR, OFF(ingest.log_level), "info", 0, 0},
+    {"ingest", "quarantine_topic", KEY_STR, OFF(ingest.quarantine_topic), "mailhook.quarantine",
+     0, 0},
+    {"ingest", "quarantine_max_bytes", KEY_LONG, OFF(ingest.quarantine_max_bytes), "1048576", 1,
+     64L << 20},
+    {"ingest", "quarantine_rate", KEY_LONG, OFF(ingest.quarantine_rate), "10", 1, 100000},
+    {"ingest", "quarantine_burst", KEY_LONG, OFF(ingest.quarantine_burst), "100", 1, 1000000},
     {"worker", "group_id", KEY_STR, OFF(worker.group_id), "mailhook-worker", 0, 0},
     {"worker", "raw_topic", KEY_STR, OFF(worker.raw_topic), NULL, 0, 0},
     {"worker", "events_topic", KEY_STR, OFF(worker.events_topic), "mailhook.events", 0, 0},
@@ -269,6 +275,12 @@ static int handle_source_key(struct load_ctx *ctx, struct mh_source *src, const 
     if (!strcmp(name, "enabled")) {
         if (parse_bool(value, &src->enabled) < 0)
             return fail_at(ctx, ctx->line, "[source.%s] enabled: expected true or false",
+                           src->name);
+        return 1;
+    }
+    if (!strcmp(name, "quarantine")) {
+        if (parse_bool(value, &src->quarantine) < 0)
+            return fail_at(ctx, ctx->line, "[source.%s] quarantine: expected true or false",
                            src->name);
         return 1;
     }

@@ -4,7 +4,7 @@ The tests run against real services: Kafka at MAILHOOK_KAFKA_BROKERS and Postgre
 MAILHOOK_PG_DSN (tests/run sets both; without them, the local stack of deploy/local on
 its default ports). Each pytest session isolates itself from every other run:
 
-- topics   mailhook.{raw,events,dlq,suppressions}.e2e-<session id>
+- topics   mailhook.{raw,events,dlq,suppressions,quarantine}.e2e-<session id>
 - group    mailhook-worker-e2e-<session id>
 - database mailhook_e2e_<session id> (created next to the given one, dropped at the end)
 - config   $MH_LOCAL/e2e/<session id>/mailhook.ini (MH_LOCAL: default .local) with its
@@ -167,7 +167,9 @@ def mailhook_config(stack: Stack, session_id: str, e2e_db: str) -> MailhookConfi
     tenant = "e2e"
     sources = helpers.default_sources(tenant)
     sections = {
-        "ingest": {"listen": f"127.0.0.1:{helpers.free_port()}", "raw_topic": topics["raw"]},
+        # [ingest]'s own topic, not a worker role: kept out of `topics`.
+        "ingest": {"listen": f"127.0.0.1:{helpers.free_port()}", "raw_topic": topics["raw"],
+                   "quarantine_topic": f"mailhook.quarantine.e2e-{session_id}"},
         "worker": {"group_id": group_id, "raw_topic": topics["raw"],
                    "events_topic": topics["events"], "dlq_topic": topics["dlq"],
                    "suppressions_topic": topics["suppressions"]},
@@ -232,7 +234,8 @@ def mailhook(stack: Stack, mailhook_config: MailhookConfig):
     mh.stop_all()
     _SESSION_MAILHOOK.remove(mh)
     if not KEEP:
-        helpers.delete_topics(cfg.topics.values(), stack.brokers)
+        helpers.delete_topics([*cfg.topics.values(), cfg.sections["ingest"]["quarantine_topic"]],
+                              stack.brokers)
     problems = []
     if crashed:
         problems.append("exited unexpectedly: " + ", ".join(

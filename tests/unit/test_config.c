@@ -170,6 +170,31 @@ static void test_errors_never_echo_secrets(void **state)
     assert_null(strstr(err, "TOPSECRETVALUE"));
 }
 
+/* quarantine is a source key of every provider, off by default; its bounds are [ingest]'s. */
+static void test_quarantine_keys(void **state)
+{
+    (void)state;
+    char err[1024] = "";
+    struct mh_config *cfg = load_text("[ingest]\nquarantine_rate = 5\nquarantine_burst = 20\n"
+                                      "[source.on]\nprovider = ivymail\nsecret = s\n"
+                                      "quarantine = true\n"
+                                      "[source.off]\nprovider = hmac\nsecret = s\n",
+                                      err, sizeof(err));
+    assert_non_null(cfg);
+    assert_int_equal(mh_config_source(cfg, "on")->quarantine, 1);
+    assert_int_equal(mh_config_source(cfg, "off")->quarantine, 0);
+    assert_null(mh_source_opt(mh_config_source(cfg, "on"), "quarantine"));
+    assert_string_equal(cfg->ingest.quarantine_topic, "mailhook.quarantine");
+    assert_int_equal(cfg->ingest.quarantine_max_bytes, 1048576);
+    assert_int_equal(cfg->ingest.quarantine_rate, 5);
+    assert_int_equal(cfg->ingest.quarantine_burst, 20);
+    mh_config_free(cfg);
+    expect_error("[source.a]\nprovider = ivymail\nsecret = s\nquarantine = maybe\n", 4,
+                 "quarantine: expected true or false");
+    expect_error("[ingest]\nquarantine_rate = 0\n", 2, "outside 1..100000");
+    expect_error("[ingest]\nquarantine_max_bytes = -1\n", 2, "outside 1..67108864");
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -186,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_errors_never_echo_secrets),
+        cmocka_unit_test(test_quarantine_keys),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,8 @@
  *   [postgres]       dsn (env MAILHOOK_PG_DSN overrides)
  *   [kafka]          every key passed straight to librdkafka
  *                    (env MAILHOOK_KAFKA_BROKERS overrides bootstrap.servers)
- *   [source.NAME]    one webhook endpoint: provider, tenant, secrets, provider options
+ *   [source.NAME]    one webhook endpoint: provider, tenant, secrets, quarantine,
+ *                    provider options
  *   [suppression]    suppression rules for every tenant (docs/suppression.md)
  *   [suppression.T]  the rules of tenant T where they differ from [suppression]
  *   [api]            mailhook-api: listener, bearer tokens, pagination, retention
@@ -36,6 +37,7 @@ struct mh_source {
     const struct mh_provider *provider;
     char *tenant;
     int enabled;
+    int quarantine; /* keep requests refused for a signature mismatch (docs/quarantine.md) */
     int line; /* line of the [source.NAME] header */
     char **secrets; /* plain secret strings as configured; never logged */
     size_t n_secrets;
@@ -77,6 +79,11 @@ struct mh_config {
         long retry_after_s;
         char *raw_topic;
         char *log_level;
+        /* Requests refused for a signature mismatch, for sources with quarantine = true. */
+        char *quarantine_topic;
+        long quarantine_max_bytes; /* larger bodies are not kept */
+        long quarantine_rate;      /* records per second per source and process ... */
+        long quarantine_burst;     /* ... with bursts of this many */
     } ingest;
     struct {
         char *group_id;
