@@ -100,8 +100,10 @@ def read(provider: str, target: str, fixtures: Path = FIXTURES) -> Source:
     path = fixtures / provider / "source.ini"
     if not path.is_file():
         raise SourceFileError(f"{path}: missing (every fixtures folder has one)")
-    cp = configparser.ConfigParser(interpolation=None, default_section="\0none")
-    cp.optionxform = str  # keys as written
+    # No [DEFAULT] section whose keys would leak into the others: every key is where it
+    # is written. Keys keep their case.
+    cp = configparser.ConfigParser(interpolation=None, default_section="(no default section)")
+    cp.optionxform = str
     try:
         cp.read(path, encoding="utf-8")
     except configparser.Error as e:
@@ -119,6 +121,8 @@ def read(provider: str, target: str, fixtures: Path = FIXTURES) -> Source:
         for key, value in cp[section].items():
             if key == "tenant":
                 raise fail(f"[{section}] tenant: set by each reader, not in the file")
+            if key == "provider" and section != "source":
+                raise fail(f"[{section}] provider: only [source] names the provider")
             if key == "name" and section != "local":
                 raise fail(f"[{section}] name: only [local] may rename the source")
             if not value or any(c in value for c in "\t\r\n"):
