@@ -69,9 +69,11 @@ MH_APT_PACKAGES=(
   clang
 )
 
-# Sources written into the local config; each name has a function
-# mh_config_source_<name> that prints its INI block (see mh_write_config).
-MH_LOCAL_SOURCES=(ivymail maildog cloudmailin getmailer postal ark sendgrid postmark mailgun ses resend sparkpost mandrill brevo standard mailjet mailersend)
+# The sources written into the local config: one per provider, each described by
+# tests/fixtures/<provider>/source.ini, read by this program with Python's configparser
+# (the golden end-to-end test reads the same files; docs/providers/README.md). See
+# mh_config_sources.
+MH_FIXTURE_SOURCES="$MH_ROOT/tests/e2e/fixture_sources.py"
 
 # ---------------------------------------------------------------------------------------
 # messages
@@ -717,7 +719,8 @@ mh_pg_kill() {
 # ---------------------------------------------------------------------------------------
 # local config
 
-# mh_secret: 32 random bytes, hex (fails rather than print an empty or short secret).
+# mh_secret: 32 random bytes, hex (fails rather than print an empty or short secret);
+# placeholder @secret.
 mh_secret() {
   local secret
   secret=$(openssl rand -hex 32) || return 1
@@ -725,56 +728,12 @@ mh_secret() {
   printf '%s\n' "$secret"
 }
 
-# One function per local source, printing its INI block; a new source is a new function
-# plus its name in MH_LOCAL_SOURCES.
-mh_config_source_ivymail() {
-  local secret
-  secret=$(mh_secret) || return 1
-  cat <<EOF
-[source.ivymail]
-provider = ivymail
-tenant = local
-secret = $secret
-EOF
-}
+# The local stack's key pairs, each made on first use and kept under $MH_LOCAL/keys, and
+# its secrets: mh_source_value hands them to the sources whose source.ini names their
+# placeholder. Sign test requests with the private halves:
+# mailhook sign --source SOURCE --key KEY ...
 
-mh_config_source_maildog() {
-  local secret
-  secret=$(mh_secret) || return 1
-  cat <<EOF
-[source.maildog]
-provider = hmac
-tenant = local
-header = x-maildog-signature
-encoding = hex
-secret = $secret
-EOF
-}
-
-mh_config_source_cloudmailin() {
-  local secret
-  secret=$(mh_secret) || return 1
-  cat <<EOF
-[source.cloudmailin]
-provider = cloudmailin
-tenant = local
-secret = $secret
-EOF
-}
-
-mh_config_source_getmailer() {
-  local secret
-  secret=$(mh_secret) || return 1
-  cat <<EOF
-[source.getmailer]
-provider = getmailer
-tenant = local
-secret = $secret
-EOF
-}
-
-# Postal and Ark sign with a private key: the local stack makes one pair for both and
-# configures its public half (sign test requests with: mailhook sign --key KEY ...).
+# The RSA pair (placeholder @rsa_public_key; Postal and Ark): its public half's path.
 mh_signing_key() {
   local dir="$MH_LOCAL/keys"
   if [[ ! -s $dir/signing.pem ]]; then
@@ -785,30 +744,8 @@ mh_signing_key() {
   printf '%s\n' "$dir/signing.pub.pem"
 }
 
-mh_config_source_postal() {
-  local pub
-  pub=$(mh_signing_key) || return 1
-  cat <<EOF
-[source.postal]
-provider = postal
-tenant = local
-public_key_file = $pub
-EOF
-}
-
-mh_config_source_ark() {
-  local pub
-  pub=$(mh_signing_key) || return 1
-  cat <<EOF
-[source.ark]
-provider = ark
-tenant = local
-public_key_file = $pub
-EOF
-}
-
-# SendGrid signs with ECDSA P-256: its own key pair, next to the RSA one (sign test
-# requests with: mailhook sign --source sendgrid --key .local/keys/sendgrid.pem ...).
+# The ECDSA P-256 pair (placeholder @ec_public_key; SendGrid), next to the RSA one:
+# its public half's path (sign with .local/keys/sendgrid.pem).
 mh_sendgrid_key() {
   local dir="$MH_LOCAL/keys"
   if [[ ! -s $dir/sendgrid.pem ]]; then
@@ -819,49 +756,11 @@ mh_sendgrid_key() {
   printf '%s\n' "$dir/sendgrid.pub.pem"
 }
 
-mh_config_source_sendgrid() {
-  local pub
-  pub=$(mh_sendgrid_key) || return 1
-  cat <<EOF
-[source.sendgrid]
-provider = sendgrid
-tenant = local
-public_key_file = $pub
-EOF
-}
-
-# Postmark signs nothing: the source checks the HTTP Basic credentials set on the webhook
-# (`mailhook sign --source postmark` prints a request carrying them).
-mh_config_source_postmark() {
-  local secret
-  secret=$(mh_secret) || return 1
-  cat <<EOF
-[source.postmark]
-provider = postmark
-tenant = local
-basic_user = postmark
-secret = $secret
-EOF
-}
-
-# Mailgun signs inside the body with the account's HTTP webhook signing key (the secret);
-# `mailhook sign --source mailgun` posts a copy of a body re-signed with it.
-mh_config_source_mailgun() {
-  local secret
-  secret=$(mh_secret) || return 1
-  cat <<EOF
-[source.mailgun]
-provider = mailgun
-tenant = local
-secret = $secret
-EOF
-}
-
-# Amazon SES through SNS: SNS signs with the RSA key of an X.509 certificate named in
-# SigningCertURL. The local stack makes a self-signed stand-in (never an AWS certificate)
-# named like SNS's, and one local topic (sign test requests with: mailhook sign --source
-# ses --key .local/keys/ses/ses.pem FILE — an SNS message is re-signed, an SES record is
-# wrapped in a new Notification).
+# Amazon SES through SNS (placeholder @ses_certificate): SNS signs with the RSA key of an
+# X.509 certificate named in SigningCertURL. The local stack makes a self-signed stand-in
+# (never an AWS certificate) named like SNS's; its path (sign test requests with:
+# mailhook sign --source ses --key .local/keys/ses/ses.pem FILE — an SNS message is
+# re-signed, an SES record is wrapped in a new Notification).
 mh_ses_cert() {
   local dir="$MH_LOCAL/keys/ses"
   local cert="$dir/SimpleNotificationService-mailhook-local.pem"
@@ -873,113 +772,64 @@ mh_ses_cert() {
   printf '%s\n' "$cert"
 }
 
-mh_config_source_ses() {
-  local cert
-  cert=$(mh_ses_cert) || return 1
-  cat <<EOF
-[source.ses]
-provider = ses
-tenant = local
-certificate_file = $cert
-topic_arn = arn:aws:sns:us-east-1:000000000000:mailhook-local
-EOF
-}
-
-# Resend signs through Svix with a "whsec_" secret (base64 of random bytes), as Resend's
-# dashboard shows it (`mailhook sign --source resend` prints a signed request).
-mh_config_source_resend() {
+# mh_whsec_secret: a Standard Webhooks (Svix, Resend) signing secret, "whsec_" and the
+# base64 of 32 random bytes, as those dashboards show it (placeholder @whsec_secret).
+mh_whsec_secret() {
   local key
   key=$(openssl rand -base64 32) || return 1
   [[ ${#key} -eq 44 ]] || return 1
-  cat <<EOF
-[source.resend]
-provider = resend
-tenant = local
-secret = whsec_$key
-EOF
+  printf 'whsec_%s\n' "$key"
 }
 
-# SparkPost signs nothing: the source checks the HTTP Basic credentials set on the webhook
-# (`mailhook sign --source sparkpost` prints a request carrying them).
-mh_config_source_sparkpost() {
-  local secret
-  secret=$(mh_secret) || return 1
-  cat <<EOF
-[source.sparkpost]
-provider = sparkpost
-tenant = local
-basic_user = sparkpost
-secret = $secret
-EOF
+# mh_source_value SOURCE VALUE: VALUE for a key of [source.SOURCE], its "@" placeholder
+# (the vocabulary of docs/providers/README.md) resolved; other values as they are.
+mh_source_value() {
+  local src=$1 value=$2
+  case $value in
+  @secret) mh_secret ;;
+  @whsec_secret) mh_whsec_secret ;;
+  @rsa_public_key) mh_signing_key ;;
+  @ec_public_key) mh_sendgrid_key ;;
+  @ses_certificate) mh_ses_cert ;;
+  # Mandrill signs the webhook URL as entered in Mandrill: locally, the ingest URL.
+  @webhook_url) printf 'http://127.0.0.1:%s/v1/webhooks/%s\n' "$MH_INGEST_PORT" "$src" ;;
+  @*)
+    mh_err "source $src: unknown placeholder $value"
+    return 1
+    ;;
+  *) printf '%s\n' "$value" ;;
+  esac
 }
 
-# Brevo signs nothing: the source checks the bearer token set on the webhook's auth
-# (`mailhook sign --source brevo` prints a request carrying it).
-mh_config_source_brevo() {
-  local secret
-  secret=$(mh_secret) || return 1
-  cat <<EOF
-[source.brevo]
-provider = brevo
-tenant = local
-bearer = true
-secret = $secret
-EOF
-}
-
-# Mailjet signs nothing: the source checks the HTTP Basic credentials of the webhook URL
-# (https://mailjet:<secret>@host/...; `mailhook sign --source mailjet` prints a request
-# carrying them).
-mh_config_source_mailjet() {
-  local secret
-  secret=$(mh_secret) || return 1
-  cat <<EOF
-[source.mailjet]
-provider = mailjet
-tenant = local
-basic_user = mailjet
-secret = $secret
-EOF
-}
-
-# Mandrill signs the webhook URL as entered in Mandrill: locally, the ingest URL itself.
-mh_config_source_mandrill() {
-  local key
-  key=$(mh_secret) || return 1
-  cat <<EOF
-[source.mandrill]
-provider = mandrill
-tenant = local
-url = http://127.0.0.1:$MH_INGEST_PORT/v1/webhooks/mandrill
-secret = $key
-EOF
-}
-
-# A generic Standard Webhooks sender: a "whsec_" secret (base64 of random bytes), as the
-# spec's libraries generate it (`mailhook sign --source standard` prints a signed request).
-mh_config_source_standard() {
-  local key
-  key=$(openssl rand -base64 32) || return 1
-  [[ ${#key} -eq 44 ]] || return 1
-  cat <<EOF
-[source.standard]
-provider = standard
-tenant = local
-secret = whsec_$key
-EOF
-}
-
-# MailerSend signs the raw body with the webhook's signing secret (hex HMAC-SHA256 in the
-# Signature header; `mailhook sign --source mailersend` prints a signed request).
-mh_config_source_mailersend() {
-  local secret
-  secret=$(mh_secret) || return 1
-  cat <<EOF
-[source.mailersend]
-provider = mailersend
-tenant = local
-secret = $secret
-EOF
+# mh_config_sources FILE: append to FILE the [source.NAME] block of every source that
+# tests/fixtures/*/source.ini describes and FILE lacks, placeholders resolved (so secrets
+# already in FILE stay as they are).
+mh_config_sources() {
+  local file=$1 listing name key value prev="" block="" rc=0
+  command -v python3 >/dev/null || {
+    mh_err "python3 not found in PATH (it reads tests/fixtures/*/source.ini)"
+    return 1
+  }
+  listing=$(python3 "$MH_FIXTURE_SOURCES" local </dev/null) || {
+    mh_err "cannot read the local sources from tests/fixtures/*/source.ini"
+    return 1
+  }
+  # listing: NAME<TAB>KEY<TAB>VALUE lines, grouped by source, in providers.def's order.
+  while IFS=$'\t' read -r name key value; do
+    if [[ $name != "$prev" ]]; then
+      if [[ -n $block ]]; then printf '\n%s\n' "$block" >>"$file" || return 1; fi
+      prev=$name block=""
+      if ! grep -q "^\[source\.${name//./\\.}\]" "$file"; then block="[source.$name]"; fi
+    fi
+    [[ -n $block ]] || continue
+    value=$(mh_source_value "$name" "$value") || rc=1
+    if ((rc)) || [[ -z $value ]]; then
+      mh_err "cannot generate the config of source $name (is openssl installed?)"
+      return 1
+    fi
+    block+=$'\n'"$key = $value"
+  done <<<"$listing"
+  if [[ -n $block ]]; then printf '\n%s\n' "$block" >>"$file" || return 1; fi
 }
 
 # mh_api_token: create mailhook-api's bearer token file once (mode 0600) and print its
@@ -1010,11 +860,12 @@ EOF
 }
 
 # mh_write_config FILE: the local stack's config. Written once, so secrets stay stable
-# across runs; a source added to MH_LOCAL_SOURCES later is appended with a new secret.
+# across runs; a source added later (a new tests/fixtures/*/source.ini) is appended with
+# a new secret.
 # MAILHOOK_KAFKA_BROKERS / MAILHOOK_PG_DSN override [kafka] and [postgres] inside the
 # programs, so the file keeps the local stack's addresses.
 mh_write_config() {
-  local file=${1:-$MH_CONFIG} src
+  local file=${1:-$MH_CONFIG}
   mkdir -p "$(dirname "$file")"
   if [[ ! -f $file ]]; then
     mh_log "writing $file (new secrets)"
@@ -1043,16 +894,7 @@ EOF
     mh_api_token >/dev/null || return 1
     printf '\n%s\n' "$(mh_config_api)" >>"$file"
   fi
-  local block
-  for src in "${MH_LOCAL_SOURCES[@]}"; do
-    if ! grep -q "^\[source\.$src\]" "$file"; then
-      block=$("mh_config_source_$src") || {
-        mh_err "cannot generate the config of source $src (is openssl installed?)"
-        return 1
-      }
-      printf '\n%s\n' "$block" >>"$file"
-    fi
-  done
+  mh_config_sources "$file"
 }
 
 # mh_config_get FILE SECTION KEY: a value from an INI file (first match).

@@ -1,8 +1,9 @@
 /*
- * postal.c — Postal (postalserver/postal) and Ark (arkhq.io, which runs Postal's event
- * model) webhooks: two providers, `postal` and `ark`, sharing one verifier and one
- * parser. This file owns their RSA keys, signature check, freshness check and the
- * mapping of Postal's events; it does not fetch keys (no I/O at request time).
+ * postal.c — Postal (postalserver/postal) webhooks, the `postal` provider, and the code
+ * Ark (ark.c: arkhq.io, which runs Postal's event model) shares with it through
+ * postal_common.h: one verifier, signer and parser, told apart by a flavor. This file
+ * owns their RSA keys, signature check, freshness check and the mapping of Postal's
+ * events; it does not fetch keys (no I/O at request time).
  *
  * Keys: loaded in init from the source's options, each repeatable for rotation:
  *   public_key_file = PEM "PUBLIC KEY" (SPKI) or "RSA PUBLIC KEY" (PKCS#1), or the bare
@@ -51,6 +52,7 @@
 #include "mailhook/provider.h"
 #include "mailhook/timeutil.h"
 #include "mailhook/verify.h"
+#include "postal_common.h"
 
 #define MIN_KEY_BITS 1024
 #define MAX_SIG_BYTES 1024 /* an 8192-bit RSA signature */
@@ -67,31 +69,13 @@ struct postal_state {
     int allow_sha1;
 };
 
-/* One provider's header names (the SHA-256 header first). */
-struct flavor {
-    const char *name;
-    const char *sig256;
-    const char *kid;
-    int ark;
-    long default_tolerance_s;
-};
-
-static const struct flavor postal_flavor = {
+static const struct mh_postal_flavor postal_flavor = {
     "postal", "x-postal-signature-256", "x-postal-signature-kid", 0, 86400,
 };
-static const struct flavor ark_flavor = {
-    "ark", "x-ark-signature", "x-ark-signature-kid", 1, 300,
-};
 
-#define POSTAL_SIG256 "x-postal-signature-256"
-#define POSTAL_SIG1 "x-postal-signature"
-#define POSTAL_KID "x-postal-signature-kid"
-
-static const char *const option_keys[] = {"public_key_file", "jwks_file", "timestamp_tolerance_s",
-                                          "allow_sha1", NULL};
+const char *const mh_postal_option_keys[] = {"public_key_file", "jwks_file",
+                                             "timestamp_tolerance_s", "allow_sha1", NULL};
 static const char *const postal_forward[] = {POSTAL_SIG256, POSTAL_SIG1, POSTAL_KID, NULL};
-static const char *const ark_forward[] = {"x-ark-signature", "x-ark-signature-kid", POSTAL_SIG256,
-                                          POSTAL_SIG1, POSTAL_KID, NULL};
 
 /* ---- key loading ---- */
 
@@ -314,7 +298,8 @@ static int parse_bool_opt(struct mh_source *src, const char *key, int def, int *
     return -1;
 }
 
-static int flavor_init(const struct flavor *fl, struct mh_source *src, char *err, size_t errlen)
+int mh_postal_init(const struct mh_postal_flavor *fl, struct mh_source *src, char *err,
+                   size_t errlen)
 {
     struct postal_state *st = mh_calloc(1, sizeof(*st));
     if (mh_source_long_opt(src, "timestamp_tolerance_s", fl->default_tolerance_s, 0, 31L * 86400,
@@ -330,15 +315,10 @@ static int flavor_init(const struct flavor *fl, struct mh_source *src, char *err
 
 static int postal_init(struct mh_source *src, char *err, size_t errlen)
 {
-    return flavor_init(&postal_flavor, src, err, errlen);
+    return mh_postal_init(&postal_flavor, src, err, errlen);
 }
 
-static int ark_init(struct mh_source *src, char *err, size_t errlen)
-{
-    return flavor_init(&ark_flavor, src, err, errlen);
-}
-
-static void postal_fini(struct mh_source *src)
+void mh_postal_fini(struct mh_source *src)
 {
     state_free(src->state);
     src->state = NULL;
@@ -375,8 +355,9 @@ static int any_key_verifies(const struct postal_state *st, const char *kid, cons
 }
 
 /* The signature header to check and its digest, in order of preference; NULL when none. */
-static const char *pick_signature(const struct flavor *fl, const struct postal_state *st,
-                                  const struct mh_headers *h, const char **md, const char **kid)
+static const char *pick_signature(const struct mh_postal_flavor *fl,
+                                  const struct postal_state *st, const struct mh_headers *h,
+                                  const char **md, const char **kid)
 {
     const char *v = mh_headers_get(h, fl->sig256);
     *md = "SHA256";
@@ -421,8 +402,8 @@ static enum mh_verdict check_timestamp(const struct postal_state *st, const stru
     return MH_VERIFY_OK;
 }
 
-static enum mh_verdict flavor_verify(const struct flavor *fl, const struct mh_source *src,
-                                     const struct mh_request *req, char *err, size_t errlen)
+enum mh_verdict mh_postal_verify(const struct mh_postal_flavor *fl, const struct mh_source *src,
+                                 const struct mh_request *req, char *err, size_t errlen)
 {
     const struct postal_state *st = src->state;
     const char *md, *kid;
@@ -450,13 +431,7 @@ static enum mh_verdict flavor_verify(const struct flavor *fl, const struct mh_so
 static enum mh_verdict postal_verify(const struct mh_source *src, const struct mh_request *req,
                                      char *err, size_t errlen)
 {
-    return flavor_verify(&postal_flavor, src, req, err, errlen);
-}
-
-static enum mh_verdict ark_verify(const struct mh_source *src, const struct mh_request *req,
-                                  char *err, size_t errlen)
-{
-    return flavor_verify(&ark_flavor, src, req, err, errlen);
+    return mh_postal_verify(&postal_flavor, src, req, err, errlen);
 }
 
 /* ---- sign (for `mailhook sign`) ---- */
@@ -512,8 +487,8 @@ static const struct rsa_key *matching_key(const struct postal_state *st, EVP_PKE
  * verifies). Postal gets both signatures, Ark its own header; both the key id when the
  * key came from a JWKS. The body's timestamp is not changed: it must be fresh already.
  */
-static int flavor_sign(const struct flavor *fl, const struct mh_source *src,
-                       struct mh_sign_req *sr, char *err, size_t errlen)
+int mh_postal_sign(const struct mh_postal_flavor *fl, const struct mh_source *src,
+                   struct mh_sign_req *sr, char *err, size_t errlen)
 {
     char sig[4 * MAX_SIG_BYTES / 3 + 8];
     if (!sr->private_key_file) {
@@ -545,12 +520,7 @@ static int flavor_sign(const struct flavor *fl, const struct mh_source *src,
 static int postal_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
                        size_t errlen)
 {
-    return flavor_sign(&postal_flavor, src, sr, err, errlen);
-}
-
-static int ark_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err, size_t errlen)
-{
-    return flavor_sign(&ark_flavor, src, sr, err, errlen);
+    return mh_postal_sign(&postal_flavor, src, sr, err, errlen);
 }
 
 /* ---- parse ---- */
@@ -778,8 +748,8 @@ static char *derived_extra(json_t *root, json_t *payload, json_t *msg)
     return s;
 }
 
-static int flavor_parse(const struct flavor *fl, const struct mh_raw *raw, json_t *events,
-                        char *err, size_t errlen)
+int mh_postal_parse(const struct mh_postal_flavor *fl, const struct mh_raw *raw, json_t *events,
+                    char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *root = json_loadb((const char *)raw->body, raw->body_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -822,34 +792,17 @@ static int flavor_parse(const struct flavor *fl, const struct mh_raw *raw, json_
 
 static int postal_parse(const struct mh_raw *raw, json_t *events, char *err, size_t errlen)
 {
-    return flavor_parse(&postal_flavor, raw, events, err, errlen);
-}
-
-static int ark_parse(const struct mh_raw *raw, json_t *events, char *err, size_t errlen)
-{
-    return flavor_parse(&ark_flavor, raw, events, err, errlen);
+    return mh_postal_parse(&postal_flavor, raw, events, err, errlen);
 }
 
 const struct mh_provider mh_provider_postal = {
     .name = "postal",
-    .option_keys = option_keys,
+    .option_keys = mh_postal_option_keys,
     .forward_headers = postal_forward,
     .needs_secret = 0,
     .init = postal_init,
-    .fini = postal_fini,
+    .fini = mh_postal_fini,
     .verify = postal_verify,
     .parse = postal_parse,
     .sign = postal_sign,
-};
-
-const struct mh_provider mh_provider_ark = {
-    .name = "ark",
-    .option_keys = option_keys,
-    .forward_headers = ark_forward,
-    .needs_secret = 0,
-    .init = ark_init,
-    .fini = postal_fini,
-    .verify = ark_verify,
-    .parse = ark_parse,
-    .sign = ark_sign,
 };

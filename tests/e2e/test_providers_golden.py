@@ -1,7 +1,8 @@
 """Every provider's fixtures through the real pipeline.
 
 For each provider a source named after it (tenant "test", as the unit-test fixtures use)
-is configured on an ingest + worker of this module's own. Every tests/fixtures case is
+is configured on an ingest + worker of this module's own, as the provider's
+tests/fixtures/<provider>/source.ini describes it (fixture_sources.py). Every case is
 signed with `mailhook sign` (so signing works for every provider's source) and posted:
 cases with expected.json must come out on the events topic exactly as the golden file
 says (received_at and the raw record's position aside, which depend on the run); cases
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import fixture_sources
 import helpers
 from helpers import Mailhook
 from test_pipeline import assert_canonical
@@ -63,58 +65,31 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
                     "/CN=mailhook golden SNS stand-in"], check=True, capture_output=True)
     topics = {role: f"mailhook.{role}.golden-{session_id}"
               for role in ("raw", "events", "dlq", "suppressions")}
-    # Fixture timestamps are years old: no tolerance window for the golden run.
-    sources = {
-        "ivymail": {"provider": "ivymail", "tenant": "test", "secret": helpers.new_secret()},
-        "hmac": {"provider": "hmac", "tenant": "test", "header": "x-maildog-signature",
-                 "encoding": "hex", "secret": helpers.new_secret()},
-        "cloudmailin": {"provider": "cloudmailin", "tenant": "test",
-                        "secret": helpers.new_secret()},
-        "getmailer": {"provider": "getmailer", "tenant": "test", "secret": helpers.new_secret()},
-        "postal": {"provider": "postal", "tenant": "test", "public_key_file": str(pub),
-                   "timestamp_tolerance_s": "0"},
-        "ark": {"provider": "ark", "tenant": "test", "public_key_file": str(pub),
-                "timestamp_tolerance_s": "0"},
-        "sendgrid": {"provider": "sendgrid", "tenant": "test", "public_key_file": str(ec_pub),
-                     "timestamp_tolerance_s": "0"},
-        # Both of Postmark's credentials at once: Basic auth and a custom header.
-        "postmark": {"provider": "postmark", "tenant": "test", "basic_user": "postmark",
-                     "header": "X-Postmark-Hook", "secret": helpers.new_secret()},
-        # Mailgun signs inside the body: `mailhook sign` re-signs each fixture's block,
-        # stamped now, so the default timestamp tolerance stays on.
-        "mailgun": {"provider": "mailgun", "tenant": "test", "secret": helpers.new_secret()},
-        "ses": {"provider": "ses", "tenant": "test", "certificate_file": str(ses_cert),
-                "topic_arn": "arn:aws:sns:us-east-1:123456789012:ses-events",
-                "timestamp_tolerance_s": "0"},
-        # Resend (Svix): a whsec_ signing secret; `mailhook sign` stamps now.
-        "resend": {"provider": "resend", "tenant": "test",
-                   "secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()},
-        # SparkPost signs nothing: Basic auth and the legacy token header, as for Postmark.
-        "sparkpost": {"provider": "sparkpost", "tenant": "test", "basic_user": "sparkpost",
-                      "header": "X-MessageSystems-Webhook-Token",
-                      "secret": helpers.new_secret()},
-        # Mandrill signs the URL as entered in Mandrill, not the one ingest sees.
-        "mandrill": {"provider": "mandrill", "tenant": "test",
-                     "url": "https://hooks.example.com/esp/mandrill",
-                     "secret": helpers.new_secret()},
-        # Brevo signs nothing: a bearer token and a custom header, both checked.
-        "brevo": {"provider": "brevo", "tenant": "test", "bearer": "true",
-                  "header": "X-Brevo-Hook", "secret": helpers.new_secret()},
-        # Mailjet signs nothing: Basic credentials from the webhook URL, plus a header
-        # (a proxy in front could add one), both checked.
-        "mailjet": {"provider": "mailjet", "tenant": "test", "basic_user": "mailjet",
-                    "header": "X-Mailjet-Hook", "secret": helpers.new_secret()},
-        # Generic Standard Webhooks sender; `mailhook sign` stamps now.
-        "standard": {"provider": "standard", "tenant": "test",
-                     "secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()},
-        # MailerSend: hex HMAC-SHA256 of the body in `Signature`, no timestamp.
-        "mailersend": {"provider": "mailersend", "tenant": "test",
-                       "secret": helpers.new_secret()},
+    listen = f"127.0.0.1:{helpers.free_port()}"
+    # Each fixtures folder's source.ini says how its source is configured; its "@"
+    # placeholders become this run's secrets, keys and URLs. Every placeholder with a
+    # private half maps to the key `mailhook sign --key` signs with.
+    made = {
+        "secret": helpers.new_secret,
+        "whsec_secret": lambda: "whsec_" + base64.b64encode(os.urandom(32)).decode(),
+        "rsa_public_key": lambda: str(pub),
+        "ec_public_key": lambda: str(ec_pub),
+        "ses_certificate": lambda: str(ses_cert),
     }
+    private = {"rsa_public_key": priv, "ec_public_key": ec_priv, "ses_certificate": ses_key}
+    assert set(made) | {"webhook_url"} == set(fixture_sources.PLACEHOLDERS)
+    sources, signing_keys = {}, {}
+    for src in fixture_sources.read_all("golden"):
+        values = {ph: make() for ph, make in made.items()
+                  if ph in fixture_sources.placeholders_of(src)}
+        values["webhook_url"] = f"http://{listen}/v1/webhooks/{src.name}"
+        sources[src.name] = fixture_sources.resolve(src, values)
+        for ph in fixture_sources.placeholders_of(src) & set(private):
+            signing_keys[src.name] = private[ph]
     missing = set(PROVIDERS) - set(sources)
     assert not missing, f"fixtures of {missing} have no golden source configured here"
     sections = {
-        "ingest": {"listen": f"127.0.0.1:{helpers.free_port()}", "raw_topic": topics["raw"]},
+        "ingest": {"listen": listen, "raw_topic": topics["raw"]},
         "worker": {"group_id": f"mailhook-golden-{session_id}", "raw_topic": topics["raw"],
                    "events_topic": topics["events"], "dlq_topic": topics["dlq"],
                    "suppressions_topic": topics["suppressions"]},
@@ -132,7 +107,7 @@ def golden(stack, session_id, e2e_db, tmp_path_factory):
     try:
         mh.start_ingest()
         mh.start_worker(1)
-        yield mh, {"postal": priv, "ark": priv, "sendgrid": ec_priv, "ses": ses_key}
+        yield mh, signing_keys
     finally:
         crashed = mh.crashed()
         mh.stop_all()

@@ -5,7 +5,8 @@
  * byte), optionally headers.json (an object of the Kafka headers parse sees), and either
  * expected.json (the exact array of canonical events parse must produce) or error.txt
  * (a substring of the error parse must report). The folder name is the provider's
- * registered name; every registered provider must have a folder. Each case is one
+ * registered name; every registered provider must have a folder, with a source.ini
+ * (docs/providers/README.md), and a page docs/providers/<provider>.md. Each case is one
  * cmocka test, run with the same raw-record coordinates, and parsed twice to prove the
  * result (event ids included) is deterministic.
  *
@@ -296,6 +297,38 @@ static void check_registry(void **state)
     assert_int_equal(bad, 0);
 }
 
+/*
+ * What else adding a provider takes (docs/providers/README.md): every fixtures folder
+ * has the source.ini the golden test and the local stack configure it from, and every
+ * provider has its page under docs/providers/.
+ */
+static void check_provider_files(void **state)
+{
+    size_t n;
+    int bad = 0;
+    char **dirs = list_dirs(MH_FIXTURES_DIR, &n);
+    char path[1024];
+    (void)state;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/%s", MH_FIXTURES_DIR, dirs[i]);
+        if (!file_exists(path, "source.ini")) {
+            print_error("tests/fixtures/%s has no source.ini\n", dirs[i]);
+            bad++;
+        }
+    }
+    for (const struct mh_provider *const *p = mh_providers; *p; p++) {
+        char page[256];
+        snprintf(page, sizeof(page), "%s.md", (*p)->name);
+        if (!file_exists(MH_SOURCE_DIR "/docs/providers", page)) {
+            print_error("provider %s has no docs/providers/%s\n", (*p)->name, page);
+            bad++;
+        }
+    }
+    free_names(dirs, n);
+    assert_true(n > 0);
+    assert_int_equal(bad, 0);
+}
+
 static size_t collect_cases(struct fixture_case **out)
 {
     size_t np, total = 0;
@@ -325,14 +358,15 @@ int main(void)
 {
     struct fixture_case *cases;
     size_t n = collect_cases(&cases);
-    struct CMUnitTest *tests = calloc(n + 1, sizeof(*tests));
+    struct CMUnitTest *tests = calloc(n + 2, sizeof(*tests));
     tests[0] = (struct CMUnitTest)cmocka_unit_test(check_registry);
+    tests[1] = (struct CMUnitTest)cmocka_unit_test(check_provider_files);
     for (size_t i = 0; i < n; i++) {
-        tests[i + 1].name = cases[i].name;
-        tests[i + 1].test_func = run_case;
-        tests[i + 1].initial_state = &cases[i];
+        tests[i + 2].name = cases[i].name;
+        tests[i + 2].test_func = run_case;
+        tests[i + 2].initial_state = &cases[i];
     }
-    int failed = _cmocka_run_group_tests("fixtures", tests, n + 1, NULL, NULL);
+    int failed = _cmocka_run_group_tests("fixtures", tests, n + 2, NULL, NULL);
     free(tests);
     free(cases);
     return failed;

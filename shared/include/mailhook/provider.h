@@ -2,8 +2,9 @@
  * provider.h — the provider plugin interface.
  *
  * A *provider* (IvyMail, Postal, the generic HMAC scheme, ...) is static code: one file
- * under shared/providers/ exporting one `const struct mh_provider`, registered in the
- * table in provider_registry.c. A *source* (config section [source.NAME]) is a
+ * under shared/providers/ exporting one `const struct mh_provider mh_provider_NAME`,
+ * registered by one MH_PROVIDER(NAME) line in shared/providers/providers.def (adding a
+ * provider: docs/providers/README.md). A *source* (config section [source.NAME]) is a
  * configured instance of a provider with its own tenant, secrets and options.
  *
  * verify runs in mailhook-ingest on the raw bytes and headers, before anything is
@@ -107,7 +108,7 @@ struct mh_provider {
     int (*sign)(const struct mh_source *src, struct mh_sign_req *sr, char *err, size_t errlen);
 };
 
-/* The registry: NULL-terminated, in provider_registry.c. */
+/* The registry: NULL-terminated, in providers.def's order (provider_registry.c). */
 extern const struct mh_provider *const mh_providers[];
 
 const struct mh_provider *mh_provider_find(const char *name);
