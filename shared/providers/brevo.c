@@ -8,7 +8,7 @@
  *   bearer = true        Authorization: Bearer <one of the secrets>
  *   header = X-NAME      the header's value is one of the secrets
  * basic_user and bearer both use the Authorization header, so only one may be set;
- * every configured check must pass. The check is the shared mh_cred_* one (verify.h):
+ * every configured check must pass. The check is the shared mh_cred_* one (cred.h):
  * constant-time over every secret; no credential is forwarded onto the raw record or put in an error text.
  * There is no timestamp: replays are stopped by dedup.
  *
@@ -28,7 +28,7 @@
 #include "mailhook/headers.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/cred.h"
 
 static const char *const option_keys[] = {"basic_user", "bearer", "header", NULL};
 
@@ -199,7 +199,7 @@ const struct mh_provider mh_provider_brevo = {
     .option_keys = option_keys,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
-    .init = mh_cred_init, /* verify.h: Basic, bearer and custom-header credentials */
+    .init = mh_cred_init, /* cred.h: Basic, bearer and custom-header credentials */
     .fini = NULL,
     .verify = mh_cred_verify,
     .parse = brevo_parse,

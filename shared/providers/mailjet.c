@@ -5,7 +5,7 @@
  * HTTP Basic credentials in the webhook URL (https://user:password@host/...), which
  * arrive as an Authorization: Basic header; a source checks them (basic_user) and/or a
  * header holding a secret (header, for a proxy in front that adds one), with the shared
- * credential check (verify.h, mh_cred_*): every secret tried in constant time, no
+ * credential check (cred.h, mh_cred_*): every secret tried in constant time, no
  * credential ever in an error text or on the raw record. Replays are stopped by dedup.
  *
  * Parse: one event object per request, or a JSON array of them (the "grouped" mode,
@@ -27,7 +27,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/cred.h"
 
 static const char *const option_keys[] = {"basic_user", "header", NULL};
 
@@ -319,7 +319,7 @@ const struct mh_provider mh_provider_mailjet = {
     .option_keys = option_keys,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
-    .init = mh_cred_init, /* verify.h: Basic and custom-header credentials */
+    .init = mh_cred_init, /* cred.h: Basic and custom-header credentials */
     .fini = NULL,
     .verify = mh_cred_verify,
     .parse = mailjet_parse,

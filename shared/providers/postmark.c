@@ -8,7 +8,7 @@
  *   basic_user = NAME    Authorization: Basic NAME:<one of the secrets>
  *   header     = X-NAME  the header's value is one of the secrets
  * With both set, both must match. Comparisons are constant-time over every secret
- * (verify.h). Neither credential is forwarded onto the raw record, and none is ever
+ * (cred.h). Neither credential is forwarded onto the raw record, and none is ever
  * put into an error text. There is no timestamp: replays are stopped by dedup.
  *
  * Parse: one JSON object per request, discriminated by RecordType. Bounce and
@@ -29,7 +29,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/cred.h"
 
 /* Postmark's placeholder message id (e.g. manual suppressions): not a message id. */
 #define NIL_MESSAGE_ID "00000000-0000-0000-0000-000000000000"
@@ -307,7 +307,7 @@ const struct mh_provider mh_provider_postmark = {
     .option_keys = option_keys,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
-    .init = mh_cred_init, /* verify.h: the Basic / custom-header credentials */
+    .init = mh_cred_init, /* cred.h: the Basic / custom-header credentials */
     .fini = NULL,
     .verify = mh_cred_verify,
     .parse = postmark_parse,

@@ -2,7 +2,7 @@
  * resend.c — Resend webhooks, delivered through Svix (Standard Webhooks v1).
  *
  * Verify: svix-id / svix-timestamp / svix-signature (or the webhook-* names) checked
- * with the shared Standard Webhooks functions in verify.c against every `secret`
+ * with the shared Standard Webhooks functions in stdwh.c against every `secret`
  * (Resend's "whsec_..." signing secret; repeat it during a rotation). The timestamp must
  * be within timestamp_tolerance_s (default 300 s, the reference libraries' window; 0
  * turns the check off). All six headers ride on the raw record.
@@ -23,7 +23,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/stdwh.h"
 
 static const char *const option_keys[] = {"timestamp_tolerance_s", NULL};
 static const char *const forward[] = {"svix-id", "svix-timestamp", "svix-signature",
@@ -32,7 +32,7 @@ static const char *const forward[] = {"svix-id", "svix-timestamp", "svix-signatu
 
 /* ---- init / verify / sign ---- */
 
-/* The headers Resend sends (svix-*), stamped now (verify.h). */
+/* The headers Resend sends (svix-*), stamped now (stdwh.h). */
 static int resend_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
                        size_t errlen)
 {

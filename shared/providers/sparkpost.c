@@ -4,7 +4,7 @@
  * Verify: SparkPost signs nothing and sends no timestamp. A webhook can carry HTTP Basic
  * credentials (auth_type "basic") and custom headers (custom_headers, or the deprecated
  * auth_token sent as X-MessageSystems-Webhook-Token); the source checks either or both
- * with the shared credential check (verify.h, mh_cred_*): basic_user and/or header,
+ * with the shared credential check (cred.h, mh_cred_*): basic_user and/or header,
  * every secret tried in constant time, no credential ever in an error text or on the
  * raw record. OAuth 2 (auth_type "oauth2") would need mailhook to run a token endpoint
  * and is not offered. Replays are stopped by dedup on SparkPost's event_id.
@@ -27,7 +27,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/cred.h"
 
 static const char *const option_keys[] = {"basic_user", "header", NULL};
 /* The batch id is not a credential: kept on the raw record for audits of retries. */

@@ -4,7 +4,7 @@
  * payload shape documented in docs/providers/standard.md.
  *
  * Verify: webhook-id / webhook-timestamp / webhook-signature (or the svix-* names),
- * checked with the shared mh_stdwh_* functions (verify.c) against every `secret`
+ * checked with the shared mh_stdwh_* functions (stdwh.c) against every `secret`
  * ("whsec_..."; repeat it during a rotation), timestamp within timestamp_tolerance_s
  * (default 300 s; 0 turns the check off). All six headers ride on the raw record.
  *
@@ -26,7 +26,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/stdwh.h"
 
 static const char *const option_keys[] = {"timestamp_tolerance_s", NULL};
 static const char *const forward[] = {"webhook-id", "webhook-timestamp", "webhook-signature",
@@ -34,7 +34,7 @@ static const char *const forward[] = {"webhook-id", "webhook-timestamp", "webhoo
 
 /* ---- init / verify / sign ---- */
 
-/* The headers a Standard Webhooks sender sends (webhook-*), stamped now (verify.h). */
+/* The headers a Standard Webhooks sender sends (webhook-*), stamped now (stdwh.h). */
 static int standard_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
                          size_t errlen)
 {
