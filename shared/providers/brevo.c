@@ -61,13 +61,7 @@ static const struct {
     {"error", "email.failed", D_NONE},
 };
 
-/* Sets metadata[key] unless the sender's own custom data already has it. */
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_t *meta = mh_event_sub(ev, "metadata");
-    if (!json_object_get(meta, key)) json_object_set(meta, key, v);
-}
+/* Metadata is set with mh_event_meta_set: the sender's own custom data, set first, wins. */
 
 /*
  * X-Mailin-custom is the sender's custom header value: a JSON object there is the
@@ -83,7 +77,7 @@ static void set_custom(json_t *ev, const char *custom)
     }
     json_decref(v);
     json_t *s = json_string(custom);
-    meta_set(ev, "custom", s);
+    mh_event_meta_set(ev, "custom", s);
     json_decref(s);
 }
 
@@ -150,9 +144,9 @@ static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, c
     mh_event_set_str(ev, "subject", mh_json_str(obj, "subject"));
     set_tags(ev, obj);
     set_custom(ev, mh_json_str(obj, "X-Mailin-custom"));
-    meta_set(ev, "template_id", json_object_get(obj, "template_id"));
-    meta_set(ev, "sending_ip", json_object_get(obj, "sending_ip"));
-    meta_set(ev, "webhook_id", json_object_get(obj, "id"));
+    mh_event_meta_set(ev, "template_id", json_object_get(obj, "template_id"));
+    mh_event_meta_set(ev, "sending_ip", json_object_get(obj, "sending_ip"));
+    mh_event_meta_set(ev, "webhook_id", json_object_get(obj, "id"));
 
     const char *reason = mh_json_str(obj, "reason");
     const char *link = mh_json_str(obj, "link");
@@ -168,7 +162,7 @@ static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, c
         if (link && *link) mh_event_set_str(mh_event_sub(ev, "click"), "url", link);
         break;
     case D_NONE: /* blocked, error, ...: Brevo's reason, if any, is metadata */
-        meta_set(ev, "reason", json_object_get(obj, "reason"));
+        mh_event_meta_set(ev, "reason", json_object_get(obj, "reason"));
         break;
     }
 

@@ -205,13 +205,8 @@ static const char *type_of(const char *event, json_t *ed)
     return "other";
 }
 
-/* Sets metadata[key] unless the sender's own user-variables already have it. */
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_t *meta = mh_event_sub(ev, "metadata");
-    if (!json_object_get(meta, key)) json_object_set(meta, key, v);
-}
+/* Metadata is set with mh_event_meta_set: the sender's own user-variables, set first,
+ * win. */
 
 /* Event time: Unix seconds with a fraction, as a number (or a numeric string). */
 static int event_time_ms(json_t *ed, int64_t *ms)
@@ -321,13 +316,13 @@ static void add_type_fields(json_t *ev, const char *type, json_t *ed, int64_t oc
 {
     const char *event = mh_json_str(ed, "event");
     if (!strcmp(event, "failed")) {
-        meta_set(ev, "failure_reason", json_object_get(ed, "reason"));
-        meta_set(ev, "severity", json_object_get(ed, "severity"));
+        mh_event_meta_set(ev, "failure_reason", json_object_get(ed, "reason"));
+        mh_event_meta_set(ev, "severity", json_object_get(ed, "severity"));
     }
     if (!strcmp(event, "rejected")) {
         json_t *reject = json_object_get(ed, "reject");
-        meta_set(ev, "reject_reason", json_object_get(reject, "reason"));
-        meta_set(ev, "reject_description", json_object_get(reject, "description"));
+        mh_event_meta_set(ev, "reject_reason", json_object_get(reject, "reason"));
+        mh_event_meta_set(ev, "reject_description", json_object_get(reject, "description"));
     }
     if (!strcmp(type, "email.bounced")) add_failure(ev, ed);
     else if (!strcmp(type, "email.delivery_delayed")) add_deferral(ev, ed, occurred_ms);

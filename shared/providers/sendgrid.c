@@ -316,11 +316,8 @@ static int is_reserved(const char *key)
     return 0;
 }
 
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_object_set(mh_event_sub(ev, "metadata"), key, v);
-}
+/* Metadata is set with mh_event_meta_replace: a detail overwrites a custom arg of its
+ * name. */
 
 /* Custom args (non-reserved keys), then SendGrid details with no canonical field. */
 static void set_metadata(json_t *ev, json_t *obj, const char *event)
@@ -328,11 +325,13 @@ static void set_metadata(json_t *ev, json_t *obj, const char *event)
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v) {
-        if (!is_reserved(key)) meta_set(ev, key, v);
+        if (!is_reserved(key)) mh_event_meta_replace(ev, key, v);
     }
-    meta_set(ev, "asm_group_id", json_object_get(obj, "asm_group_id"));
-    meta_set(ev, "bounce_classification", json_object_get(obj, "bounce_classification"));
-    if (!strcmp(event, "dropped")) meta_set(ev, "drop_reason", json_object_get(obj, "reason"));
+    mh_event_meta_replace(ev, "asm_group_id", json_object_get(obj, "asm_group_id"));
+    mh_event_meta_replace(ev, "bounce_classification",
+                          json_object_get(obj, "bounce_classification"));
+    if (!strcmp(event, "dropped"))
+        mh_event_meta_replace(ev, "drop_reason", json_object_get(obj, "reason"));
 }
 
 /* occurred_at from timestamp: Unix seconds as a number or a string. */

@@ -182,12 +182,7 @@ static void add_delay(json_t *ev, json_t *obj, const struct bounce_class *bc)
 
 /* ---- common fields ---- */
 
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_t *meta = mh_event_sub(ev, "metadata");
-    if (!json_object_get(meta, key)) json_object_set(meta, key, v);
-}
+/* Metadata is set with mh_event_meta_set: rcpt_meta, copied first, wins. */
 
 /* SparkPost details with no canonical field, kept in metadata beside rcpt_meta. */
 static const char *const meta_keys[] = {
@@ -202,14 +197,15 @@ static void set_metadata(json_t *ev, json_t *obj, const char *event_class, const
     if (json_is_object(meta) && json_object_size(meta))
         json_object_set_new(ev, "metadata", json_deep_copy(meta));
     json_t *cls = json_string(event_class);
-    meta_set(ev, "event_class", cls);
+    mh_event_meta_set(ev, "event_class", cls);
     json_decref(cls);
-    for (const char *const *k = meta_keys; *k; k++) meta_set(ev, *k, json_object_get(obj, *k));
+    for (const char *const *k = meta_keys; *k; k++)
+        mh_event_meta_set(ev, *k, json_object_get(obj, *k));
     /* A generation failure has no bounce object: its reason is kept here. */
     const char *reason = reason_of(obj);
     if (!strcmp(type, "email.failed") && !json_object_get(ev, "bounce") && reason) {
         json_t *r = json_string(reason);
-        meta_set(ev, "reason", r);
+        mh_event_meta_set(ev, "reason", r);
         json_decref(r);
     }
 }
