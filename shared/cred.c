@@ -10,6 +10,7 @@
 
 #include "mailhook/config.h"
 #include "mailhook/headers.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/verify.h"
 
 /* 1 when s is an HTTP header name (an RFC 9110 token). */
@@ -21,21 +22,10 @@ static int is_header_name(const char *s)
     return 1;
 }
 
-/* The bearer option: 1 / 0, or -1 when it is not "true" or "false". Providers that do not
- * list "bearer" among their option keys never have it set. */
+/* The bearer option: 0 for providers without one. */
 static int bearer_opt(const struct mh_source *src)
 {
-    const char *v = mh_source_opt(src, "bearer");
-    if (!v || !strcmp(v, "false")) return 0;
-    return !strcmp(v, "true") ? 1 : -1;
-}
-
-/* 1 when the source's provider lists key among its options. */
-static int provider_takes(const struct mh_source *src, const char *key)
-{
-    for (const char *const *k = src->provider->option_keys; k && *k; k++)
-        if (!strcmp(*k, key)) return 1;
-    return 0;
+    return mh_source_takes(src, "bearer") && mh_source_opt_bool(src, "bearer");
 }
 
 int mh_cred_init(struct mh_source *src, char *err, size_t errlen)
@@ -46,11 +36,6 @@ int mh_cred_init(struct mh_source *src, char *err, size_t errlen)
     if (user && (!*user || strchr(user, ':'))) {
         src->err_line = mh_source_opt_line(src, "basic_user");
         snprintf(err, errlen, "basic_user: must be non-empty and contain no ':'");
-        return -1;
-    }
-    if (bearer < 0) {
-        src->err_line = mh_source_opt_line(src, "bearer");
-        snprintf(err, errlen, "bearer: expected true or false");
         return -1;
     }
     if (user && bearer) {
@@ -69,7 +54,7 @@ int mh_cred_init(struct mh_source *src, char *err, size_t errlen)
         snprintf(err, errlen, "%s: set the credential the webhook carries (options: %s); "
                               "the provider signs nothing, so one of them is the credential",
                  src->provider->name,
-                 provider_takes(src, "bearer")
+                 mh_source_takes(src, "bearer")
                      ? "basic_user, bearer = true, header"
                      : "basic_user, header");
         return -1;

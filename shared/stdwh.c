@@ -15,6 +15,7 @@
 #include "mailhook/event.h"
 #include "mailhook/headers.h"
 #include "mailhook/log.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/verify.h"
 
 #define STDWH_PREFIX "whsec_"
@@ -174,39 +175,24 @@ int mh_stdwh_sign(const struct mh_source *src, const char *id, const char *times
 
 /* ---- a whole Standard Webhooks source ---- */
 
-#define STDWH_DEFAULT_TOLERANCE_S 300L
-#define STDWH_MAX_TOLERANCE_S (31L * 86400)
 #define STDWH_SIGN_ID_HEX 27 /* as long as a Svix message id's random part */
 
-struct stdwh_state {
-    long tolerance_s;
+/* 300 s: the window of the reference libraries (standard-webhooks, svix). */
+const struct mh_option_def mh_stdwh_options[] = {
+    MH_OPT_TIMESTAMP_TOLERANCE("300"),
+    {0},
 };
 
 int mh_stdwh_source_init(struct mh_source *src, char *err, size_t errlen)
 {
-    struct stdwh_state *st = mh_calloc(1, sizeof(*st));
-    if (mh_source_long_opt(src, "timestamp_tolerance_s", STDWH_DEFAULT_TOLERANCE_S, 0,
-                           STDWH_MAX_TOLERANCE_S, &st->tolerance_s, err, errlen) < 0 ||
-        mh_stdwh_check_secrets(src, err, errlen) < 0) {
-        free(st);
-        return -1;
-    }
-    src->state = st;
-    return 0;
-}
-
-void mh_stdwh_source_fini(struct mh_source *src)
-{
-    free(src->state);
-    src->state = NULL;
+    return mh_stdwh_check_secrets(src, err, errlen);
 }
 
 enum mh_verdict mh_stdwh_source_verify(const struct mh_source *src, const struct mh_request *req,
                                        char *err, size_t errlen)
 {
-    const struct stdwh_state *st = src->state;
     return mh_stdwh_verify(src, req->headers, req->body, req->body_len, req->now_ms,
-                           st->tolerance_s, err, errlen);
+                           mh_source_opt_int(src, "timestamp_tolerance_s"), err, errlen);
 }
 
 int mh_stdwh_source_sign(const struct mh_source *src, struct mh_sign_req *sr,

@@ -4,7 +4,6 @@
  */
 #include "mailhook/verify.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,26 +130,6 @@ int mh_verify_timestamp(int64_t ts_ms, int64_t now_ms, long tolerance_s)
     int64_t d = ts_ms - now_ms;
     if (d < 0) d = -d;
     return d <= (int64_t)tolerance_s * 1000;
-}
-
-int mh_source_long_opt(struct mh_source *src, const char *key, long def, long min, long max,
-                       long *out, char *err, size_t errlen)
-{
-    const char *v = mh_source_opt(src, key);
-    if (!v) {
-        *out = def;
-        return 0;
-    }
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < min || x > max) {
-        src->err_line = mh_source_opt_line(src, key);
-        snprintf(err, errlen, "%s: expected a whole number in %ld..%ld", key, min, max);
-        return -1;
-    }
-    *out = x;
-    return 0;
 }
 
 int mh_unix_seconds(const char *ts, int64_t *s)

@@ -30,7 +30,12 @@
 #include "mailhook/provider.h"
 #include "mailhook/cred.h"
 
-static const char *const option_keys[] = {"basic_user", "bearer", "header", NULL};
+static const struct mh_option_def options[] = {
+    MH_CRED_OPT_BASIC_USER,
+    MH_CRED_OPT_BEARER,
+    MH_CRED_OPT_HEADER,
+    {0},
+};
 
 /* ---- parse ---- */
 
@@ -190,7 +195,7 @@ static int brevo_parse(const struct mh_raw *raw, json_t *events, char *err, size
 
 const struct mh_provider mh_provider_brevo = {
     .name = "brevo",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
     .init = mh_cred_init, /* cred.h: Basic, bearer and custom-header credentials */

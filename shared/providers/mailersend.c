@@ -41,6 +41,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/verify.h"
 
 #define SIG_HEADER "signature"
@@ -58,23 +59,22 @@ struct mailersend_state {
     int accept_test_ping;
 };
 
-static const char *const option_keys[] = {"accept_test_ping", NULL};
+static const struct mh_option_def options[] = {
+    {.name = "accept_test_ping", .type = MH_OPT_BOOL, .def = "true", .flags = MH_OPT_STRICT,
+     .help = "answer MailerSend's webhook.test ping signed with its public key (nothing is "
+             "published)"},
+    {0},
+};
 static const char *const forward[] = {SIG_HEADER, NULL};
 
 /* ---- init / verify / sign ---- */
 
 static int mailersend_init(struct mh_source *src, char *err, size_t errlen)
 {
-    const char *v = mh_source_opt(src, "accept_test_ping");
-    int accept = 1;
-    if (v && !strcmp(v, "false")) accept = 0;
-    else if (v && strcmp(v, "true")) {
-        src->err_line = mh_source_opt_line(src, "accept_test_ping");
-        snprintf(err, errlen, "accept_test_ping: expected true or false");
-        return -1;
-    }
+    (void)err;
+    (void)errlen;
     struct mailersend_state *st = mh_calloc(1, sizeof(*st));
-    st->accept_test_ping = accept;
+    st->accept_test_ping = mh_source_opt_bool(src, "accept_test_ping");
     src->state = st;
     return 0;
 }
@@ -410,7 +410,7 @@ static int mailersend_parse(const struct mh_raw *raw, json_t *events, char *err,
 
 const struct mh_provider mh_provider_mailersend = {
     .name = "mailersend",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = forward,
     .needs_secret = 1,
     .init = mailersend_init,

@@ -29,26 +29,27 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/verify.h"
 
-/* Longer than Mailgun's retry schedule (8 h 5 min): see docs/providers/mailgun.md. */
-#define DEFAULT_TOLERANCE_S (9L * 3600)
 #define TOKEN_BYTES 25 /* 50 hex characters, the length of Mailgun's tokens */
 
 struct mailgun_state {
     long tolerance_s;
 };
 
-static const char *const option_keys[] = {"timestamp_tolerance_s", NULL};
+/* 9 h: longer than Mailgun's retry schedule (8 h 5 min), see docs/providers/mailgun.md. */
+static const struct mh_option_def options[] = {
+    MH_OPT_TIMESTAMP_TOLERANCE("32400"),
+    {0},
+};
 
 static int mailgun_init(struct mh_source *src, char *err, size_t errlen)
 {
     struct mailgun_state *st = mh_calloc(1, sizeof(*st));
-    if (mh_source_long_opt(src, "timestamp_tolerance_s", DEFAULT_TOLERANCE_S, 0, 31L * 86400,
-                           &st->tolerance_s, err, errlen) < 0) {
-        free(st);
-        return -1;
-    }
+    (void)err;
+    (void)errlen;
+    st->tolerance_s = mh_source_opt_int(src, "timestamp_tolerance_s");
     src->state = st;
     return 0;
 }
@@ -386,7 +387,7 @@ static int mailgun_parse(const struct mh_raw *raw, json_t *events, char *err, si
 
 const struct mh_provider mh_provider_mailgun = {
     .name = "mailgun",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = NULL, /* the signature is in the body, which is the raw record */
     .needs_secret = 1,
     .init = mailgun_init,

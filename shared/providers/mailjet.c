@@ -29,7 +29,11 @@
 #include "mailhook/provider.h"
 #include "mailhook/cred.h"
 
-static const char *const option_keys[] = {"basic_user", "header", NULL};
+static const struct mh_option_def options[] = {
+    MH_CRED_OPT_BASIC_USER,
+    MH_CRED_OPT_HEADER,
+    {0},
+};
 
 /* ---- event types ---- */
 
@@ -312,7 +316,7 @@ static int mailjet_parse(const struct mh_raw *raw, json_t *events, char *err, si
 
 const struct mh_provider mh_provider_mailjet = {
     .name = "mailjet",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
     .init = mh_cred_init, /* cred.h: Basic and custom-header credentials */

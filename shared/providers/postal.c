@@ -49,6 +49,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/timeutil.h"
 #include "mailhook/verify.h"
 
@@ -73,22 +74,37 @@ struct flavor {
     const char *sig256;
     const char *kid;
     int ark;
-    long default_tolerance_s;
 };
 
 static const struct flavor postal_flavor = {
-    "postal", "x-postal-signature-256", "x-postal-signature-kid", 0, 86400,
+    "postal", "x-postal-signature-256", "x-postal-signature-kid", 0,
 };
 static const struct flavor ark_flavor = {
-    "ark", "x-ark-signature", "x-ark-signature-kid", 1, 300,
+    "ark", "x-ark-signature", "x-ark-signature-kid", 1,
 };
 
 #define POSTAL_SIG256 "x-postal-signature-256"
 #define POSTAL_SIG1 "x-postal-signature"
 #define POSTAL_KID "x-postal-signature-kid"
 
-static const char *const option_keys[] = {"public_key_file", "jwks_file", "timestamp_tolerance_s",
-                                          "allow_sha1", NULL};
+/* The two tables differ in the tolerance's default only (see the top of this file). */
+#define POSTAL_KEY_OPTIONS                                                                     \
+    {.name = "public_key_file", .type = MH_OPT_FILE, .flags = MH_OPT_REPEATABLE,               \
+     .help = "an RSA public key: PEM (SPKI or PKCS#1), bare base64 or a DKIM record"},         \
+    {.name = "jwks_file", .type = MH_OPT_FILE, .flags = MH_OPT_REPEATABLE,                     \
+     .help = "a JWKS document; its RSA keys are used by kid"},                                 \
+    {.name = "allow_sha1", .type = MH_OPT_BOOL, .def = "true",                                 \
+     .help = "accept X-Postal-Signature (RSA SHA-1) when no SHA-256 signature is sent"}
+static const struct mh_option_def postal_options[] = {
+    POSTAL_KEY_OPTIONS,
+    MH_OPT_TIMESTAMP_TOLERANCE("86400"),
+    {0},
+};
+static const struct mh_option_def ark_options[] = {
+    POSTAL_KEY_OPTIONS,
+    MH_OPT_TIMESTAMP_TOLERANCE("300"),
+    {0},
+};
 static const char *const postal_forward[] = {POSTAL_SIG256, POSTAL_SIG1, POSTAL_KID, NULL};
 static const char *const ark_forward[] = {"x-ark-signature", "x-ark-signature-kid", POSTAL_SIG256,
                                           POSTAL_SIG1, POSTAL_KID, NULL};
@@ -295,32 +311,13 @@ static int load_keys(struct mh_source *src, struct postal_state *st, char *err, 
     return 0;
 }
 
-static int parse_bool_opt(struct mh_source *src, const char *key, int def, int *out, char *err,
-                          size_t errlen)
-{
-    const char *v = mh_source_opt(src, key);
-    *out = def;
-    if (!v) return 0;
-    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1")) {
-        *out = 1;
-        return 0;
-    }
-    if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0")) {
-        *out = 0;
-        return 0;
-    }
-    src->err_line = mh_source_opt_line(src, key);
-    snprintf(err, errlen, "%s: expected true or false", key);
-    return -1;
-}
-
 static int flavor_init(const struct flavor *fl, struct mh_source *src, char *err, size_t errlen)
 {
+    (void)fl; /* the flavors read the same options; their tables hold the defaults */
     struct postal_state *st = mh_calloc(1, sizeof(*st));
-    if (mh_source_long_opt(src, "timestamp_tolerance_s", fl->default_tolerance_s, 0, 31L * 86400,
-                           &st->tolerance_s, err, errlen) < 0 ||
-        parse_bool_opt(src, "allow_sha1", 1, &st->allow_sha1, err, errlen) < 0 ||
-        load_keys(src, st, err, errlen) < 0) {
+    st->tolerance_s = mh_source_opt_int(src, "timestamp_tolerance_s");
+    st->allow_sha1 = mh_source_opt_bool(src, "allow_sha1");
+    if (load_keys(src, st, err, errlen) < 0) {
         state_free(st);
         return -1;
     }
@@ -827,7 +824,7 @@ static int ark_parse(const struct mh_raw *raw, json_t *events, char *err, size_t
 
 const struct mh_provider mh_provider_postal = {
     .name = "postal",
-    .option_keys = option_keys,
+    .options = postal_options,
     .forward_headers = postal_forward,
     .needs_secret = 0,
     .init = postal_init,
@@ -839,7 +836,7 @@ const struct mh_provider mh_provider_postal = {
 
 const struct mh_provider mh_provider_ark = {
     .name = "ark",
-    .option_keys = option_keys,
+    .options = ark_options,
     .forward_headers = ark_forward,
     .needs_secret = 0,
     .init = ark_init,

@@ -34,7 +34,11 @@
 /* Postmark's placeholder message id (e.g. manual suppressions): not a message id. */
 #define NIL_MESSAGE_ID "00000000-0000-0000-0000-000000000000"
 
-static const char *const option_keys[] = {"basic_user", "header", NULL};
+static const struct mh_option_def options[] = {
+    MH_CRED_OPT_BASIC_USER,
+    MH_CRED_OPT_HEADER,
+    {0},
+};
 
 /* ---- parse: bounce types ---- */
 
@@ -298,7 +302,7 @@ static int postmark_parse(const struct mh_raw *raw, json_t *events, char *err, s
 
 const struct mh_provider mh_provider_postmark = {
     .name = "postmark",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
     .init = mh_cred_init, /* cred.h: the Basic / custom-header credentials */

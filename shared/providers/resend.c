@@ -25,7 +25,6 @@
 #include "mailhook/provider.h"
 #include "mailhook/stdwh.h"
 
-static const char *const option_keys[] = {"timestamp_tolerance_s", NULL};
 static const char *const forward[] = {"svix-id", "svix-timestamp", "svix-signature",
                                       "webhook-id", "webhook-timestamp", "webhook-signature",
                                       NULL};
@@ -258,11 +257,10 @@ static int resend_parse(const struct mh_raw *raw, json_t *events, char *err, siz
 
 const struct mh_provider mh_provider_resend = {
     .name = "resend",
-    .option_keys = option_keys,
+    .options = mh_stdwh_options,
     .forward_headers = forward,
     .needs_secret = 1,
     .init = mh_stdwh_source_init,
-    .fini = mh_stdwh_source_fini,
     .verify = mh_stdwh_source_verify,
     .parse = resend_parse,
     .sign = resend_sign,

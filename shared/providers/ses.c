@@ -42,6 +42,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/timeutil.h"
 #include "mailhook/verify.h"
 
@@ -50,7 +51,6 @@
 #define TOPIC_HEADER "x-amz-sns-topic-arn"
 #define CERT_FILE_MAX (64 * 1024)
 #define MAX_SIG_BYTES 1024 /* RSA up to 8192 bits */
-#define DEFAULT_TOLERANCE_S (7L * 86400)
 
 struct ses_cert {
     char *name; /* file name as it appears at the end of SigningCertURL */
@@ -65,8 +65,16 @@ struct ses_state {
     long tolerance_s;
 };
 
-static const char *const option_keys[] = {"certificate_file", "certificate_dir", "topic_arn",
-                                          "timestamp_tolerance_s", NULL};
+static const struct mh_option_def options[] = {
+    {.name = "certificate_file", .type = MH_OPT_FILE, .flags = MH_OPT_REPEATABLE,
+     .help = "an SNS signing certificate (PEM) named as in SigningCertURL"},
+    {.name = "certificate_dir", .type = MH_OPT_DIR, .flags = MH_OPT_REPEATABLE,
+     .help = "a directory whose *.pem files are SNS signing certificates"},
+    {.name = "topic_arn", .type = MH_OPT_STRING, .flags = MH_OPT_REPEATABLE | MH_OPT_NONEMPTY,
+     .help = "an SNS topic ARN this source accepts (at least one)"},
+    MH_OPT_TIMESTAMP_TOLERANCE("604800"),
+    {0},
+};
 static const char *const forward[] = {TYPE_HEADER, "x-amz-sns-message-id", TOPIC_HEADER,
                                       "x-amz-sns-subscription-arn", NULL};
 
@@ -199,9 +207,7 @@ static void state_free(struct ses_state *st)
 static int ses_init(struct mh_source *src, char *err, size_t errlen)
 {
     struct ses_state *st = mh_calloc(1, sizeof(*st));
-    if (mh_source_long_opt(src, "timestamp_tolerance_s", DEFAULT_TOLERANCE_S, 0, 31L * 86400,
-                           &st->tolerance_s, err, errlen) < 0)
-        goto fail;
+    st->tolerance_s = mh_source_opt_int(src, "timestamp_tolerance_s");
     for (struct mh_kv *kv = src->options; kv; kv = kv->next) {
         int rc = 0;
         if (!strcmp(kv->key, "certificate_file")) {
@@ -991,7 +997,7 @@ static int ses_parse(const struct mh_raw *raw, json_t *events, char *err, size_t
 
 const struct mh_provider mh_provider_ses = {
     .name = "ses",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = forward,
     .needs_secret = 0,
     .init = ses_init,

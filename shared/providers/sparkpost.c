@@ -29,7 +29,11 @@
 #include "mailhook/provider.h"
 #include "mailhook/cred.h"
 
-static const char *const option_keys[] = {"basic_user", "header", NULL};
+static const struct mh_option_def options[] = {
+    MH_CRED_OPT_BASIC_USER,
+    MH_CRED_OPT_HEADER,
+    {0},
+};
 /* The batch id is not a credential: kept on the raw record for audits of retries. */
 static const char *const forward[] = {"x-messagesystems-batch-id", NULL};
 
@@ -337,7 +341,7 @@ static int sparkpost_parse(const struct mh_raw *raw, json_t *events, char *err, 
 
 const struct mh_provider mh_provider_sparkpost = {
     .name = "sparkpost",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = forward, /* never the credentials */
     .needs_secret = 1,
     .init = mh_cred_init,

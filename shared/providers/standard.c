@@ -28,7 +28,6 @@
 #include "mailhook/provider.h"
 #include "mailhook/stdwh.h"
 
-static const char *const option_keys[] = {"timestamp_tolerance_s", NULL};
 static const char *const forward[] = {"webhook-id", "webhook-timestamp", "webhook-signature",
                                       "svix-id", "svix-timestamp", "svix-signature", NULL};
 
@@ -195,11 +194,10 @@ static int standard_parse(const struct mh_raw *raw, json_t *events, char *err, s
 
 const struct mh_provider mh_provider_standard = {
     .name = "standard",
-    .option_keys = option_keys,
+    .options = mh_stdwh_options,
     .forward_headers = forward,
     .needs_secret = 1,
     .init = mh_stdwh_source_init,
-    .fini = mh_stdwh_source_fini,
     .verify = mh_stdwh_source_verify,
     .parse = standard_parse,
     .sign = standard_sign,

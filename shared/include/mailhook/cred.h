@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 
 struct mh_source;
 
@@ -20,8 +21,20 @@ struct mh_source;
  * configured check must pass. Error texts never contain a credential.
  */
 
-/* For init: basic_user non-empty without ':', bearer true/false, header a token other
- * than Authorization, at least one of them set. 0, or -1 with err (and src->err_line). */
+/* The option rows of those providers' tables (provider_options.h). */
+#define MH_CRED_OPT_BASIC_USER                                                                 \
+    {.name = "basic_user", .type = MH_OPT_STRING,                                              \
+     .help = "expect Authorization: Basic with this user and one of the secrets"}
+#define MH_CRED_OPT_BEARER                                                                     \
+    {.name = "bearer", .type = MH_OPT_BOOL, .def = "false", .flags = MH_OPT_STRICT,            \
+     .help = "expect Authorization: Bearer with one of the secrets"}
+#define MH_CRED_OPT_HEADER                                                                     \
+    {.name = "header", .type = MH_OPT_STRING,                                                  \
+     .help = "expect this request header (not Authorization) to hold one of the secrets"}
+
+/* For init: basic_user non-empty without ':', header a token other than Authorization,
+ * not both basic_user and bearer, at least one set. 0, or -1 with err (and
+ * src->err_line). */
 int mh_cred_init(struct mh_source *src, char *err, size_t errlen);
 
 /* For verify: MH_VERIFY_OK, or MH_VERIFY_REJECT with the failed check named in err. */

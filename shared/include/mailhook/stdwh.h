@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 
 struct mh_headers;
 struct mh_source;
@@ -77,11 +78,12 @@ int mh_stdwh_sign(const struct mh_source *src, const char *id, const char *times
 
 /*
  * A whole Standard Webhooks source, for providers that sign only that way (Resend, the
- * generic "standard" provider): the option timestamp_tolerance_s (default 300 s, 0 turns
- * the check off) and secrets checked at init; verify as mh_stdwh_verify.
+ * generic "standard" provider): the options table mh_stdwh_options (timestamp_tolerance_s,
+ * default 300 s, 0 turns the check off), secrets checked at init, verify as
+ * mh_stdwh_verify.
  */
+extern const struct mh_option_def mh_stdwh_options[];
 int mh_stdwh_source_init(struct mh_source *src, char *err, size_t errlen);
-void mh_stdwh_source_fini(struct mh_source *src);
 enum mh_verdict mh_stdwh_source_verify(const struct mh_source *src, const struct mh_request *req,
                                        char *err, size_t errlen);
 /*

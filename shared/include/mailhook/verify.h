@@ -91,11 +91,4 @@ char *mh_read_key_file(const char *path, size_t *len, char *err, size_t errlen);
 /* The PEM private key at path (for `mailhook sign --key`); NULL with err. */
 EVP_PKEY *mh_load_private_key(const char *path, char *err, size_t errlen);
 
-/*
- * Reads a whole-number provider option (def when absent); -1 with err (and
- * src->err_line pointing at the option) when it is not a number within min..max.
- */
-int mh_source_long_opt(struct mh_source *src, const char *key, long def, long min, long max,
-                       long *out, char *err, size_t errlen);
-
 #endif
