@@ -34,31 +34,11 @@
 
 #define TOKEN_BYTES 25 /* 50 hex characters, the length of Mailgun's tokens */
 
-struct mailgun_state {
-    long tolerance_s;
-};
-
 /* 9 h: longer than Mailgun's retry schedule (8 h 5 min), see docs/providers/mailgun.md. */
 static const struct mh_option_def options[] = {
     MH_OPT_TIMESTAMP_TOLERANCE("32400"),
     {0},
 };
-
-static int mailgun_init(struct mh_source *src, char *err, size_t errlen)
-{
-    struct mailgun_state *st = mh_calloc(1, sizeof(*st));
-    (void)err;
-    (void)errlen;
-    st->tolerance_s = mh_source_opt_int(src, "timestamp_tolerance_s");
-    src->state = st;
-    return 0;
-}
-
-static void mailgun_fini(struct mh_source *src)
-{
-    free(src->state);
-    src->state = NULL;
-}
 
 /* ---- verify ---- */
 
@@ -76,7 +56,7 @@ static const char *missing_field(json_t *block)
 static enum mh_verdict check_block(const struct mh_source *src, const struct mh_request *req,
                                    json_t *block, char *err, size_t errlen)
 {
-    const struct mailgun_state *st = src->state;
+    long tolerance_s = mh_source_opt_int(src, "timestamp_tolerance_s");
     if (!json_is_object(block)) {
         snprintf(err, errlen, "body has no \"signature\" object");
         return MH_VERIFY_REJECT;
@@ -97,13 +77,13 @@ static enum mh_verdict check_block(const struct mh_source *src, const struct mh_
         return MH_VERIFY_REJECT;
     }
     int64_t ts_s = 0;
-    if (st->tolerance_s > 0 && mh_unix_seconds(ts, &ts_s) < 0) {
+    if (tolerance_s > 0 && mh_unix_seconds(ts, &ts_s) < 0) {
         snprintf(err, errlen, "signature.timestamp is not Unix seconds");
         return MH_VERIFY_REJECT;
     }
-    if (!mh_verify_timestamp(ts_s * 1000, req->now_ms, st->tolerance_s)) {
+    if (!mh_verify_timestamp(ts_s * 1000, req->now_ms, tolerance_s)) {
         snprintf(err, errlen, "signature.timestamp outside the tolerance of %ld s",
-                 st->tolerance_s);
+                 tolerance_s);
         return MH_VERIFY_REJECT;
     }
     return MH_VERIFY_OK;
@@ -390,8 +370,6 @@ const struct mh_provider mh_provider_mailgun = {
     .options = options,
     .forward_headers = NULL, /* the signature is in the body, which is the raw record */
     .needs_secret = 1,
-    .init = mailgun_init,
-    .fini = mailgun_fini,
     .verify = mailgun_verify,
     .parse = mailgun_parse,
     .sign = mailgun_sign,
