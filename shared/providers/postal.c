@@ -74,13 +74,14 @@ struct flavor {
     const char *sig256;
     const char *kid;
     int ark;
+    long default_tolerance_s; /* not read: the defaults live in postal_options / ark_options */
 };
 
 static const struct flavor postal_flavor = {
-    "postal", "x-postal-signature-256", "x-postal-signature-kid", 0,
+    "postal", "x-postal-signature-256", "x-postal-signature-kid", 0, 86400,
 };
 static const struct flavor ark_flavor = {
-    "ark", "x-ark-signature", "x-ark-signature-kid", 1,
+    "ark", "x-ark-signature", "x-ark-signature-kid", 1, 300,
 };
 
 #define POSTAL_SIG256 "x-postal-signature-256"
@@ -679,16 +680,21 @@ static void add_engagement(json_t *ev, json_t *payload, const char *sub_key)
     if (json_object_size(sub) == 0) json_object_del(ev, sub_key);
 }
 
+static void meta_set(json_t *ev, const char *key, json_t *v)
+{
+    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
+    json_object_set(mh_event_sub(ev, "metadata"), key, v);
+}
+
 static void add_domain_check(json_t *ev, json_t *payload)
 {
     static const char *const keys[] = {
         "domain",      "spf_status", "spf_error",          "dkim_status",       "dkim_error",
         "mx_status",   "mx_error",   "return_path_status", "return_path_error", NULL,
     };
-    for (const char *const *k = keys; *k; k++)
-        mh_event_meta_replace(ev, *k, json_object_get(payload, *k));
-    mh_event_meta_replace(ev, "domain_uuid", json_object_get(payload, "uuid"));
-    mh_event_meta_replace(ev, "server", json_object_get(payload, "server"));
+    for (const char *const *k = keys; *k; k++) meta_set(ev, *k, json_object_get(payload, *k));
+    meta_set(ev, "domain_uuid", json_object_get(payload, "uuid"));
+    meta_set(ev, "server", json_object_get(payload, "server"));
     set_time_json(ev, "occurred_at", json_object_get(payload, "dns_checked_at"));
 }
 
@@ -703,7 +709,7 @@ static void add_send_limit(json_t *ev, json_t *payload)
 {
     meta_int(ev, "volume", payload);
     meta_int(ev, "limit", payload);
-    mh_event_meta_replace(ev, "server", json_object_get(payload, "server"));
+    meta_set(ev, "server", json_object_get(payload, "server"));
 }
 
 /* The message a payload is about (the original one for MessageBounced). */
@@ -800,7 +806,7 @@ static int flavor_parse(const struct flavor *fl, const struct mh_raw *raw, json_
     json_t *ev = mh_event_new(raw, type, name);
     if (msg) set_message(ev, msg);
     set_occurred(ev, root, payload);
-    if (fl->ark) mh_event_meta_replace(ev, "tenant_id", json_object_get(root, "tenant_id"));
+    if (fl->ark) meta_set(ev, "tenant_id", json_object_get(root, "tenant_id"));
     if (m && strcmp(type, "other")) add_type_fields(ev, type, payload, m);
 
     const char *uuid = mh_json_str(root, "uuid");
