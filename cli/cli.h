@@ -19,5 +19,7 @@ int cmd_maintain(struct mh_config *cfg, int argc, char **argv);
 int cmd_replay(struct mh_config *cfg, int argc, char **argv);
 int cmd_dlq(struct mh_config *cfg, int argc, char **argv);
 int cmd_quarantine(struct mh_config *cfg, int argc, char **argv);
+/* Needs no config: called with cfg NULL. */
+int cmd_providers(struct mh_config *cfg, int argc, char **argv);
 
 #endif

@@ -13,19 +13,21 @@ struct command {
     const char *name;
     int (*run)(struct mh_config *cfg, int argc, char **argv);
     const char *summary;
+    int needs_config; /* 0: run without loading a config file (cfg is NULL) */
 };
 
 static const struct command commands[] = {
-    {"migrate", cmd_migrate, "apply migrations/NNNN_*.sql in order (safe to run concurrently)"},
-    {"topics", cmd_topics, "create the Kafka topics mailhook uses (idempotent)"},
-    {"sign", cmd_sign, "print a curl command that posts a file with a valid signature"},
-    {"suppressions", cmd_suppressions, "check, list, add, remove, import, export suppressions"},
-    {"events", cmd_events, "the event log: filter events, or one message's timeline"},
-    {"maintain", cmd_maintain, "one maintenance pass: retention, expiry, pending publishes"},
-    {"replay", cmd_replay, "re-run raw webhooks from Kafka offsets or times into a topic"},
-    {"dlq", cmd_dlq, "list the dead letters: source, raw record, reason; their replay range"},
-    {"quarantine", cmd_quarantine, "requests refused for a signature mismatch: list, reverify"},
-    {NULL, NULL, NULL},
+    {"migrate", cmd_migrate, "apply migrations/NNNN_*.sql in order (safe to run concurrently)", 1},
+    {"topics", cmd_topics, "create the Kafka topics mailhook uses (idempotent)", 1},
+    {"sign", cmd_sign, "print a curl command that posts a file with a valid signature", 1},
+    {"suppressions", cmd_suppressions, "check, list, add, remove, import, export suppressions", 1},
+    {"events", cmd_events, "the event log: filter events, or one message's timeline", 1},
+    {"maintain", cmd_maintain, "one maintenance pass: retention, expiry, pending publishes", 1},
+    {"replay", cmd_replay, "re-run raw webhooks from Kafka offsets or times into a topic", 1},
+    {"dlq", cmd_dlq, "list the dead letters: source, raw record, reason; their replay range", 1},
+    {"quarantine", cmd_quarantine, "requests refused for a signature mismatch: list, reverify", 1},
+    {"providers", cmd_providers, "list the providers and their source options (no config)", 0},
+    {NULL, NULL, NULL, 0},
 };
 
 static void usage(FILE *out)
@@ -82,6 +84,7 @@ int main(int argc, char **argv)
     for (int k = 1; k < sub_argc; k++)
         if (!strcmp(sub_argv[k], "--help") || !strcmp(sub_argv[k], "-h"))
             return cmd->run(NULL, sub_argc, sub_argv);
+    if (!cmd->needs_config) return cmd->run(NULL, sub_argc, sub_argv);
 
     if (!path) path = "mailhook.ini";
     char err[1024];

@@ -18,6 +18,7 @@
 
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 
 enum key_type { KEY_STR, KEY_LONG, KEY_BOOL };
 
@@ -434,13 +435,6 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
     return fail_at(ctx, ctx->line, "[%s]: unknown key \"%s\"", section, name);
 }
 
-static int key_in(const char *const *list, const char *key)
-{
-    for (; list && *list; list++)
-        if (!strcmp(*list, key)) return 1;
-    return 0;
-}
-
 static int validate_sources(struct load_ctx *ctx)
 {
     struct mh_config *cfg = ctx->cfg;
@@ -449,10 +443,12 @@ static int validate_sources(struct load_ctx *ctx)
         const struct mh_provider *p = src->provider;
         if (!p) return fail_at(ctx, src->line, "[source.%s]: missing \"provider\"", src->name);
         if (!src->tenant) src->tenant = mh_strdup("default");
-        for (struct mh_kv *kv = src->options; kv; kv = kv->next)
-            if (!key_in(p->option_keys, kv->key))
-                return fail_at(ctx, kv->line, "[source.%s]: unknown key \"%s\" for provider %s",
-                               src->name, kv->key, p->name);
+        char oerr[400] = "";
+        int oline = 0;
+        src->opt_values = mh_calloc(mh_options_count(p->options) + 1, sizeof(*src->opt_values));
+        if (mh_options_parse(p->options, p->name, src->options, src->opt_values, &oline, oerr,
+                             sizeof(oerr)) < 0)
+            return fail_at(ctx, oline ? oline : src->line, "[source.%s]: %s", src->name, oerr);
         if (p->needs_secret && src->n_secrets == 0)
             return fail_at(ctx, src->line,
                            "[source.%s]: provider %s needs a secret (secret, secret_env or "
@@ -596,6 +592,7 @@ static void source_free(struct mh_source *src)
     for (size_t i = 0; i < src->n_forward; i++) free(src->forward_headers[i]);
     free(src->forward_headers);
     kv_free(src->options);
+    free(src->opt_values);
     free(src->tenant);
     free(src->name);
     free(src);
@@ -627,13 +624,6 @@ struct mh_source *mh_config_source(const struct mh_config *cfg, const char *name
 {
     for (size_t i = 0; i < cfg->n_sources; i++)
         if (!strcmp(cfg->sources[i]->name, name)) return cfg->sources[i];
-    return NULL;
-}
-
-const char *mh_source_opt(const struct mh_source *src, const char *key)
-{
-    for (struct mh_kv *kv = src->options; kv; kv = kv->next)
-        if (!strcmp(kv->key, key)) return kv->value;
     return NULL;
 }
 

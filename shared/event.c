@@ -116,6 +116,32 @@ json_t *mh_event_sub(json_t *ev, const char *key)
     return sub;
 }
 
+int mh_json_blank(json_t *v, unsigned rules)
+{
+    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return 1;
+    if ((rules & MH_META_SKIP_EMPTY_OBJECT) && json_is_object(v) && !json_object_size(v))
+        return 1;
+    return (rules & MH_META_SKIP_EMPTY_ARRAY) && json_is_array(v) && !json_array_size(v);
+}
+
+void mh_event_meta_put(json_t *ev, const char *key, json_t *v, unsigned rules)
+{
+    if (mh_json_blank(v, rules)) return;
+    json_t *meta = mh_event_sub(ev, "metadata");
+    if (!(rules & MH_META_REPLACE) && json_object_get(meta, key)) return;
+    json_object_set(meta, key, v);
+}
+
+void mh_event_meta_set(json_t *ev, const char *key, json_t *v)
+{
+    mh_event_meta_put(ev, key, v, MH_META_FIRST);
+}
+
+void mh_event_meta_replace(json_t *ev, const char *key, json_t *v)
+{
+    mh_event_meta_put(ev, key, v, MH_META_REPLACE);
+}
+
 static const char *str_or_empty(json_t *ev, const char *key)
 {
     const char *s = json_string_value(json_object_get(ev, key));

@@ -16,10 +16,17 @@
  * Keys and options: as for Postal (postal.c), usually jwks_file with Ark's JWKS.
  */
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "postal_common.h"
 
 static const struct mh_postal_flavor ark_flavor = {
-    "ark", "x-ark-signature", "x-ark-signature-kid", 1, 300,
+    "ark", "x-ark-signature", "x-ark-signature-kid", 1,
+};
+
+static const struct mh_option_def ark_options[] = {
+    MH_POSTAL_KEY_OPTIONS,
+    MH_OPT_TIMESTAMP_TOLERANCE("300"),
+    {0},
 };
 
 static const char *const ark_forward[] = {"x-ark-signature", "x-ark-signature-kid", POSTAL_SIG256,
@@ -48,7 +55,7 @@ static int ark_parse(const struct mh_raw *raw, json_t *events, char *err, size_t
 
 const struct mh_provider mh_provider_ark = {
     .name = "ark",
-    .option_keys = mh_postal_option_keys,
+    .options = ark_options,
     .forward_headers = ark_forward,
     .needs_secret = 0,
     .init = ark_init,

@@ -8,7 +8,7 @@
  *   bearer = true        Authorization: Bearer <one of the secrets>
  *   header = X-NAME      the header's value is one of the secrets
  * basic_user and bearer both use the Authorization header, so only one may be set;
- * every configured check must pass. The check is the shared mh_cred_* one (verify.h):
+ * every configured check must pass. The check is the shared mh_cred_* one (cred.h):
  * constant-time over every secret; no credential is forwarded onto the raw record or put in an error text.
  * There is no timestamp: replays are stopped by dedup.
  *
@@ -28,9 +28,14 @@
 #include "mailhook/headers.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/cred.h"
 
-static const char *const option_keys[] = {"basic_user", "bearer", "header", NULL};
+static const struct mh_option_def options[] = {
+    MH_CRED_OPT_BASIC_USER,
+    MH_CRED_OPT_BEARER,
+    MH_CRED_OPT_HEADER,
+    {0},
+};
 
 /* ---- parse ---- */
 
@@ -61,13 +66,7 @@ static const struct {
     {"error", "email.failed", D_NONE},
 };
 
-/* Sets metadata[key] unless the sender's own custom data already has it. */
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_t *meta = mh_event_sub(ev, "metadata");
-    if (!json_object_get(meta, key)) json_object_set(meta, key, v);
-}
+/* Metadata is set with mh_event_meta_set: the sender's own custom data, set first, wins. */
 
 /*
  * X-Mailin-custom is the sender's custom header value: a JSON object there is the
@@ -83,7 +82,7 @@ static void set_custom(json_t *ev, const char *custom)
     }
     json_decref(v);
     json_t *s = json_string(custom);
-    meta_set(ev, "custom", s);
+    mh_event_meta_set(ev, "custom", s);
     json_decref(s);
 }
 
@@ -150,9 +149,9 @@ static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, c
     mh_event_set_str(ev, "subject", mh_json_str(obj, "subject"));
     set_tags(ev, obj);
     set_custom(ev, mh_json_str(obj, "X-Mailin-custom"));
-    meta_set(ev, "template_id", json_object_get(obj, "template_id"));
-    meta_set(ev, "sending_ip", json_object_get(obj, "sending_ip"));
-    meta_set(ev, "webhook_id", json_object_get(obj, "id"));
+    mh_event_meta_set(ev, "template_id", json_object_get(obj, "template_id"));
+    mh_event_meta_set(ev, "sending_ip", json_object_get(obj, "sending_ip"));
+    mh_event_meta_set(ev, "webhook_id", json_object_get(obj, "id"));
 
     const char *reason = mh_json_str(obj, "reason");
     const char *link = mh_json_str(obj, "link");
@@ -168,7 +167,7 @@ static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, c
         if (link && *link) mh_event_set_str(mh_event_sub(ev, "click"), "url", link);
         break;
     case D_NONE: /* blocked, error, ...: Brevo's reason, if any, is metadata */
-        meta_set(ev, "reason", json_object_get(obj, "reason"));
+        mh_event_meta_set(ev, "reason", json_object_get(obj, "reason"));
         break;
     }
 
@@ -196,10 +195,10 @@ static int brevo_parse(const struct mh_raw *raw, json_t *events, char *err, size
 
 const struct mh_provider mh_provider_brevo = {
     .name = "brevo",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
-    .init = mh_cred_init, /* verify.h: Basic, bearer and custom-header credentials */
+    .init = mh_cred_init, /* cred.h: Basic, bearer and custom-header credentials */
     .fini = NULL,
     .verify = mh_cred_verify,
     .parse = brevo_parse,

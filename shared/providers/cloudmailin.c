@@ -31,9 +31,15 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/verify.h"
 
-static const char *const option_keys[] = {"basic_user", NULL};
+static const struct mh_option_def options[] = {
+    {.name = "basic_user", .type = MH_OPT_STRING,
+     .help = "accept HTTP Basic with this user and one of the secrets (a ?token= URL is "
+             "accepted either way)"},
+    {0},
+};
 
 static int cloudmailin_init(struct mh_source *src, char *err, size_t errlen)
 {
@@ -319,7 +325,7 @@ static int cloudmailin_parse(const struct mh_raw *raw, json_t *events, char *err
 
 const struct mh_provider mh_provider_cloudmailin = {
     .name = "cloudmailin",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = NULL,
     .needs_secret = 1,
     .init = cloudmailin_init,

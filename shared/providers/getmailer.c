@@ -317,7 +317,7 @@ static int getmailer_parse(const struct mh_raw *raw, json_t *events, char *err, 
 
 const struct mh_provider mh_provider_getmailer = {
     .name = "getmailer",
-    .option_keys = NULL,
+    .options = NULL,
     .forward_headers = forward,
     .needs_secret = 1,
     .verify = getmailer_verify,

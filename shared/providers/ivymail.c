@@ -114,7 +114,7 @@ static int ivymail_parse(const struct mh_raw *raw, json_t *events, char *err, si
 
 const struct mh_provider mh_provider_ivymail = {
     .name = "ivymail",
-    .option_keys = NULL,
+    .options = NULL,
     .forward_headers = forward,
     .needs_secret = 1,
     .verify = ivymail_verify,

@@ -41,6 +41,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/verify.h"
 
 #define SIG_HEADER "signature"
@@ -58,23 +59,22 @@ struct mailersend_state {
     int accept_test_ping;
 };
 
-static const char *const option_keys[] = {"accept_test_ping", NULL};
+static const struct mh_option_def options[] = {
+    {.name = "accept_test_ping", .type = MH_OPT_BOOL, .def = "true", .flags = MH_OPT_STRICT,
+     .help = "answer MailerSend's webhook.test ping signed with its public key (nothing is "
+             "published)"},
+    {0},
+};
 static const char *const forward[] = {SIG_HEADER, NULL};
 
 /* ---- init / verify / sign ---- */
 
 static int mailersend_init(struct mh_source *src, char *err, size_t errlen)
 {
-    const char *v = mh_source_opt(src, "accept_test_ping");
-    int accept = 1;
-    if (v && !strcmp(v, "false")) accept = 0;
-    else if (v && strcmp(v, "true")) {
-        src->err_line = mh_source_opt_line(src, "accept_test_ping");
-        snprintf(err, errlen, "accept_test_ping: expected true or false");
-        return -1;
-    }
+    (void)err;
+    (void)errlen;
     struct mailersend_state *st = mh_calloc(1, sizeof(*st));
-    st->accept_test_ping = accept;
+    st->accept_test_ping = mh_source_opt_bool(src, "accept_test_ping");
     src->state = st;
     return 0;
 }
@@ -182,19 +182,12 @@ struct payload {
     json_t *detail; /* data.morph (first version) or data.meta (second), when an object */
 };
 
+/* Metadata: the first value of a key wins; [] and {} are left out as well. */
+#define META_RULES (MH_META_FIRST | MH_META_SKIP_EMPTY_OBJECT | MH_META_SKIP_EMPTY_ARRAY)
+
 static int nonempty(json_t *v)
 {
-    return v && !json_is_null(v) && !(json_is_string(v) && !*json_string_value(v)) &&
-           !(json_is_array(v) && !json_array_size(v)) &&
-           !(json_is_object(v) && !json_object_size(v));
-}
-
-/* Sets metadata[key] to v (any JSON value) unless it is absent, null or empty. */
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!nonempty(v)) return;
-    json_t *meta = mh_event_sub(ev, "metadata");
-    if (!json_object_get(meta, key)) json_object_set(meta, key, v);
+    return !mh_json_blank(v, META_RULES);
 }
 
 /* The scalar members of obj into metadata under their own names, "id" as object_id. */
@@ -204,7 +197,7 @@ static void meta_scalars(json_t *ev, json_t *obj)
     json_t *v;
     json_object_foreach(obj, key, v) {
         if (json_is_object(v) || json_is_array(v)) continue;
-        meta_set(ev, !strcmp(key, "id") ? "object_id" : key, v);
+        mh_event_meta_put(ev, !strcmp(key, "id") ? "object_id" : key, v, META_RULES);
     }
 }
 
@@ -250,11 +243,13 @@ static void add_message_fields(json_t *ev, const struct payload *p)
     mh_event_set_str(ev, "sender", mh_json_str(src, "from"));
     mh_event_set_str(ev, "subject", mh_json_str(src, "subject"));
     set_tags(ev, json_object_get(src, "tags"));
-    meta_set(ev, "email_id", p->email ? json_object_get(p->email, "id")
-                                      : json_object_get(p->data, "email_id"));
-    meta_set(ev, "template_id", json_object_get(p->data, "template_id"));
+    mh_event_meta_put(ev, "email_id", p->email ? json_object_get(p->email, "id")
+                                      : json_object_get(p->data, "email_id"), META_RULES);
+    mh_event_meta_put(ev, "template_id", json_object_get(p->data, "template_id"), META_RULES);
     json_t *domain = json_object_get(p->data, "domain_id");
-    meta_set(ev, "domain_id", nonempty(domain) ? domain : json_object_get(p->root, "domain_id"));
+    mh_event_meta_put(ev, "domain_id",
+                      nonempty(domain) ? domain : json_object_get(p->root, "domain_id"),
+                      META_RULES);
 }
 
 static const char *const reason_keys[] = {"bounce_reason", "reason", NULL};
@@ -288,9 +283,9 @@ static void add_engagement(json_t *ev, const struct payload *p, const char *key)
     mh_event_set_str(sub, "user_agent", detail_str(p, ua_keys));
     mh_event_set_str(sub, "ip", mh_json_str(p->detail, "ip"));
     if (json_object_size(sub) == 0) json_object_del(ev, key);
-    meta_set(ev, "country", json_object_get(p->detail, "country"));
-    meta_set(ev, "device_type", json_object_get(p->detail, "device_type"));
-    meta_set(ev, "browser", json_object_get(p->detail, "browser"));
+    mh_event_meta_put(ev, "country", json_object_get(p->detail, "country"), META_RULES);
+    mh_event_meta_put(ev, "device_type", json_object_get(p->detail, "device_type"), META_RULES);
+    mh_event_meta_put(ev, "browser", json_object_get(p->detail, "browser"), META_RULES);
 }
 
 static void add_detail(json_t *ev, const struct payload *p, enum detail d)
@@ -303,16 +298,23 @@ static void add_detail(json_t *ev, const struct payload *p, enum detail d)
     case D_OPEN: add_engagement(ev, p, "open"); break;
     case D_CLICK: add_engagement(ev, p, "click"); break;
     case D_UNSUB:
-        meta_set(ev, "unsubscribe_reason", json_object_get(r, "unsubscribe_reason"));
-        meta_set(ev, "unsubscribe_reason", json_object_get(r, "reason"));
-        meta_set(ev, "unsubscribe_reason_text", json_object_get(r, "readable_reason"));
+        mh_event_meta_put(ev, "unsubscribe_reason", json_object_get(r, "unsubscribe_reason"),
+                          META_RULES);
+        mh_event_meta_put(ev, "unsubscribe_reason", json_object_get(r, "reason"), META_RULES);
+        mh_event_meta_put(ev, "unsubscribe_reason_text", json_object_get(r, "readable_reason"),
+                          META_RULES);
         break;
-    case D_COMPLAINT: meta_set(ev, "complaint_reason", json_object_get(r, "reason")); break;
+    case D_COMPLAINT:
+        mh_event_meta_put(ev, "complaint_reason", json_object_get(r, "reason"), META_RULES);
+        break;
     case D_SUPPRESSED:
-        meta_set(ev, "suppression_reason", json_object_get(r, "suppression_reason"));
-        meta_set(ev, "suppression_reason", json_object_get(r, "reason"));
+        mh_event_meta_put(ev, "suppression_reason", json_object_get(r, "suppression_reason"),
+                          META_RULES);
+        mh_event_meta_put(ev, "suppression_reason", json_object_get(r, "reason"), META_RULES);
         break;
-    case D_SURVEY: meta_set(ev, "surveys", json_object_get(r, "surveys")); break;
+    case D_SURVEY:
+        mh_event_meta_put(ev, "surveys", json_object_get(r, "surveys"), META_RULES);
+        break;
     case D_UNKNOWN: meta_scalars(ev, r); break; /* a new activity: keep what it says */
     case D_NONE: break;
     }
@@ -408,7 +410,7 @@ static int mailersend_parse(const struct mh_raw *raw, json_t *events, char *err,
 
 const struct mh_provider mh_provider_mailersend = {
     .name = "mailersend",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = forward,
     .needs_secret = 1,
     .init = mailersend_init,

@@ -29,35 +29,16 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/verify.h"
 
-/* Longer than Mailgun's retry schedule (8 h 5 min): see docs/providers/mailgun.md. */
-#define DEFAULT_TOLERANCE_S (9L * 3600)
 #define TOKEN_BYTES 25 /* 50 hex characters, the length of Mailgun's tokens */
 
-struct mailgun_state {
-    long tolerance_s;
+/* 9 h: longer than Mailgun's retry schedule (8 h 5 min), see docs/providers/mailgun.md. */
+static const struct mh_option_def options[] = {
+    MH_OPT_TIMESTAMP_TOLERANCE("32400"),
+    {0},
 };
-
-static const char *const option_keys[] = {"timestamp_tolerance_s", NULL};
-
-static int mailgun_init(struct mh_source *src, char *err, size_t errlen)
-{
-    struct mailgun_state *st = mh_calloc(1, sizeof(*st));
-    if (mh_source_long_opt(src, "timestamp_tolerance_s", DEFAULT_TOLERANCE_S, 0, 31L * 86400,
-                           &st->tolerance_s, err, errlen) < 0) {
-        free(st);
-        return -1;
-    }
-    src->state = st;
-    return 0;
-}
-
-static void mailgun_fini(struct mh_source *src)
-{
-    free(src->state);
-    src->state = NULL;
-}
 
 /* ---- verify ---- */
 
@@ -75,7 +56,7 @@ static const char *missing_field(json_t *block)
 static enum mh_verdict check_block(const struct mh_source *src, const struct mh_request *req,
                                    json_t *block, char *err, size_t errlen)
 {
-    const struct mailgun_state *st = src->state;
+    long tolerance_s = mh_source_opt_int(src, "timestamp_tolerance_s");
     if (!json_is_object(block)) {
         snprintf(err, errlen, "body has no \"signature\" object");
         return MH_VERIFY_REJECT;
@@ -96,13 +77,13 @@ static enum mh_verdict check_block(const struct mh_source *src, const struct mh_
         return MH_VERIFY_REJECT;
     }
     int64_t ts_s = 0;
-    if (st->tolerance_s > 0 && mh_unix_seconds(ts, &ts_s) < 0) {
+    if (tolerance_s > 0 && mh_unix_seconds(ts, &ts_s) < 0) {
         snprintf(err, errlen, "signature.timestamp is not Unix seconds");
         return MH_VERIFY_REJECT;
     }
-    if (!mh_verify_timestamp(ts_s * 1000, req->now_ms, st->tolerance_s)) {
+    if (!mh_verify_timestamp(ts_s * 1000, req->now_ms, tolerance_s)) {
         snprintf(err, errlen, "signature.timestamp outside the tolerance of %ld s",
-                 st->tolerance_s);
+                 tolerance_s);
         return MH_VERIFY_REJECT;
     }
     return MH_VERIFY_OK;
@@ -205,13 +186,8 @@ static const char *type_of(const char *event, json_t *ed)
     return "other";
 }
 
-/* Sets metadata[key] unless the sender's own user-variables already have it. */
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_t *meta = mh_event_sub(ev, "metadata");
-    if (!json_object_get(meta, key)) json_object_set(meta, key, v);
-}
+/* Metadata is set with mh_event_meta_set: the sender's own user-variables, set first,
+ * win. */
 
 /* Event time: Unix seconds with a fraction, as a number (or a numeric string). */
 static int event_time_ms(json_t *ed, int64_t *ms)
@@ -321,13 +297,13 @@ static void add_type_fields(json_t *ev, const char *type, json_t *ed, int64_t oc
 {
     const char *event = mh_json_str(ed, "event");
     if (!strcmp(event, "failed")) {
-        meta_set(ev, "failure_reason", json_object_get(ed, "reason"));
-        meta_set(ev, "severity", json_object_get(ed, "severity"));
+        mh_event_meta_set(ev, "failure_reason", json_object_get(ed, "reason"));
+        mh_event_meta_set(ev, "severity", json_object_get(ed, "severity"));
     }
     if (!strcmp(event, "rejected")) {
         json_t *reject = json_object_get(ed, "reject");
-        meta_set(ev, "reject_reason", json_object_get(reject, "reason"));
-        meta_set(ev, "reject_description", json_object_get(reject, "description"));
+        mh_event_meta_set(ev, "reject_reason", json_object_get(reject, "reason"));
+        mh_event_meta_set(ev, "reject_description", json_object_get(reject, "description"));
     }
     if (!strcmp(type, "email.bounced")) add_failure(ev, ed);
     else if (!strcmp(type, "email.delivery_delayed")) add_deferral(ev, ed, occurred_ms);
@@ -391,11 +367,9 @@ static int mailgun_parse(const struct mh_raw *raw, json_t *events, char *err, si
 
 const struct mh_provider mh_provider_mailgun = {
     .name = "mailgun",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = NULL, /* the signature is in the body, which is the raw record */
     .needs_secret = 1,
-    .init = mailgun_init,
-    .fini = mailgun_fini,
     .verify = mailgun_verify,
     .parse = mailgun_parse,
     .sign = mailgun_sign,

@@ -5,7 +5,7 @@
  * HTTP Basic credentials in the webhook URL (https://user:password@host/...), which
  * arrive as an Authorization: Basic header; a source checks them (basic_user) and/or a
  * header holding a secret (header, for a proxy in front that adds one), with the shared
- * credential check (verify.h, mh_cred_*): every secret tried in constant time, no
+ * credential check (cred.h, mh_cred_*): every secret tried in constant time, no
  * credential ever in an error text or on the raw record. Replays are stopped by dedup.
  *
  * Parse: one event object per request, or a JSON array of them (the "grouped" mode,
@@ -27,9 +27,13 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/cred.h"
 
-static const char *const option_keys[] = {"basic_user", "header", NULL};
+static const struct mh_option_def options[] = {
+    MH_CRED_OPT_BASIC_USER,
+    MH_CRED_OPT_HEADER,
+    {0},
+};
 
 /* ---- event types ---- */
 
@@ -144,20 +148,14 @@ static void add_bounce(json_t *ev, json_t *obj)
 
 /* ---- common fields ---- */
 
-/* Sets metadata[key] unless the sender's own Payload already has it. */
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_t *meta = mh_event_sub(ev, "metadata");
-    if (!json_object_get(meta, key)) json_object_set(meta, key, v);
-}
+/* Metadata is set with mh_event_meta_set: the sender's own Payload, set first, wins. */
 
 /* Mailjet ids where 0 means "none" (a transactional message has no campaign). */
 static void meta_set_id(json_t *ev, json_t *obj, const char *key)
 {
     json_int_t id;
     if (mh_json_int(obj, key, &id) == 0 && id == 0) return;
-    meta_set(ev, key, json_object_get(obj, key));
+    mh_event_meta_set(ev, key, json_object_get(obj, key));
 }
 
 /*
@@ -174,7 +172,7 @@ static void set_payload(json_t *ev, const char *payload)
     }
     json_decref(v);
     json_t *s = json_string(payload);
-    meta_set(ev, "Payload", s);
+    mh_event_meta_set(ev, "Payload", s);
     json_decref(s);
 }
 
@@ -187,16 +185,18 @@ static const char *const meta_keys[] = {
 static void set_metadata(json_t *ev, json_t *obj, const char *name, const char *type)
 {
     set_payload(ev, mh_json_str(obj, "Payload"));
-    for (const char *const *k = meta_keys; *k; k++) meta_set(ev, *k, json_object_get(obj, *k));
+    for (const char *const *k = meta_keys; *k; k++)
+        mh_event_meta_set(ev, *k, json_object_get(obj, *k));
     meta_set_id(ev, obj, "mj_campaign_id");
     meta_set_id(ev, obj, "mj_contact_id");
     meta_set_id(ev, obj, "mj_list_id");
     /* A bounce's comment is bounce.diagnostic; elsewhere (blocked) it is kept here. */
-    if (strcmp(type, "email.bounced")) meta_set(ev, "comment", json_object_get(obj, "comment"));
+    if (strcmp(type, "email.bounced"))
+        mh_event_meta_set(ev, "comment", json_object_get(obj, "comment"));
     /* ip and agent have canonical fields on opens and clicks only. */
     if (strcmp(name, "open") && strcmp(name, "click")) {
-        meta_set(ev, "ip", json_object_get(obj, "ip"));
-        meta_set(ev, "agent", json_object_get(obj, "agent"));
+        mh_event_meta_set(ev, "ip", json_object_get(obj, "ip"));
+        mh_event_meta_set(ev, "agent", json_object_get(obj, "agent"));
     }
 }
 
@@ -316,10 +316,10 @@ static int mailjet_parse(const struct mh_raw *raw, json_t *events, char *err, si
 
 const struct mh_provider mh_provider_mailjet = {
     .name = "mailjet",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
-    .init = mh_cred_init, /* verify.h: Basic and custom-header credentials */
+    .init = mh_cred_init, /* cred.h: Basic and custom-header credentials */
     .fini = NULL,
     .verify = mh_cred_verify,
     .parse = mailjet_parse,

@@ -40,13 +40,18 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/verify.h"
 
 #define SIG_HEADER "x-mandrill-signature"
 #define EVENTS_KEY "mandrill_events"
 #define MAX_PARAMS 64 /* Mandrill sends one; a few more are tolerated, not thousands */
 
-static const char *const option_keys[] = {"url", NULL};
+static const struct mh_option_def options[] = {
+    {.name = "url", .type = MH_OPT_STRING,
+     .help = "the webhook URL exactly as entered in Mandrill (required; it is signed)"},
+    {0},
+};
 static const char *const forward[] = {SIG_HEADER, NULL};
 
 static int mandrill_init(struct mh_source *src, char *err, size_t errlen)
@@ -460,7 +465,7 @@ out:
 
 const struct mh_provider mh_provider_mandrill = {
     .name = "mandrill",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = forward,
     .needs_secret = 1,
     .answers_head = 1,

@@ -50,6 +50,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/timeutil.h"
 #include "mailhook/verify.h"
 #include "postal_common.h"
@@ -70,11 +71,14 @@ struct postal_state {
 };
 
 static const struct mh_postal_flavor postal_flavor = {
-    "postal", "x-postal-signature-256", "x-postal-signature-kid", 0, 86400,
+    "postal", "x-postal-signature-256", "x-postal-signature-kid", 0,
 };
 
-const char *const mh_postal_option_keys[] = {"public_key_file", "jwks_file",
-                                             "timestamp_tolerance_s", "allow_sha1", NULL};
+static const struct mh_option_def postal_options[] = {
+    MH_POSTAL_KEY_OPTIONS,
+    MH_OPT_TIMESTAMP_TOLERANCE("86400"),
+    {0},
+};
 static const char *const postal_forward[] = {POSTAL_SIG256, POSTAL_SIG1, POSTAL_KID, NULL};
 
 /* ---- key loading ---- */
@@ -279,33 +283,14 @@ static int load_keys(struct mh_source *src, struct postal_state *st, char *err, 
     return 0;
 }
 
-static int parse_bool_opt(struct mh_source *src, const char *key, int def, int *out, char *err,
-                          size_t errlen)
-{
-    const char *v = mh_source_opt(src, key);
-    *out = def;
-    if (!v) return 0;
-    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1")) {
-        *out = 1;
-        return 0;
-    }
-    if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0")) {
-        *out = 0;
-        return 0;
-    }
-    src->err_line = mh_source_opt_line(src, key);
-    snprintf(err, errlen, "%s: expected true or false", key);
-    return -1;
-}
-
 int mh_postal_init(const struct mh_postal_flavor *fl, struct mh_source *src, char *err,
                    size_t errlen)
 {
+    (void)fl; /* the flavors read the same options; their tables hold the defaults */
     struct postal_state *st = mh_calloc(1, sizeof(*st));
-    if (mh_source_long_opt(src, "timestamp_tolerance_s", fl->default_tolerance_s, 0, 31L * 86400,
-                           &st->tolerance_s, err, errlen) < 0 ||
-        parse_bool_opt(src, "allow_sha1", 1, &st->allow_sha1, err, errlen) < 0 ||
-        load_keys(src, st, err, errlen) < 0) {
+    st->tolerance_s = mh_source_opt_int(src, "timestamp_tolerance_s");
+    st->allow_sha1 = mh_source_opt_bool(src, "allow_sha1");
+    if (load_keys(src, st, err, errlen) < 0) {
         state_free(st);
         return -1;
     }
@@ -652,21 +637,15 @@ static void add_engagement(json_t *ev, json_t *payload, const char *sub_key)
     if (json_object_size(sub) == 0) json_object_del(ev, sub_key);
 }
 
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_object_set(mh_event_sub(ev, "metadata"), key, v);
-}
-
 static void add_domain_check(json_t *ev, json_t *payload)
 {
     static const char *const keys[] = {
         "domain",      "spf_status", "spf_error",          "dkim_status",       "dkim_error",
         "mx_status",   "mx_error",   "return_path_status", "return_path_error", NULL,
     };
-    for (const char *const *k = keys; *k; k++) meta_set(ev, *k, json_object_get(payload, *k));
-    meta_set(ev, "domain_uuid", json_object_get(payload, "uuid"));
-    meta_set(ev, "server", json_object_get(payload, "server"));
+    for (const char *const *k = keys; *k; k++) mh_event_meta_replace(ev, *k, json_object_get(payload, *k));
+    mh_event_meta_replace(ev, "domain_uuid", json_object_get(payload, "uuid"));
+    mh_event_meta_replace(ev, "server", json_object_get(payload, "server"));
     set_time_json(ev, "occurred_at", json_object_get(payload, "dns_checked_at"));
 }
 
@@ -681,7 +660,7 @@ static void add_send_limit(json_t *ev, json_t *payload)
 {
     meta_int(ev, "volume", payload);
     meta_int(ev, "limit", payload);
-    meta_set(ev, "server", json_object_get(payload, "server"));
+    mh_event_meta_replace(ev, "server", json_object_get(payload, "server"));
 }
 
 /* The message a payload is about (the original one for MessageBounced). */
@@ -778,7 +757,7 @@ int mh_postal_parse(const struct mh_postal_flavor *fl, const struct mh_raw *raw,
     json_t *ev = mh_event_new(raw, type, name);
     if (msg) set_message(ev, msg);
     set_occurred(ev, root, payload);
-    if (fl->ark) meta_set(ev, "tenant_id", json_object_get(root, "tenant_id"));
+    if (fl->ark) mh_event_meta_replace(ev, "tenant_id", json_object_get(root, "tenant_id"));
     if (m && strcmp(type, "other")) add_type_fields(ev, type, payload, m);
 
     const char *uuid = mh_json_str(root, "uuid");
@@ -797,7 +776,7 @@ static int postal_parse(const struct mh_raw *raw, json_t *events, char *err, siz
 
 const struct mh_provider mh_provider_postal = {
     .name = "postal",
-    .option_keys = mh_postal_option_keys,
+    .options = postal_options,
     .forward_headers = postal_forward,
     .needs_secret = 0,
     .init = postal_init,

@@ -10,24 +10,31 @@
 #include <stddef.h>
 
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 
 /* Postal's own headers, which Ark may send as well. */
 #define POSTAL_SIG256 "x-postal-signature-256"
 #define POSTAL_SIG1 "x-postal-signature"
 #define POSTAL_KID "x-postal-signature-kid"
 
-/* One provider's header names (the SHA-256 header first) and defaults. */
+/* One provider's header names (the SHA-256 header first); the option tables hold the
+ * defaults. */
 struct mh_postal_flavor {
     const char *name;
     const char *sig256;
     const char *kid;
     /* Ark: Postal's SHA-256 header accepted too, Ark's headers when signing, tenant_id kept. */
     int ark;
-    long default_tolerance_s;
 };
 
-/* The options both providers take (public_key_file, jwks_file, ...). */
-extern const char *const mh_postal_option_keys[];
+/* The key options both providers take; each table adds its own timestamp tolerance. */
+#define MH_POSTAL_KEY_OPTIONS                                                                  \
+    {.name = "public_key_file", .type = MH_OPT_FILE, .flags = MH_OPT_REPEATABLE,               \
+     .help = "an RSA public key: PEM (SPKI or PKCS#1), bare base64 or a DKIM record"},         \
+    {.name = "jwks_file", .type = MH_OPT_FILE, .flags = MH_OPT_REPEATABLE,                     \
+     .help = "a JWKS document; its RSA keys are used by kid"},                                 \
+    {.name = "allow_sha1", .type = MH_OPT_BOOL, .def = "true",                                 \
+     .help = "accept X-Postal-Signature (RSA SHA-1) when no SHA-256 signature is sent"}
 
 /* The provider callbacks of struct mh_provider, for the flavor fl. */
 int mh_postal_init(const struct mh_postal_flavor *fl, struct mh_source *src, char *err,

@@ -8,7 +8,7 @@
  *   basic_user = NAME    Authorization: Basic NAME:<one of the secrets>
  *   header     = X-NAME  the header's value is one of the secrets
  * With both set, both must match. Comparisons are constant-time over every secret
- * (verify.h). Neither credential is forwarded onto the raw record, and none is ever
+ * (cred.h). Neither credential is forwarded onto the raw record, and none is ever
  * put into an error text. There is no timestamp: replays are stopped by dedup.
  *
  * Parse: one JSON object per request, discriminated by RecordType. Bounce and
@@ -29,12 +29,16 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/cred.h"
 
 /* Postmark's placeholder message id (e.g. manual suppressions): not a message id. */
 #define NIL_MESSAGE_ID "00000000-0000-0000-0000-000000000000"
 
-static const char *const option_keys[] = {"basic_user", "header", NULL};
+static const struct mh_option_def options[] = {
+    MH_CRED_OPT_BASIC_USER,
+    MH_CRED_OPT_HEADER,
+    {0},
+};
 
 /* ---- parse: bounce types ---- */
 
@@ -117,13 +121,7 @@ static int bounce_id(json_t *obj, char *buf, size_t len)
 
 /* ---- parse: fields ---- */
 
-/* Sets metadata[key] unless the sender's own Metadata already has it. */
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_t *meta = mh_event_sub(ev, "metadata");
-    if (!json_object_get(meta, key)) json_object_set(meta, key, v);
-}
+/* Metadata is set with mh_event_meta_set: the sender's own Metadata, set first, wins. */
 
 /* What every record type has: message id, recipient, time, tag, metadata, stream. */
 static void add_common(json_t *ev, json_t *obj, const char *rcpt, const char *time_text)
@@ -142,7 +140,7 @@ static void add_common(json_t *ev, json_t *obj, const char *rcpt, const char *ti
     /* A copy: Postmark details are added to it below. */
     if (json_is_object(meta) && json_object_size(meta))
         json_object_set_new(ev, "metadata", json_deep_copy(meta));
-    meta_set(ev, "message_stream", json_object_get(obj, "MessageStream"));
+    mh_event_meta_set(ev, "message_stream", json_object_get(obj, "MessageStream"));
 }
 
 static void add_bounce(json_t *ev, json_t *obj, const struct bounce_map *m)
@@ -254,14 +252,14 @@ static json_t *parse_other(const struct mh_raw *raw, json_t *obj, const char *re
     add_common(ev, obj, rcpt, when);
     if (!strcmp(type, "email.opened")) {
         add_engagement(ev, obj, "open");
-        meta_set(ev, "first_open", json_object_get(obj, "FirstOpen"));
+        mh_event_meta_set(ev, "first_open", json_object_get(obj, "FirstOpen"));
     } else if (!strcmp(type, "email.clicked")) {
         add_engagement(ev, obj, "click");
-        meta_set(ev, "click_location", json_object_get(obj, "ClickLocation"));
+        mh_event_meta_set(ev, "click_location", json_object_get(obj, "ClickLocation"));
     } else if (!strcmp(record, "SubscriptionChange")) {
-        meta_set(ev, "suppress_sending", suppress);
-        meta_set(ev, "suppression_reason", json_object_get(obj, "SuppressionReason"));
-        meta_set(ev, "origin", json_object_get(obj, "Origin"));
+        mh_event_meta_set(ev, "suppress_sending", suppress);
+        mh_event_meta_set(ev, "suppression_reason", json_object_get(obj, "SuppressionReason"));
+        mh_event_meta_set(ev, "origin", json_object_get(obj, "Origin"));
     }
 
     /* The raw time (finer than ms), the link and the direction tell events apart. */
@@ -304,10 +302,10 @@ static int postmark_parse(const struct mh_raw *raw, json_t *events, char *err, s
 
 const struct mh_provider mh_provider_postmark = {
     .name = "postmark",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = NULL, /* the credentials stay out of Kafka */
     .needs_secret = 1,
-    .init = mh_cred_init, /* verify.h: the Basic / custom-header credentials */
+    .init = mh_cred_init, /* cred.h: the Basic / custom-header credentials */
     .fini = NULL,
     .verify = mh_cred_verify,
     .parse = postmark_parse,

@@ -2,7 +2,7 @@
  * resend.c — Resend webhooks, delivered through Svix (Standard Webhooks v1).
  *
  * Verify: svix-id / svix-timestamp / svix-signature (or the webhook-* names) checked
- * with the shared Standard Webhooks functions in verify.c against every `secret`
+ * with the shared Standard Webhooks functions in stdwh.c against every `secret`
  * (Resend's "whsec_..." signing secret; repeat it during a rotation). The timestamp must
  * be within timestamp_tolerance_s (default 300 s, the reference libraries' window; 0
  * turns the check off). All six headers ride on the raw record.
@@ -23,16 +23,15 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/stdwh.h"
 
-static const char *const option_keys[] = {"timestamp_tolerance_s", NULL};
 static const char *const forward[] = {"svix-id", "svix-timestamp", "svix-signature",
                                       "webhook-id", "webhook-timestamp", "webhook-signature",
                                       NULL};
 
 /* ---- init / verify / sign ---- */
 
-/* The headers Resend sends (svix-*), stamped now (verify.h). */
+/* The headers Resend sends (svix-*), stamped now (stdwh.h). */
 static int resend_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
                        size_t errlen)
 {
@@ -77,13 +76,7 @@ static const char *type_of(const char *name, json_t *data)
     return "other";
 }
 
-/* Sets metadata[key] unless the message's own tags already have it. */
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_t *meta = mh_event_sub(ev, "metadata");
-    if (!json_object_get(meta, key)) json_object_set(meta, key, v);
-}
+/* Metadata is set with mh_event_meta_set: the message's own tags, set first, win. */
 
 /*
  * Resend's tags (name -> value, as set when sending) are the message's custom data:
@@ -94,10 +87,10 @@ static void set_tags(json_t *ev, json_t *tags)
     const char *key;
     json_t *v, *item;
     size_t i;
-    json_object_foreach(tags, key, v) meta_set(ev, key, v);
+    json_object_foreach(tags, key, v) mh_event_meta_set(ev, key, v);
     json_array_foreach(tags, i, item) {
         const char *name = mh_json_str(item, "name");
-        if (name && *name) meta_set(ev, name, json_object_get(item, "value"));
+        if (name && *name) mh_event_meta_set(ev, name, json_object_get(item, "value"));
     }
 }
 
@@ -122,7 +115,7 @@ static void set_recipients(json_t *ev, json_t *rcpts)
     if (json_array_size(rcpts) == 1)
         mh_event_set_address(ev, "recipient", json_string_value(json_array_get(rcpts, 0)));
     else if (json_array_size(rcpts) > 1)
-        meta_set(ev, "to", rcpts);
+        mh_event_meta_set(ev, "to", rcpts);
 }
 
 static void add_bounce(json_t *ev, json_t *data)
@@ -135,8 +128,8 @@ static void add_bounce(json_t *ev, json_t *data)
     if (!json_object_get(b, "class")) mh_event_set_str(b, "class", "hard");
     mh_event_set_str(b, "diagnostic", mh_json_str(src, "message"));
     mh_bounce_classify(b);
-    meta_set(ev, "bounce_type", json_object_get(src, "type"));
-    meta_set(ev, "bounce_subtype", json_object_get(src, "subType"));
+    mh_event_meta_set(ev, "bounce_type", json_object_get(src, "type"));
+    mh_event_meta_set(ev, "bounce_subtype", json_object_get(src, "subType"));
 }
 
 /* Resend will retry: a soft bounce whose reason Resend does not give. */
@@ -168,25 +161,25 @@ static void add_email(json_t *ev, const char *name, const char *type, json_t *da
     set_recipients(ev, rcpts);
     mh_event_set_str(ev, "sender", mh_json_str(data, "from"));
     mh_event_set_str(ev, "subject", mh_json_str(data, "subject"));
-    meta_set(ev, "smtp_message_id", json_object_get(data, "message_id"));
-    meta_set(ev, "broadcast_id", json_object_get(data, "broadcast_id"));
-    meta_set(ev, "template_id", json_object_get(data, "template_id"));
+    mh_event_meta_set(ev, "smtp_message_id", json_object_get(data, "message_id"));
+    mh_event_meta_set(ev, "broadcast_id", json_object_get(data, "broadcast_id"));
+    mh_event_meta_set(ev, "template_id", json_object_get(data, "template_id"));
 
     if (!strcmp(type, "email.bounced")) {
         add_bounce(ev, data);
     } else if (!strcmp(name, "email.bounced")) { /* a suppression or unsubscribe */
         json_t *src = json_object_get(data, "bounce");
-        meta_set(ev, "bounce_type", json_object_get(src, "type"));
-        meta_set(ev, "bounce_subtype", json_object_get(src, "subType"));
-        meta_set(ev, "bounce_message", json_object_get(src, "message"));
+        mh_event_meta_set(ev, "bounce_type", json_object_get(src, "type"));
+        mh_event_meta_set(ev, "bounce_subtype", json_object_get(src, "subType"));
+        mh_event_meta_set(ev, "bounce_message", json_object_get(src, "message"));
     } else if (!strcmp(type, "email.delivery_delayed")) add_delay(ev);
     else if (!strcmp(type, "email.clicked")) add_engagement(ev, data, "click");
     else if (!strcmp(type, "email.opened")) add_engagement(ev, data, "open");
     json_t *failed = json_object_get(data, "failed");
     json_t *supp = json_object_get(data, "suppressed");
-    meta_set(ev, "failed_reason", json_object_get(failed, "reason"));
-    meta_set(ev, "suppressed_type", json_object_get(supp, "type"));
-    meta_set(ev, "suppressed_message", json_object_get(supp, "message"));
+    mh_event_meta_set(ev, "failed_reason", json_object_get(failed, "reason"));
+    mh_event_meta_set(ev, "suppressed_type", json_object_get(supp, "type"));
+    mh_event_meta_set(ev, "suppressed_message", json_object_get(supp, "message"));
 }
 
 /* contact.*, domain.*, suppression.* and unknown types: what identifies the object. */
@@ -197,12 +190,13 @@ static void add_other(json_t *ev, const char *name, json_t *data)
                          : !strncmp(name, "suppression.", 12) ? "suppression_id"
                                                               : "id";
     mh_event_set_address(ev, "recipient", mh_json_str(data, "email"));
-    meta_set(ev, prefix, json_object_get(data, "id"));
-    if (!strncmp(name, "domain.", 7)) meta_set(ev, "domain", json_object_get(data, "name"));
-    meta_set(ev, "status", json_object_get(data, "status"));
-    meta_set(ev, "audience_id", json_object_get(data, "audience_id"));
-    meta_set(ev, "unsubscribed", json_object_get(data, "unsubscribed"));
-    meta_set(ev, "origin", json_object_get(data, "origin"));
+    mh_event_meta_set(ev, prefix, json_object_get(data, "id"));
+    if (!strncmp(name, "domain.", 7))
+        mh_event_meta_set(ev, "domain", json_object_get(data, "name"));
+    mh_event_meta_set(ev, "status", json_object_get(data, "status"));
+    mh_event_meta_set(ev, "audience_id", json_object_get(data, "audience_id"));
+    mh_event_meta_set(ev, "unsubscribed", json_object_get(data, "unsubscribed"));
+    mh_event_meta_set(ev, "origin", json_object_get(data, "origin"));
 }
 
 static json_t *event_of(const struct mh_raw *raw, json_t *root, char *err, size_t errlen)
@@ -263,11 +257,10 @@ static int resend_parse(const struct mh_raw *raw, json_t *events, char *err, siz
 
 const struct mh_provider mh_provider_resend = {
     .name = "resend",
-    .option_keys = option_keys,
+    .options = mh_stdwh_options,
     .forward_headers = forward,
     .needs_secret = 1,
     .init = mh_stdwh_source_init,
-    .fini = mh_stdwh_source_fini,
     .verify = mh_stdwh_source_verify,
     .parse = resend_parse,
     .sign = resend_sign,

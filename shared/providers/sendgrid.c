@@ -37,13 +37,13 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/timeutil.h"
 #include "mailhook/verify.h"
 
 #define SIG_HEADER "x-twilio-email-event-webhook-signature"
 #define TS_HEADER "x-twilio-email-event-webhook-timestamp"
 #define MAX_SIG_BYTES 256 /* a DER P-256 signature is at most 72 bytes */
-#define DEFAULT_TOLERANCE_S (96L * 3600)
 
 struct sendgrid_state {
     EVP_PKEY **keys;
@@ -51,8 +51,15 @@ struct sendgrid_state {
     long tolerance_s;
 };
 
-static const char *const option_keys[] = {"public_key", "public_key_file", "timestamp_tolerance_s",
-                                          NULL};
+/* 96 h: longer than SendGrid's retry horizon (72 h), shorter than the dedup window. */
+static const struct mh_option_def options[] = {
+    {.name = "public_key", .type = MH_OPT_STRING, .flags = MH_OPT_REPEATABLE | MH_OPT_NONEMPTY,
+     .help = "the verification key SendGrid shows (base64 DER SubjectPublicKeyInfo)"},
+    {.name = "public_key_file", .type = MH_OPT_FILE, .flags = MH_OPT_REPEATABLE,
+     .help = "a file holding that base64, or a PEM PUBLIC KEY"},
+    MH_OPT_TIMESTAMP_TOLERANCE("345600"),
+    {0},
+};
 static const char *const forward[] = {SIG_HEADER, TS_HEADER, NULL};
 
 /* ---- keys ---- */
@@ -131,9 +138,7 @@ static void state_free(struct sendgrid_state *st)
 static int sendgrid_init(struct mh_source *src, char *err, size_t errlen)
 {
     struct sendgrid_state *st = mh_calloc(1, sizeof(*st));
-    if (mh_source_long_opt(src, "timestamp_tolerance_s", DEFAULT_TOLERANCE_S, 0, 31L * 86400,
-                           &st->tolerance_s, err, errlen) < 0)
-        goto fail;
+    st->tolerance_s = mh_source_opt_int(src, "timestamp_tolerance_s");
     for (struct mh_kv *kv = src->options; kv; kv = kv->next) {
         if (strcmp(kv->key, "public_key") && strcmp(kv->key, "public_key_file")) continue;
         if (load_key(st, kv, err, errlen) < 0) {
@@ -316,11 +321,8 @@ static int is_reserved(const char *key)
     return 0;
 }
 
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_object_set(mh_event_sub(ev, "metadata"), key, v);
-}
+/* Metadata is set with mh_event_meta_replace: a detail overwrites a custom arg of its
+ * name. */
 
 /* Custom args (non-reserved keys), then SendGrid details with no canonical field. */
 static void set_metadata(json_t *ev, json_t *obj, const char *event)
@@ -328,11 +330,13 @@ static void set_metadata(json_t *ev, json_t *obj, const char *event)
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v) {
-        if (!is_reserved(key)) meta_set(ev, key, v);
+        if (!is_reserved(key)) mh_event_meta_replace(ev, key, v);
     }
-    meta_set(ev, "asm_group_id", json_object_get(obj, "asm_group_id"));
-    meta_set(ev, "bounce_classification", json_object_get(obj, "bounce_classification"));
-    if (!strcmp(event, "dropped")) meta_set(ev, "drop_reason", json_object_get(obj, "reason"));
+    mh_event_meta_replace(ev, "asm_group_id", json_object_get(obj, "asm_group_id"));
+    mh_event_meta_replace(ev, "bounce_classification",
+                          json_object_get(obj, "bounce_classification"));
+    if (!strcmp(event, "dropped"))
+        mh_event_meta_replace(ev, "drop_reason", json_object_get(obj, "reason"));
 }
 
 /* occurred_at from timestamp: Unix seconds as a number or a string. */
@@ -461,7 +465,7 @@ static int sendgrid_parse(const struct mh_raw *raw, json_t *events, char *err, s
 
 const struct mh_provider mh_provider_sendgrid = {
     .name = "sendgrid",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = forward,
     .needs_secret = 0,
     .init = sendgrid_init,

@@ -42,6 +42,7 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
+#include "mailhook/provider_options.h"
 #include "mailhook/timeutil.h"
 #include "mailhook/verify.h"
 
@@ -50,7 +51,6 @@
 #define TOPIC_HEADER "x-amz-sns-topic-arn"
 #define CERT_FILE_MAX (64 * 1024)
 #define MAX_SIG_BYTES 1024 /* RSA up to 8192 bits */
-#define DEFAULT_TOLERANCE_S (7L * 86400)
 
 struct ses_cert {
     char *name; /* file name as it appears at the end of SigningCertURL */
@@ -65,8 +65,16 @@ struct ses_state {
     long tolerance_s;
 };
 
-static const char *const option_keys[] = {"certificate_file", "certificate_dir", "topic_arn",
-                                          "timestamp_tolerance_s", NULL};
+static const struct mh_option_def options[] = {
+    {.name = "certificate_file", .type = MH_OPT_FILE, .flags = MH_OPT_REPEATABLE,
+     .help = "an SNS signing certificate (PEM) named as in SigningCertURL"},
+    {.name = "certificate_dir", .type = MH_OPT_DIR, .flags = MH_OPT_REPEATABLE,
+     .help = "a directory whose *.pem files are SNS signing certificates"},
+    {.name = "topic_arn", .type = MH_OPT_STRING, .flags = MH_OPT_REPEATABLE | MH_OPT_NONEMPTY,
+     .help = "an SNS topic ARN this source accepts (at least one)"},
+    MH_OPT_TIMESTAMP_TOLERANCE("604800"),
+    {0},
+};
 static const char *const forward[] = {TYPE_HEADER, "x-amz-sns-message-id", TOPIC_HEADER,
                                       "x-amz-sns-subscription-arn", NULL};
 
@@ -203,9 +211,7 @@ static void state_free(struct ses_state *st)
 static int ses_init(struct mh_source *src, char *err, size_t errlen)
 {
     struct ses_state *st = mh_calloc(1, sizeof(*st));
-    if (mh_source_long_opt(src, "timestamp_tolerance_s", DEFAULT_TOLERANCE_S, 0, 31L * 86400,
-                           &st->tolerance_s, err, errlen) < 0)
-        goto fail;
+    st->tolerance_s = mh_source_opt_int(src, "timestamp_tolerance_s");
     for (struct mh_kv *kv = src->options; kv; kv = kv->next) {
         int rc = 0;
         if (!strcmp(kv->key, "certificate_file")) {
@@ -602,12 +608,8 @@ out:
 
 /* ---- parse: common fields ---- */
 
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    if (json_is_object(v) && json_object_size(v) == 0) return;
-    json_object_set(mh_event_sub(ev, "metadata"), key, v);
-}
+/* Metadata: a later value of a key overwrites an earlier one; {} is left out as well. */
+#define META_RULES (MH_META_REPLACE | MH_META_SKIP_EMPTY_OBJECT)
 
 /* What one SES record (and its SNS envelope) says about every event made from it. */
 struct ses_ctx {
@@ -633,14 +635,16 @@ static json_t *new_event(const struct ses_ctx *c, const char *type, const char *
     mh_event_set_time(ev, "occurred_at", when);
     json_t *tags = json_object_get(c->mail, "tags");
     if (json_is_object(tags)) {
-        meta_set(ev, "ses_tags", tags);
-        meta_set(ev, "configuration_set",
-                 json_array_get(json_object_get(tags, "ses:configuration-set"), 0));
+        mh_event_meta_put(ev, "ses_tags", tags, META_RULES);
+        mh_event_meta_put(ev, "configuration_set",
+                          json_array_get(json_object_get(tags, "ses:configuration-set"), 0),
+                          META_RULES);
     }
-    meta_set(ev, "sending_account_id", json_object_get(c->mail, "sendingAccountId"));
-    meta_set(ev, "source_arn", json_object_get(c->mail, "sourceArn"));
-    meta_set(ev, "sns_message_id", env_field(c->env, "MessageId"));
-    meta_set(ev, "sns_topic_arn", env_field(c->env, "TopicArn"));
+    mh_event_meta_put(ev, "sending_account_id", json_object_get(c->mail, "sendingAccountId"),
+                      META_RULES);
+    mh_event_meta_put(ev, "source_arn", json_object_get(c->mail, "sourceArn"), META_RULES);
+    mh_event_meta_put(ev, "sns_message_id", env_field(c->env, "MessageId"), META_RULES);
+    mh_event_meta_put(ev, "sns_topic_arn", env_field(c->env, "TopicArn"), META_RULES);
     return ev;
 }
 
@@ -748,14 +752,16 @@ static int parse_bounce(const struct ses_ctx *c, json_t *events, char *err, size
         if (!strcmp(r->ev_type, "email.bounced")) {
             add_bounce(ev, c->obj, item, r);
         } else {
-            meta_set(ev, "diagnostic_code", json_object_get(item, "diagnosticCode"));
-            meta_set(ev, "status", json_object_get(item, "status"));
+            mh_event_meta_put(ev, "diagnostic_code", json_object_get(item, "diagnosticCode"),
+                              META_RULES);
+            mh_event_meta_put(ev, "status", json_object_get(item, "status"), META_RULES);
         }
-        meta_set(ev, "bounce_type", json_object_get(c->obj, "bounceType"));
-        meta_set(ev, "bounce_sub_type", json_object_get(c->obj, "bounceSubType"));
-        meta_set(ev, "feedback_id", json_object_get(c->obj, "feedbackId"));
-        meta_set(ev, "reporting_mta", json_object_get(c->obj, "reportingMTA"));
-        meta_set(ev, "action", json_object_get(item, "action"));
+        mh_event_meta_put(ev, "bounce_type", json_object_get(c->obj, "bounceType"), META_RULES);
+        mh_event_meta_put(ev, "bounce_sub_type", json_object_get(c->obj, "bounceSubType"),
+                          META_RULES);
+        mh_event_meta_put(ev, "feedback_id", json_object_get(c->obj, "feedbackId"), META_RULES);
+        mh_event_meta_put(ev, "reporting_mta", json_object_get(c->obj, "reportingMTA"), META_RULES);
+        mh_event_meta_put(ev, "action", json_object_get(item, "action"), META_RULES);
         finish(events, ev, feedback ? feedback : mh_json_str(c->obj, "timestamp"), NULL);
     }
     return 0;
@@ -779,10 +785,12 @@ static int parse_complaint(const struct ses_ctx *c, json_t *events, char *err, s
         const char *fbt = mh_json_str(c->obj, "complaintFeedbackType");
         if (!strcmp(type, "email.complained") && fbt && *fbt)
             mh_event_set_str(mh_event_sub(ev, "complaint"), "feedback_type", fbt);
-        meta_set(ev, "feedback_id", json_object_get(c->obj, "feedbackId"));
-        meta_set(ev, "complaint_sub_type", json_object_get(c->obj, "complaintSubType"));
-        meta_set(ev, "feedback_user_agent", json_object_get(c->obj, "userAgent"));
-        meta_set(ev, "arrival_date", json_object_get(c->obj, "arrivalDate"));
+        mh_event_meta_put(ev, "feedback_id", json_object_get(c->obj, "feedbackId"), META_RULES);
+        mh_event_meta_put(ev, "complaint_sub_type", json_object_get(c->obj, "complaintSubType"),
+                          META_RULES);
+        mh_event_meta_put(ev, "feedback_user_agent", json_object_get(c->obj, "userAgent"),
+                          META_RULES);
+        mh_event_meta_put(ev, "arrival_date", json_object_get(c->obj, "arrivalDate"), META_RULES);
         finish(events, ev, feedback ? feedback : mh_json_str(c->obj, "timestamp"), NULL);
     }
     return 0;
@@ -796,10 +804,11 @@ static int parse_delivery(const struct ses_ctx *c, json_t *events, char *err, si
         const char *rcpt = recipient_at(c, list, i, "recipients", err, errlen);
         if (!rcpt) return -1;
         json_t *ev = new_event(c, "email.delivered", rcpt, NULL);
-        meta_set(ev, "smtp_response", json_object_get(c->obj, "smtpResponse"));
-        meta_set(ev, "processing_time_millis", json_object_get(c->obj, "processingTimeMillis"));
-        meta_set(ev, "reporting_mta", json_object_get(c->obj, "reportingMTA"));
-        meta_set(ev, "remote_mta_ip", json_object_get(c->obj, "remoteMtaIp"));
+        mh_event_meta_put(ev, "smtp_response", json_object_get(c->obj, "smtpResponse"), META_RULES);
+        mh_event_meta_put(ev, "processing_time_millis",
+                          json_object_get(c->obj, "processingTimeMillis"), META_RULES);
+        mh_event_meta_put(ev, "reporting_mta", json_object_get(c->obj, "reportingMTA"), META_RULES);
+        mh_event_meta_put(ev, "remote_mta_ip", json_object_get(c->obj, "remoteMtaIp"), META_RULES);
         finish(events, ev, mh_json_str(c->obj, "timestamp"), NULL);
     }
     return 0;
@@ -822,9 +831,10 @@ static int parse_delay(const struct ses_ctx *c, json_t *events, char *err, size_
         mh_event_set_str(b, "remote_host", mh_json_str(c->obj, "remoteMtaIp"));
         mh_bounce_classify(b);
         if (delay_type && *delay_type) mh_event_set_str(mh_event_sub(ev, "delay"), "reason", delay_type);
-        meta_set(ev, "delay_type", json_object_get(c->obj, "delayType"));
-        meta_set(ev, "expiration_time", json_object_get(c->obj, "expirationTime"));
-        meta_set(ev, "reporting_mta", json_object_get(c->obj, "reportingMTA"));
+        mh_event_meta_put(ev, "delay_type", json_object_get(c->obj, "delayType"), META_RULES);
+        mh_event_meta_put(ev, "expiration_time", json_object_get(c->obj, "expirationTime"),
+                          META_RULES);
+        mh_event_meta_put(ev, "reporting_mta", json_object_get(c->obj, "reportingMTA"), META_RULES);
         finish(events, ev, mh_json_str(c->obj, "timestamp"), NULL);
     }
     return 0;
@@ -858,15 +868,17 @@ static int parse_per_destination(const struct ses_ctx *c, const char *type, json
             mh_event_set_str(sub, "user_agent", mh_json_str(c->obj, "userAgent"));
             mh_event_set_str(sub, "ip", mh_json_str(c->obj, "ipAddress"));
             if (json_object_size(sub) == 0) json_object_del(ev, key);
-            meta_set(ev, "link_tags", json_object_get(c->obj, "linkTags"));
+            mh_event_meta_put(ev, "link_tags", json_object_get(c->obj, "linkTags"), META_RULES);
         }
-        meta_set(ev, "reject_reason", json_object_get(c->obj, "reason"));
-        meta_set(ev, "error_message", json_object_get(c->obj, "errorMessage"));
-        meta_set(ev, "template_name", json_object_get(c->obj, "templateName"));
-        meta_set(ev, "contact_list", json_object_get(c->obj, "contactList"));
-        meta_set(ev, "subscription_source", json_object_get(c->obj, "source"));
-        meta_set(ev, "new_topic_preferences", json_object_get(c->obj, "newTopicPreferences"));
-        meta_set(ev, "old_topic_preferences", json_object_get(c->obj, "oldTopicPreferences"));
+        mh_event_meta_put(ev, "reject_reason", json_object_get(c->obj, "reason"), META_RULES);
+        mh_event_meta_put(ev, "error_message", json_object_get(c->obj, "errorMessage"), META_RULES);
+        mh_event_meta_put(ev, "template_name", json_object_get(c->obj, "templateName"), META_RULES);
+        mh_event_meta_put(ev, "contact_list", json_object_get(c->obj, "contactList"), META_RULES);
+        mh_event_meta_put(ev, "subscription_source", json_object_get(c->obj, "source"), META_RULES);
+        mh_event_meta_put(ev, "new_topic_preferences",
+                          json_object_get(c->obj, "newTopicPreferences"), META_RULES);
+        mh_event_meta_put(ev, "old_topic_preferences",
+                          json_object_get(c->obj, "oldTopicPreferences"), META_RULES);
         const char *when = mh_json_str(c->obj, "timestamp");
         finish(events, ev, when ? when : mh_json_str(c->mail, "timestamp"),
                !strcmp(type, "email.clicked") ? link : NULL);
@@ -883,7 +895,7 @@ static int parse_unknown(const struct ses_ctx *c, json_t *events)
     for (size_t i = 0; i < (n ? n : 1); i++) {
         json_t *item = n ? json_array_get(list, i) : NULL;
         json_t *ev = new_event(c, "other", json_string_value(item), NULL);
-        meta_set(ev, "message", json_object_get(c->rec, "message"));
+        mh_event_meta_put(ev, "message", json_object_get(c->rec, "message"), META_RULES);
         /* No known discriminator: the SNS message itself tells two of them apart. */
         finish(events, ev, sns_id, NULL);
     }
@@ -946,10 +958,10 @@ static void parse_sns_only(const struct mh_raw *raw, json_t *env, const char *ty
 {
     json_t *ev = mh_event_new(raw, "other", type);
     mh_event_set_time(ev, "occurred_at", mh_json_str(env, "Timestamp"));
-    meta_set(ev, "subscribe_url", env_field(env, "SubscribeURL"));
-    meta_set(ev, "sns_message_id", env_field(env, "MessageId"));
-    meta_set(ev, "sns_topic_arn", env_field(env, "TopicArn"));
-    meta_set(ev, "message", env_field(env, "Message"));
+    mh_event_meta_put(ev, "subscribe_url", env_field(env, "SubscribeURL"), META_RULES);
+    mh_event_meta_put(ev, "sns_message_id", env_field(env, "MessageId"), META_RULES);
+    mh_event_meta_put(ev, "sns_topic_arn", env_field(env, "TopicArn"), META_RULES);
+    mh_event_meta_put(ev, "message", env_field(env, "Message"), META_RULES);
     finish(events, ev, mh_json_str(env, "MessageId"), NULL);
 }
 
@@ -989,7 +1001,7 @@ static int ses_parse(const struct mh_raw *raw, json_t *events, char *err, size_t
 
 const struct mh_provider mh_provider_ses = {
     .name = "ses",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = forward,
     .needs_secret = 0,
     .init = ses_init,

@@ -4,7 +4,7 @@
  * Verify: SparkPost signs nothing and sends no timestamp. A webhook can carry HTTP Basic
  * credentials (auth_type "basic") and custom headers (custom_headers, or the deprecated
  * auth_token sent as X-MessageSystems-Webhook-Token); the source checks either or both
- * with the shared credential check (verify.h, mh_cred_*): basic_user and/or header,
+ * with the shared credential check (cred.h, mh_cred_*): basic_user and/or header,
  * every secret tried in constant time, no credential ever in an error text or on the
  * raw record. OAuth 2 (auth_type "oauth2") would need mailhook to run a token endpoint
  * and is not offered. Replays are stopped by dedup on SparkPost's event_id.
@@ -27,9 +27,13 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/cred.h"
 
-static const char *const option_keys[] = {"basic_user", "header", NULL};
+static const struct mh_option_def options[] = {
+    MH_CRED_OPT_BASIC_USER,
+    MH_CRED_OPT_HEADER,
+    {0},
+};
 /* The batch id is not a credential: kept on the raw record for audits of retries. */
 static const char *const forward[] = {"x-messagesystems-batch-id", NULL};
 
@@ -182,12 +186,7 @@ static void add_delay(json_t *ev, json_t *obj, const struct bounce_class *bc)
 
 /* ---- common fields ---- */
 
-static void meta_set(json_t *ev, const char *key, json_t *v)
-{
-    if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) return;
-    json_t *meta = mh_event_sub(ev, "metadata");
-    if (!json_object_get(meta, key)) json_object_set(meta, key, v);
-}
+/* Metadata is set with mh_event_meta_set: rcpt_meta, copied first, wins. */
 
 /* SparkPost details with no canonical field, kept in metadata beside rcpt_meta. */
 static const char *const meta_keys[] = {
@@ -202,14 +201,15 @@ static void set_metadata(json_t *ev, json_t *obj, const char *event_class, const
     if (json_is_object(meta) && json_object_size(meta))
         json_object_set_new(ev, "metadata", json_deep_copy(meta));
     json_t *cls = json_string(event_class);
-    meta_set(ev, "event_class", cls);
+    mh_event_meta_set(ev, "event_class", cls);
     json_decref(cls);
-    for (const char *const *k = meta_keys; *k; k++) meta_set(ev, *k, json_object_get(obj, *k));
+    for (const char *const *k = meta_keys; *k; k++)
+        mh_event_meta_set(ev, *k, json_object_get(obj, *k));
     /* A generation failure has no bounce object: its reason is kept here. */
     const char *reason = reason_of(obj);
     if (!strcmp(type, "email.failed") && !json_object_get(ev, "bounce") && reason) {
         json_t *r = json_string(reason);
-        meta_set(ev, "reason", r);
+        mh_event_meta_set(ev, "reason", r);
         json_decref(r);
     }
 }
@@ -341,7 +341,7 @@ static int sparkpost_parse(const struct mh_raw *raw, json_t *events, char *err, 
 
 const struct mh_provider mh_provider_sparkpost = {
     .name = "sparkpost",
-    .option_keys = option_keys,
+    .options = options,
     .forward_headers = forward, /* never the credentials */
     .needs_secret = 1,
     .init = mh_cred_init,

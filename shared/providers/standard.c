@@ -4,7 +4,7 @@
  * payload shape documented in docs/providers/standard.md.
  *
  * Verify: webhook-id / webhook-timestamp / webhook-signature (or the svix-* names),
- * checked with the shared mh_stdwh_* functions (verify.c) against every `secret`
+ * checked with the shared mh_stdwh_* functions (stdwh.c) against every `secret`
  * ("whsec_..."; repeat it during a rotation), timestamp within timestamp_tolerance_s
  * (default 300 s; 0 turns the check off). All six headers ride on the raw record.
  *
@@ -26,15 +26,14 @@
 #include "mailhook/event.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
-#include "mailhook/verify.h"
+#include "mailhook/stdwh.h"
 
-static const char *const option_keys[] = {"timestamp_tolerance_s", NULL};
 static const char *const forward[] = {"webhook-id", "webhook-timestamp", "webhook-signature",
                                       "svix-id", "svix-timestamp", "svix-signature", NULL};
 
 /* ---- init / verify / sign ---- */
 
-/* The headers a Standard Webhooks sender sends (webhook-*), stamped now (verify.h). */
+/* The headers a Standard Webhooks sender sends (webhook-*), stamped now (stdwh.h). */
 static int standard_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
                          size_t errlen)
 {
@@ -195,11 +194,10 @@ static int standard_parse(const struct mh_raw *raw, json_t *events, char *err, s
 
 const struct mh_provider mh_provider_standard = {
     .name = "standard",
-    .option_keys = option_keys,
+    .options = mh_stdwh_options,
     .forward_headers = forward,
     .needs_secret = 1,
     .init = mh_stdwh_source_init,
-    .fini = mh_stdwh_source_fini,
     .verify = mh_stdwh_source_verify,
     .parse = standard_parse,
     .sign = standard_sign,

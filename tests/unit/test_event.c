@@ -160,6 +160,45 @@ static void test_wrong_types_are_absent_not_invented(void **state)
     json_decref(evs);
 }
 
+/* Metadata setters: what is skipped, and which value of a key set twice is kept. */
+static void test_metadata_rules(void **state)
+{
+    (void)state;
+    json_t *ev = json_object(), *a = json_string("a"), *b = json_string("b");
+    json_t *blank = json_string(""), *obj = json_object(), *arr = json_array();
+    mh_event_meta_set(ev, "k", NULL);
+    mh_event_meta_set(ev, "k", json_null());
+    mh_event_meta_set(ev, "k", blank);
+    assert_null(json_object_get(ev, "metadata")); /* nothing set: no metadata object */
+
+    mh_event_meta_set(ev, "k", a);
+    mh_event_meta_set(ev, "k", b);
+    json_t *meta = json_object_get(ev, "metadata");
+    assert_string_equal(json_string_value(json_object_get(meta, "k")), "a");
+    mh_event_meta_replace(ev, "k", b);
+    assert_string_equal(json_string_value(json_object_get(meta, "k")), "b");
+    mh_event_meta_replace(ev, "k", blank); /* a blank value never erases one */
+    assert_string_equal(json_string_value(json_object_get(meta, "k")), "b");
+
+    mh_event_meta_set(ev, "o", obj);
+    mh_event_meta_set(ev, "l", arr);
+    assert_non_null(json_object_get(meta, "o"));
+    assert_non_null(json_object_get(meta, "l"));
+    mh_event_meta_put(ev, "o2", obj, MH_META_REPLACE | MH_META_SKIP_EMPTY_OBJECT);
+    mh_event_meta_put(ev, "l2", arr, MH_META_SKIP_EMPTY_ARRAY);
+    assert_null(json_object_get(meta, "o2"));
+    assert_null(json_object_get(meta, "l2"));
+    assert_int_equal(mh_json_blank(arr, MH_META_SKIP_EMPTY_OBJECT), 0);
+    assert_int_equal(mh_json_blank(obj, MH_META_SKIP_EMPTY_OBJECT), 1);
+
+    json_decref(a);
+    json_decref(b);
+    json_decref(blank);
+    json_decref(obj);
+    json_decref(arr);
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_unknown_events_are_kept),
         cmocka_unit_test(test_malformed_bodies_fail_cleanly),
         cmocka_unit_test(test_wrong_types_are_absent_not_invented),
+        cmocka_unit_test(test_metadata_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <jansson.h>
 
+#include "mailhook/stdwh.h"
 #include "mailhook/verify.h"
 #include "provider_test.h"
 

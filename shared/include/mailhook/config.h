@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 
+struct mh_opt_value;
 struct mh_provider;
 
 /* An ordered key = value list with the line each came from. */
@@ -41,7 +42,8 @@ struct mh_source {
     int line; /* line of the [source.NAME] header */
     char **secrets; /* plain secret strings as configured; never logged */
     size_t n_secrets;
-    struct mh_kv *options; /* provider-specific keys, validated against the provider */
+    struct mh_kv *options; /* provider-specific keys as written, in file order */
+    struct mh_opt_value *opt_values; /* the same parsed, one per row of the provider's table */
     char **forward_headers; /* lower-case request headers copied onto the raw record */
     size_t n_forward;
     void *state; /* owned by the provider (init/fini) */
@@ -131,7 +133,10 @@ struct mh_config *mh_config_load(const char *path, char *err, size_t errlen);
 void mh_config_free(struct mh_config *cfg);
 
 struct mh_source *mh_config_source(const struct mh_config *cfg, const char *name);
-/* A provider option of the source, or NULL when absent. */
+/*
+ * A provider option of the source as text: its (first) value, else its default, else
+ * NULL (provider_options.h has the typed readers).
+ */
 const char *mh_source_opt(const struct mh_source *src, const char *key);
 /* Line of a provider option (for errors from provider init), or the section's line. */
 int mh_source_opt_line(const struct mh_source *src, const char *key);

@@ -34,6 +34,26 @@ void mh_event_copy(json_t *obj, const char *key, json_t *value);
 json_t *mh_event_sub(json_t *ev, const char *key);
 
 /*
+ * Metadata: ev.metadata[key] = v (a payload value, borrowed: a reference is taken), the
+ * object created on first use. A value that is absent, JSON null or "" is skipped, so
+ * is one the rules call empty. Providers differ on a key set twice: MH_META_FIRST keeps
+ * the value already there, MH_META_REPLACE overwrites it.
+ */
+enum mh_meta_rules {
+    MH_META_FIRST = 0,
+    MH_META_REPLACE = 1 << 0,
+    MH_META_SKIP_EMPTY_OBJECT = 1 << 1, /* {} is skipped too */
+    MH_META_SKIP_EMPTY_ARRAY = 1 << 2,  /* [] is skipped too */
+};
+void mh_event_meta_put(json_t *ev, const char *key, json_t *v, unsigned rules);
+/* mh_event_meta_put with MH_META_FIRST: the first value set wins. */
+void mh_event_meta_set(json_t *ev, const char *key, json_t *v);
+/* mh_event_meta_put with MH_META_REPLACE: the last value set wins. */
+void mh_event_meta_replace(json_t *ev, const char *key, json_t *v);
+/* 1 when v is absent, null, "" or empty under rules (the metadata setters' test). */
+int mh_json_blank(json_t *v, unsigned rules);
+
+/*
  * Assigns event_id: provider_id when the provider has its own event id, else the
  * SHA-256 (hex) over provider, tenant, message_id, provider_event, recipient and
  * occurred_at — the fields that identify an event — plus `extra` when the payload

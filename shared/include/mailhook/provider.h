@@ -21,6 +21,7 @@
 
 #include "mailhook/headers.h"
 
+struct mh_option_def;
 struct mh_source;
 
 enum mh_verdict {
@@ -75,8 +76,11 @@ struct mh_sign_req {
 
 struct mh_provider {
     const char *name;
-    /* Provider-specific keys allowed in its [source.NAME] sections, NULL-terminated. */
-    const char *const *option_keys;
+    /*
+     * The options its [source.NAME] sections may set, typed (provider_options.h); the
+     * table ends with a row whose name is NULL. NULL: none.
+     */
+    const struct mh_option_def *options;
     /* Request headers copied onto the raw record (besides mailhook's own), NULL-terminated. */
     const char *const *forward_headers;
     /* 1 when a source of this provider must have at least one secret. */
