@@ -82,8 +82,7 @@ struct ingest {
     struct ingest_cfg *next_cfg; /* a reload waiting for this loop (under ctl_mu) */
     int stop_requested;          /* under ctl_mu */
     int shutting_down;    /* refuse new work, drain */
-    int64_t shutdown_deadline_ms;
-    struct event *drain_ev; /* checks whether the drain is over */
+    struct mh_shutdown *shutdown; /* the drain, once shutting down */
     atomic_long inflight; /* requests waiting for a delivery report */
     _Atomic uint64_t requests; /* this loop's share of stats.requests */
     /* accept.c: the connection cap and the pause after a failed accept() (loop thread) */
