@@ -186,7 +186,6 @@ def test_slowloris_neither_starves_signed_traffic_nor_keeps_its_connections(mail
     # that they cannot keep it, not that the cap holds them back.
     proc, port, base = _start_ingest(mailhook, tmp_path, "ingest-slowloris", raw, threads=2,
                                      max_connections=2 * SLOW_CONNECTIONS)
-    slow = None
     try:
         slow = SlowClients(port, SLOW_CONNECTIONS, BYTE_EVERY_S, ATTACK_S).start()
         helpers.wait_for(lambda: slow.connected + len(slow.failed) >= SLOW_CONNECTIONS, 20,
