@@ -22,7 +22,7 @@
 #include "store.h"
 #include "server.h"
 #include "mailhook/log.h"
-#include "mailhook/timeutil.h"
+#include "mailhook/shutdown.h"
 
 static const char usage[] =
     "usage: mailhook-api --config FILE\n"
@@ -86,25 +86,19 @@ static void *maint_loop(void *arg)
 struct api_main {
     struct event_base *base;
     struct api_server *srv;
-    struct event *drain_ev;
-    int64_t drain_until_ms;
+    struct mh_shutdown *shutdown;
     long srv_timeout_ms;
     int stopping;
 };
 
-/* While stopping: once every request's database part is answered (or the request
- * timeout has passed), give the loop a moment to write the replies out, then end it. */
-static void on_drain(evutil_socket_t fd, short what, void *arg)
+static void stop_listening(void *arg)
 {
-    struct api_main *m = arg;
-    (void)fd;
-    (void)what;
-    size_t left = api_http_in_flight(m->srv);
-    if (left && mh_mono_ms() < m->drain_until_ms) return;
-    if (left) mh_warn("stopping with %zu requests unanswered", left);
-    event_del(m->drain_ev);
-    struct timeval tv = {0, 200 * 1000};
-    event_base_loopexit(m->base, &tv);
+    api_http_stop_listening(arg);
+}
+
+static long unanswered(void *arg)
+{
+    return (long)api_http_in_flight(arg);
 }
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
@@ -117,11 +111,18 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     }
     mh_info("signal %d: stopping", (int)sig);
     m->stopping = 1;
-    api_http_stop_listening(m->srv);
-    m->drain_until_ms = mh_mono_ms() + m->srv_timeout_ms;
-    struct timeval tv = {0, 20 * 1000};
-    event_add(m->drain_ev, &tv);
-    on_drain(-1, 0, m);
+    /* Once every request's database part is answered (or the request timeout has
+     * passed), the loop runs a moment longer to write the replies out. */
+    const struct mh_shutdown_spec spec = {
+        .stop_listening = stop_listening,
+        .unanswered = unanswered,
+        .arg = m->srv,
+        .grace_ms = m->srv_timeout_ms,
+        .poll_ms = 20,
+        .linger_ms = 200,
+        .what = "requests unanswered",
+    };
+    m->shutdown = mh_shutdown_begin(m->base, &spec);
 }
 
 static void on_stats(evutil_socket_t fd, short what, void *arg)
@@ -194,7 +195,6 @@ int main(int argc, char **argv)
     struct timeval stats_tv = {60, 0};
     stats_ev = event_new(m.base, -1, EV_PERSIST, on_stats, &m);
     event_add(stats_ev, &stats_tv);
-    m.drain_ev = event_new(m.base, -1, EV_PERSIST, on_drain, &m);
     m.srv_timeout_ms = cfg->api.request_timeout_ms;
 
     if (cfg->api.maintenance_interval_s > 0) {
@@ -230,7 +230,7 @@ out:
     if (sig_term) event_free(sig_term);
     if (sig_int) event_free(sig_int);
     if (stats_ev) event_free(stats_ev);
-    if (m.drain_ev) event_free(m.drain_ev);
+    mh_shutdown_free(m.shutdown);
     if (m.base) event_base_free(m.base);
     mh_config_free(cfg);
     mh_info("stopped");

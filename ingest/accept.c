@@ -6,7 +6,8 @@
  * closes. Waiting connections queue in the kernel's backlog; past that the kernel
  * refuses them and the provider retries. A connection is counted from the moment it is
  * accepted, so one that never sends a byte counts too, until [ingest] read_timeout_ms
- * closes it.
+ * closes it; one that sends slowly counts until [ingest] request_deadline_ms does
+ * (deadline.c, told here of every connection that opens or closes).
  *
  * Counting uses libevent's public hooks only: evhttp_set_bevcb is called for every
  * accepted connection (count up), and the connection's close callback (count down) is
@@ -50,8 +51,8 @@ static void update_listener(struct ingest *in)
 
 static void on_conn_closed(struct evhttp_connection *evcon, void *arg)
 {
-    (void)evcon;
     struct ingest *in = arg;
+    deadline_conn_closed(in, evcon);
     in->conns--;
     atomic_store_explicit(&in->conns_gauge, in->conns, memory_order_relaxed);
     update_listener(in);
@@ -66,8 +67,12 @@ static void on_fresh(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < in->n_fresh; i++) {
         void *cbarg = NULL;
         bufferevent_getcb(in->fresh[i], NULL, NULL, NULL, &cbarg);
-        if (cbarg) evhttp_connection_set_closecb(cbarg, on_conn_closed, in);
-        else in->conns--; /* evhttp could not take the connection and freed it */
+        if (cbarg) {
+            evhttp_connection_set_closecb(cbarg, on_conn_closed, in);
+            deadline_conn_open(in, cbarg);
+        } else {
+            in->conns--; /* evhttp could not take the connection and freed it */
+        }
         bufferevent_decref(in->fresh[i]);
     }
     in->n_fresh = 0;

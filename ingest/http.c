@@ -284,12 +284,17 @@ static void handle_metrics(struct ingest *in, struct evhttp_request *req)
                         "# HELP mailhook_ingest_accept_pauses_total Times accepting connections "
                         "paused after an accept error (such as too many open files).\n"
                         "# TYPE mailhook_ingest_accept_pauses_total counter\n"
-                        "mailhook_ingest_accept_pauses_total %llu\n",
+                        "mailhook_ingest_accept_pauses_total %llu\n"
+                        "# HELP mailhook_ingest_request_deadline_closes_total Connections "
+                        "closed because no whole request arrived within request_deadline_ms.\n"
+                        "# TYPE mailhook_ingest_request_deadline_closes_total counter\n"
+                        "mailhook_ingest_request_deadline_closes_total %llu\n",
                         (unsigned long long)s->requests, (unsigned long long)s->accepted,
                         (unsigned long long)s->bad_request, (unsigned long long)s->unauthorized,
                         (unsigned long long)s->not_found, (unsigned long long)s->unavailable,
                         inflight, atomic_load(&in->proc->kafka_ok), in->proc->n_loops, conns,
-                        (unsigned long long)atomic_load(&s->accept_pauses));
+                        (unsigned long long)atomic_load(&s->accept_pauses),
+                        (unsigned long long)atomic_load(&s->deadline_closes));
     /* Per source: this loop's config generation (every loop switches on a reload). */
     struct ingest_cfg *ic = in->cur;
     evbuffer_add_printf(buf, "# HELP mailhook_ingest_source_responses_total Webhooks answered, "
@@ -349,6 +354,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct ingest *in = arg;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (!path) path = "/";
+    deadline_request_read(in, req);
     in->proc->stats.requests++;
     in->requests++;
 
@@ -455,6 +461,10 @@ int http_init(struct ingest *in, char *err, size_t errlen)
         return -1;
     }
     in->listen_fd = -1;
+    if (deadline_init(in, cfg->ingest.request_deadline_ms) < 0) {
+        snprintf(err, errlen, "cannot set up the request deadline");
+        return -1;
+    }
     if (accept_guard_init(in, cfg->ingest.max_connections) < 0) {
         snprintf(err, errlen, "cannot set up the connection cap");
         return -1;
@@ -476,4 +486,5 @@ void http_fini(struct ingest *in)
     in->bound = NULL;
     if (in->http) evhttp_free(in->http);
     in->http = NULL;
+    deadline_fini(in); /* after the connections' close callbacks */
 }

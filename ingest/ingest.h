@@ -43,6 +43,7 @@ struct ingest_stats {
     _Atomic uint64_t requests, accepted, unauthorized, not_found, too_large, bad_request,
         unavailable, client_gone;
     _Atomic uint64_t accept_pauses; /* accept() failed: the loop paused accepting (accept.c) */
+    _Atomic uint64_t deadline_closes; /* no whole request within the deadline (deadline.c) */
     struct mh_histogram ack_latency; /* request complete -> 200 sent */
     /* quarantine.c: signature mismatches kept, and those not kept, by why */
     _Atomic uint64_t quarantined, quarantine_dropped_rate, quarantine_dropped_size,
@@ -88,8 +89,7 @@ struct ingest {
     struct ingest_cfg *next_cfg; /* a reload waiting for this loop (under ctl_mu) */
     int stop_requested;          /* under ctl_mu */
     int shutting_down;    /* refuse new work, drain */
-    int64_t shutdown_deadline_ms;
-    struct event *drain_ev; /* checks whether the drain is over */
+    struct mh_shutdown *shutdown; /* the drain, once shutting down */
     atomic_long inflight; /* requests waiting for a delivery report */
     _Atomic uint64_t requests; /* this loop's share of stats.requests */
     /* accept.c: the connection cap and the pause after a failed accept() (loop thread) */
@@ -100,6 +100,11 @@ struct ingest {
     struct bufferevent **fresh; /* accepted since on_fresh last ran (a reference each) */
     size_t n_fresh, cap_fresh;
     struct event *fresh_ev, *resume_ev;
+    /* deadline.c: each open connection's whole-request timer, by file descriptor */
+    struct conn_deadline **deadlines;
+    size_t n_deadlines;
+    long deadline_ms;
+    const struct timeval *deadline_tv; /* the loop's common timeout of deadline_ms */
 };
 
 /* Takes cfg; one reference. */
@@ -155,6 +160,17 @@ void quarantine_request(struct ingest *in, const struct mh_config *cfg,
 int accept_guard_init(struct ingest *in, long max_connections);
 /* Before the loop's evhttp is freed. */
 void accept_guard_fini(struct ingest *in);
+
+/* deadline.c: [ingest] request_deadline_ms; before the first connection is accepted. */
+int deadline_init(struct ingest *in, long ms);
+/* After the loop's evhttp is freed. */
+void deadline_fini(struct ingest *in);
+/* accept.c: a connection was accepted (its time starts) or is closing. */
+void deadline_conn_open(struct ingest *in, struct evhttp_connection *evcon);
+void deadline_conn_closed(struct ingest *in, struct evhttp_connection *evcon);
+/* http.c: evhttp has read req whole; its connection's time starts again once the reply
+ * is written. */
+void deadline_request_read(struct ingest *in, struct evhttp_request *req);
 
 /* http.c */
 /* Binds [ingest] listen: one SO_REUSEPORT socket per loop (loops[i].listen_fd). */

@@ -24,7 +24,7 @@
 
 #include "ingest.h"
 #include "mailhook/log.h"
-#include "mailhook/timeutil.h"
+#include "mailhook/shutdown.h"
 
 /* Draining may take this long after the signal (longer than the default ack deadline, so
  * normally every request gets its real answer); purging what is left, joining the probe
@@ -93,27 +93,31 @@ static void on_stats(evutil_socket_t fd, short what, void *arg)
 
 /* ---- one loop (on its own thread) ------------------------------------------------------ */
 
-static void check_drained(evutil_socket_t fd, short what, void *arg)
+static void stop_listening(void *arg)
+{
+    http_stop_listening(arg);
+}
+
+static long loop_inflight(void *arg)
 {
     struct ingest *in = arg;
-    (void)fd;
-    (void)what;
-    long left = atomic_load(&in->inflight);
-    if (left <= 0 || mh_mono_ms() >= in->shutdown_deadline_ms) {
-        if (left > 0) mh_warn("shutdown: %ld requests still waiting for kafka", left);
-        event_base_loopbreak(in->base);
-    }
+    return atomic_load(&in->inflight);
 }
 
 static void begin_shutdown(struct ingest *in)
 {
     if (in->shutting_down) return;
-    in->shutting_down = 1;
-    in->shutdown_deadline_ms = mh_mono_ms() + SHUTDOWN_GRACE_MS;
-    http_stop_listening(in);
-    struct timeval tv = {0, 50 * 1000};
-    in->drain_ev = event_new(in->base, -1, EV_PERSIST, check_drained, in);
-    event_add(in->drain_ev, &tv);
+    in->shutting_down = 1; /* new requests on open connections get 503 (http.c) */
+    const struct mh_shutdown_spec spec = {
+        .stop_listening = stop_listening,
+        .unanswered = loop_inflight,
+        .arg = in,
+        .grace_ms = SHUTDOWN_GRACE_MS,
+        .poll_ms = 50,
+        .linger_ms = 0, /* then publish_drain flushes the producer (loop_main) */
+        .what = "requests still waiting for kafka",
+    };
+    in->shutdown = mh_shutdown_begin(in->base, &spec);
 }
 
 /* The main thread's commands: a reloaded config to use from now on, or stop. */
@@ -236,7 +240,7 @@ static void loop_free(struct ingest *in)
     if (!in->proc) return; /* never initialized */
     publish_fini(in);
     http_fini(in);
-    if (in->drain_ev) event_free(in->drain_ev);
+    mh_shutdown_free(in->shutdown);
     if (in->ctl_ev) event_free(in->ctl_ev);
     if (in->base) event_base_free(in->base);
     pthread_mutex_lock(&in->ctl_mu);

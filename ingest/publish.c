@@ -27,6 +27,7 @@
 #include "ingest.h"
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
+#include "mailhook/shutdown.h"
 #include "mailhook/timeutil.h"
 
 static publish_done_cb done_cb;
@@ -206,7 +207,7 @@ void publish_drain(struct ingest *in)
     /* Deliver what is still queued within what is left of the shutdown grace period;
      * reports answer their requests. Then purge the rest: their reports (errors)
      * release the requests, which get no 2xx. */
-    int64_t end = in->shutting_down ? in->shutdown_deadline_ms : mh_mono_ms() + 9000;
+    int64_t end = in->shutting_down ? mh_shutdown_grace_end_ms(in->shutdown) : mh_mono_ms() + 9000;
     int64_t left = end - mh_mono_ms();
     rd_kafka_flush(in->rk, left > 0 ? (int)left : 0);
     rd_kafka_purge(in->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);

@@ -39,6 +39,8 @@ static const struct key_def key_defs[] = {
     {"ingest", "max_header_bytes", KEY_LONG, OFF(ingest.max_header_bytes), "16384", 512, 1L << 20},
     {"ingest", "threads", KEY_LONG, OFF(ingest.threads), "0", 0, 64},
     {"ingest", "read_timeout_ms", KEY_LONG, OFF(ingest.read_timeout_ms), "10000", 100, 600000},
+    {"ingest", "request_deadline_ms", KEY_LONG, OFF(ingest.request_deadline_ms), "30000", 100,
+     600000},
     {"ingest", "max_connections", KEY_LONG, OFF(ingest.max_connections), "10000", 1, 1000000},
     {"ingest", "ack_deadline_ms", KEY_LONG, OFF(ingest.ack_deadline_ms), "5000", 100, 300000},
     {"ingest", "retry_after_s", KEY_LONG, OFF(ingest.retry_after_s), "5", 1, 3600},

@@ -59,6 +59,7 @@ static void test_defaults(void **state)
     assert_non_null(cfg);
     assert_string_equal(cfg->ingest.listen, "127.0.0.1:8080");
     assert_int_equal(cfg->ingest.ack_deadline_ms, 5000);
+    assert_int_equal(cfg->ingest.request_deadline_ms, 30000);
     assert_string_equal(cfg->ingest.raw_topic, "mailhook.raw");
     assert_string_equal(cfg->worker.raw_topic, "mailhook.raw");
     assert_string_equal(cfg->worker.events_topic, "mailhook.events");
@@ -141,6 +142,8 @@ static void test_errors_name_file_and_line(void **state)
     expect_error("[worker]\nbatch_size = lots\n", 2, "not a whole number");
     expect_error("[worker]\nbatch_size = 0\n", 2, "outside 1..100000");
     expect_error("[api]\ntoken = t\ndb_connections = 0\n", 3, "outside 1..64");
+    expect_error("[ingest]\nlisten = x:1\nrequest_deadline_ms = 50\n", 3,
+                 "[ingest] request_deadline_ms: 50 is outside 100..600000");
     expect_error("[ingest]\nthis line is not ini\n", 2, "syntax error");
     expect_error("[source.a]\nprovider = nosuchprovider\n", 2, "unknown provider");
     expect_error("[ingest]\n\n[source.a]\ntenant = t\nsecret = x\n", 3, "missing \"provider\"");

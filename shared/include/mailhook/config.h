@@ -75,7 +75,8 @@ struct mh_config {
         long threads; /* event loops; 0 = one per online CPU */
         long max_body_bytes;
         long max_header_bytes;
-        long read_timeout_ms;
+        long read_timeout_ms;     /* inactivity: every byte read starts it again */
+        long request_deadline_ms; /* a whole request, from accept (or the previous reply) */
         long max_connections; /* open connections per process; shared out over the loops */
         long ack_deadline_ms;
         long retry_after_s;
