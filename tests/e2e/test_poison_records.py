@@ -188,3 +188,44 @@ def test_replay_reports_a_refused_record_and_goes_on(mailhook, pg, refusing_trig
     assert written == sorted(b["message_id"] for b in bodies if "refuse" not in b.get("id", ""))
     dead = topic_records(mailhook, dlq_to)
     assert len(dead) == 1 and dead[0].headers["mh-dlq-stage"] == "store"
+
+
+def test_store_dead_letters_are_counted_in_the_worker_metrics(mailhook, tmp_path,
+                                                              refusing_trigger):
+    from test_worker_metrics import _metric, _own_pipeline
+    import requests
+
+    sections, topics = _own_pipeline(mailhook, tmp_path, "poisonmetrics")
+    port = helpers.free_port()
+    base = f"http://127.0.0.1:{port}"
+    sections["worker"]["metrics_listen"] = f"127.0.0.1:{port}"
+    path = tmp_path / "poison.ini"
+    helpers.write_ini(path, sections)
+    ingest_url = "http://" + sections["ingest"]["listen"]
+    mailhook.start_ingest("ingest-poison", config=path, url=ingest_url)
+    mailhook.start_worker(92, config=path)
+    try:
+        helpers.wait_for(lambda: helpers.http_get_ok(base + "/healthz"), 15,
+                         what="worker /healthz")
+        rid = uid()
+        src = mailhook.sources["maildog"]
+        for body in (maildog(rid, "fine", id=f"e2e-fine-m-{rid}"),
+                     maildog(rid, "refused", id=f"e2e-refuse-m-{rid}"),
+                     json.dumps(maildog(rid, "nul", subject="a\x00b"))):
+            r = helpers.post(ingest_url, "maildog", body, helpers.signature_headers(src, body))
+            assert r.status_code == 200, r.text
+
+        def settled():
+            text = requests.get(base + "/metrics", timeout=5).text
+            return _metric(text, "mailhook_worker_records_total") == 3 and text
+        text = helpers.wait_for(settled, 60, what="the worker to commit 3 records")
+        assert _metric(text, "mailhook_worker_events_emitted_total") == 1
+        assert _metric(text, "mailhook_worker_dead_letters_total") == 2
+        assert _metric(text, "mailhook_worker_store_dead_letters_total") == 1
+        stages = sorted(r.headers["mh-dlq-stage"] for r in
+                        mailhook.consume(topics["dlq"], expect_n=2, settle=1, timeout=30))
+        assert stages == ["parse", "store"]
+    finally:
+        mailhook.procs["worker-92"].stop()
+        mailhook.procs["ingest-poison"].stop()
+        helpers.delete_topics(topics.values(), mailhook.brokers)
