@@ -167,6 +167,12 @@ def test_permanent_database_error_dead_letters_only_its_record(mailhook, pg, ref
     assert dead[0].headers["mh-source"] == "maildog"
     assert pg.execute("select count(*) from mh_event_claims where event_id = %s",
                       (f"e2e-refuse-{rid}",)).fetchone()[0] == 0
+    # `mailhook dlq` lists it with its stage.
+    listed = json.loads(mailhook.cli("dlq", "--since", "10m", "--source", "maildog",
+                                     "--json").stdout)
+    item = [i for i in listed["items"] if i.get("request_id") == dead[0].headers["mh-request-id"]]
+    assert len(item) == 1 and item[0]["stage"] == "store", listed
+    assert "e2e trigger refuses event" in item[0]["reason"]
     assert all(w.alive() for w in mailhook.workers())
 
 
