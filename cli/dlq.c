@@ -6,7 +6,8 @@
  * letter, newest first: when it was dead-lettered (and, in JSON, when ingest received
  * it), which source and provider, the raw record it came from,
  * the reason and the request id. The headers come from the worker (emit.c): the raw
- * record's own mh-* headers plus mh-dlq-reason and mh-raw-topic/-partition/-offset.
+ * record's own mh-* headers plus mh-dlq-reason, mh-dlq-stage (parse, store) and
+ * mh-raw-topic/-partition/-offset.
  * It ends with the `mailhook replay` range that re-runs exactly those raw records, for
  * after the provider or the source is fixed.
  */
@@ -81,8 +82,8 @@ static void set_body(json_t *o, const rd_kafka_message_t *m)
 /* One dead letter as a row; NULL when --source leaves it out. */
 static json_t *row_of(const rd_kafka_message_t *m, const struct replay_names *sources, int body)
 {
-    char src[256], prov[64], reason[1024], rid[128], rtopic[256], rpart[32], roff[32], t[40],
-        recv[64];
+    char src[256], prov[64], reason[1024], stage[32], rid[128], rtopic[256], rpart[32],
+        roff[32], t[40], recv[64];
     const char *source = header(m, MH_HDR_SOURCE, src, sizeof(src));
     if (sources->n && !(source && replay_names_has(sources, source))) return NULL;
     json_t *o = json_object();
@@ -96,6 +97,7 @@ static json_t *row_of(const rd_kafka_message_t *m, const struct replay_names *so
     set_str(o, "source", source);
     set_str(o, "provider", header(m, MH_HDR_PROVIDER, prov, sizeof(prov)));
     set_str(o, "reason", header(m, MH_HDR_DLQ_REASON, reason, sizeof(reason)));
+    set_str(o, "stage", header(m, MH_HDR_DLQ_STAGE, stage, sizeof(stage)));
     set_str(o, "request_id", header(m, MH_HDR_REQUEST_ID, rid, sizeof(rid)));
     set_str(o, "received_at", header(m, MH_HDR_RECEIVED_AT, recv, sizeof(recv)));
     const char *rt = header(m, MH_HDR_RAW_TOPIC, rtopic, sizeof(rtopic));

@@ -478,6 +478,28 @@ static void filter_events(struct replay *r, struct batch *b, struct replay_count
     }
 }
 
+/*
+ * Records PostgreSQL refused for good (dedup.c isolated them, stage "store"): reported on
+ * stderr and counted as dead letters, and kept for emit_batch only when they have a topic
+ * to go to — the replay goes on either way.
+ */
+static void store_dead_letters(struct replay *r, struct batch *b, struct replay_counts *c)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_rec *rec = &b->recs[i];
+        if (!rec->dlq_reason || !rec->dlq_stage || strcmp(rec->dlq_stage, MH_DLQ_STAGE_STORE))
+            continue;
+        c->dead_letters++;
+        fprintf(stderr, "mailhook replay: %s[%d]@%lld cannot be stored: %s\n",
+                rd_kafka_topic_name(rec->rkm->rkt), (int)rec->rkm->partition,
+                (long long)rec->rkm->offset, rec->dlq_reason);
+        if (!r->spec.dlq_topic) {
+            free(rec->dlq_reason);
+            rec->dlq_reason = NULL;
+        }
+    }
+}
+
 static int any_fresh(const struct batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -608,6 +630,7 @@ static int process(struct replay *r, struct batch *b)
     } else if (any_fresh(b)) {
         if (with_pg_retry(r, dedup_claim, b) < 0) goto out;
     }
+    store_dead_letters(r, b, &c);
     if (!r->dry_run) {
         rc = emit_batch(&r->w, b);
         if (rc != 0) goto out;

@@ -57,7 +57,7 @@ struct replay_counts {
     uint64_t events;           /* events written (in a dry run: that would be) */
     uint64_t duplicates;       /* events claimed by another raw record: not written */
     uint64_t events_filtered;  /* events skipped by --type */
-    uint64_t dead_letters;     /* records that cannot be parsed */
+    uint64_t dead_letters;     /* records that cannot be parsed or stored */
     uint64_t claimed_anew;     /* events whose claim had expired, claimed by this replay */
     uint64_t batches;          /* committed Kafka transactions */
     json_t *by_type;           /* type -> events written */

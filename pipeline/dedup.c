@@ -10,14 +10,34 @@
  * replay — makes the same decision. The batch travels as one jsonb parameter, so a
  * batch costs two statements whatever its size; the second reads each claim in the one
  * partition of the claim day the first decided (mh_claim_days).
+ *
+ * Poison records. normalize.c hands over only values PostgreSQL can hold, but the
+ * database may still refuse a batch for good (a constraint, a trigger, a limit no check
+ * foresaw). Errors are told apart by SQLSTATE class (mh_pg_sqlstate_transient): a
+ * transient one fails the claim and the worker retries the whole batch as before; a
+ * permanent one is met again by the same input, so retrying would stop the partition
+ * for good. Then the batch is bisected: each half is claimed in a transaction of its
+ * own, recursively, down to single records, and a record that still fails alone is
+ * marked for the dead-letter topic (stage "store", the database's message as reason).
+ * The halves that succeed commit; that is safe for the same reason a crash between the
+ * PostgreSQL and the Kafka commit is: their claims never change, so if the batch's Kafka
+ * transaction aborts, the redo finds them and decides the same, and the poison record
+ * fails again the same way. Before a lone record is dead-lettered, an empty claim is
+ * tried: if the database refuses that too, the fault is the database's (a missing
+ * table, a revoked grant), not the record's, and it is retried instead.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailhook/event_limits.h"
 #include "mailhook/log.h"
 #include "mailhook/pg.h"
 #include "pipeline.h"
+
+/* Largest rows parameter of one claim statement. A jsonb value holds at most 256 MiB;
+ * a batch over this is split (the bisection below) before PostgreSQL sees it. */
+#define CLAIM_PARAM_MAX_BYTES ((size_t)128 * 1024 * 1024)
 
 /* Returns every row's idx, its claim day and whether this statement inserted it (a
  * first-time claim). */
@@ -182,20 +202,41 @@ static void drop_broken_connection(struct worker *w)
     }
 }
 
+/* What one attempt at a set of records came to. */
+enum attempt { A_OK, A_TRANSIENT, A_PERMANENT };
+
+/* Where an attempt writes its error: the message, and whether it is permanent. */
+struct fault {
+    char *err;
+    size_t errlen;
+    int permanent;
+};
+
+/* mh_pg_ok, and on failure classifies the error by its SQLSTATE. A connection that broke
+ * makes any error transient: the statement never finished. */
+static int pg_check(struct worker *w, PGresult *res, ExecStatusType want, const char *what,
+                    struct fault *f)
+{
+    if (mh_pg_ok(res, want, what, f->err, f->errlen) == 0) return 0;
+    f->permanent = PQstatus(w->pg) == CONNECTION_OK &&
+                   !mh_pg_sqlstate_transient(mh_pg_sqlstate(res));
+    return -1;
+}
+
 /*
  * Reads back the claims of the set's events (claims_sql) and marks emit for every event
  * whose claim names its own record. When found is not NULL, found[idx] is set for every
  * event that has a claim at all.
  */
 static int read_claims(struct worker *w, const struct claim_set *cs, const char *sql,
-                       unsigned char *found, char *err, size_t errlen)
+                       unsigned char *found, struct fault *f)
 {
     char *keys_txt = json_dumps(cs->keys, JSON_COMPACT);
     if (!keys_txt) mh_oom();
     const char *p[] = {keys_txt};
     PGresult *res = PQexecParams(w->pg, sql, 1, NULL, p, NULL, NULL, 0);
     free(keys_txt);
-    if (mh_pg_ok(res, PGRES_TUPLES_OK, "read claims", err, errlen) < 0) {
+    if (pg_check(w, res, PGRES_TUPLES_OK, "read claims", f) < 0) {
         PQclear(res);
         return -1;
     }
@@ -240,41 +281,56 @@ static int set_claim_days(struct claim_set *cs, PGresult *res)
     return n_days == json_array_size(cs->keys);
 }
 
-int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
+/* Claims the events of b's records in one transaction (the claim attempt). */
+static enum attempt claim_once(struct worker *w, struct batch *b, struct fault *f)
 {
     PGresult *res = NULL;
     char *rows_txt = NULL;
     struct claim_set cs;
-    int rc = -1;
+    enum attempt rc = A_TRANSIENT;
 
-    if (claim_set_build(b, &cs) == 0) return 0;
-    if (dedup_connect(w, err, errlen) < 0) goto out;
+    f->permanent = 0;
+    if (claim_set_build(b, &cs) == 0) return A_OK;
     rows_txt = json_dumps(cs.rows, JSON_COMPACT);
     if (!rows_txt) mh_oom();
+    size_t rows_len = strlen(rows_txt);
+    if (rows_len > CLAIM_PARAM_MAX_BYTES) {
+        snprintf(f->err, f->errlen, "claim parameter of %zu bytes is over the %zu-byte limit",
+                 rows_len, CLAIM_PARAM_MAX_BYTES);
+        rc = A_PERMANENT;
+        goto out;
+    }
+    if (dedup_connect(w, f->err, f->errlen) < 0) goto out;
 
     res = PQexec(w->pg, "BEGIN");
-    if (mh_pg_ok(res, PGRES_COMMAND_OK, "begin", err, errlen) < 0) goto rollback;
+    if (pg_check(w, res, PGRES_COMMAND_OK, "begin", f) < 0) goto rollback;
     PQclear(res);
 
     const char *p1[] = {rows_txt};
     res = PQexecParams(w->pg, insert_sql, 1, NULL, p1, NULL, NULL, 0);
-    if (mh_pg_ok(res, PGRES_TUPLES_OK, "insert claims", err, errlen) < 0) goto rollback;
+    if (pg_check(w, res, PGRES_TUPLES_OK, "insert claims", f) < 0) goto rollback;
     int all_days = set_claim_days(&cs, res);
     PQclear(res);
     res = NULL;
 
-    if (read_claims(w, &cs, all_days ? claims_by_day_sql : claims_sql, NULL, err, errlen) < 0)
+    if (read_claims(w, &cs, all_days ? claims_by_day_sql : claims_sql, NULL, f) < 0)
         goto rollback;
     /* Fresh means inserted now *by its own record*: the join above also matches a
      * same-id event of another record in this batch whose insert was skipped. */
     for (size_t k = 0; k < cs.nslots; k++)
         if (!cs.slots[k].rec->emit[cs.slots[k].j]) cs.slots[k].rec->fresh[cs.slots[k].j] = 0;
 
-    if (!w->skip_suppression && suppression_apply(w, b, err, errlen) < 0) goto rollback;
+    if (!w->skip_suppression) {
+        int s = suppression_apply(w, b, f->err, f->errlen);
+        if (s < 0) {
+            f->permanent = s == -2 && PQstatus(w->pg) == CONNECTION_OK;
+            goto rollback;
+        }
+    }
 
     res = PQexec(w->pg, "COMMIT");
-    if (mh_pg_ok(res, PGRES_COMMAND_OK, "commit", err, errlen) < 0) goto out;
-    rc = 0;
+    if (pg_check(w, res, PGRES_COMMAND_OK, "commit", f) < 0) goto out;
+    rc = A_OK;
     goto out;
 
 rollback:
@@ -283,22 +339,27 @@ rollback:
     if (w->pg && PQstatus(w->pg) == CONNECTION_OK) PQclear(PQexec(w->pg, "ROLLBACK"));
 out:
     PQclear(res);
-    if (rc < 0) drop_broken_connection(w);
+    if (rc != A_OK) {
+        if (f->permanent) rc = A_PERMANENT;
+        drop_broken_connection(w);
+    }
     free(rows_txt);
     claim_set_free(&cs);
     return rc;
 }
 
-int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen)
+/* Looks the events of b's records up (the lookup attempt). */
+static enum attempt lookup_once(struct worker *w, struct batch *b, struct fault *f)
 {
     struct claim_set cs;
     unsigned char *found = NULL;
-    int rc = -1;
+    enum attempt rc = A_TRANSIENT;
 
-    if (claim_set_build(b, &cs) == 0) return 0;
-    if (dedup_connect(w, err, errlen) < 0) goto out;
+    f->permanent = 0;
+    if (claim_set_build(b, &cs) == 0) return A_OK;
+    if (dedup_connect(w, f->err, f->errlen) < 0) goto out;
     found = mh_calloc(cs.nslots, 1);
-    if (read_claims(w, &cs, claims_sql, found, err, errlen) < 0) goto out;
+    if (read_claims(w, &cs, claims_sql, found, f) < 0) goto out;
     /* Only an event's first copy in its record has a key (build_rows). */
     size_t k;
     json_t *key;
@@ -307,10 +368,134 @@ int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen)
         if (idx >= 0 && (size_t)idx < cs.nslots && !found[idx])
             cs.slots[idx].rec->fresh[cs.slots[idx].j] = 1;
     }
-    rc = 0;
+    rc = A_OK;
 out:
-    if (rc < 0) drop_broken_connection(w);
+    if (rc != A_OK) {
+        if (f->permanent) rc = A_PERMANENT;
+        drop_broken_connection(w);
+    }
     free(found);
     claim_set_free(&cs);
     return rc;
+}
+
+/*
+ * Whether the database takes the statements of an attempt at all, with no event: an
+ * empty claim (and an empty suppression update), rolled back. 0 when it does; -1 with
+ * err when it does not, in which case a permanent error is not a record's fault.
+ */
+static int database_takes_empty_claim(struct worker *w, int lookup, char *err, size_t errlen)
+{
+    const char *empty[] = {"[]"};
+    char why[512] = "";
+    struct fault f = {why, sizeof(why), 0};
+    PGresult *res = NULL;
+    int rc = -1;
+
+    if (dedup_connect(w, why, sizeof(why)) < 0) goto out;
+    if (lookup) {
+        res = PQexecParams(w->pg, claims_sql, 1, NULL, empty, NULL, NULL, 0);
+        rc = pg_check(w, res, PGRES_TUPLES_OK, "read claims", &f);
+        goto out;
+    }
+    res = PQexec(w->pg, "BEGIN");
+    if (pg_check(w, res, PGRES_COMMAND_OK, "begin", &f) < 0) goto rollback;
+    PQclear(res);
+    res = PQexecParams(w->pg, insert_sql, 1, NULL, empty, NULL, NULL, 0);
+    if (pg_check(w, res, PGRES_TUPLES_OK, "insert claims", &f) < 0) goto rollback;
+    if (!w->skip_suppression) {
+        PQclear(res);
+        res = PQexecParams(w->pg, "SELECT count(*) FROM mh_suppression_apply($1::jsonb)", 1,
+                           NULL, empty, NULL, NULL, 0);
+        if (pg_check(w, res, PGRES_TUPLES_OK, "apply suppressions", &f) < 0) goto rollback;
+    }
+    rc = 0;
+rollback:
+    if (w->pg && PQstatus(w->pg) == CONNECTION_OK) PQclear(PQexec(w->pg, "ROLLBACK"));
+out:
+    PQclear(res);
+    if (rc < 0) {
+        snprintf(err, errlen, "database refuses even an empty claim: %s", why);
+        drop_broken_connection(w);
+    }
+    return rc;
+}
+
+/* Sends r to the dead-letter topic as a record PostgreSQL refused for good. */
+static void dead_letter_store(struct batch_rec *r, const char *why)
+{
+    const rd_kafka_message_t *rkm = r->rkm;
+    mh_warn("dead letter %s[%d]@%lld: PostgreSQL refuses its events: %s",
+            rd_kafka_topic_name(rkm->rkt), (int)rkm->partition, (long long)rkm->offset, why);
+    free(r->dlq_reason);
+    r->dlq_reason = mh_strdup(why);
+    r->dlq_stage = MH_DLQ_STAGE_STORE;
+    json_decref(r->events);
+    r->events = NULL;
+    free(r->emit);
+    free(r->fresh);
+    r->emit = r->fresh = NULL;
+}
+
+typedef enum attempt (*attempt_fn)(struct worker *w, struct batch *b, struct fault *f);
+
+/*
+ * Runs fn on records [lo, hi) of b and, when it fails for good, isolates the records
+ * that cause it (the bisection the header comment describes). The suppression states of
+ * every attempt that succeeded are appended to b->suppression_out, in the order they
+ * committed. A_OK or A_TRANSIENT (with f->err).
+ */
+static enum attempt isolate(struct worker *w, struct batch *b, size_t lo, size_t hi,
+                            attempt_fn fn, struct fault *f)
+{
+    size_t with_events = 0, half = 0, mid = lo;
+    for (size_t i = lo; i < hi; i++)
+        if (b->recs[i].events) with_events++;
+    if (with_events == 0) return A_OK;
+
+    struct batch sub = {.recs = b->recs + lo, .n = hi - lo};
+    enum attempt a = fn(w, &sub, f);
+    if (a == A_OK && sub.suppression_out) {
+        if (!b->suppression_out) b->suppression_out = json_array();
+        json_array_extend(b->suppression_out, sub.suppression_out);
+    }
+    json_decref(sub.suppression_out);
+    if (a != A_PERMANENT) return a;
+
+    if (with_events == 1) {
+        char why[1024];
+        snprintf(why, sizeof(why), "%s", f->err);
+        if (database_takes_empty_claim(w, fn == lookup_once, f->err, f->errlen) < 0)
+            return A_TRANSIENT;
+        for (size_t i = lo; i < hi; i++)
+            if (b->recs[i].events) dead_letter_store(&b->recs[i], why);
+        return A_OK;
+    }
+    /* Split where each half keeps records with events. */
+    for (mid = lo; mid < hi; mid++) {
+        if (b->recs[mid].events && half++ == with_events / 2) break;
+    }
+    mh_warn("%s: isolating the records that cause it (%zu with events)", f->err, with_events);
+    a = isolate(w, b, lo, mid, fn, f);
+    if (a != A_OK) return a;
+    return isolate(w, b, mid, hi, fn, f);
+}
+
+static int run_isolated(struct worker *w, struct batch *b, attempt_fn fn, char *err,
+                        size_t errlen)
+{
+    struct fault f = {err, errlen, 0};
+    json_decref(b->suppression_out);
+    b->suppression_out = NULL;
+    return isolate(w, b, 0, b->n, fn, &f) == A_OK ? 0 : -1;
+}
+
+int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen)
+{
+    return run_isolated(w, b, claim_once, err, errlen);
+}
+
+int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen)
+{
+    return run_isolated(w, b, lookup_once, err, errlen);
 }

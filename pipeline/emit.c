@@ -3,7 +3,8 @@
  *
  * The transaction carries the batch's claimed events (mailhook.events, keyed by
  * lower-cased recipient, CloudEvents attributes in headers), its dead letters
- * (mailhook.dlq, the raw body with the reason in a header) and the consumed offsets
+ * (mailhook.dlq, the raw body with the reason and the stage — parse, or store for a
+ * record PostgreSQL refused — in headers) and the consumed offsets
  * (sent with the consumer's group metadata, so a zombie from before a rebalance is
  * fenced). Errors are triaged as librdkafka's transactions example does: retriable ->
  * retry, abortable -> abort and rewind the consumer so the batch comes again (its
@@ -170,7 +171,7 @@ static rd_kafka_resp_err_t emit_dead_letter(struct worker *w, struct batch_rec *
     else
         h = rd_kafka_headers_new(4);
     hdr(h, MH_HDR_DLQ_REASON, r->dlq_reason);
-    hdr(h, MH_HDR_DLQ_STAGE, "parse");
+    hdr(h, MH_HDR_DLQ_STAGE, r->dlq_stage ? r->dlq_stage : MH_DLQ_STAGE_PARSE);
     hdr(h, MH_HDR_RAW_TOPIC, rd_kafka_topic_name(rkm->rkt));
     snprintf(num, sizeof(num), "%d", (int)rkm->partition);
     hdr(h, MH_HDR_RAW_PARTITION, num);
@@ -228,13 +229,14 @@ int emit_batch(struct worker *w, struct batch *b)
     if (t == T_FATAL) return -1;
     if (t != T_OK) return abort_and_rewind(w, b);
 
-    uint64_t emitted = 0, dups = 0, dead = 0;
+    uint64_t emitted = 0, dups = 0, dead = 0, dead_store = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct batch_rec *r = &b->recs[i];
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         if (r->dlq_reason) {
             err = emit_dead_letter(w, r);
             dead++;
+            if (r->dlq_stage && !strcmp(r->dlq_stage, MH_DLQ_STAGE_STORE)) dead_store++;
         } else if (r->events) {
             size_t j;
             json_t *ev;
@@ -292,6 +294,7 @@ int emit_batch(struct worker *w, struct batch *b)
     w->stats.events_emitted += emitted;
     w->stats.duplicates += dups;
     w->stats.dead_letters += dead;
+    w->stats.store_dead_letters += dead_store;
     w->stats.records += b->n;
     w->stats.batches++;
     return 0;

@@ -6,11 +6,17 @@
  * same way after a config change. A record that cannot be parsed — no or unknown
  * provider, invalid JSON, a shape the provider does not know — gets a dead-letter
  * reason instead of events; it never stops the batch.
+ *
+ * Every event a provider makes then passes mh_event_make_storable (event_limits.c), so
+ * the claim statement only ever sees values PostgreSQL can hold. An event that cannot be
+ * stored at all (an over-long recipient, say) sends its whole record to the dead-letter
+ * topic with the reason: the record keeps the raw body, and no part of it is emitted.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailhook/event_limits.h"
 #include "mailhook/headers.h"
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
@@ -18,6 +24,15 @@
 #include "mailhook/record_headers.h"
 #include "mailhook/timeutil.h"
 #include "pipeline.h"
+
+/*
+ * The largest event the events topic takes: the producers' record limit less room for
+ * the record's key (a recipient or event id) and CloudEvents headers.
+ */
+static size_t event_max_bytes(const struct worker *w)
+{
+    return (size_t)mh_config_max_record_bytes(w->cfg) - 16 * 1024;
+}
 
 static void parse_record(struct worker *w, struct batch_rec *r)
 {
@@ -60,6 +75,23 @@ static void parse_record(struct worker *w, struct batch_rec *r)
         r->dlq_reason = mh_strdup(err[0] ? err : "provider could not parse the record");
         goto done;
     }
+    rd_kafka_timestamp_type_t tstype;
+    int64_t record_ms = rd_kafka_message_timestamp(rkm, &tstype);
+    struct mh_event_limits lim = {
+        .max_event_bytes = event_max_bytes(w),
+        .received_fallback_ms = received_ms > 0 ? received_ms : record_ms,
+    };
+    size_t j;
+    json_t *ev;
+    json_array_foreach(events, j, ev) {
+        char why[256];
+        if (mh_event_make_storable(ev, &lim, why, sizeof(why)) < 0) {
+            snprintf(err, sizeof(err), "%s: event %zu cannot be stored: %s", p->name, j, why);
+            json_decref(events);
+            r->dlq_reason = mh_strdup(err);
+            goto done;
+        }
+    }
     r->events = events;
 done:
     if (r->dlq_reason)
@@ -67,7 +99,6 @@ done:
                   "dead letter %s[%d]@%lld: %s", rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
                   (long long)rkm->offset, r->dlq_reason);
     mh_headers_clear(&h);
-    (void)w;
 }
 
 void normalize_batch(struct worker *w, struct batch *b)

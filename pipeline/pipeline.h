@@ -29,7 +29,13 @@ struct batch_rec {
     unsigned char *emit;     /* per event: 1 when this record claims it (set by dedup) */
     unsigned char *fresh;    /* per event: 1 when claimed for the first time in this batch */
     char *dlq_reason;        /* why it goes to the dead-letter topic, or NULL */
+    /* Where it failed (mh-dlq-stage): NULL for parse, MH_DLQ_STAGE_STORE when PostgreSQL
+     * refused its events for good (dedup.c isolated it). */
+    const char *dlq_stage;
 };
+
+#define MH_DLQ_STAGE_PARSE "parse"
+#define MH_DLQ_STAGE_STORE "store"
 
 struct batch {
     struct batch_rec *recs;
@@ -47,6 +53,8 @@ struct batch {
 struct worker_stats {
     _Atomic uint64_t records, events_emitted, duplicates, dead_letters, batches, aborts,
         pg_retries;
+    /* Of dead_letters, the records PostgreSQL refused for good (stage "store"). */
+    _Atomic uint64_t store_dead_letters;
     /* Milliseconds spent in each stage of a batch (monotonic clock), so an operator can
      * see whether parsing, PostgreSQL or the Kafka transaction bounds throughput. */
     _Atomic uint64_t normalize_ms, claim_ms, emit_ms;
@@ -79,7 +87,15 @@ int dedup_connect(struct worker *w, char *err, size_t errlen);
 /*
  * Claims the batch's events in one PostgreSQL transaction and sets rec->emit[i] for
  * each event that its own record claims.
- * Returns 0, or -1 with err when PostgreSQL failed (nothing was committed).
+ *
+ * When PostgreSQL refuses the claim for good (a permanent error, by SQLSTATE class:
+ * dedup.c), the records that cause it are isolated: the batch is split in halves, each
+ * claimed in a transaction of its own, recursively down to single records; a record
+ * that still fails alone gets the database's message as its dlq_reason and stage
+ * "store", loses its events, and the others are claimed (and committed) as usual.
+ * Returns 0 (every record claimed or dead-lettered), or -1 with err when PostgreSQL
+ * failed in a way worth retrying (a lost connection, a deadlock, ...): the batch must
+ * then be claimed again; what committed before is found again as claims.
  */
 int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen);
 /*
@@ -87,8 +103,9 @@ int dedup_claim(struct worker *w, struct batch *b, char *err, size_t errlen);
  * inserting, locking or applying anything. Sets rec->emit[i] when the event's claim names
  * its own record, and rec->fresh[i] when the event has no claim at all (so this record
  * would claim it, unless an earlier record carrying the same event does). An event that
- * appears twice in one record gets neither flag on its second copy.
- * Returns 0, or -1 with err when PostgreSQL failed.
+ * appears twice in one record gets neither flag on its second copy. Isolates the records
+ * of a permanent error as dedup_claim does.
+ * Returns 0, or -1 with err when PostgreSQL failed in a way worth retrying.
  */
 int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen);
 
@@ -98,7 +115,7 @@ int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen);
  * effect twice), takes the per-address locks that keep the suppressions topic in the
  * same order as PostgreSQL, and fills b->suppression_out with the current state of every
  * address the batch's claimed events touch. 0, or -1 with err (the transaction is then
- * rolled back).
+ * rolled back), -2 when the error is permanent (mh_pg_sqlstate_transient says no).
  */
 int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errlen);
 /* Releases the per-address locks; called after the Kafka transaction ended. */

@@ -63,7 +63,10 @@ int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errle
     const char *params[] = {txt};
     locks_held = 1; /* set before: a failure may leave some taken */
     res = PQexecParams(w->pg, apply_sql, 1, NULL, params, NULL, NULL, 0);
-    if (mh_pg_ok(res, PGRES_TUPLES_OK, "apply suppressions", err, errlen) < 0) goto out;
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "apply suppressions", err, errlen) < 0) {
+        if (!mh_pg_sqlstate_transient(mh_pg_sqlstate(res))) rc = -2;
+        goto out;
+    }
     b->suppression_out = json_array();
     for (int row = 0; row < PQntuples(res); row++) {
         json_t *change = json_object();

@@ -21,3 +21,12 @@ const char *mh_pg_sqlstate(const PGresult *res)
     const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     return s ? s : "";
 }
+
+int mh_pg_sqlstate_transient(const char *sqlstate)
+{
+    static const char *const classes[] = {"08", "53", "57", "40", "55", NULL};
+    if (!sqlstate || strlen(sqlstate) < 2) return 1;
+    for (const char *const *c = classes; *c; c++)
+        if (!strncmp(sqlstate, *c, 2)) return 1;
+    return 0;
+}

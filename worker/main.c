@@ -4,8 +4,10 @@
  * Loop: collect up to [worker] batch_size records, or whatever arrived within
  * commit_interval_ms of the first one (so a lone event is committed within the
  * interval); parse them; claim their events in PostgreSQL; emit and commit in one Kafka
- * transaction. PostgreSQL down: retry the claim with backoff, and after 30 s rewind and
- * poll again (keeping the group membership alive) — nothing is committed meanwhile.
+ * transaction. PostgreSQL down (or any transient error): retry the claim with backoff,
+ * and after 30 s rewind and poll again (keeping the group membership alive) — nothing
+ * is committed meanwhile. A permanent error never comes back here: the claim isolates
+ * the records that cause it and dead-letters them (dedup.c).
  * A rebalance while collecting drops the partial batch: the new assignment starts from
  * committed offsets. SIGTERM finishes the batch in hand and exits (within 10 s, or the
  * watchdog exits at once); a second one exits at once. Fatal Kafka errors exit with
@@ -230,10 +232,12 @@ static void refresh_gauges(struct worker *w)
 static void log_stats(struct worker *w)
 {
     const struct worker_stats *s = &w->stats;
-    mh_info("stats: records=%llu events=%llu duplicates=%llu dead_letters=%llu batches=%llu "
+    mh_info("stats: records=%llu events=%llu duplicates=%llu dead_letters=%llu "
+            "store_dead_letters=%llu batches=%llu "
             "aborts=%llu pg_retries=%llu busy_ms normalize=%llu claim=%llu emit=%llu",
             (unsigned long long)s->records, (unsigned long long)s->events_emitted,
             (unsigned long long)s->duplicates, (unsigned long long)s->dead_letters,
+            (unsigned long long)s->store_dead_letters,
             (unsigned long long)s->batches, (unsigned long long)s->aborts,
             (unsigned long long)s->pg_retries, (unsigned long long)s->normalize_ms,
             (unsigned long long)s->claim_ms, (unsigned long long)s->emit_ms);

@@ -66,6 +66,9 @@ static void handle_metrics(struct worker_metrics *m, struct evhttp_request *req)
             "Events not emitted because another record claims them.", get(&s->duplicates));
     counter(b, "mailhook_worker_dead_letters_total", "Raw records sent to the dead-letter topic.",
             get(&s->dead_letters));
+    counter(b, "mailhook_worker_store_dead_letters_total",
+            "Of the dead letters, raw records PostgreSQL refused for good (stage store).",
+            get(&s->store_dead_letters));
     counter(b, "mailhook_worker_batches_total", "Batches committed.", get(&s->batches));
     counter(b, "mailhook_worker_transaction_aborts_total",
             "Kafka transactions aborted (the batch is processed again).", get(&s->aborts));

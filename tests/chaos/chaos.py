@@ -564,7 +564,8 @@ def main() -> int:
         })
         problems = []
         for k in ("missing", "doubled", "doubled_event_ids", "unexpected", "bad_json",
-                  "dlq_missing", "dlq_doubled", "dlq_unexpected", "dlq_without_reason"):
+                  "dlq_missing", "dlq_doubled", "dlq_unexpected", "dlq_without_reason",
+                  "treatment_wrong"):
             if res[k]:
                 problems.append(f"{k}={res[k]}")
         if s.gave_up:
@@ -639,6 +640,8 @@ def print_report(r: dict) -> None:
         f"landed without 2xx   {r['emitted_without_2xx']}",
         f"dead letters         {r['dead_letters']}  (poison raw records {r['poison_raw']}; "
         f"missing {r['dlq_missing']}, doubled {r['dlq_doubled']}, unexpected {r['dlq_unexpected']})",
+        f"stored after a fix   {r['treated_emitted']}  (poison events emitted with their "
+        f"treatment; wrong {r['treatment_wrong']})",
         f"suppression          {supp_line}",
         "shutdown (SIGTERM)   " + ", ".join(f"{n} {t}s status {rc}"
                                           for n, (rc, t) in r["shutdown"].items()),

@@ -7,7 +7,14 @@ there (see loadgen.py); the checks are:
 
   events       every distinct event exactly once; every event of an acknowledged request
                present; nothing that was never sent
-  dead letters every unparseable raw record exactly once on the dead-letter topic
+  dead letters every poison raw record exactly once on the dead-letter topic: bodies no
+               provider can parse, and MailDog bodies with values PostgreSQL cannot hold
+               (an over-long recipient or message id, a \u0000), known by their first
+               bytes (DLQ_PREFIXES); nothing else
+  treatments   the poison events mailhook stores after a defined treatment (design.md,
+               "Storable events") come out exactly once like any event, and treated:
+               an impossible timestamp absent, an over-long provider id hashed into the
+               event id ("sha256:" + SHA-256 hex)
   suppression  (when the schema has mh_suppressions) the suppressed addresses in
                PostgreSQL equal those computed from the distinct emitted events with the
                rules of design.md: a hard bounce, a complaint or an unsubscribe suppresses,
@@ -27,6 +34,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 POISON_PREFIX = b'{"event":"delivered","message_id":"poison-'
+# Raw bodies that must end on the dead-letter topic (loadgen.Workload._poison).
+DLQ_PREFIXES = (POISON_PREFIX, b'{"event":"delivered","poison":"dlq"')
 
 
 @dataclasses.dataclass
@@ -240,7 +249,7 @@ def verify(requests, events_recs: list[Rec], raw_recs: list[Rec], dlq_recs: list
     without_2xx = sum(1 for k in by_key if k in sent and k not in acked)
 
     poison_raw = {(r.partition, r.offset) for r in raw_recs
-                  if r.value is not None and r.value.startswith(POISON_PREFIX)}
+                  if r.value is not None and r.value.startswith(DLQ_PREFIXES)}
     dlq = collections.Counter()
     for r in dlq_recs:
         try:
@@ -253,6 +262,21 @@ def verify(requests, events_recs: list[Rec], raw_recs: list[Rec], dlq_recs: list
     dlq_unexpected = sorted(k for k in dlq if k not in poison_raw)
     no_reason = sum(1 for r in dlq_recs if not r.headers.get("mh-dlq-reason"))
     acked_poison = sum(1 for r in requests if r.poison and r.acked and r.duplicate_of is None)
+
+    # Poison events stored after a treatment: each emitted copy must show it.
+    untreated = []
+    treated = 0
+    for k, e in sent.items():
+        if not getattr(e, "treatment", None):
+            continue
+        for ev in by_key.get(k, []):
+            treated += 1
+            if e.treatment == "no_time" and "occurred_at" in ev:
+                untreated.append(k)
+            elif e.treatment == "hashed_id" and not (
+                    str(ev.get("event_id", "")).startswith("sha256:") and
+                    len(ev["event_id"]) == 7 + 64):
+                untreated.append(k)
 
     def sample(keys, n=5):
         return [{"key": k, "at": [e["_at"] for e in by_key.get(k, [])],
@@ -277,8 +301,10 @@ def verify(requests, events_recs: list[Rec], raw_recs: list[Rec], dlq_recs: list
         "dlq_doubled": len(dlq_doubled),
         "dlq_unexpected": len(dlq_unexpected),
         "dlq_without_reason": no_reason,
+        "treated_emitted": treated,
+        "treatment_wrong": len(untreated),
         "samples": {"missing": sample(missing), "doubled": sample(doubled),
-                    "unexpected": sample(unexpected),
+                    "unexpected": sample(unexpected), "treatment_wrong": untreated[:5],
                     "dlq_missing": dlq_missing[:5], "dlq_doubled": dlq_doubled[:5]},
         "_distinct_events": [v[0] for v in by_key.values()],
     }

@@ -81,6 +81,10 @@ class Event:
     tenant: str
     recipient: str
     kind: str              # suppress | lift | none: its suppression effect (design.md)
+    # How mailhook must store a value it cannot hold as sent (design.md, "Storable
+    # events"): "no_time" (an impossible timestamp is absent), "hashed_id" (an over-long
+    # provider id is hashed into the event id), or None.
+    treatment: str | None = None
 
 
 @dataclasses.dataclass
@@ -90,7 +94,7 @@ class Request:
     body: bytes
     events: list[Event]
     duplicate_of: int | None = None
-    poison: bool = False
+    poison: bool = False     # must end on the dead-letter topic (check.DLQ_PREFIXES)
     # outcome
     acked: bool = False
     attempts: int = 0
@@ -106,9 +110,20 @@ def _ts(rng: random.Random) -> str:
                          time.gmtime(1772323200 + rng.randrange(0, 86400)))
 
 
+# Signed MailDog bodies PostgreSQL cannot hold as sent, that must be dead-lettered; each
+# starts with check.DLQ_PREFIXES[1] so the checker knows it from its raw bytes.
+DLQ_MAILDOG_PREFIX = '{"event":"delivered","poison":"dlq"'
+
+
 class Workload:
     """Deterministic (seeded) sequence of n requests: ~dup_ratio of them duplicates of
-    earlier requests, ~poison_ratio signed bodies that no provider can parse."""
+    earlier requests, ~poison_ratio poison bodies, spread over POISON_KINDS: signed
+    bodies no provider can parse, and signed MailDog bodies with values PostgreSQL cannot
+    hold as sent — some mailhook stores after a defined treatment (emitted), some it
+    dead-letters (design.md, "Storable events")."""
+
+    POISON_KINDS = ["unparseable", "year_zero", "year_99999", "long_event_id",
+                    "long_recipient", "long_message_id", "nul"]
 
     # (weight, ivymail event, hmac event, getmailer type, effect)
     KINDS = [
@@ -143,9 +158,7 @@ class Workload:
     def _new(self, index: int) -> Request:
         rng = self.rng
         if rng.random() < self.poison_ratio:
-            mid = self._mid()
-            body = ('{"event":"delivered","message_id":"poison-%s","to":"x@y.example"' % mid).encode()
-            return Request(index, "ivymail", body, [], poison=True)
+            return self._poison(index, rng.choice(self.POISON_KINDS))
         source = ("ivymail", "maildog", "getmailer", "cloudmailin")[index % 4]
         tenant = SOURCES[source]["tenant"]
         kind = rng.choices(self.KINDS, self._weights)[0]
@@ -202,6 +215,35 @@ class Workload:
         body = json.dumps(ev, separators=(",", ":")).encode()
         return Request(index, source, body, [Event(mid, source, SOURCES[source]["tenant"], addr,
                                                    effect)])
+
+    def _poison(self, index: int, kind: str) -> Request:
+        mid = self._mid()
+        if kind == "unparseable":
+            body = ('{"event":"delivered","message_id":"poison-%s","to":"x@y.example"' % mid).encode()
+            return Request(index, "ivymail", body, [], poison=True)
+        tenant = SOURCES["maildog"]["tenant"]
+        addr = self._unique_addr(tenant, mid)
+        if kind in ("year_zero", "year_99999", "long_event_id"):
+            # Stored after a treatment: emitted once, like any event (effect none, so the
+            # suppression check needs no time for it).
+            ev = {"event": "delivered", "timestamp": _ts(self.rng), "message_id": mid,
+                  "recipient": addr}
+            if kind == "year_zero":
+                ev["timestamp"] = "0000-01-01T00:00:00Z"
+            elif kind == "year_99999":
+                ev["timestamp"] = "99999-01-01T00:00:00Z"
+            else:
+                ev["id"] = f"{mid}-" + "i" * 5120
+            body = json.dumps(ev, separators=(",", ":")).encode()
+            treatment = "hashed_id" if kind == "long_event_id" else "no_time"
+            return Request(index, "maildog", body,
+                           [Event(mid, "maildog", tenant, addr, "none", treatment)])
+        # Dead-lettered: over-long keys, and a \u0000 the JSON parser refuses.
+        fields = {"long_recipient": ',"recipient":"%s"' % ("r" * 5120 + "@" + mid + ".example"),
+                  "long_message_id": ',"message_id":"%s-%s","recipient":"%s"' % (mid, "m" * 5120, addr),
+                  "nul": ',"message_id":"%s","recipient":"%s","subject":"a\\u0000b"' % (mid, addr)}
+        body = (DLQ_MAILDOG_PREFIX + ',"timestamp":"2026-03-01T00:00:00Z"' + fields[kind] + "}").encode()
+        return Request(index, "maildog", body, [], poison=True)
 
     def build(self) -> list[Request]:
         for i in range(self.n):

@@ -33,6 +33,7 @@ def test_dlq_lists_reason_source_and_raw_record(mailhook):
         item = by_rid[rid]
         assert item["source"] == "ivymail" and item["provider"] == "ivymail"
         assert "invalid JSON" in item["reason"]
+        assert item["stage"] == "parse"
         assert item["raw_topic"] == mailhook.topics["raw"]
         assert item["body"].encode() == body
         assert item["body_bytes"] == len(body)

@@ -79,6 +79,7 @@ def test_metrics_follow_the_batches(mailhook, tmp_path):
         assert _metric(text, "mailhook_worker_events_emitted_total") == 30
         assert _metric(text, "mailhook_worker_duplicates_total") == 5
         assert _metric(text, "mailhook_worker_dead_letters_total") == 1
+        assert _metric(text, "mailhook_worker_store_dead_letters_total") == 0  # a parse failure
         assert _metric(text, "mailhook_worker_batches_total") >= 1
         assert _metric(text, "mailhook_worker_transaction_aborts_total") == 0
         assert _metric(text, "mailhook_worker_stage_seconds_total", '{stage="claim"}') > 0
