@@ -1,0 +1,132 @@
+/*
+ * fuzz_api_params.c — fuzz target for mailhook-api's request parsing (api/params.c).
+ * The first input byte picks what the rest is:
+ *   0  a query string, parsed against every parameter name the API knows
+ *   1  a path segment, decoded and read as an address
+ *   2  a cursor, decoded (and, when valid, encoded again: it must round-trip)
+ *   3  a tenant and an address split at the first NUL, encoded as a cursor and decoded
+ * Besides memory errors (ASan, UBSan), it aborts when a parser hands out text that is
+ * not what params.h promises: UTF-8 without NUL, within its bound, normalized.
+ *
+ * Built like fuzz_parse: with clang and -DMH_FUZZ=ON a libFuzzer binary, and always as
+ * fuzz_api_params_replay, which ctest runs over tests/fuzz/corpus/api_params.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "params.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond) \
+    do {            \
+        if (!(cond)) abort(); \
+    } while (0)
+
+static int is_text(const char *s)
+{
+    return s && api_text_valid(s, strlen(s));
+}
+
+static void fuzz_query(const char *in)
+{
+    static const char *const names[] = {"tenant", "reason", "cursor", "limit", "type", "recipient",
+                                        "message_id", "since", "until", NULL};
+    struct api_query q = {0};
+    char err[256];
+    if (api_query_parse(&q, in, names, err, sizeof(err)) == 0) {
+        for (const char *const *n = names; *n; n++) {
+            const char *v = api_query_get(&q, *n);
+            if (!v) continue;
+            CHECK(is_text(v));
+            CHECK(strlen(v) <= (!strcmp(*n, "cursor")       ? MH_CURSOR_MAX
+                                : !strcmp(*n, "message_id") ? API_MESSAGE_ID_MAX
+                                                            : API_PARAM_MAX));
+        }
+        long limit;
+        if (api_parse_limit(api_query_get(&q, "limit"), 7, 100, &limit) == 0)
+            CHECK(limit >= 1 && limit <= 100);
+    } else {
+        CHECK(is_text(err));
+    }
+    api_query_clear(&q);
+}
+
+static void fuzz_path(const char *in)
+{
+    char *seg = api_path_segment(in, 4 * SUPP_ADDRESS_MAX);
+    if (!seg) return;
+    CHECK(is_text(seg) && *seg);
+    char *addr = api_address(seg);
+    if (addr) {
+        CHECK(is_text(addr) && strlen(addr) <= SUPP_ADDRESS_MAX && strchr(addr, '@'));
+        char *again = api_address(addr); /* normalized stays normalized */
+        CHECK(again && !strcmp(again, addr));
+        free(again);
+    }
+    free(addr);
+    free(seg);
+}
+
+static void fuzz_cursor(const char *in)
+{
+    char *tenant, *address;
+    if (api_list_cursor_decode(in, &tenant, &address) < 0) {
+        CHECK(!tenant && !address);
+        json_decref(mh_cursor_decode(in, 4)); /* the event log's shape */
+        return;
+    }
+    CHECK(is_text(tenant) && is_text(address));
+    char *again = api_list_cursor_encode(tenant, address);
+    char *t2, *a2;
+    CHECK(api_list_cursor_decode(again, &t2, &a2) == 0);
+    CHECK(!strcmp(t2, tenant) && !strcmp(a2, address));
+    free(t2);
+    free(a2);
+    free(again);
+    free(tenant);
+    free(address);
+}
+
+static void fuzz_roundtrip(const uint8_t *data, size_t size)
+{
+    const uint8_t *nul = memchr(data, 0, size);
+    size_t tlen = nul ? (size_t)(nul - data) : size;
+    const char *t = (const char *)data, *a = nul ? (const char *)nul + 1 : "";
+    size_t alen = nul ? size - tlen - 1 : 0;
+    if (!api_text_valid(t, tlen) || !api_text_valid(a, alen)) return;
+    char *tenant = strndup(t, tlen), *address = strndup(a, alen);
+    char *cur = api_list_cursor_encode(tenant, address);
+    /* A page boundary at the longest tenant and address still makes a usable cursor. */
+    if (tlen <= MH_TENANT_MAX && alen <= SUPP_ADDRESS_MAX) CHECK(strlen(cur) <= MH_CURSOR_MAX);
+    char *t2, *a2;
+    if (strlen(cur) <= MH_CURSOR_MAX) {
+        CHECK(api_list_cursor_decode(cur, &t2, &a2) == 0);
+        CHECK(!strcmp(t2, tenant) && !strcmp(a2, address));
+        free(t2);
+        free(a2);
+    }
+    free(cur);
+    free(tenant);
+    free(address);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1) return 0;
+    int mode = data[0] % 4;
+    data++, size--;
+    if (mode == 3) {
+        fuzz_roundtrip(data, size);
+        return 0;
+    }
+    char *in = malloc(size + 1);
+    memcpy(in, data, size);
+    in[size] = '\0';
+    if (mode == 0) fuzz_query(in);
+    else if (mode == 1) fuzz_path(in);
+    else fuzz_cursor(in);
+    free(in);
+    return 0;
+}
