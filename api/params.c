@@ -87,6 +87,7 @@ int api_parse_limit(const char *v, long def, long max, long *out)
 {
     *out = def;
     if (!v) return 0;
+    if (*v < '0' || *v > '9') return -1; /* strtol would take " 5" and "+5" */
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);

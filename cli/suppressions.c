@@ -113,9 +113,16 @@ static void csv_field(FILE *out, const char *v, int last)
 
 static int need_tenant(const struct opts *o, const char *sub)
 {
-    if (o->tenant) return 0;
-    fprintf(stderr, "mailhook suppressions %s: --tenant is required\n", sub);
-    return -1;
+    if (!o->tenant) {
+        fprintf(stderr, "mailhook suppressions %s: --tenant is required\n", sub);
+        return -1;
+    }
+    if (strlen(o->tenant) > MH_TENANT_MAX) {
+        fprintf(stderr, "mailhook suppressions %s: --tenant: longer than %d bytes\n", sub,
+                MH_TENANT_MAX);
+        return -1;
+    }
+    return 0;
 }
 
 static int do_check(struct supp_store *st, const struct opts *o, int argc, char **argv)
@@ -284,9 +291,10 @@ static int do_import(struct supp_store *st, const struct opts *o, int argc, char
                                  ? f[col_reason]
                                  : o->reason ? o->reason : "manual";
         char addr[SUPP_ADDRESS_MAX + 1];
-        if (!tenant || !*tenant) {
-            fprintf(stderr, "mailhook suppressions import: %s:%ld: no tenant (add a tenant "
-                            "column or --tenant)\n", argv[0], lineno);
+        if (!tenant || !*tenant || strlen(tenant) > MH_TENANT_MAX) {
+            fprintf(stderr, "mailhook suppressions import: %s:%ld: %s\n", argv[0], lineno,
+                    tenant && *tenant ? "tenant longer than 1024 bytes"
+                                      : "no tenant (add a tenant column or --tenant)");
             rc = 1;
             break;
         }
