@@ -15,8 +15,8 @@
  * for a tenant that token may act for (else 403); asking across tenants (no tenant)
  * needs an operator token. Parameters are parsed by params.c. Unknown parameters are
  * errors, as are unknown body fields: a typo must not silently widen a query or drop a
- * change. Errors are {"error": "..."} with the matching status. Requests are parsed and answered on
- * the libevent loop; their database part runs on the pool ([api] db_connections
+ * change. Errors are {"error": "..."} with the matching status. Requests are parsed and
+ * answered on the libevent loop; their database part runs on the pool ([api] db_connections
  * threads, each with its own PostgreSQL connection; pool.c), so one slow query never
  * holds up the "may I send?" lookups behind it.
  */
