@@ -5,6 +5,9 @@
  *   1  a path segment, decoded and read as an address
  *   2  a cursor, decoded (and, when valid, encoded again: it must round-trip)
  *   3  a tenant and an address split at the first NUL, encoded as a cursor and decoded
+ *   4  a since/until time, as the event log reads it
+ *   5  a bearer token entry ("TOKEN [TENANTS]"), then the token presented: it must be
+ *      found, and an error about an entry never quotes its token
  * Besides memory errors (ASan, UBSan), it aborts when a parser hands out text that is
  * not what params.h promises: UTF-8 without NUL, within its bound, normalized.
  *
@@ -16,6 +19,8 @@
 #include <string.h>
 
 #include "params.h"
+#include "mailhook/api_tokens.h"
+#include "mailhook/timeutil.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -112,10 +117,28 @@ static void fuzz_roundtrip(const uint8_t *data, size_t size)
     free(address);
 }
 
+static void fuzz_token_entry(const char *in)
+{
+    struct mh_config cfg = {0};
+    char err[256];
+    size_t skip = strspn(in, " \t\r\n"), len = strcspn(in + skip, " \t\r\n");
+    char *token = strndup(in + skip, len);
+    if (mh_api_token_add_entry(&cfg, in, err, sizeof(err)) == 0) {
+        CHECK(cfg.api.n_tokens == 1);
+        CHECK(mh_api_token_find(&cfg, token, len) == &cfg.api.tokens[0]);
+        CHECK(!mh_api_token_find(&cfg, token, len ? len - 1 : 0));
+    } else if (len >= 6 && strpbrk(token, "0123456789")) {
+        /* (The messages' own words hold no digit, their numbers are under 6 characters.) */
+        CHECK(!strstr(err, token));
+    }
+    free(token);
+    mh_api_tokens_free(&cfg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    int mode = data[0] % 4;
+    int mode = data[0] % 6;
     data++, size--;
     if (mode == 3) {
         fuzz_roundtrip(data, size);
@@ -124,9 +147,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *in = malloc(size + 1);
     memcpy(in, data, size);
     in[size] = '\0';
+    int64_t ms;
     if (mode == 0) fuzz_query(in);
     else if (mode == 1) fuzz_path(in);
-    else fuzz_cursor(in);
+    else if (mode == 2) fuzz_cursor(in);
+    else if (mode == 4) (void)mh_time_parse(in, &ms);
+    else fuzz_token_entry(in);
     free(in);
     return 0;
 }
