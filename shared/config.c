@@ -326,8 +326,17 @@ static int handle_token_key(struct load_ctx *ctx, const char *name, const char *
                          var);
         else if (strpbrk(scope, " \t"))
             rc = fail_at(ctx, ctx->line, "[api] token_env: expected VARIABLE [TENANTS]");
-        else if (mh_api_token_add(ctx->cfg, v, scope, problem, sizeof(problem)) < 0)
-            rc = fail_at(ctx, ctx->line, "[api] token_env: %s: %s", var, problem);
+        else {
+            /* White space around the token (a newline from a file, say) is not part of it. */
+            v += strspn(v, " \t\r\n");
+            char *token = mh_strdup(v);
+            size_t len = strlen(token);
+            while (len && strchr(" \t\r\n", token[len - 1])) token[--len] = '\0';
+            if (mh_api_token_add(ctx->cfg, token, scope, problem, sizeof(problem)) < 0)
+                rc = fail_at(ctx, ctx->line, "[api] token_env: %s: %s", var, problem);
+            memset(token, 0, len);
+            free(token);
+        }
         free(var);
         return rc;
     }

@@ -109,7 +109,7 @@ static void test_existing_configs_are_operator_tokens(void **state)
     (void)state;
     char err[512], section[256];
     write_file(tokens, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
-    setenv("MH_TEST_TOKEN_OLD", "old-env", 1);
+    setenv("MH_TEST_TOKEN_OLD", " old-env\n", 1); /* white space around it is not part of it */
     snprintf(section, sizeof(section), "token_file = %s\ntoken = t\ntoken_env = MH_TEST_TOKEN_OLD\n",
              tokens);
     struct mh_config *cfg = load(section, err, sizeof(err));
@@ -165,6 +165,8 @@ static void test_errors_name_file_line_and_problem(void **state)
     setenv("MH_TEST_TOKEN_BAD", "s3cr3t", 1);
     expect_error("token_env = MH_TEST_TOKEN_BAD acme beta\n", 2, 0, "expected VARIABLE [TENANTS]");
     expect_error("token = s3cr3t *\ntoken = s3cr3t acme\n", 3, 0, "configured twice");
+    setenv("MH_TEST_TOKEN_TWO_LINES", "s3cr3t\nmore", 1);
+    expect_error("token_env = MH_TEST_TOKEN_TWO_LINES\n", 2, 0, "not visible ASCII");
 }
 
 /* The same token listed twice with the same tenants (say, in a file and in the
