@@ -11,10 +11,12 @@
  *   GET    /healthz  /readyz  /metrics             (no token needed)
  *
  * Every /v1 request needs "Authorization: Bearer <token>" with one of the [api] tokens
- * (compared in constant time; never logged). Unknown parameters are errors, as are
- * unknown body fields: a typo must not silently widen a query or drop a change. Errors
- * are {"error": "..."} with the matching status. Requests are parsed and answered on
- * the libevent loop; their database part runs on the pool ([api] db_connections
+ * (api_tokens.h: compared as keyed digests in constant time; never logged), and acts
+ * for a tenant that token may act for (else 403); asking across tenants (no tenant)
+ * needs an operator token. Parameters are parsed by params.c. Unknown parameters are
+ * errors, as are unknown body fields: a typo must not silently widen a query or drop a
+ * change. Errors are {"error": "..."} with the matching status. Requests are parsed and
+ * answered on the libevent loop; their database part runs on the pool ([api] db_connections
  * threads, each with its own PostgreSQL connection; pool.c), so one slow query never
  * holds up the "may I send?" lookups behind it.
  */
@@ -30,13 +32,12 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "store.h"
+#include "params.h"
 #include "pool.h"
 #include "server.h"
-#include "mailhook/crypto.h"
+#include "store.h"
+#include "mailhook/api_tokens.h"
 #include "mailhook/log.h"
-
-#define MAX_PARAM 1024
 
 struct api_server {
     const struct mh_config *cfg;
@@ -52,9 +53,13 @@ struct api_server {
 static void reply(struct api_server *s, struct evhttp_request *req, int code, json_t *body)
 {
     struct evbuffer *buf = evbuffer_new();
-    char *txt = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* Every string in a reply is checked text, so only a missing body can fail here. */
+    char *txt = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(body);
-    if (!txt) mh_oom();
+    if (!txt) {
+        code = 500;
+        txt = mh_strdup("{\"error\":\"internal error\"}");
+    }
     evbuffer_add(buf, txt, strlen(txt));
     evbuffer_add(buf, "\n", 1);
     free(txt);
@@ -78,7 +83,9 @@ static void reply_error(struct api_server *s, struct evhttp_request *req, int co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    reply(s, req, code, json_pack("{ss}", "error", msg));
+    json_t *body = json_pack("{ss}", "error", msg);
+    /* A message cut inside a UTF-8 sequence is no JSON string: say less, not nothing. */
+    reply(s, req, code, body ? body : json_pack("{ss}", "error", "bad request"));
 }
 
 /* PostgreSQL (or Kafka) trouble: logged in full, answered 503 so the client retries. */
@@ -91,94 +98,70 @@ static void reply_unavailable(struct api_server *s, struct evhttp_request *req, 
     reply_error(s, req, 503, "%s", err);
 }
 
-/* ---- parameters ------------------------------------------------------------------------- */
+/* ---- parameters (parsed by params.c) ------------------------------------------------------ */
 
-struct params {
-    struct evkeyvalq q;
-    int parsed;
-};
-
-/*
- * Parses the query string and checks every name is in allowed (NULL-terminated).
- * 0, or -1 after replying 400.
- */
-static int params_parse(struct api_server *s, struct evhttp_request *req, struct params *p,
+/* The query string, checked against allowed; 0, or -1 after replying 400. */
+static int params_parse(struct api_server *s, struct evhttp_request *req, struct api_query *p,
                         const char *const *allowed)
 {
+    char err[256];
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    /* The parser initializes the list, also for an empty query. */
-    int bad = evhttp_parse_query_str(query ? query : "", &p->q) < 0;
-    p->parsed = 1;
-    if (bad) {
-        reply_error(s, req, 400, "malformed query string");
-        return -1;
-    }
-    for (struct evkeyval *kv = p->q.tqh_first; kv; kv = kv->next.tqe_next) {
-        int ok = 0;
-        for (const char *const *a = allowed; *a; a++)
-            if (!strcmp(*a, kv->key)) ok = 1;
-        if (!ok) {
-            reply_error(s, req, 400, "unknown parameter \"%.64s\"", kv->key);
-            return -1;
-        }
-        if (strlen(kv->value) > MAX_PARAM) {
-            reply_error(s, req, 400, "%s: longer than %d bytes", kv->key, MAX_PARAM);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static const char *param(struct params *p, const char *name)
-{
-    const char *v = evhttp_find_header(&p->q, name);
-    return v && *v ? v : NULL;
-}
-
-static void params_clear(struct params *p)
-{
-    if (p->parsed) evhttp_clear_headers(&p->q);
-}
-
-/* limit=: 0 and the default when absent; -1 after replying 400. */
-static int parse_limit(struct api_server *s, struct evhttp_request *req, struct params *p,
-                       long *limit)
-{
-    const char *v = param(p, "limit");
-    *limit = s->cfg->api.default_limit;
-    if (!v) return 0;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || *end || n < 1 || n > s->cfg->api.max_limit) {
-        reply_error(s, req, 400, "limit: a whole number from 1 to %ld", s->cfg->api.max_limit);
-        return -1;
-    }
-    *limit = n;
-    return 0;
-}
-
-static int need_tenant(struct api_server *s, struct evhttp_request *req, struct params *p,
-                       const char **tenant)
-{
-    *tenant = param(p, "tenant");
-    if (*tenant) return 0;
-    reply_error(s, req, 400, "tenant: required");
+    if (api_query_parse(p, query, allowed, err, sizeof(err)) == 0) return 0;
+    reply_error(s, req, 400, "%s", err);
     return -1;
 }
 
-/* Decodes a path segment into an address; NULL after replying 400. */
-static char *path_address(struct api_server *s, struct evhttp_request *req, const char *seg,
-                          char *out, size_t outlen)
+/* limit=: 0 and the default when absent; -1 after replying 400. */
+static int parse_limit(struct api_server *s, struct evhttp_request *req, struct api_query *p,
+                       long *limit)
 {
-    char *dec = evhttp_uridecode(seg, 0, NULL);
-    int bad = !dec || supp_address_normalize(dec, out, outlen) < 0;
-    free(dec);
-    if (bad) {
-        reply_error(s, req, 400, "not an email address");
-        return NULL;
+    if (api_parse_limit(api_query_get(p, "limit"), s->cfg->api.default_limit,
+                        s->cfg->api.max_limit, limit) == 0)
+        return 0;
+    reply_error(s, req, 400, "limit: a whole number from 1 to %ld", s->cfg->api.max_limit);
+    return -1;
+}
+
+/*
+ * May the request's token act for tenant (NULL: every tenant)? 0, or -1 after replying
+ * 403. The token's tenants are not listed: a client learns only about its own request.
+ */
+static int may_act_for(struct api_server *s, struct evhttp_request *req,
+                       const struct mh_api_token *tok, const char *tenant)
+{
+    if (mh_api_token_allows(tok, tenant)) return 0;
+    s->stats.forbidden++;
+    if (tenant)
+        reply_error(s, req, 403, "this token may not act for tenant \"%s\"", tenant);
+    else
+        reply_error(s, req, 403, "tenant: required (only an operator token may ask across "
+                                 "tenants)");
+    return -1;
+}
+
+/* tenant= is required and must be one the token may act for; -1 after replying. */
+static int need_tenant(struct api_server *s, struct evhttp_request *req, struct api_query *p,
+                       const struct mh_api_token *tok, const char **tenant)
+{
+    *tenant = api_query_get(p, "tenant");
+    if (!*tenant) {
+        reply_error(s, req, 400, "tenant: required");
+        return -1;
     }
-    return out;
+    return may_act_for(s, req, tok, *tenant);
+}
+
+/* The address of a path segment (new string); NULL after replying 400. */
+static char *path_address(struct api_server *s, struct evhttp_request *req, const char *seg)
+{
+    /* Percent-encoding triples a byte at most; surrounding white space is trimmed. */
+    char *dec = api_path_segment(seg, 4 * SUPP_ADDRESS_MAX);
+    char *addr = api_address(dec);
+    free(dec);
+    if (!addr)
+        reply_error(s, req, 400, "not an email address (at most %d bytes, with an @)",
+                    SUPP_ADDRESS_MAX);
+    return addr;
 }
 
 /* ---- calls: the database part runs on the pool ------------------------------------------ */
@@ -262,17 +245,20 @@ static void work_lookup(struct call *c, struct supp_store *st)
     c->out = state;
 }
 
-static void get_suppression(struct api_server *s, struct evhttp_request *req, const char *seg)
+static void get_suppression(struct api_server *s, struct evhttp_request *req,
+                            const struct mh_api_token *tok, const char *seg)
 {
     static const char *const allowed[] = {"tenant", NULL};
-    struct params p = {0};
-    char addr[400];
+    struct api_query p = {0};
     const char *tenant;
-    if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, &tenant) < 0) goto out;
-    if (!path_address(s, req, seg, addr, sizeof(addr))) goto out;
+    char *addr = NULL;
+    if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, tok, &tenant) < 0 ||
+        !(addr = path_address(s, req, seg)))
+        goto out;
     call_submit(s, req, work_lookup, json_pack("{ssss}", "tenant", tenant, "address", addr));
 out:
-    params_clear(&p);
+    free(addr);
+    api_query_clear(&p);
 }
 
 /* Writes the one op in c->in["ops"]; answers the address's state afterwards. */
@@ -301,25 +287,29 @@ static void submit_write(struct api_server *s, struct evhttp_request *req, int s
                           "address", addr, "op", op, "reason", reason));
 }
 
-static void delete_suppression(struct api_server *s, struct evhttp_request *req, const char *seg)
+static void delete_suppression(struct api_server *s, struct evhttp_request *req,
+                               const struct mh_api_token *tok, const char *seg)
 {
     static const char *const allowed[] = {"tenant", NULL};
-    struct params p = {0};
-    char addr[400];
+    struct api_query p = {0};
     const char *tenant;
-    if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, &tenant) < 0) goto out;
-    if (!path_address(s, req, seg, addr, sizeof(addr))) goto out;
+    char *addr = NULL;
+    if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, tok, &tenant) < 0 ||
+        !(addr = path_address(s, req, seg)))
+        goto out;
     /* A newer suppression than now cannot exist, so the answer is "not suppressed". */
     submit_write(s, req, 200, tenant, addr, "lift", "manual");
 out:
-    params_clear(&p);
+    free(addr);
+    api_query_clear(&p);
 }
 
-static void post_suppression(struct api_server *s, struct evhttp_request *req)
+static void post_suppression(struct api_server *s, struct evhttp_request *req,
+                             const struct mh_api_token *tok)
 {
     static const char *const allowed[] = {NULL};
-    struct params p = {0};
-    char addr[400];
+    struct api_query p = {0};
+    char *addr = NULL;
     json_t *body = NULL;
     if (params_parse(s, req, &p, allowed) < 0) goto out;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -340,6 +330,7 @@ static void post_suppression(struct api_server *s, struct evhttp_request *req)
     json_t *val;
     json_object_foreach(body, key, val) {
         if (strcmp(key, "tenant") && strcmp(key, "address") && strcmp(key, "reason")) {
+            /* jansson's keys are UTF-8; a long one is cut, which may split a character. */
             reply_error(s, req, 400, "body: unknown field \"%.64s\"", key);
             goto out;
         }
@@ -351,12 +342,20 @@ static void post_suppression(struct api_server *s, struct evhttp_request *req)
     const char *tenant = json_string_value(json_object_get(body, "tenant"));
     const char *address = json_string_value(json_object_get(body, "address"));
     const char *reason = json_string_value(json_object_get(body, "reason"));
+    size_t tlen = tenant ? json_string_length(json_object_get(body, "tenant")) : 0;
     if (!tenant || !*tenant) {
         reply_error(s, req, 400, "body: tenant is required");
         goto out;
     }
-    if (!address || supp_address_normalize(address, addr, sizeof(addr)) < 0) {
-        reply_error(s, req, 400, "body: address must be an email address");
+    if (tlen > MH_TENANT_MAX || strlen(tenant) != tlen) {
+        reply_error(s, req, 400, "body: tenant must be text of at most %d bytes", MH_TENANT_MAX);
+        goto out;
+    }
+    if (may_act_for(s, req, tok, tenant) < 0) goto out;
+    if (!address || strlen(address) != json_string_length(json_object_get(body, "address")) ||
+        !(addr = api_address(address))) {
+        reply_error(s, req, 400, "body: address must be an email address (at most %d bytes)",
+                    SUPP_ADDRESS_MAX);
         goto out;
     }
     if (!reason) reason = "manual";
@@ -366,66 +365,67 @@ static void post_suppression(struct api_server *s, struct evhttp_request *req)
     }
     submit_write(s, req, 201, tenant, addr, "suppress", reason);
 out:
+    free(addr);
     json_decref(body);
-    params_clear(&p);
+    api_query_clear(&p);
 }
 
 static void work_list(struct call *c, struct supp_store *st)
 {
     json_t *items = NULL;
     long limit = (long)json_integer_value(json_object_get(c->in, "limit"));
-    const char *tenant = in_str(c, "tenant");
-    if (supp_list(st, tenant, in_str(c, "reason"), in_str(c, "after"), tenant, limit + 1, &items,
-                  c->err, sizeof(c->err)) < 0)
+    if (supp_list(st, in_str(c, "tenant"), in_str(c, "reason"), in_str(c, "after"),
+                  in_str(c, "after_tenant"), limit + 1, &items, c->err, sizeof(c->err)) < 0)
         return;
     json_t *next = json_null();
     if ((long)json_array_size(items) > limit) {
         json_array_remove(items, (size_t)limit);
-        const char *last = json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1),
-                                                              "address"));
-        char enc[600];
-        size_t n = mh_b64_encode((const unsigned char *)last, strlen(last), enc);
-        while (n && enc[n - 1] == '=') enc[--n] = '\0';
-        for (char *e = enc; *e; e++) *e = *e == '+' ? '-' : *e == '/' ? '_' : *e;
-        next = json_string(enc);
+        json_t *last = json_array_get(items, (size_t)limit - 1);
+        char *cur = api_list_cursor_encode(json_string_value(json_object_get(last, "tenant")),
+                                           json_string_value(json_object_get(last, "address")));
+        next = json_string(cur);
+        free(cur);
     }
     c->code = 200;
     c->out = json_pack("{soso}", "items", items, "next_cursor", next);
 }
 
-static void list_suppressions(struct api_server *s, struct evhttp_request *req)
+static void list_suppressions(struct api_server *s, struct evhttp_request *req,
+                              const struct mh_api_token *tok)
 {
     static const char *const allowed[] = {"tenant", "reason", "cursor", "limit", NULL};
-    struct params p = {0};
-    char after[400];
-    const char *tenant;
+    struct api_query p = {0};
+    char *after = NULL, *after_tenant = NULL;
     long limit;
-    if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, &tenant) < 0 ||
-        parse_limit(s, req, &p, &limit) < 0)
-        goto out;
-    const char *reason = param(&p, "reason");
+    if (params_parse(s, req, &p, allowed) < 0 || parse_limit(s, req, &p, &limit) < 0) goto out;
+    /* Without a tenant: every tenant's, for an operator token only. */
+    const char *tenant = api_query_get(&p, "tenant");
+    if (may_act_for(s, req, tok, tenant) < 0) goto out;
+    const char *reason = api_query_get(&p, "reason");
     if (reason && !supp_reason_valid(reason) && strcmp(reason, "soft_bounce")) {
         reply_error(s, req, 400,
                     "reason: one of bounce, complaint, unsubscribe, manual, soft_bounce");
         goto out;
     }
-    json_t *in = json_pack("{sssI}", "tenant", tenant, "limit", (json_int_t)limit);
+    /* The cursor is the (tenant, address) of the previous page's last row. */
+    const char *cursor = api_query_get(&p, "cursor");
+    if (cursor && (api_list_cursor_decode(cursor, &after_tenant, &after) < 0 ||
+                   (tenant && strcmp(tenant, after_tenant)))) {
+        reply_error(s, req, 400, "cursor: not a cursor this API returned for this list");
+        goto out;
+    }
+    json_t *in = json_pack("{sI}", "limit", (json_int_t)limit);
+    if (tenant) json_object_set_new(in, "tenant", json_string(tenant));
     if (reason) json_object_set_new(in, "reason", json_string(reason));
-    /* The cursor is the last address of the previous page, URL-safe base64. */
-    const char *cursor = param(&p, "cursor");
-    if (cursor) {
-        ssize_t n = mh_b64_decode(cursor, strlen(cursor), (unsigned char *)after, sizeof(after) - 1);
-        if (n <= 0) {
-            json_decref(in);
-            reply_error(s, req, 400, "cursor: not a cursor this API returned");
-            goto out;
-        }
-        after[n] = '\0';
+    if (after) {
         json_object_set_new(in, "after", json_string(after));
+        json_object_set_new(in, "after_tenant", json_string(after_tenant));
     }
     call_submit(s, req, work_list, in);
 out:
-    params_clear(&p);
+    free(after);
+    free(after_tenant);
+    api_query_clear(&p);
 }
 
 static void work_events(struct call *c, struct supp_store *st)
@@ -459,35 +459,36 @@ static void work_events(struct call *c, struct supp_store *st)
     c->code = 200;
 }
 
-static void events_page(struct api_server *s, struct evhttp_request *req, const char *message_id)
+static void events_page(struct api_server *s, struct evhttp_request *req,
+                        const struct mh_api_token *tok, const char *message_id)
 {
     static const char *const log_allowed[] = {"tenant", "type", "recipient", "message_id", "since",
                                               "until", "limit", "cursor", NULL};
     static const char *const msg_allowed[] = {"tenant", "limit", "cursor", NULL};
     static const char *const copied[] = {"tenant", "type", "since", "until", "cursor", NULL};
-    struct params p = {0};
-    char rcpt[400];
+    struct api_query p = {0};
+    char *rcpt = NULL;
     long limit;
     if (params_parse(s, req, &p, message_id ? msg_allowed : log_allowed) < 0 ||
         parse_limit(s, req, &p, &limit) < 0)
         goto out;
+    /* Without a tenant the log is every tenant's: an operator token's to read. */
+    if (may_act_for(s, req, tok, api_query_get(&p, "tenant")) < 0) goto out;
+    const char *recipient = api_query_get(&p, "recipient");
+    if (recipient && !(rcpt = api_address(recipient))) {
+        reply_error(s, req, 400, "recipient: not an email address");
+        goto out;
+    }
     json_t *in = json_pack("{sIsb}", "limit", (json_int_t)limit, "timeline", message_id != NULL);
     for (const char *const *k = copied; *k; k++)
-        if (param(&p, *k)) json_object_set_new(in, *k, json_string(param(&p, *k)));
-    const char *mid = message_id ? message_id : param(&p, "message_id");
+        if (api_query_get(&p, *k)) json_object_set_new(in, *k, json_string(api_query_get(&p, *k)));
+    const char *mid = message_id ? message_id : api_query_get(&p, "message_id");
     if (mid) json_object_set_new(in, "message_id", json_string(mid));
-    const char *recipient = param(&p, "recipient");
-    if (recipient) {
-        if (supp_address_normalize(recipient, rcpt, sizeof(rcpt)) < 0) {
-            json_decref(in);
-            reply_error(s, req, 400, "recipient: not an email address");
-            goto out;
-        }
-        json_object_set_new(in, "recipient", json_string(rcpt));
-    }
+    if (rcpt) json_object_set_new(in, "recipient", json_string(rcpt));
     call_submit(s, req, work_events, in);
 out:
-    params_clear(&p);
+    free(rcpt);
+    api_query_clear(&p);
 }
 
 /* Ready when a pool connection answers (a dead one is noticed and replaced here). */
@@ -501,23 +502,21 @@ static void work_ready(struct call *c, struct supp_store *st)
 
 /* ---- routing ------------------------------------------------------------------------------ */
 
-static int authorized(struct api_server *s, struct evhttp_request *req)
+/* The token of the request, or NULL after replying 401. */
+static const struct mh_api_token *authorized(struct api_server *s, struct evhttp_request *req)
 {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (h && !strncasecmp(h, "Bearer ", 7)) {
         const char *tok = h + 7;
         while (*tok == ' ') tok++;
-        size_t n = strlen(tok);
-        int ok = 0;
-        for (size_t i = 0; i < s->cfg->api.n_tokens; i++)
-            ok |= mh_ct_equal(tok, n, s->cfg->api.tokens[i], strlen(s->cfg->api.tokens[i]));
-        if (ok) return 1;
+        const struct mh_api_token *t = mh_api_token_find(s->cfg, tok, strlen(tok));
+        if (t) return t;
     }
     s->stats.unauthorized++;
     evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                       "Bearer realm=\"mailhook\"");
     reply_error(s, req, 401, h ? "invalid bearer token" : "missing bearer token");
-    return 0;
+    return NULL;
 }
 
 static void method_not_allowed(struct api_server *s, struct evhttp_request *req, const char *allow)
@@ -544,6 +543,10 @@ static void handle_metrics(struct api_server *s, struct evhttp_request *req)
                         "wrong bearer token.\n"
                         "# TYPE mailhook_api_unauthorized_total counter\n"
                         "mailhook_api_unauthorized_total %llu\n"
+                        "# HELP mailhook_api_forbidden_total Requests refused because the token may "
+                        "not act for the tenant asked for.\n"
+                        "# TYPE mailhook_api_forbidden_total counter\n"
+                        "mailhook_api_forbidden_total %llu\n"
                         "# HELP mailhook_api_overloaded_total Requests answered 503 because too "
                         "many were waiting for the database.\n"
                         "# TYPE mailhook_api_overloaded_total counter\n"
@@ -556,6 +559,7 @@ static void handle_metrics(struct api_server *s, struct evhttp_request *req)
                         (unsigned long long)st->not_found, (unsigned long long)st->client_errors,
                         (unsigned long long)st->server_errors,
                         (unsigned long long)st->unauthorized,
+                        (unsigned long long)st->forbidden,
                         (unsigned long long)st->overloaded, api_pool_in_flight(s->pool));
     mh_histogram_write(api_pool_latency(s->pool), "mailhook_api_db_seconds",
                        "Time a request's database part took, from queueing on the pool to "
@@ -591,13 +595,14 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(s, req, 404, "not found");
         return;
     }
-    if (!authorized(s, req)) return;
+    const struct mh_api_token *tok = authorized(s, req);
+    if (!tok) return;
 
     static const char supp[] = "/v1/suppressions";
     static const char msgs[] = "/v1/messages/";
     if (!strcmp(path, supp) || !strcmp(path, "/v1/suppressions/")) {
-        if (cmd == EVHTTP_REQ_GET) list_suppressions(s, req);
-        else if (cmd == EVHTTP_REQ_POST) post_suppression(s, req);
+        if (cmd == EVHTTP_REQ_GET) list_suppressions(s, req, tok);
+        else if (cmd == EVHTTP_REQ_POST) post_suppression(s, req, tok);
         else method_not_allowed(s, req, "GET, POST");
         return;
     }
@@ -606,16 +611,16 @@ static void on_request(struct evhttp_request *req, void *arg)
         if (strchr(seg, '/')) {
             reply_error(s, req, 404, "not found");
         } else if (cmd == EVHTTP_REQ_GET) {
-            get_suppression(s, req, seg);
+            get_suppression(s, req, tok, seg);
         } else if (cmd == EVHTTP_REQ_DELETE) {
-            delete_suppression(s, req, seg);
+            delete_suppression(s, req, tok, seg);
         } else {
             method_not_allowed(s, req, "GET, DELETE");
         }
         return;
     }
     if (!strcmp(path, "/v1/events")) {
-        if (cmd == EVHTTP_REQ_GET) events_page(s, req, NULL);
+        if (cmd == EVHTTP_REQ_GET) events_page(s, req, tok, NULL);
         else method_not_allowed(s, req, "GET");
         return;
     }
@@ -624,10 +629,12 @@ static void on_request(struct evhttp_request *req, void *arg)
         const char *slash = strchr(seg, '/');
         if (slash && slash > seg && !strcmp(slash, "/events")) {
             char *raw = mh_strndup(seg, (size_t)(slash - seg));
-            char *id = evhttp_uridecode(raw, 0, NULL);
+            char *id = api_path_segment(raw, API_MESSAGE_ID_MAX);
             free(raw);
-            if (!id || !*id) reply_error(s, req, 400, "message id: empty");
-            else if (cmd == EVHTTP_REQ_GET) events_page(s, req, id);
+            if (!id)
+                reply_error(s, req, 400, "message id: empty, not UTF-8 text or longer than %d "
+                            "bytes", API_MESSAGE_ID_MAX);
+            else if (cmd == EVHTTP_REQ_GET) events_page(s, req, tok, id);
             else method_not_allowed(s, req, "GET");
             free(id);
             return;
@@ -656,7 +663,8 @@ struct api_server *api_http_new(struct event_base *base, const struct mh_config 
     }
     s->http = evhttp_new(base);
     evhttp_set_max_body_size(s->http, cfg->api.max_body_bytes);
-    evhttp_set_max_headers_size(s->http, 16384);
+    /* The request line counts: it carries a cursor (up to MH_CURSOR_MAX) and parameters. */
+    evhttp_set_max_headers_size(s->http, MH_CURSOR_MAX + 16384);
     struct timeval tv = {cfg->api.request_timeout_ms / 1000,
                          (cfg->api.request_timeout_ms % 1000) * 1000};
     evhttp_set_timeout_tv(s->http, &tv);

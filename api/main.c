@@ -207,9 +207,11 @@ int main(int argc, char **argv)
         }
         mt.started = 1;
     }
-    mh_info("mailhook-api %s started: listening on %s, %zu tokens, %ld database connections, "
-            "maintenance every %ld s",
-            MH_VERSION, cfg->api.listen, cfg->api.n_tokens, cfg->api.db_connections,
+    size_t operators = 0;
+    for (size_t i = 0; i < cfg->api.n_tokens; i++) operators += cfg->api.tokens[i].operator != 0;
+    mh_info("mailhook-api %s started: listening on %s, %zu tokens (%zu for every tenant), %ld "
+            "database connections, maintenance every %ld s",
+            MH_VERSION, cfg->api.listen, cfg->api.n_tokens, operators, cfg->api.db_connections,
             cfg->api.maintenance_interval_s);
     event_base_dispatch(m.base);
     on_stats(-1, 0, &m);

@@ -12,6 +12,7 @@
 
 struct api_stats {
     uint64_t requests, ok, not_found, client_errors, server_errors, unauthorized;
+    uint64_t forbidden; /* a valid token asking for a tenant it may not act for */
     uint64_t overloaded; /* refused because the pool's queue was full */
 };
 

@@ -43,7 +43,7 @@ int cmd_events(struct mh_config *cfg, int argc, char **argv)
     };
     struct eventlog_query q = {.limit = 100};
     int json = 0, c;
-    char rcpt[400];
+    char rcpt[SUPP_ADDRESS_MAX + 1];
     optind = 1;
     while ((c = getopt_long(argc, argv, "t:T:r:m:s:u:n:C:Ljh", longopts, NULL)) != -1) {
         switch (c) {

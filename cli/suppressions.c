@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mailhook/cursor.h"
 #include "mailhook/log.h"
 #include "suppressions.h"
 #include "table.h"
@@ -112,14 +113,21 @@ static void csv_field(FILE *out, const char *v, int last)
 
 static int need_tenant(const struct opts *o, const char *sub)
 {
-    if (o->tenant) return 0;
-    fprintf(stderr, "mailhook suppressions %s: --tenant is required\n", sub);
-    return -1;
+    if (!o->tenant) {
+        fprintf(stderr, "mailhook suppressions %s: --tenant is required\n", sub);
+        return -1;
+    }
+    if (strlen(o->tenant) > MH_TENANT_MAX) {
+        fprintf(stderr, "mailhook suppressions %s: --tenant: longer than %d bytes\n", sub,
+                MH_TENANT_MAX);
+        return -1;
+    }
+    return 0;
 }
 
 static int do_check(struct supp_store *st, const struct opts *o, int argc, char **argv)
 {
-    char addr[400], err[1024];
+    char addr[SUPP_ADDRESS_MAX + 1], err[1024];
     if (need_tenant(o, "check") < 0 || argc != 1) return 2;
     if (supp_address_normalize(argv[0], addr, sizeof(addr)) < 0) {
         fprintf(stderr, "mailhook suppressions check: \"%s\" is not an email address\n", argv[0]);
@@ -151,16 +159,28 @@ static int do_list(struct supp_store *st, const struct opts *o, int argc)
 {
     char err[1024];
     if (need_tenant(o, "list") < 0 || argc != 0) return 2;
+    /* The cursor is the API's: the (tenant, address) of the previous page's last row. */
+    json_t *after = o->cursor ? mh_cursor_decode(o->cursor, 2) : NULL;
+    if (o->cursor && (!after || strcmp(json_string_value(json_array_get(after, 0)), o->tenant))) {
+        fprintf(stderr, "mailhook suppressions list: --cursor: not a cursor of this list\n");
+        json_decref(after);
+        return 2;
+    }
     json_t *items = NULL;
-    if (supp_list(st, o->tenant, o->reason, o->cursor, o->tenant, o->limit + 1, &items, err,
-                  sizeof(err)) < 0) {
+    int rc = supp_list(st, o->tenant, o->reason, json_string_value(json_array_get(after, 1)),
+                       o->tenant, o->limit + 1, &items, err, sizeof(err));
+    json_decref(after);
+    if (rc < 0) {
         fprintf(stderr, "mailhook suppressions list: %s\n", err);
         return 1;
     }
-    const char *next = NULL;
+    char *next = NULL;
     if ((long)json_array_size(items) > o->limit) {
         json_array_remove(items, (size_t)o->limit);
-        next = json_string_value(json_object_get(json_array_get(items, (size_t)o->limit - 1), "address"));
+        json_t *last = json_array_get(items, (size_t)o->limit - 1);
+        const char *parts[2] = {json_string_value(json_object_get(last, "tenant")),
+                                json_string_value(json_object_get(last, "address"))};
+        next = mh_cursor_encode(parts, 2);
     }
     if (o->json) {
         json_t *v = json_pack("{sOss?}", "items", items, "next_cursor", next);
@@ -170,6 +190,7 @@ static int do_list(struct supp_store *st, const struct opts *o, int argc)
         cli_print_table(stdout, items, columns);
         if (next) fprintf(stderr, "more: --cursor '%s'\n", next);
     }
+    free(next);
     json_decref(items);
     return 0;
 }
@@ -215,7 +236,7 @@ static int do_add_remove(struct supp_store *st, const struct opts *o, int lift, 
     }
     json_t *ops = json_array();
     for (int i = 0; i < argc; i++) {
-        char addr[400];
+        char addr[SUPP_ADDRESS_MAX + 1];
         if (supp_address_normalize(argv[i], addr, sizeof(addr)) < 0) {
             fprintf(stderr, "mailhook suppressions %s: \"%s\" is not an email address\n", what,
                     argv[i]);
@@ -269,10 +290,11 @@ static int do_import(struct supp_store *st, const struct opts *o, int argc, char
         const char *reason = col_reason >= 0 && (size_t)col_reason < n && *f[col_reason]
                                  ? f[col_reason]
                                  : o->reason ? o->reason : "manual";
-        char addr[400];
-        if (!tenant || !*tenant) {
-            fprintf(stderr, "mailhook suppressions import: %s:%ld: no tenant (add a tenant "
-                            "column or --tenant)\n", argv[0], lineno);
+        char addr[SUPP_ADDRESS_MAX + 1];
+        if (!tenant || !*tenant || strlen(tenant) > MH_TENANT_MAX) {
+            fprintf(stderr, "mailhook suppressions import: %s:%ld: %s\n", argv[0], lineno,
+                    tenant && *tenant ? "tenant longer than 1024 bytes"
+                                      : "no tenant (add a tenant column or --tenant)");
             rc = 1;
             break;
         }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailhook/api_tokens.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
 #include "mailhook/provider_options.h"
@@ -189,12 +190,6 @@ static int set_key(struct load_ctx *ctx, const struct key_def *kd, void *obj, co
     return 0;
 }
 
-static void add_token(struct mh_config *cfg, const char *token)
-{
-    cfg->api.tokens = mh_realloc(cfg->api.tokens, (cfg->api.n_tokens + 1) * sizeof(char *));
-    cfg->api.tokens[cfg->api.n_tokens++] = mh_strdup(token);
-}
-
 static void kv_append(struct mh_kv **head, const char *key, const char *value, int line)
 {
     struct mh_kv *kv = mh_calloc(1, sizeof(*kv));
@@ -322,33 +317,46 @@ static int handle_source_key(struct load_ctx *ctx, struct mh_source *src, const 
     return 1;
 }
 
-/* token, token_env, token_file of [api]: each adds one accepted bearer token. */
+/*
+ * token, token_env, token_file of [api]: each adds accepted bearer tokens with the
+ * tenants they may act for (api_tokens.h). Errors name the problem, never the token.
+ */
 static int handle_token_key(struct load_ctx *ctx, const char *name, const char *value)
 {
+    char problem[384];
     if (!strcmp(name, "token")) {
-        if (!*value) return fail_at(ctx, ctx->line, "[api] token: empty");
-        add_token(ctx->cfg, value);
+        if (mh_api_token_add_entry(ctx->cfg, value, problem, sizeof(problem)) < 0)
+            return fail_at(ctx, ctx->line, "[api] token: %s", problem);
         return 1;
     }
     if (!strcmp(name, "token_env")) {
-        const char *v = getenv(value);
+        /* VAR [TENANTS]: an environment variable's name holds no space. */
+        size_t n = strcspn(value, " \t");
+        char *var = mh_strndup(value, n);
+        const char *scope = value + n + strspn(value + n, " \t");
+        const char *v = getenv(var);
+        int rc = 1;
         if (!v || !*v)
-            return fail_at(ctx, ctx->line, "[api] token_env: environment variable %s is not set",
-                           value);
-        add_token(ctx->cfg, v);
-        return 1;
+            rc = fail_at(ctx, ctx->line, "[api] token_env: environment variable %s is not set",
+                         var);
+        else if (strpbrk(scope, " \t"))
+            rc = fail_at(ctx, ctx->line, "[api] token_env: expected VARIABLE [TENANTS]");
+        else {
+            /* White space around the token (a newline from a file, say) is not part of it. */
+            v += strspn(v, " \t\r\n");
+            char *token = mh_strdup(v);
+            size_t len = strlen(token);
+            while (len && strchr(" \t\r\n", token[len - 1])) token[--len] = '\0';
+            if (mh_api_token_add(ctx->cfg, token, scope, problem, sizeof(problem)) < 0)
+                rc = fail_at(ctx, ctx->line, "[api] token_env: %s: %s", var, problem);
+            memset(token, 0, len);
+            free(token);
+        }
+        free(var);
+        return rc;
     }
-    char *s = read_secret_file(value);
-    if (!s)
-        return fail_at(ctx, ctx->line, "[api] token_file: cannot read %s: %s", value,
-                       strerror(errno));
-    if (!*s) {
-        free(s);
-        return fail_at(ctx, ctx->line, "[api] token_file: %s is empty", value);
-    }
-    add_token(ctx->cfg, s);
-    memset(s, 0, strlen(s));
-    free(s);
+    if (mh_api_token_add_file(ctx->cfg, value, problem, sizeof(problem)) < 0)
+        return fail_at(ctx, ctx->line, "[api] token_file: %s", problem);
     return 1;
 }
 
@@ -606,11 +614,7 @@ void mh_config_free(struct mh_config *cfg)
     for (size_t i = 0; i < sizeof(key_defs) / sizeof(key_defs[0]); i++)
         if (key_defs[i].type == KEY_STR) free(*(char **)((char *)cfg + key_defs[i].offset));
     kv_free(cfg->kafka);
-    for (size_t i = 0; i < cfg->api.n_tokens; i++) {
-        memset(cfg->api.tokens[i], 0, strlen(cfg->api.tokens[i]));
-        free(cfg->api.tokens[i]);
-    }
-    free(cfg->api.tokens);
+    mh_api_tokens_free(cfg);
     for (size_t i = 0; i < cfg->n_tenant_policies; i++) {
         free(cfg->tenant_policies[i]->tenant);
         free(cfg->tenant_policies[i]);

@@ -11,7 +11,11 @@
 
 #include "mailhook/crypto.h"
 #include "mailhook/log.h"
+#include "mailhook/suppression_rules.h"
 #include "mailhook/timeutil.h"
+
+_Static_assert(MH_LIMIT_RECIPIENT == SUPP_ADDRESS_MAX,
+               "a stored recipient must be an address the suppression list can key");
 
 /* U+FFFD REPLACEMENT CHARACTER, what NUL and invalid bytes become. */
 static const char replacement[] = "\xEF\xBF\xBD";

@@ -90,10 +90,14 @@ json_t *supp_effect(const struct mh_suppression_policy *pol, json_t *ev, int fre
     json_t *at = json_object_get(ev, "occurred_at");
     if (!json_is_string(at)) at = json_object_get(ev, "received_at");
     if (!json_is_string(at)) return NULL; /* no time, no place in the register */
+    /* Only an address the API and the CLI can name again gets state. */
+    char addr[SUPP_ADDRESS_MAX + 1];
+    const char *rcpt = json_string_value(json_object_get(ev, "recipient"));
+    if (supp_address_normalize(rcpt, addr, sizeof(addr)) < 0) return NULL;
 
     json_t *e = json_object();
     json_object_set(e, "tenant", json_object_get(ev, "tenant"));
-    json_object_set(e, "address", json_object_get(ev, "recipient"));
+    json_object_set_new(e, "address", json_string(addr));
     json_object_set_new(e, "op", json_string(supp_op_name(op)));
     json_object_set_new(e, "reason", json_string(reason));
     json_object_set(e, "at", at);
@@ -124,7 +128,7 @@ int supp_address_normalize(const char *in, char *out, size_t outlen)
     while (isspace((unsigned char)*in)) in++;
     size_t n = strlen(in);
     while (n && isspace((unsigned char)in[n - 1])) n--;
-    if (n == 0 || n > 320 || n + 1 > outlen) return -1;
+    if (n == 0 || n > SUPP_ADDRESS_MAX || n + 1 > outlen) return -1;
     int at = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];

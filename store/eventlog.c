@@ -6,15 +6,15 @@
  * Order is (log_at, tenant, provider, event_id) — log_at being occurred_at, or the claim
  * time for an event without one — newest first for the log, oldest first for a
  * message's timeline. The cursor is that tuple of the page's last row (log_at with
- * microseconds), JSON in URL-safe base64: opaque to clients, stable under inserts, and
- * served by the mh_event_claims_log index.
+ * microseconds), an mh_cursor (JSON in URL-safe base64): opaque to clients, any stored
+ * value round-trips, stable under inserts, and served by the mh_event_claims_log index.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
-#include "mailhook/crypto.h"
+#include "mailhook/cursor.h"
 #include "mailhook/log.h"
 #include "mailhook/pg.h"
 #include "mailhook/timeutil.h"
@@ -39,43 +39,12 @@ static const char oldest_sql[] =
     " AND ($7::timestamptz IS NULL OR (log_at, tenant, provider, event_id) > ($7, $8, $9, $10))"
     " ORDER BY log_at, tenant, provider, event_id LIMIT $11::integer";
 
-static char *cursor_encode(const char *at, const char *tenant, const char *provider,
-                           const char *event_id)
-{
-    json_t *arr = json_pack("[ssss]", at, tenant, provider, event_id);
-    char *txt = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    if (!txt) mh_oom();
-    size_t n = strlen(txt);
-    char *out = mh_malloc(4 * ((n + 2) / 3) + 1);
-    size_t len = mh_b64_encode((const unsigned char *)txt, n, out);
-    free(txt);
-    while (len && out[len - 1] == '=') out[--len] = '\0';
-    for (char *p = out; *p; p++) {
-        if (*p == '+') *p = '-';
-        else if (*p == '/') *p = '_';
-    }
-    return out;
-}
-
 /* Fills the four strings (pointing into *holder) from a cursor; -1 when it is not one. */
 static int cursor_decode(const char *cursor, json_t **holder, const char *parts[4])
 {
-    size_t n = strlen(cursor);
-    if (n == 0 || n > 4096) return -1;
-    unsigned char *buf = mh_malloc(n + 4);
-    ssize_t len = mh_b64_decode(cursor, n, buf, n + 4);
-    if (len <= 0) {
-        free(buf);
-        return -1;
-    }
-    *holder = json_loadb((const char *)buf, (size_t)len, 0, NULL);
-    free(buf);
-    if (!json_is_array(*holder) || json_array_size(*holder) != 4) return -1;
-    for (size_t i = 0; i < 4; i++) {
-        parts[i] = json_string_value(json_array_get(*holder, i));
-        if (!parts[i]) return -1;
-    }
+    *holder = mh_cursor_decode(cursor, 4);
+    if (!*holder) return -1;
+    for (size_t i = 0; i < 4; i++) parts[i] = json_string_value(json_array_get(*holder, i));
     int64_t ms;
     return mh_time_parse(parts[0], &ms);
 }
@@ -130,9 +99,11 @@ int eventlog_page(PGconn *pg, const struct eventlog_query *q, json_t **items, ch
         json_t *ev = json_loads(PQgetvalue(res, row, 0), 0, NULL);
         if (ev) json_array_append_new(*items, ev);
     }
-    if (rows > q->limit && shown > 0)
-        *next_cursor = cursor_encode(PQgetvalue(res, shown - 1, 1), PQgetvalue(res, shown - 1, 2),
-                                     PQgetvalue(res, shown - 1, 3), PQgetvalue(res, shown - 1, 4));
+    if (rows > q->limit && shown > 0) {
+        const char *last[4] = {PQgetvalue(res, shown - 1, 1), PQgetvalue(res, shown - 1, 2),
+                               PQgetvalue(res, shown - 1, 3), PQgetvalue(res, shown - 1, 4)};
+        *next_cursor = mh_cursor_encode(last, 4);
+    }
     PQclear(res);
     rc = 0;
 out:

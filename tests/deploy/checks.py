@@ -83,6 +83,11 @@ FILE_KEYS = ("secret_file", "token_file", "public_key_file")
 ENV_KEYS = ("secret_env", "token_env")
 
 
+def env_var(value: str) -> str:
+    """The variable an ENV_KEYS value names ([api] token_env may add tenants after it)."""
+    return (value.split() or [""])[0]
+
+
 # ---------------------------------------------------------------------------------------
 # reporting
 
@@ -360,7 +365,7 @@ class LoaderCheck:
                 stand_in.write_text(f"placeholder-{section}-{key}\n")
             text = replace_line_value(text, line, str(stand_in))
         for _, _, value, _ in ini.where(ENV_KEYS):
-            env[value] = f"placeholder-{value}"
+            env[env_var(value)] = f"placeholder-{env_var(value)}"
         for _, key, value, line in ini.where(["migrations_dir"]):
             text = replace_line_value(text, line, str(ROOT / "migrations"))
         dsn = ini.get("postgres", "dsn")
@@ -1010,6 +1015,7 @@ def check_compose(progs: Programs, loader: LoaderCheck, tmp: Path,
             if sname not in svc_secrets:
                 problems.append(f"{name}: lacks secret {sname} ({ini.label}:{line}); every program reads every secret")
         for _, _, var, line in ini.where(ENV_KEYS):
+            var = env_var(var)
             if var not in env:
                 problems.append(f"{name}: variable {var} ({ini.label}:{line}) is not set")
     for sname, spec in top_secrets.items():
@@ -1229,6 +1235,7 @@ def check_k8s(progs: Programs, loader: LoaderCheck, tmp: Path, cmake_version: st
                                         f"every program reads every secret file")
                 env_names = {e["name"] for e in c.get("env") or []}
                 for _, _, var, line in ini.where(ENV_KEYS):
+                    var = env_var(var)
                     if var not in env_names:
                         problems.append(f"{cw}: variable {var} ({ini.label}:{line}) is not set")
             for e in c.get("env") or []:

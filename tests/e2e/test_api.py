@@ -4,6 +4,7 @@ and the `mailhook events` CLI that shares its queries."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -313,3 +314,135 @@ def test_sigterm_answers_the_requests_in_progress(mailhook, pg):
     assert "error" not in result, result
     assert result["response"].status_code == 201
     assert api.proc.popen.wait(15) == 0
+
+
+# ---------------------------------------------------------------------------------------
+# addresses of every length the worker keeps state for
+
+ADDRESS_MAX = 1024  # SUPP_ADDRESS_MAX
+
+
+def _address(prefix: str, tag: str, length: int) -> str:
+    local = f"{prefix}-{tag}-"
+    return local + "x" * (length - len(local) - len("@example.com")) + "@example.com"
+
+
+def _cursor_before(tenant: str, prefix: str) -> str:
+    """A list cursor as the API makes them (URL-safe base64 of JSON [tenant, address]),
+    placed just before every address that starts with prefix: a walk from it covers
+    this test's addresses without paging through the rest of the shared tenant."""
+    raw = json.dumps([tenant, prefix], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _walk(page, cursor: str, mine: set[str]) -> list[str]:
+    """Pages of one from cursor until every address of mine was seen (or 30 pages)."""
+    seen: list[str] = []
+    for _ in range(30):
+        items, cursor = page(cursor)
+        assert len(items) <= 1
+        seen += items
+        if mine <= set(seen) or not cursor:
+            break
+    return seen
+
+
+def test_addresses_of_every_allowed_length(mailhook, api, pg):
+    """A hard bounce for a 500-byte and for a maximum-length recipient, and a
+    maximum-length address added through the API, are each looked up, listed one per page
+    (each ending a page, its cursor handed back) and removed, through the API and the CLI.
+    A recipient one byte longer gets no state (nothing could name it) and crashes nothing."""
+    tenant = mailhook.sources["maildog"]["tenant"]
+    p = f"long{uid()}"
+    short = f"{p}-a@example.com"
+    a500, amax = _address(p, "b", 500), _address(p, "c", ADDRESS_MAX)
+    by_api = _address(p, "d", ADDRESS_MAX)
+    over = _address(p, "e", ADDRESS_MAX + 1)
+    assert (len(a500), len(amax), len(over)) == (500, ADDRESS_MAX, ADDRESS_MAX + 1)
+    at = datetime.now(timezone.utc) - timedelta(minutes=5)
+    over_msg = f"over-{uid()}"
+    for a in (short, a500, amax, over):
+        maildog(mailhook, "hard_bounce", a.upper(), at, reason="550 5.1.1 no such user",
+                smtp_code=550, **({"message_id": over_msg} if a == over else {}))
+    r = api.add(tenant, by_api.upper(), "complaint")
+    assert r.status_code == 201, r.text
+    assert r.json()["address"] == by_api and r.json()["reason"] == "complaint"
+    for a in (short, a500, amax):
+        state = helpers.wait_for(lambda a=a: api.state(tenant, a).status_code == 200 and
+                                 api.state(tenant, a).json(), 30, what=f"{a[:40]}… suppressed")
+        assert state["address"] == a and state["reason"] == "bounce"
+
+    # The over-long recipient's event is in the log, its address has no state.
+    helpers.wait_for(lambda: api.get("/v1/events", params={"message_id": over_msg}).json()["items"],
+                     30, what="the over-long recipient's event in the log")
+    assert pg.execute("SELECT count(*) FROM mh_suppressions WHERE address = %s",
+                      (over,)).fetchone()[0] == 0
+    r = api.state(tenant, over)
+    assert r.status_code == 400 and "1024" in r.json()["error"]
+    r = api.add(tenant, over)
+    assert r.status_code == 400 and "1024" in r.json()["error"]
+
+    mine = [short, a500, amax, by_api]
+    start = _cursor_before(tenant, p)
+
+    def api_page(cursor):
+        r = api.get("/v1/suppressions", params={"tenant": tenant, "limit": 1, "cursor": cursor})
+        assert r.status_code == 200, r.text
+        return [i["address"] for i in r.json()["items"]], r.json()["next_cursor"]
+
+    def cli_page(cursor):
+        out = mailhook.cli("suppressions", "list", "--tenant", tenant, "--limit", "1",
+                           "--cursor", cursor, "--json")
+        body = json.loads(out.stdout)
+        return [i["address"] for i in body["items"]], body["next_cursor"]
+
+    for page in (api_page, cli_page):
+        seen = _walk(page, start, set(mine))
+        assert [a for a in seen if a in mine] == sorted(mine, key=lambda a: mine.index(a)), \
+            [a[:40] for a in seen]
+    assert requests.get(api.base + "/healthz", timeout=5).status_code == 200  # still serving
+
+    # Look up and remove: the 500-byte one through the API, the longest through the CLI.
+    assert api.state(tenant, a500.upper()).json()["suppressed"] is True
+    r = api.remove(tenant, a500)
+    assert r.status_code == 200 and r.json() == {"tenant": tenant, "address": a500,
+                                                 "suppressed": False}
+    assert api.state(tenant, a500).status_code == 404
+    out = mailhook.cli("suppressions", "check", "--tenant", tenant, amax.upper(), "--json",
+                       check=False)
+    assert out.returncode == 3 and json.loads(out.stdout)["address"] == amax
+    mailhook.cli("suppressions", "remove", "--tenant", tenant, amax, by_api)
+    for a in (amax, by_api):
+        assert api.state(tenant, a).status_code == 404
+    out = mailhook.cli("suppressions", "check", "--tenant", tenant, amax)
+    assert out.returncode == 0
+    out = mailhook.cli("suppressions", "check", "--tenant", tenant, over, check=False)
+    assert out.returncode == 2 and b"not an email address" in out.stderr
+    # What is left pages on: the short address alone.
+    seen = _walk(api_page, start, {short})
+    assert [a for a in seen if a.startswith(p)] == [short]
+
+
+@pytest.mark.parametrize("path,params,needle", [
+    ("/v1/suppressions/" + "a" * 1100 + "%40example.com", {"tenant": "t"}, "not an email address"),
+    ("/v1/suppressions", {"tenant": "t" * 1025}, "tenant: longer than 1024 bytes"),
+    ("/v1/suppressions", {"tenant": "t", "cursor": "A" * 40000}, "cursor: longer than"),
+    ("/v1/suppressions", {"tenant": "t", "cursor": "WyJ0IiwiYUBiIiwiYyJd"}, "cursor"),
+    ("/v1/suppressions", {"tenant": "t", "limit": " 5"}, "limit"),
+    ("/v1/suppressions", {"tenant": ["t", "u"]}, "given more than once"),
+    ("/v1/suppressions/%FF%40example.com", {"tenant": "t"}, "not an email address"),
+    ("/v1/messages/%FF/events", {}, "message id"),
+    ("/v1/events", {"message_id": "m" * 4097}, "message_id: longer than 4096 bytes"),
+])
+def test_over_long_and_malformed_input_is_a_400(api, path, params, needle):
+    r = requests.get(api.base + path, params=params, headers=api.h(), timeout=10)
+    assert r.status_code == 400, r.text
+    assert needle in r.json()["error"], r.json()
+    assert requests.get(api.base + "/healthz", timeout=5).status_code == 200
+
+
+def test_query_with_invalid_utf8_or_nul_is_a_400(api):
+    for query in ("tenant=%FF", "tenant=t&colour%FF=1", "tenant=t%00u", "tenant=t&reason=%C3"):
+        r = requests.get(f"{api.base}/v1/suppressions?{query}", headers=api.h(), timeout=10)
+        assert r.status_code == 400, (query, r.text)
+        assert "error" in r.json()

@@ -101,7 +101,7 @@ def test_poison_values_are_stored_or_dead_lettered_and_the_pipeline_goes_on(mail
     dead = dead_bodies(mailhook.consume("dlq", from_offsets=dlq_before, expect_n=len(dead_poison),
                                         settle=2, timeout=60))
     assert set(dead) == set(dead_poison), [b[:60] for b in dead]
-    assert "recipient of 5132 bytes is over the 320-byte limit" in \
+    assert "recipient of 5132 bytes is over the 1024-byte limit" in \
         dead[dead_poison[0]].headers["mh-dlq-reason"]
     assert "message_id of 5120 bytes is over the 998-byte limit" in \
         dead[dead_poison[1]].headers["mh-dlq-reason"]

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 /* The rules are pure functions; the test compiles them in directly. */
+#include "mailhook/api_tokens.h"
 #include "mailhook/suppression_rules.h"
 
 static char path[64];
@@ -127,6 +128,29 @@ static void test_no_recipient_no_effect(void **state)
     json_decref(ev);
 }
 
+/* State is kept for exactly the addresses the API and the CLI can name again. */
+static void test_effect_needs_an_address_the_api_takes(void **state)
+{
+    (void)state;
+    struct mh_suppression_policy pol = defaults();
+    json_t *ev = event("email.complained", NULL);
+    char addr[SUPP_ADDRESS_MAX + 2];
+    memset(addr, 'b', sizeof(addr));
+    memcpy(addr + SUPP_ADDRESS_MAX - 12, "@example.com", 13); /* SUPP_ADDRESS_MAX bytes */
+    json_object_set_new(ev, "recipient", json_string(addr));
+    json_t *e = supp_effect(&pol, ev, 1);
+    assert_non_null(e);
+    assert_int_equal(strlen(json_string_value(json_object_get(e, "address"))), SUPP_ADDRESS_MAX);
+    json_decref(e);
+    memset(addr, 'b', sizeof(addr));
+    memcpy(addr + SUPP_ADDRESS_MAX + 1 - 12, "@example.com", 13); /* one byte more */
+    json_object_set_new(ev, "recipient", json_string(addr));
+    assert_null(supp_effect(&pol, ev, 1));
+    json_object_set_new(ev, "recipient", json_string("undisclosed recipients"));
+    assert_null(supp_effect(&pol, ev, 1));
+    json_decref(ev);
+}
+
 static void test_effect_objects(void **state)
 {
     (void)state;
@@ -167,20 +191,25 @@ static void test_effect_objects(void **state)
 static void test_address_normalize(void **state)
 {
     (void)state;
-    char out[400];
+    char out[SUPP_ADDRESS_MAX + 1];
     assert_int_equal(supp_address_normalize("  Jane.Doe@Example.COM \n", out, sizeof(out)), 0);
     assert_string_equal(out, "jane.doe@example.com");
     assert_int_equal(supp_address_normalize("no-at-sign", out, sizeof(out)), -1);
     assert_int_equal(supp_address_normalize("", out, sizeof(out)), -1);
     assert_int_equal(supp_address_normalize("a b@example.com", out, sizeof(out)), -1);
     assert_int_equal(supp_address_normalize("a\x01@example.com", out, sizeof(out)), -1);
-    char longer[400];
-    memset(longer, 'a', 330);
-    memcpy(longer + 300, "@example.com", 13);
+    /* Up to SUPP_ADDRESS_MAX bytes, white space around it aside. */
+    char longer[SUPP_ADDRESS_MAX + 8];
+    memset(longer, 'A', sizeof(longer));
+    longer[0] = ' ';
+    memcpy(longer + 1 + SUPP_ADDRESS_MAX - 12, "@example.com ", 14);
     assert_int_equal(supp_address_normalize(longer, out, sizeof(out)), 0);
-    memset(longer, 'a', 330);
-    memcpy(longer + 318, "@example.com", 13);
-    assert_int_equal(supp_address_normalize(longer, out, sizeof(out)), -1); /* 330 > 320 */
+    assert_int_equal(strlen(out), SUPP_ADDRESS_MAX);
+    assert_int_equal(out[0], 'a');
+    memset(longer, 'a', sizeof(longer));
+    memcpy(longer + SUPP_ADDRESS_MAX + 1 - 12, "@example.com", 13);
+    assert_int_equal(supp_address_normalize(longer, out, sizeof(out)), -1); /* one byte over */
+    assert_int_equal(supp_address_normalize(longer + 1, out, SUPP_ADDRESS_MAX), -1); /* no room */
     assert_int_equal(supp_address_normalize("a@b", out, 3), -1); /* no room */
     assert_true(supp_reason_valid("manual") && supp_reason_valid("bounce"));
     assert_false(supp_reason_valid("soft_bounce") || supp_reason_valid(NULL));
@@ -238,8 +267,9 @@ static void test_config_tenant_inherits(void **state)
     assert_true(acme->hard_bounce);
     assert_string_equal(cfg->api.listen, "0.0.0.0:9000");
     assert_int_equal(cfg->api.n_tokens, 2);
-    assert_string_equal(cfg->api.tokens[0], "one");
-    assert_string_equal(cfg->api.tokens[1], "tok-env");
+    assert_ptr_equal(mh_api_token_find(cfg, "one", 3), &cfg->api.tokens[0]);
+    assert_ptr_equal(mh_api_token_find(cfg, "tok-env", 7), &cfg->api.tokens[1]);
+    assert_true(cfg->api.tokens[0].operator && cfg->api.tokens[1].operator);
     assert_int_equal(cfg->api.max_limit, 500);
 
     /* The rules follow the event's tenant. */
@@ -287,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_default_rules),
         cmocka_unit_test(test_rules_switched_off),
         cmocka_unit_test(test_no_recipient_no_effect),
+        cmocka_unit_test(test_effect_needs_an_address_the_api_takes),
         cmocka_unit_test(test_effect_objects),
         cmocka_unit_test(test_address_normalize),
         cmocka_unit_test(test_config_defaults),

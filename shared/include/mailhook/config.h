@@ -68,6 +68,17 @@ struct mh_suppression_policy {
     unsigned set_mask; /* which fields the tenant's section set (internal) */
 };
 
+/*
+ * One accepted bearer token of [api]. Only its digest is kept (HMAC-SHA-256 under the
+ * config's random token_key), never the token itself.
+ */
+struct mh_api_token {
+    unsigned char digest[32];
+    int operator;     /* may act for every tenant, and ask across tenants */
+    char **tenants;   /* else: the tenants it may act for */
+    size_t n_tenants;
+};
+
 struct mh_config {
     char *path;
     struct {
@@ -106,8 +117,9 @@ struct mh_config {
     } postgres;
     struct {
         char *listen; /* "host:port", 127.0.0.1:8081 unless configured */
-        char **tokens; /* accepted bearer tokens; never logged */
+        struct mh_api_token *tokens; /* accepted bearer tokens (api_tokens.h) */
         size_t n_tokens;
+        unsigned char token_key[32]; /* random per load: keys the tokens' digests */
         long max_body_bytes;
         long request_timeout_ms;
         long db_connections; /* PostgreSQL connections (one thread each) serving requests */

@@ -21,7 +21,9 @@
 #define MH_LIMIT_TENANT 256
 #define MH_LIMIT_SOURCE 256
 #define MH_LIMIT_PROVIDER 64
-#define MH_LIMIT_RECIPIENT 320  /* RFC 3696: 64 + "@" + 255 */
+/* The suppression list's limit (SUPP_ADDRESS_MAX), not RFC 3696's 320: every recipient
+ * the worker stores can be looked up, listed and removed through the API and the CLI. */
+#define MH_LIMIT_RECIPIENT 1024
 #define MH_LIMIT_MESSAGE_ID 998 /* RFC 5322's longest line */
 
 /* Times mailhook stores: 1970-01-01T00:00:00.000Z up to 9999-12-31T23:59:59.999Z (RFC

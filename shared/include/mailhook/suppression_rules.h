@@ -10,6 +10,14 @@
 
 #include "mailhook/config.h"
 
+/*
+ * The longest address suppression state is kept for, in bytes (RFC 5321 allows 254;
+ * mailhook is lenient, but bounded so every stored address fits a URL, a cursor and a
+ * PostgreSQL index entry). The worker keeps no state for a longer recipient, and the API
+ * and the CLI refuse longer input.
+ */
+#define SUPP_ADDRESS_MAX 1024
+
 enum supp_op {
     SUPP_NONE = 0, /* the event does not touch suppression state (it is still logged) */
     SUPP_SUPPRESS, /* main register: suppressed, with a reason */
@@ -31,7 +39,8 @@ const char *supp_op_name(enum supp_op op);
 
 /*
  * The effect object mh_suppression_apply takes for ev (see the migration), or NULL when
- * the event does nothing. fresh: apply it (1) or only report the address's state (0).
+ * the event does nothing (also when its recipient is not an address that
+ * supp_address_normalize accepts: such a recipient cannot be mailed, looked up or lifted). fresh: apply it (1) or only report the address's state (0).
  * The time is occurred_at, else received_at. Returns a new reference.
  */
 json_t *supp_effect(const struct mh_suppression_policy *pol, json_t *ev, int fresh);
@@ -40,8 +49,9 @@ json_t *supp_effect(const struct mh_suppression_policy *pol, json_t *ev, int fre
 int supp_reason_valid(const char *reason);
 
 /*
- * An address as mailhook keys it: trimmed and lower-cased into out. Returns -1 when it
- * is empty, longer than 320 bytes, has no "@", or holds a space or a control character.
+ * An address as mailhook keys it: trimmed and lower-cased into out (SUPP_ADDRESS_MAX + 1
+ * bytes hold every address). Returns -1 when it is empty, longer than SUPP_ADDRESS_MAX
+ * bytes, has no "@", holds a space or a control character, or does not fit outlen.
  */
 int supp_address_normalize(const char *in, char *out, size_t outlen);
 
