@@ -5,8 +5,9 @@
  * Verify: X-Ark-Signature, base64 RSA-SHA256 of the raw body, with X-Ark-Signature-KID
  * naming the JWKS key; Postal's headers are accepted too (Ark appears to run on Postal),
  * in the same order. The envelope's timestamp must lie within timestamp_tolerance_s of
- * now: Ark's documentation checks 300 seconds and re-stamps redeliveries, so that is the
- * default (0 disables).
+ * now. Ark retries a failed delivery for about 3 days, and whether an automatic retry
+ * is re-stamped is not documented: the default, 345600 s (4 days), lets every genuine
+ * retry through; dedup makes a replay inside the window harmless (0 disables).
  *
  * Parse: Postal's envelope plus Ark's tenant_id (kept as metadata) and its numeric
  * bounce classification codes. Ark documents that the event type may be known only from
@@ -25,7 +26,7 @@ static const struct mh_postal_flavor ark_flavor = {
 
 static const struct mh_option_def ark_options[] = {
     MH_POSTAL_KEY_OPTIONS,
-    MH_OPT_TIMESTAMP_TOLERANCE("300"),
+    MH_OPT_TIMESTAMP_TOLERANCE("345600"),
     {0},
 };
 

@@ -41,7 +41,7 @@ def test_json_lists_typed_options():
     tol = _option(providers["postal"], "timestamp_tolerance_s")
     assert (tol["type"], tol["default"], tol["min"], tol["max"]) == ("int", 86400, 0, 31 * 86400)
     assert "0 turns the check off" in tol["help"]
-    assert _option(providers["ark"], "timestamp_tolerance_s")["default"] == 300
+    assert _option(providers["ark"], "timestamp_tolerance_s")["default"] == 345600
     assert _option(providers["mailgun"], "timestamp_tolerance_s")["default"] == 9 * 3600
     assert _option(providers["sendgrid"], "timestamp_tolerance_s")["default"] == 96 * 3600
 
@@ -65,7 +65,7 @@ def test_text_rows_and_selection(tmp_path):
     assert "\nark (secret not required)\n" in out.stdout
     assert "sendgrid" not in out.stdout
     rows = [r.split() for r in out.stdout.splitlines() if r.startswith("timestamp_tolerance_s")]
-    assert [r[1:4] for r in rows] == [["int", "86400", "0..2678400"], ["int", "300", "0..2678400"]]
+    assert [r[1:4] for r in rows] == [["int", "86400", "0..2678400"], ["int", "345600", "0..2678400"]]
 
     # No config file needed, even a missing one named explicitly.
     out = _mailhook("providers", "mandrill", config=tmp_path / "missing.ini")

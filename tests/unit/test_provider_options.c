@@ -151,7 +151,7 @@ static void test_postal_and_ark_defaults(void **state)
     assert_int_equal(d->min, 0);
     assert_int_equal(d->max, 31L * 86400);
     d = mh_options_find(mh_provider_find("ark")->options, "timestamp_tolerance_s");
-    assert_string_equal(d->def, "300");
+    assert_string_equal(d->def, "345600");
 }
 
 /* Through mh_config_load: the error names file, line and option; typed reads after. */
