@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "mailhook/log.h"
+#include "mailhook/pg.h"
 
 #define MIGRATE_LOCK_KEY "7244117155150352001"
 
@@ -47,10 +48,13 @@ static char *read_file(const char *path)
 static int exec_cmd(PGconn *pg, const char *sql, const char *what)
 {
     PGresult *res = PQexec(pg, sql);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (!ok) fprintf(stderr, "mailhook migrate: %s: %s", what, PQresultErrorMessage(res));
+    /* A migration file may end with a SELECT: rows are as good as a command. */
+    ExecStatusType want = PQresultStatus(res) == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+    char err[1024];
+    int rc = mh_pg_ok(res, want, what, err, sizeof(err));
+    if (rc < 0) fprintf(stderr, "mailhook migrate: %s\n", err);
     PQclear(res);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 static int is_applied(PGconn *pg, const char *version)
@@ -79,8 +83,9 @@ static int apply_one(PGconn *pg, const char *dir, const char *file)
     const char *params[] = {version};
     PGresult *res = PQexecParams(pg, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL,
                                  params, NULL, NULL, 0);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok) fprintf(stderr, "mailhook migrate: record %s: %s", version, PQresultErrorMessage(res));
+    char err[1024];
+    int ok = mh_pg_ok(res, PGRES_COMMAND_OK, "record the migration", err, sizeof(err)) == 0;
+    if (!ok) fprintf(stderr, "mailhook migrate: %s: %s\n", version, err);
     PQclear(res);
     if (!ok) goto rollback;
     if (exec_cmd(pg, "COMMIT", "commit") < 0) goto out;
