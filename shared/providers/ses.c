@@ -49,6 +49,7 @@
 #define RAW_HEADER "x-amz-sns-rawdelivery"
 #define TYPE_HEADER "x-amz-sns-message-type"
 #define TOPIC_HEADER "x-amz-sns-topic-arn"
+#define ID_HEADER "x-amz-sns-message-id"
 #define CERT_FILE_MAX (64 * 1024)
 #define MAX_SIG_BYTES 1024 /* RSA up to 8192 bits */
 
@@ -384,6 +385,13 @@ static enum mh_verdict check_envelope(const struct ses_state *st, const struct m
     const char *hdr_topic = mh_headers_get(req->headers, TOPIC_HEADER);
     if (hdr_topic && strcmp(hdr_topic, json_string_value(topic))) {
         snprintf(err, errlen, "header %s does not match the message's TopicArn", TOPIC_HEADER);
+        return MH_VERIFY_REJECT;
+    }
+    /* Forwarded onto the raw record like the two above: bound to the signed MessageId. */
+    const char *hdr_id = mh_headers_get(req->headers, ID_HEADER);
+    json_t *id = env_field(env, "MessageId");
+    if (hdr_id && (!id || strcmp(hdr_id, json_string_value(id)))) {
+        snprintf(err, errlen, "header %s does not match the message's MessageId", ID_HEADER);
         return MH_VERIFY_REJECT;
     }
     return MH_VERIFY_OK;

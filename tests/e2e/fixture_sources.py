@@ -1,8 +1,9 @@
 """The source each provider's fixtures are configured as: tests/fixtures/<provider>/source.ini.
 
 One file per fixtures folder describes the [source.<name>] block that both the golden
-end-to-end test (test_providers_golden.py, tenant "test") and the local stack
-(deploy/local/lib.sh, tenant "local") write for that provider:
+end-to-end tests (test_providers_golden.py and test_unsigned_requests.py, through
+provider_sources.py; tenant "test") and the local stack (deploy/local/lib.sh, tenant
+"local") write for that provider:
 
     [source]   provider (the folder's name) and the options both write
     [golden]   options only the golden test writes, or writes differently
@@ -40,7 +41,7 @@ PROVIDER_LIST = ROOT / "shared" / "providers" / "providers.def"
 TENANTS = {"golden": "test", "local": "local"}
 
 # The placeholder vocabulary: "@<name>" as a whole value. Keep in step with
-# docs/providers/README.md, the golden test's resolvers and mh_source_value in
+# docs/providers/README.md, provider_sources.py's resolvers and mh_source_value in
 # deploy/local/lib.sh.
 PLACEHOLDERS = {
     "secret": "a new random secret: 32 random bytes, hex",

@@ -2,7 +2,7 @@
 
 For each provider a source named after it (tenant "test", as the unit-test fixtures use)
 is configured on an ingest + worker of this module's own, as the provider's
-tests/fixtures/<provider>/source.ini describes it (fixture_sources.py). Every case is
+tests/fixtures/<provider>/source.ini describes it (provider_sources.py). Every case is
 signed with `mailhook sign` (so signing works for every provider's source) and posted:
 cases with expected.json must come out on the events topic exactly as the golden file
 says (received_at and the raw record's position aside, which depend on the run); cases
@@ -11,7 +11,6 @@ earlier case already carried is a provider duplicate and must not come out again
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -19,19 +18,13 @@ from pathlib import Path
 
 import pytest
 
-import fixture_sources
 import helpers
+import provider_sources
 from helpers import Mailhook
 from test_pipeline import assert_canonical
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures"
-PROVIDERS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+PROVIDERS = provider_sources.providers()
 RUN_DEPENDENT = ("received_at", "raw")
-
-
-def _cases(provider: str) -> list[Path]:
-    return sorted(d for d in (FIXTURES / provider).iterdir() if (d / "body.json").exists())
 
 
 def _normalize(ev: dict) -> str:
@@ -42,52 +35,11 @@ def _normalize(ev: dict) -> str:
 @pytest.fixture(scope="module")
 def golden(stack, session_id, e2e_db, tmp_path_factory):
     work = tmp_path_factory.mktemp("golden")
-    priv, pub = work / "signing.pem", work / "signing.pub.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
-                    "rsa_keygen_bits:2048", "-out", str(priv)], check=True, capture_output=True)
-    subprocess.run(["openssl", "pkey", "-in", str(priv), "-pubout", "-out", str(pub)],
-                   check=True, capture_output=True)
-    # SendGrid signs with ECDSA P-256: a key pair of its own.
-    ec_priv, ec_pub = work / "sendgrid.pem", work / "sendgrid.pub.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-out", str(ec_priv)], check=True,
-                   capture_output=True)
-    subprocess.run(["openssl", "pkey", "-in", str(ec_priv), "-pubout", "-out", str(ec_pub)],
-                   check=True, capture_output=True)
-    # SNS (SES) signs with the RSA key of a certificate named in SigningCertURL: a
-    # self-signed one, named as the fixtures' SigningCertURL names it.
-    ses_dir = work / "ses-certs"
-    ses_dir.mkdir()
-    ses_key = work / "ses.pem"
-    ses_cert = ses_dir / "SimpleNotificationService-0000000000000000000000000000test.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(ses_key), "-out", str(ses_cert), "-days", "2", "-subj",
-                    "/CN=mailhook golden SNS stand-in"], check=True, capture_output=True)
     topics = {role: f"mailhook.{role}.golden-{session_id}"
               for role in ("raw", "events", "dlq", "suppressions")}
     listen = f"127.0.0.1:{helpers.free_port()}"
-    # Each fixtures folder's source.ini says how its source is configured; its "@"
-    # placeholders become this run's secrets, keys and URLs. Every placeholder with a
-    # private half maps to the key `mailhook sign --key` signs with.
-    made = {
-        "secret": helpers.new_secret,
-        "whsec_secret": lambda: "whsec_" + base64.b64encode(os.urandom(32)).decode(),
-        "rsa_public_key": lambda: str(pub),
-        "ec_public_key": lambda: str(ec_pub),
-        "ses_certificate": lambda: str(ses_cert),
-    }
-    private = {"rsa_public_key": priv, "ec_public_key": ec_priv, "ses_certificate": ses_key}
-    assert set(made) | {"webhook_url"} == set(fixture_sources.PLACEHOLDERS)
-    sources, signing_keys = {}, {}
-    for src in fixture_sources.read_all("golden"):
-        values = {ph: make() for ph, make in made.items()
-                  if ph in fixture_sources.placeholders_of(src)}
-        values["webhook_url"] = f"http://{listen}/v1/webhooks/{src.name}"
-        sources[src.name] = fixture_sources.resolve(src, values)
-        for ph in fixture_sources.placeholders_of(src) & set(private):
-            signing_keys[src.name] = private[ph]
-    missing = set(PROVIDERS) - set(sources)
-    assert not missing, f"fixtures of {missing} have no golden source configured here"
+    sources, signing_keys = provider_sources.sources(provider_sources.make_keys(work / "keys"),
+                                                     listen)
     sections = {
         "ingest": {"listen": listen, "raw_topic": topics["raw"]},
         "worker": {"group_id": f"mailhook-golden-{session_id}", "raw_topic": topics["raw"],
@@ -138,7 +90,7 @@ def test_provider_fixtures_through_the_pipeline(golden, provider):
     raw_before = mh.end_offsets("raw")
 
     posted = []  # (case, request id)
-    for case in _cases(provider):
+    for case in provider_sources.cases(provider):
         status, rid = _post_signed(mh, keys, provider, case / "body.json")
         assert status == 200, f"{case.name}: ingest answered {status}"
         posted.append((case, rid))

@@ -112,6 +112,14 @@ static void test_official_vectors(void **state)
     assert_int_equal(verify_h(cfg, body, 0, "x-amz-sns-message-type", "SubscriptionConfirmation", NULL),
                      MH_VERIFY_REJECT);
     assert_int_equal(verify_h(cfg, body, 0, "x-amz-sns-topic-arn", TOPIC_V2, NULL), MH_VERIFY_REJECT);
+    /* The message id header travels with the raw record: it must be the signed one. */
+    assert_int_equal(verify_h(cfg, body, 0, "x-amz-sns-message-id",
+                              "792cda85-518f-5dd3-9163-81d851212f3a", NULL),
+                     MH_VERIFY_OK);
+    assert_int_equal(verify_h(cfg, body, 0, "x-amz-sns-message-id",
+                              "792cda85-518f-5dd3-9163-81d851212f3b", NULL),
+                     MH_VERIFY_REJECT);
+    assert_int_equal(verify_h(cfg, body, 0, "x-amz-sns-message-id", "", NULL), MH_VERIFY_REJECT);
     free(body);
     mh_config_free(cfg);
 }
