@@ -351,7 +351,7 @@ def test_addresses_of_every_allowed_length(mailhook, api, pg):
     """A hard bounce for a 500-byte and for a maximum-length recipient, and a
     maximum-length address added through the API, are each looked up, listed one per page
     (each ending a page, its cursor handed back) and removed, through the API and the CLI.
-    A recipient one byte longer gets no state (nothing could name it) and crashes nothing."""
+    A recipient one byte longer is dead-lettered with the reason and crashes nothing."""
     tenant = mailhook.sources["maildog"]["tenant"]
     p = f"long{uid()}"
     short = f"{p}-a@example.com"
@@ -361,6 +361,7 @@ def test_addresses_of_every_allowed_length(mailhook, api, pg):
     assert (len(a500), len(amax), len(over)) == (500, ADDRESS_MAX, ADDRESS_MAX + 1)
     at = datetime.now(timezone.utc) - timedelta(minutes=5)
     over_msg = f"over-{uid()}"
+    dlq_before = mailhook.end_offsets("dlq")
     for a in (short, a500, amax, over):
         maildog(mailhook, "hard_bounce", a.upper(), at, reason="550 5.1.1 no such user",
                 smtp_code=550, **({"message_id": over_msg} if a == over else {}))
@@ -372,9 +373,15 @@ def test_addresses_of_every_allowed_length(mailhook, api, pg):
                                  api.state(tenant, a).json(), 30, what=f"{a[:40]}… suppressed")
         assert state["address"] == a and state["reason"] == "bounce"
 
-    # The over-long recipient's event is in the log, its address has no state.
-    helpers.wait_for(lambda: api.get("/v1/events", params={"message_id": over_msg}).json()["items"],
-                     30, what="the over-long recipient's event in the log")
+    # The over-long recipient's record is dead-lettered (no stored recipient is longer than
+    # the suppression list's limit), its address has no state.
+    dead = helpers.wait_for(
+        lambda: [d for d in mailhook.consume("dlq", from_offsets=dlq_before, timeout=10)
+                 if d.raw_value and over_msg.encode() in d.raw_value],
+        30, what="the over-long recipient's record on the dead-letter topic")
+    assert len(dead) == 1, dead
+    assert "over the 1024-byte limit" in dead[0].headers["mh-dlq-reason"]
+    assert not api.get("/v1/events", params={"message_id": over_msg}).json()["items"]
     assert pg.execute("SELECT count(*) FROM mh_suppressions WHERE address = %s",
                       (over,)).fetchone()[0] == 0
     r = api.state(tenant, over)
