@@ -27,6 +27,7 @@ import pytest
 
 import helpers
 from test_pipeline import ROOT, uid
+from test_replay import offsets_arg, replay, target, topic_records, wait_live
 
 SETTLE = 3.0  # seconds to wait for an event that must not come
 MIGRATION = ROOT / "migrations" / "0006_dedup_scope.sql"
@@ -176,6 +177,40 @@ def test_platform_provider_dedups_across_its_sources(scoped, pg):
     assert pg.execute("select provider, count(*) from mh_event_claims where tenant = %s"
                       " and recipient = any(%s) group by provider",
                       (mh.tenant, [same, other])).fetchall() == [("ivymail", 2)]
+
+
+def test_replay_keys_claims_like_the_worker(scoped, pg):
+    """`mailhook replay` looks claims up (and a dry run counts events without one) by the
+    same scope: it writes what the live worker emitted, both senders' events included."""
+    mh = scoped
+    tag = uid()
+    start = mh.end_offsets("raw")
+    before = mh.end_offsets("events")
+    for src in ("dog-a", "dog-b"):
+        for i in (1, 2, 3):
+            post_dog(mh, src, dog_event(f"{tag}-{i}", f"{src}.{i}.{tag}@example.com"))
+    post_dog(mh, "dog-a", dog_event(f"{tag}-2", f"dog-a.2.{tag}@example.com"))  # a retry
+    end = mh.end_offsets("raw")
+    wait_live(mh, end)
+    live = delivered(mh, before, 6, settle=0)
+    rng = ("--from-offsets", offsets_arg(start), "--until", offsets_arg(end))
+
+    to = target("scope")
+    try:
+        s = replay(mh, *rng, "--to-topic", to)
+        got = [r.value for r in topic_records(mh, to)]
+    finally:
+        helpers.delete_topics([to], mh.brokers)
+    key = lambda e: (e["source"], e["event_id"])
+    assert sorted(map(key, got)) == sorted(map(key, live))
+    assert (s["events_written"], s["duplicates_skipped"], s["claimed_anew"]) == (6, 1, 0)
+
+    # With the claims expired, a dry run decides as a claim would: six events, one retry.
+    ids = [f"{tag}-{i}" for i in (1, 2, 3)]
+    pg.execute("delete from mh_event_claims where tenant = %s and event_id = any(%s)",
+               (mh.tenant, ids))
+    dry = replay(mh, *rng, "--dry-run")
+    assert (dry["events_written"], dry["duplicates_skipped"], dry["claimed_anew"]) == (6, 1, 6)
 
 
 def insert_old_claim(pg, tenant: str, provider: str, source: str, event_id: str,
