@@ -311,3 +311,12 @@ def test_migration_converts_old_claims_once(stack, mailhook):
         shutil.rmtree(old_dir, ignore_errors=True)
         with psycopg.connect(stack.dsn, autocommit=True) as admin:
             admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+def test_providers_command_names_the_generic_providers(mailhook):
+    out = json.loads(mailhook.cli("providers", "--json").stdout)
+    assert sorted(p["name"] for p in out["providers"] if p["dedup_per_source"]) == \
+        ["hmac", "standard"]
+    text = mailhook.cli("providers", "hmac", "ivymail").stdout.decode()
+    assert "hmac (secret required; events deduplicated per source)\n" in text
+    assert "ivymail (secret required)\n" in text
