@@ -9,8 +9,8 @@
  * standard) serves any number of unrelated senders whose ids are unique only per
  * sender; its scope is "provider/source", so two senders that both number their events
  * 1, 2, 3 do not swallow each other's events. Source names never hold '/' (config.c),
- * so the two forms cannot meet; at most 64 + 1 + 256 bytes
- * (event_limits.h), well inside the claim indexes' row limit. docs/design.md, "Dedup and exactly-once", says more.
+ * so the two forms cannot meet. A scope is at most 64 + 1 + 256 bytes (event_limits.h),
+ * well inside the claim indexes' row limit. docs/design.md, "Dedup scope", says why.
  */
 #ifndef MH_DEDUP_SCOPE_H
 #define MH_DEDUP_SCOPE_H
