@@ -17,7 +17,8 @@ static const char usage_text[] =
     "Lists every provider (or the ones named) with the options a [source.NAME] section of\n"
     "it may set: type, default, allowed values and what the option does. Besides these,\n"
     "every source takes provider, tenant, enabled, secret, secret_env and secret_file.\n\n"
-    "  --json   one JSON object: {\"providers\": [{\"name\", \"needs_secret\", \"options\": [...]}]}\n";
+    "  --json   one JSON object: {\"providers\": [{\"name\", \"needs_secret\",\n"
+    "           \"dedup_per_source\", \"options\": [...]}]}\n";
 
 /* The default as JSON: a number for ints, true/false for bools, else the text; null. */
 static json_t *default_json(const struct mh_option_def *d)
@@ -63,6 +64,7 @@ static json_t *provider_json(const struct mh_provider *p)
     json_t *o = json_object(), *opts = json_array();
     json_object_set_new(o, "name", json_string(p->name));
     json_object_set_new(o, "needs_secret", json_boolean(p->needs_secret));
+    json_object_set_new(o, "dedup_per_source", json_boolean(p->dedup_per_source));
     for (const struct mh_option_def *d = p->options; d && d->name; d++)
         json_array_append_new(opts, option_json(d));
     json_object_set_new(o, "options", opts);
@@ -88,7 +90,8 @@ static void values_text(const struct mh_option_def *d, char *out, size_t len)
 static void print_provider(FILE *out, const struct mh_provider *p)
 {
     static const char *const cols[] = {"option", "type", "default", "values", "help", NULL};
-    fprintf(out, "%s (secret %s)\n", p->name, p->needs_secret ? "required" : "not required");
+    fprintf(out, "%s (secret %s%s)\n", p->name, p->needs_secret ? "required" : "not required",
+            p->dedup_per_source ? "; events deduplicated per source" : "");
     if (!p->options || !p->options->name) {
         fprintf(out, "  no options\n\n");
         return;

@@ -44,6 +44,7 @@
 
 #include "cli.h"
 #include "mailhook/crypto.h"
+#include "mailhook/dedup_scope.h"
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
 #include "mailhook/record_headers.h"
@@ -542,11 +543,12 @@ static void dry_run_claims(struct replay *r, struct batch *b)
         json_t *ev;
         json_array_foreach(rec->events, j, ev) {
             if (!rec->fresh[j]) continue;
-            char *key = NULL;
+            /* The claim's key (dedup.c): tenant, dedup scope, event id. */
+            char *key = NULL, *scope = mh_event_dedup_scope(ev);
             if (asprintf(&key, "%s\x1f%s\x1f%s", json_string_value(json_object_get(ev, "tenant")) ?: "",
-                         json_string_value(json_object_get(ev, "provider")) ?: "",
-                         json_string_value(json_object_get(ev, "event_id")) ?: "") < 0)
+                         scope, json_string_value(json_object_get(ev, "event_id")) ?: "") < 0)
                 mh_oom();
+            free(scope);
             if (json_object_get(r->seen, key)) {
                 rec->fresh[j] = 0;
             } else {

@@ -1,7 +1,7 @@
 /*
  * dedup.c — event claims in PostgreSQL: dedup and exactly-once's durable half.
  *
- * For a batch, one transaction inserts a claim row per event id (tenant, provider,
+ * For a batch, one transaction inserts a claim row per event id (tenant, dedup scope,
  * event_id) carrying the raw record (topic, partition, offset) that proposes it,
  * ON CONFLICT DO NOTHING, and then reads every claim back. An event whose claim names
  * its own record is emitted; one claimed by another record is a provider duplicate.
@@ -10,6 +10,10 @@
  * replay — makes the same decision. The batch travels as one jsonb parameter, so a
  * batch costs two statements whatever its size; the second reads each claim in the one
  * partition of the claim day the first decided (mh_claim_days).
+ *
+ * The dedup scope (dedup_scope.h) is the provider's name, or "provider/source" for a
+ * generic provider whose ids are unique only per sender; it is what the claim's
+ * `provider` column holds (migrations/0006), while the event itself keeps its provider.
  *
  * Poison records. normalize.c hands over only values PostgreSQL can hold, but the
  * database may still refuse a batch for good (a constraint, a trigger, a limit no check
@@ -30,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailhook/dedup_scope.h"
 #include "mailhook/event_limits.h"
 #include "mailhook/log.h"
 #include "mailhook/pg.h"
@@ -116,10 +121,11 @@ static json_t *build_rows(struct batch *b, json_t **keys_out)
             /* The same event twice in one record: only its first copy may claim. */
             if (json_object_get(seen, id)) continue;
             json_object_set_new(seen, id, json_true());
+            char *scope = mh_event_dedup_scope(ev);
             json_t *row = json_object();
             json_object_set_new(row, "idx", json_integer((json_int_t)this_idx));
             json_object_set_new(row, "tenant", json_string(str_or(ev, "tenant", "")));
-            json_object_set_new(row, "provider", json_string(str_or(ev, "provider", "")));
+            json_object_set_new(row, "provider", json_string(scope));
             json_object_set_new(row, "event_id", json_string(id));
             json_object_set_new(row, "raw_topic", json_string(topic));
             json_object_set_new(row, "raw_partition", json_integer(r->rkm->partition));
@@ -134,9 +140,10 @@ static json_t *build_rows(struct batch *b, json_t **keys_out)
             json_t *key = json_object();
             json_object_set_new(key, "idx", json_integer((json_int_t)this_idx));
             json_object_set_new(key, "tenant", json_string(str_or(ev, "tenant", "")));
-            json_object_set_new(key, "provider", json_string(str_or(ev, "provider", "")));
+            json_object_set_new(key, "provider", json_string(scope));
             json_object_set_new(key, "event_id", json_string(id));
             json_array_append_new(keys, key);
+            free(scope);
         }
         json_decref(seen);
     }

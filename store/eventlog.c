@@ -4,7 +4,8 @@
  * time, in pages.
  *
  * Order is (log_at, tenant, provider, event_id) — log_at being occurred_at, or the claim
- * time for an event without one — newest first for the log, oldest first for a
+ * time for an event without one; provider being the claim's dedup scope (dedup_scope.h),
+ * which keeps the tuple unique when two senders' events share an id — newest first for the log, oldest first for a
  * message's timeline. The cursor is that tuple of the page's last row (log_at with
  * microseconds), an mh_cursor (JSON in URL-safe base64): opaque to clients, any stored
  * value round-trips, stable under inserts, and served by the mh_event_claims_log index.

@@ -201,6 +201,7 @@ const struct mh_provider mh_provider_hmac = {
     .options = options,
     .forward_headers = NULL,
     .needs_secret = 1,
+    .dedup_per_source = 1,
     .init = hmac_init,
     .fini = hmac_fini,
     .verify = hmac_verify,

@@ -197,6 +197,7 @@ const struct mh_provider mh_provider_standard = {
     .options = mh_stdwh_options,
     .forward_headers = forward,
     .needs_secret = 1,
+    .dedup_per_source = 1,
     .init = mh_stdwh_source_init,
     .verify = mh_stdwh_source_verify,
     .parse = standard_parse,

@@ -91,6 +91,11 @@ struct mh_provider {
      * never calls verify. 0: HEAD gets 405 like any other method but POST.
      */
     int answers_head;
+    /*
+     * 1 for a generic provider (hmac, standard), whose event ids are unique only per
+     * sender: its events are deduplicated per source, not per provider (dedup_scope.h).
+     */
+    int dedup_per_source;
     /* Optional: validate options, load keys; may set src->state. 0 or -1 with err. */
     int (*init)(struct mh_source *src, char *err, size_t errlen);
     /* Optional: free src->state. */
