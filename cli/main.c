@@ -48,8 +48,8 @@ static void usage(FILE *out)
                  "  --json         JSON output, for the commands that print records\n"
                  "  --help         this text; mailhook COMMAND --help describes a command\n"
                  "  --version      prints the version\n"
-                 "A command's --tenant defaults to the tenant of the config when all its\n"
-                 "sources share one.\n");
+                 "`suppressions` may leave out --tenant when all the config's sources share\n"
+                 "one tenant: it defaults to that one.\n");
 }
 
 struct global_opts {
