@@ -19,6 +19,12 @@ int cmd_maintain(struct mh_config *cfg, int argc, char **argv);
 int cmd_replay(struct mh_config *cfg, int argc, char **argv);
 int cmd_dlq(struct mh_config *cfg, int argc, char **argv);
 int cmd_quarantine(struct mh_config *cfg, int argc, char **argv);
+/*
+ * The tenant --tenant defaults to: the one tenant every source and [suppression.T]
+ * section of cfg names; NULL when there are several (or none).
+ */
+const char *cli_default_tenant(const struct mh_config *cfg);
+
 /* Needs no config: called with cfg NULL. */
 int cmd_providers(struct mh_config *cfg, int argc, char **argv);
 

@@ -1,6 +1,14 @@
 /*
  * main.c — `mailhook`, the operator's command: migrations, topics, signing test
  * requests. Subcommands are rows of one table.
+ *
+ * Global options (--config, --json, --help, --version) may stand before or after the
+ * command: argv is read once and they are pulled out wherever they are. getopt_long
+ * cannot do this pass: it does not know the subcommands' options, so it would take the
+ * value of an unknown option (`--source ses`) for an operand and move it. The pass
+ * below recognises only the exact global spellings and keeps everything else in order
+ * for the subcommand's own getopt_long; after `--` nothing is taken. --json is each
+ * command's own option: written before the command, it is handed on to it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,41 +40,88 @@ static const struct command commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: mailhook [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(out, "usage: mailhook [GLOBAL OPTIONS] COMMAND [ARGS] [GLOBAL OPTIONS]\n\ncommands:\n");
     for (const struct command *c = commands; c->name; c++)
         fprintf(out, "  %-13s %s\n", c->name, c->summary);
-    fprintf(out, "\n  --config FILE defaults to $MAILHOOK_CONFIG, then ./mailhook.ini\n"
-                 "  mailhook COMMAND --help describes a command\n"
-                 "  --version prints the version\n");
+    fprintf(out, "\nglobal options, before or after the command:\n"
+                 "  --config FILE  defaults to $MAILHOOK_CONFIG, then ./mailhook.ini\n"
+                 "  --json         JSON output, for the commands that print records\n"
+                 "  --help         this text; mailhook COMMAND --help describes a command\n"
+                 "  --version      prints the version\n"
+                 "`suppressions` may leave out --tenant when all the config's sources share\n"
+                 "one tenant: it defaults to that one.\n");
+}
+
+struct global_opts {
+    const char *config;
+    int help, version;
+};
+
+/*
+ * Takes the global options out of argv (argc updated, order of the rest kept) and
+ * returns the index of the command, or -1 when there is none. -2 on bad usage.
+ */
+static int pull_globals(int *argc, char **argv, struct global_opts *g)
+{
+    static char json_arg[] = "--json";
+    int out = 1, cmd = -1, dashdash = -1, json_before = 0;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (dashdash >= 0) {
+            argv[out++] = argv[i];
+        } else if (!strcmp(a, "--")) {
+            dashdash = out;
+            argv[out++] = argv[i];
+        } else if (!strcmp(a, "--config") || (cmd < 0 && !strcmp(a, "-c"))) {
+            if (i + 1 >= *argc) return -2;
+            g->config = argv[++i];
+        } else if (!strncmp(a, "--config=", 9)) {
+            g->config = a + 9;
+        } else if (cmd < 0 && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
+            g->help = 1;
+        } else if (cmd < 0 && (!strcmp(a, "--version") || !strcmp(a, "-V"))) {
+            g->version = 1;
+        } else if (cmd < 0 && !strcmp(a, "--json")) {
+            json_before = 1; /* handed to the command, after its operands */
+        } else if (cmd < 0 && a[0] == '-') {
+            fprintf(stderr, "mailhook: unknown option %s\n", a);
+            return -2;
+        } else {
+            if (cmd < 0) cmd = out;
+            argv[out++] = argv[i];
+        }
+    }
+    /* There is room: the --json taken out above is put back once. Subcommands read their
+     * own first word (`suppressions list`), so it goes last, before a `--`. */
+    if (json_before && cmd > 0) {
+        int at = dashdash >= 0 ? dashdash : out;
+        memmove(argv + at + 1, argv + at, (size_t)(out - at) * sizeof(*argv));
+        argv[at] = json_arg;
+        out++;
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return cmd;
 }
 
 int main(int argc, char **argv)
 {
-    const char *path = getenv("MAILHOOK_CONFIG");
-    int i = 1;
+    struct global_opts g = {0};
     mh_log_init("mailhook");
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) {
-            if (++i >= argc) {
-                usage(stderr);
-                return 2;
-            }
-            path = argv[i];
-        } else if (!strncmp(argv[i], "--config=", 9)) {
-            path = argv[i] + 9;
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
-            printf("mailhook %s\n", MH_VERSION);
-            return 0;
-        } else {
-            fprintf(stderr, "mailhook: unknown option %s\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
+    int i = pull_globals(&argc, argv, &g);
+    if (i == -2) {
+        usage(stderr);
+        return 2;
     }
-    if (i >= argc) {
+    if (g.version) {
+        printf("mailhook %s\n", MH_VERSION);
+        return 0;
+    }
+    if (g.help && i < 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (i < 0) {
         usage(stderr);
         return 2;
     }
@@ -78,14 +133,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* `mailhook sign --help` etc. work without a config file. */
+    /* `mailhook sign --help`, `mailhook --help sign` etc. work without a config file. */
     int sub_argc = argc - i;
     char **sub_argv = argv + i;
-    for (int k = 1; k < sub_argc; k++)
+    static char help_arg[] = "--help";
+    char *help_argv[] = {sub_argv[0], help_arg, NULL};
+    if (g.help) return cmd->run(NULL, 2, help_argv);
+    for (int k = 1; k < sub_argc && strcmp(sub_argv[k], "--"); k++)
         if (!strcmp(sub_argv[k], "--help") || !strcmp(sub_argv[k], "-h"))
             return cmd->run(NULL, sub_argc, sub_argv);
     if (!cmd->needs_config) return cmd->run(NULL, sub_argc, sub_argv);
 
+    const char *path = g.config ? g.config : getenv("MAILHOOK_CONFIG");
     if (!path) path = "mailhook.ini";
     char err[1024];
     struct mh_config *cfg = mh_config_load(path, err, sizeof(err));

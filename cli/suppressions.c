@@ -31,6 +31,7 @@ static const char usage[] =
     "  export [--tenant T] [FILE|-]     CSV of every current suppression\n"
     "\n"
     "  --json   JSON output instead of a table\n"
+    "  --tenant defaults to the config's tenant when all its sources share one.\n"
     "Reasons: bounce, complaint, unsubscribe, manual (soft_bounce is set by the soft-bounce\n"
     "rule only). Exit status 1 on errors, 2 on bad usage.\n";
 
@@ -114,7 +115,8 @@ static void csv_field(FILE *out, const char *v, int last)
 static int need_tenant(const struct opts *o, const char *sub)
 {
     if (!o->tenant) {
-        fprintf(stderr, "mailhook suppressions %s: --tenant is required\n", sub);
+        fprintf(stderr, "mailhook suppressions %s: --tenant is required (the config has "
+                        "more than one tenant)\n", sub);
         return -1;
     }
     if (strlen(o->tenant) > MH_TENANT_MAX) {
@@ -423,6 +425,8 @@ int cmd_suppressions(struct mh_config *cfg, int argc, char **argv)
     }
     int nargs = argc - optind;
     char **args = argv + optind;
+    /* export without --tenant means every tenant; the others act on one. */
+    if (!o.tenant && strcmp(sub, "export")) o.tenant = cli_default_tenant(cfg);
     static const char *const subs[] = {"check", "list", "add", "remove", "import", "export", NULL};
     int known = 0;
     for (const char *const *s = subs; *s; s++)

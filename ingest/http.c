@@ -126,7 +126,8 @@ static void add_header(rd_kafka_headers_t *hdrs, const char *name, const char *v
 static void handle_webhook(struct ingest *in, struct evhttp_request *req, const char *name)
 {
     struct ingest_cfg *ic = in->cur;
-    struct mh_headers headers = {0};
+    struct mh_headers headers = {0}, reply_headers = {0};
+    char *reply_body = NULL;
     char rid[33], err[512] = "";
     char received[MH_TIME_BUFSZ];
     int64_t now = mh_now_ms(), start_us = mh_mono_us();
@@ -147,7 +148,10 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         reply_json(req, 200, "OK", "{\"status\":\"ok\",\"request_id\":\"%s\"}", rid);
         return;
     }
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+    /* A provider's OPTIONS URL check (answers_options) goes to verify, never to Kafka. */
+    int options = evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS &&
+                  src->provider->answers_options;
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST && !options) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
         reply_json(req, 405, "Method Not Allowed", "{\"error\":\"use POST\",\"request_id\":\"%s\"}",
                    rid);
@@ -167,18 +171,27 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         mh_headers_add(&headers, kv->key, kv->value);
 
     struct mh_request mreq = {
-        .method = "POST",
+        .method = options ? "OPTIONS" : "POST",
         .uri = evhttp_request_get_uri(req),
         .headers = &headers,
         .body = bytes,
         .body_len = len,
         .now_ms = now,
+        .reply_headers = &reply_headers,
+        .reply_body = &reply_body,
     };
     enum mh_verdict v = src->provider->verify(src, &mreq, err, sizeof(err));
+    if (options && v == MH_VERIFY_OK) v = MH_VERIFY_ACK;
     if (v == MH_VERIFY_ACK) {
         mh_log_at(MH_LOG_INFO, rid, src->name, "provider check answered, nothing published: %s",
                   err);
-        reply_json(req, 200, "OK", "{\"status\":\"ok\",\"request_id\":\"%s\"}", rid);
+        struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+        for (size_t i = 0; i < reply_headers.n; i++)
+            evhttp_add_header(out, reply_headers.v[i].name, reply_headers.v[i].value);
+        if (reply_body)
+            reply_json(req, 200, "OK", "%s", reply_body);
+        else
+            reply_json(req, 200, "OK", "{\"status\":\"ok\",\"request_id\":\"%s\"}", rid);
         goto done;
     }
     if (v != MH_VERIFY_OK) {
@@ -243,6 +256,8 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     atomic_fetch_add(&in->inflight, 1);
 done:
     mh_headers_clear(&headers);
+    mh_headers_clear(&reply_headers);
+    free(reply_body);
 }
 
 static void handle_metrics(struct ingest *in, struct evhttp_request *req)
@@ -452,7 +467,8 @@ int http_init(struct ingest *in, char *err, size_t errlen)
     struct timeval tv = {cfg->ingest.read_timeout_ms / 1000, (cfg->ingest.read_timeout_ms % 1000) * 1000};
     evhttp_set_timeout_tv(in->http, &tv);
     evhttp_set_allowed_methods(in->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                             EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(in->http, on_request, in);
     /* From here the listener owns the socket (and closes it). */
     in->bound = evhttp_accept_socket_with_handle(in->http, in->listen_fd);

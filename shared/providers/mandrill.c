@@ -216,13 +216,28 @@ static enum mh_verdict mandrill_verify(const struct mh_source *src, const struct
     return v;
 }
 
-/* The signature Mandrill would send for the body, with the source's newest key. */
+/* The signature Mandrill would send for the body, with the source's newest key. The
+ * body is the form, or a JSON array of events, which is sent as mandrill_events=. */
 static int mandrill_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
                          size_t errlen)
 {
     struct form f;
     char sig[2 * MH_MAX_MD + 1];
     int rc = -1;
+    json_t *batch = json_loadb((const char *)sr->body, sr->body_len, JSON_REJECT_DUPLICATES, NULL);
+    if (json_is_array(batch)) {
+        /* A JSON array of events is what Mandrill posts as mandrill_events: form-encode it. */
+        char *enc = evhttp_uriencode((const char *)sr->body, (ev_ssize_t)sr->body_len, 0);
+        if (!enc) mh_oom();
+        size_t n = strlen(EVENTS_KEY "=") + strlen(enc);
+        sr->new_body = mh_malloc(n + 1);
+        snprintf((char *)sr->new_body, n + 1, "%s=%s", EVENTS_KEY, enc);
+        sr->new_body_len = n;
+        sr->body = sr->new_body;
+        sr->body_len = n;
+        free(enc);
+    }
+    json_decref(batch);
     if (form_decode(sr->body, sr->body_len, &f, err, errlen) == 0) {
         struct mh_buf parts[1 + 2 * MAX_PARAMS];
         size_t n = signed_parts(mh_source_opt(src, "url"), &f, parts);

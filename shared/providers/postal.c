@@ -470,7 +470,10 @@ static const struct rsa_key *matching_key(const struct postal_state *st, EVP_PKE
  * The headers Postal (or Ark) would send for the body, signed with the private key named
  * by --key, which must belong to one of the source's public keys (so the request
  * verifies). Postal gets both signatures, Ark its own header; both the key id when the
- * key came from a JWKS. The body's timestamp is not changed: it must be fresh already.
+ * key came from a JWKS. A JSON object body whose envelope `timestamp` (signed with the
+ * body) the source's freshness check would refuse is sent as the provider would send it
+ * now: the timestamp is set to now. A fresh body, or a source that checks no
+ * freshness, is signed byte for byte.
  */
 int mh_postal_sign(const struct mh_postal_flavor *fl, const struct mh_source *src,
                    struct mh_sign_req *sr, char *err, size_t errlen)
@@ -480,6 +483,22 @@ int mh_postal_sign(const struct mh_postal_flavor *fl, const struct mh_source *sr
         snprintf(err, errlen, "%s signs with a private key: give it with --key", fl->name);
         return -1;
     }
+    const struct postal_state *st = src->state;
+    json_t *root = json_loadb((const char *)sr->body, sr->body_len, JSON_REJECT_DUPLICATES, NULL);
+    int64_t ts;
+    if (json_is_object(root) && st->tolerance_s > 0 &&
+        (json_unix_ms(json_object_get(root, "timestamp"), &ts) < 0 ||
+         !mh_verify_timestamp(ts, sr->now_ms, st->tolerance_s))) {
+        /* Replacing the member keeps its place; the rest is re-serialized, not changed. */
+        json_object_set_new(root, "timestamp", json_real((double)sr->now_ms / 1000.0));
+        char *text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!text) mh_oom();
+        sr->new_body = (unsigned char *)text;
+        sr->new_body_len = strlen(text);
+        sr->body = sr->new_body;
+        sr->body_len = sr->new_body_len;
+    }
+    json_decref(root);
     EVP_PKEY *pkey = load_private_key(sr->private_key_file, err, errlen);
     if (!pkey) return -1;
     const struct rsa_key *k = matching_key(src->state, pkey);

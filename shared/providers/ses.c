@@ -494,23 +494,43 @@ static const struct ses_cert *cert_of_key(const struct ses_state *st, EVP_PKEY *
 
 /*
  * The envelope to sign: body itself when it is an SNS message (a JSON object with a
- * Type), else a new Notification to the source's first topic with body as Message.
+ * Type), re-stamped now when stale and re-addressed to the source's first topic when its topic is
+ * not one of the source's; else a new Notification to the source's first topic with body as Message.
  */
 static json_t *envelope_for(const struct ses_state *st, const struct mh_sign_req *sr, char *err,
                             size_t errlen)
 {
+    char ts[MH_TIME_BUFSZ];
+    mh_time_format(sr->now_ms, ts);
     json_t *root = json_loadb((const char *)sr->body, sr->body_len, JSON_REJECT_DUPLICATES, NULL);
-    if (json_is_object(root) && json_is_string(json_object_get(root, "Type"))) return root;
+    if (json_is_object(root) && json_is_string(json_object_get(root, "Type"))) {
+        /* An SNS message as SNS would send it to this source now: stamped now when the
+         * freshness check would refuse its (signed) Timestamp, from a topic the source
+         * takes. */
+        json_t *old = env_field(root, "Timestamp");
+        int64_t old_ms;
+        if (st->tolerance_s > 0 &&
+            (!old || mh_time_parse(json_string_value(old), &old_ms) < 0 ||
+             !mh_verify_timestamp(old_ms, sr->now_ms, st->tolerance_s)))
+            json_object_set_new(root, "Timestamp", json_string(ts));
+        json_t *topic = env_field(root, "TopicArn");
+        int known = 0;
+        for (size_t i = 0; topic && json_is_string(topic) && i < st->n_topics; i++)
+            if (!strcmp(json_string_value(topic), st->topics[i])) known = 1;
+        if (!known) {
+            json_object_set_new(root, "TopicArn", json_string(st->topics[0]));
+        }
+        return root;
+    }
     json_decref(root);
     json_t *msg = json_stringn((const char *)sr->body, sr->body_len);
     if (!msg) {
         snprintf(err, errlen, "body is not UTF-8 text, so it cannot be an SNS Message");
         return NULL;
     }
-    char hex[33], id[40], ts[MH_TIME_BUFSZ];
+    char hex[33], id[40];
     mh_random_hex(16, hex);
     snprintf(id, sizeof(id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
-    mh_time_format(sr->now_ms, ts);
     json_t *env = json_object();
     json_object_set_new(env, "Type", json_string("Notification"));
     json_object_set_new(env, "MessageId", json_string(id));

@@ -185,3 +185,47 @@ def test_mailersend_test_ping_is_answered_not_published(golden):
                 b'"created_at":"2025-08-05T21:20:00.577080Z"}') == 200
     assert post(b'{"type":"activity.hard_bounced","data":{"id":"x"}}') == 401
     assert mh.end_offsets("raw") == raw_before
+
+
+def test_acs_event_grid_handshakes(golden):
+    """Creating an Event Grid subscription: its validation event, with the URL's secret,
+    is answered 200 with the validation code and publishes nothing; without the secret
+    it is refused. The CloudEvents OPTIONS check gets WebHook-Allowed-Origin; other
+    providers still answer OPTIONS with 405."""
+    import urllib.parse
+
+    import requests
+
+    mh, _ = golden
+    secret = mh.sources["acs"]["secret"]
+    url = mh.url("acs") + "?code=" + urllib.parse.quote(secret, safe="")
+    raw_before = mh.end_offsets("raw")
+    validation = [{
+        "id": "2d1781af-3a4c-4d7c-bd0c-e34b19da4e66",
+        "topic": "/subscriptions/x/resourceGroups/mail/providers/microsoft.communication/"
+                 "communicationservices/acs-mail",
+        "subject": "",
+        "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6",
+                 "validationUrl": "https://rp-eastus2.eventgrid.azure.net/validate"},
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+        "eventTime": "2025-03-04T10:00:00Z", "metadataVersion": "1", "dataVersion": "2",
+    }]
+    headers = {"aeg-event-type": "SubscriptionValidation", "Content-Type": "application/json"}
+    r = requests.post(url, json=validation, headers=headers, timeout=10)
+    assert r.status_code == 200
+    assert r.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
+    r = requests.post(mh.url("acs") + "?code=wrong", json=validation, headers=headers, timeout=10)
+    assert r.status_code == 401
+    assert "validationResponse" not in r.text
+
+    r = requests.options(url, headers={"WebHook-Request-Origin": "eventgrid.azure.net",
+                                       "WebHook-Request-Rate": "120"}, timeout=10)
+    assert r.status_code == 200
+    assert r.headers.get("WebHook-Allowed-Origin") == "eventgrid.azure.net"
+    assert r.headers.get("WebHook-Allowed-Rate") == "*"
+    r = requests.options(mh.url("acs"), headers={"WebHook-Request-Origin": "eventgrid.azure.net"},
+                         timeout=10)
+    assert r.status_code == 401
+    assert "WebHook-Allowed-Origin" not in r.headers
+    assert requests.options(mh.url("ivymail"), timeout=5).status_code == 405
+    assert mh.end_offsets("raw") == raw_before

@@ -294,7 +294,7 @@ static void test_sign_roundtrip(void **state)
     const struct mh_source *src = mh_config_source(cfg, "a");
     pt_request_init(&r, "/v1/webhooks/a", body, strlen(body), NOW_MS);
     struct mh_sign_req sr = {.body = (const unsigned char *)body, .body_len = strlen(body),
-                             .private_key_file = priv, .headers = &r.headers, .url = url,
+                             .now_ms = NOW_MS, .private_key_file = priv, .headers = &r.headers, .url = url,
                              .url_cap = sizeof(url)};
     assert_int_equal(src->provider->sign(src, &sr, err, sizeof(err)), 0);
     assert_string_equal(mh_headers_get(&r.headers, "x-ark-signature-kid"), "ark-cur");

@@ -243,8 +243,10 @@ static void test_sign_roundtrip(void **state)
     const struct mh_source *src = mh_config_source(cfg, "p");
     struct mh_headers h = {0};
     struct mh_sign_req sr = {.body = (const unsigned char *)POSTAL_BODY, .body_len = strlen(POSTAL_BODY),
-                             .private_key_file = priv, .headers = &h, .url = url, .url_cap = sizeof(url)};
+                             .now_ms = FRESH_MS, .private_key_file = priv, .headers = &h,
+                             .url = url, .url_cap = sizeof(url)};
     assert_int_equal(src->provider->sign(src, &sr, err, sizeof(err)), 0);
+    assert_null(sr.new_body); /* a fresh body is signed byte for byte */
     const struct sig s256[] = {{"X-Postal-Signature-256", mh_headers_get(&h, "x-postal-signature-256")},
                                {NULL, NULL}};
     const struct sig s1[] = {{"X-Postal-Signature", mh_headers_get(&h, "x-postal-signature")}, {NULL, NULL}};
@@ -252,6 +254,46 @@ static void test_sign_roundtrip(void **state)
     assert_non_null(s1[0].value);
     assert_int_equal(verify_with(cfg, POSTAL_BODY, FRESH_MS, s256), MH_VERIFY_OK);
     assert_int_equal(verify_with(cfg, POSTAL_BODY, FRESH_MS, s1), MH_VERIFY_OK);
+    mh_headers_clear(&h);
+    mh_config_free(cfg);
+    pt_remove(pub);
+    pt_remove(priv);
+    EVP_PKEY_free(pkey);
+}
+
+/* A body too old for the source's window is sent as Postal would send it now: its
+ * envelope timestamp is now, the rest is kept, and the new body verifies now. */
+static void test_sign_restamps_stale_body(void **state)
+{
+    (void)state;
+    EVP_PKEY *pkey = EVP_RSA_gen(1024);
+    assert_non_null(pkey);
+    char *pub = pem_file(pkey, 0), *priv = pem_file(pkey, 1), opts[512], url[256] = "http://h/", err[256];
+    snprintf(opts, sizeof(opts), "public_key_file = %s\n", pub);
+    struct mh_config *cfg = source_with("postal", opts);
+    const struct mh_source *src = mh_config_source(cfg, "p");
+    struct mh_headers h = {0};
+    const int64_t later = POSTAL_BODY_TS_MS + 400LL * 86400 * 1000;
+    struct mh_sign_req sr = {.body = (const unsigned char *)POSTAL_BODY, .body_len = strlen(POSTAL_BODY),
+                             .now_ms = later, .private_key_file = priv, .headers = &h,
+                             .url = url, .url_cap = sizeof(url)};
+    assert_int_equal(src->provider->sign(src, &sr, err, sizeof(err)), 0);
+    assert_non_null(sr.new_body);
+    char *body = strndup((const char *)sr.new_body, sr.new_body_len);
+    json_t *root = json_loads(body, 0, NULL), *orig = json_loads(POSTAL_BODY, 0, NULL);
+    assert_non_null(root);
+    assert_true(json_number_value(json_object_get(root, "timestamp")) * 1000.0 > (double)later - 1000.0);
+    assert_true(json_equal(json_object_get(root, "payload"), json_object_get(orig, "payload")));
+    assert_string_equal(json_string_value(json_object_get(root, "uuid")),
+                        json_string_value(json_object_get(orig, "uuid")));
+    const struct sig s256[] = {{"X-Postal-Signature-256", mh_headers_get(&h, "x-postal-signature-256")},
+                               {NULL, NULL}};
+    assert_int_equal(verify_with(cfg, body, later, s256), MH_VERIFY_OK);
+    assert_int_equal(verify_with(cfg, POSTAL_BODY, later, s256), MH_VERIFY_REJECT);
+    json_decref(root);
+    json_decref(orig);
+    free(body);
+    free(sr.new_body);
     mh_headers_clear(&h);
     mh_config_free(cfg);
     pt_remove(pub);
@@ -309,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_jwks_and_kid),
         cmocka_unit_test(test_timestamp),
         cmocka_unit_test(test_sign_roundtrip),
+        cmocka_unit_test(test_sign_restamps_stale_body),
         cmocka_unit_test(test_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,9 @@ struct mh_source;
  *   basic_user = NAME    Authorization: Basic NAME:<one of the secrets>
  *   bearer = true        Authorization: Bearer <one of the secrets>
  *   header     = X-NAME  the header's value is one of the secrets
+ *   query_param = NAME   the URL's query parameter NAME (percent-decoded) is one of the
+ *                        secrets: for senders whose webhook URL is the only place a
+ *                        secret can go (Event Grid's `?code=...`)
  * basic_user and bearer share the Authorization header, so only one may be set. Every
  * configured check must pass. Error texts never contain a credential.
  */
@@ -31,6 +34,10 @@ struct mh_source;
 #define MH_CRED_OPT_HEADER                                                                     \
     {.name = "header", .type = MH_OPT_STRING,                                                  \
      .help = "expect this request header (not Authorization) to hold one of the secrets"}
+
+#define MH_CRED_OPT_QUERY_PARAM                                                                \
+    {.name = "query_param", .type = MH_OPT_STRING,                                             \
+     .help = "expect this URL query parameter to hold one of the secrets"}
 
 /* For init: basic_user non-empty without ':', header a token other than Authorization,
  * not both basic_user and bearer, at least one set. 0, or -1 with err (and

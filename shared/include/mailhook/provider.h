@@ -41,6 +41,14 @@ struct mh_request {
     const unsigned char *body;
     size_t body_len;
     int64_t now_ms;   /* wall clock, for timestamp tolerance checks */
+    /*
+     * out, only read with MH_VERIFY_ACK: what a provider's URL check wants back (Event
+     * Grid's validation code, its WebHook-Allowed-Origin). Both are NULL outside ingest.
+     * reply_headers gets headers to add to the 200; *reply_body may be set to a malloc'd
+     * JSON text ingest answers with instead of its own (and frees).
+     */
+    struct mh_headers *reply_headers;
+    char **reply_body;
 };
 
 /* What the worker hands to parse: one record of mailhook.raw. Borrowed. */
@@ -96,6 +104,13 @@ struct mh_provider {
      * sender: its events are deduplicated per source, not per provider (dedup_scope.h).
      */
     int dedup_per_source;
+    /*
+     * 1 when the provider checks a webhook URL with OPTIONS (CloudEvents webhook abuse
+     * protection, Event Grid): ingest hands OPTIONS on an enabled source to verify (method
+     * "OPTIONS", empty body), which answers MH_VERIFY_ACK with its reply headers, or
+     * refuses. Anything but ACK is never published. 0: OPTIONS gets 405.
+     */
+    int answers_options;
     /* Optional: validate options, load keys; may set src->state. 0 or -1 with err. */
     int (*init)(struct mh_source *src, char *err, size_t errlen);
     /* Optional: free src->state. */
