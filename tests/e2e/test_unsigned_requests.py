@@ -63,6 +63,8 @@ BODY_NOT_COVERED = {
     "postmark": "HTTP Basic credentials and/or a header holding a secret; nothing is signed",
     "sparkpost": "HTTP Basic credentials and/or a token header; nothing is signed",
     "mailgun": "HMAC of the signature block's timestamp and token only, not of event-data",
+    "acs": "a URL query token and/or a header or bearer secret (Event Grid signs nothing)",
+    "smtp2go": "HTTP Basic credentials, a bearer, header or URL token; nothing is signed",
 }
 
 # Credentials carried inside the body: JSON paths of the string fields `mailhook sign`
