@@ -94,9 +94,12 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
 
     if (!strcmp(type, "email.bounced") || mh_json_str(obj, "bounce_type")) {
         json_t *b = mh_event_sub(ev, "bounce");
-        mh_bounce_ses_kind(b, mh_json_str(obj, "bounce_type"), mh_json_str(obj, "bounce_subtype"));
+        const char *kind = mh_json_str(obj, "bounce_type"), *sub = mh_json_str(obj, "bounce_subtype");
+        mh_bounce_ses_kind(b, kind, sub);
+        mh_bounce_set_provider_kind(b, kind, sub);
         mh_event_set_str(b, "diagnostic", mh_json_str(obj, "diagnostic_code"));
-        mh_bounce_classify(b);
+        /* IvyMail: "bounced" means the address was permanently rejected. */
+        mh_bounce_classify_as(b, !strcmp(type, "email.bounced") ? "hard" : NULL);
     }
     const char *feedback = mh_json_str(obj, "feedback_type");
     if (!strcmp(type, "email.complained") && feedback && *feedback)

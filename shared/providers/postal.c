@@ -599,16 +599,12 @@ static const char *ark_code_category(json_int_t code)
     return NULL;
 }
 
-static int has_code(const char *text)
-{
-    char enh[16];
-    return mh_bounce_find_smtp(text) >= 400 || mh_bounce_find_enhanced(text, enh, sizeof(enh)) == 0;
-}
-
 /*
- * bounce from a status payload: the SMTP output is the diagnostic (Postal's human summary
- * `details` when there is no output). Its codes decide the class; without one, the
- * event's own verdict does (SoftFail soft, HardFail hard). Ark adds its classification.
+ * bounce from a status or bounce payload: the SMTP output is the diagnostic (Postal's
+ * human summary `details` when there is no output). The class follows docs/bounces.md:
+ * the codes (smtp_enhanced_code, those in output/details), then Ark's classification
+ * (connection_error, dns_failure, transient_failure are temporary), then the event's
+ * name (SoftFail soft, HardFail and MessageBounced hard).
  */
 static void add_status_bounce(json_t *ev, json_t *payload, const struct event_map *m)
 {
@@ -623,9 +619,7 @@ static void add_status_bounce(json_t *ev, json_t *payload, const struct event_ma
     if (!mh_bounce_category_known(cat) && mh_json_int(payload, "classification_code", &code) == 0)
         cat = ark_code_category(code);
     if (mh_bounce_category_known(cat)) mh_event_set_str(b, "category", cat);
-    if (m->bounce_class && !has_code(diag) && !mh_json_str(b, "enhanced_code"))
-        mh_event_set_str(b, "class", m->bounce_class);
-    mh_bounce_classify(b);
+    mh_bounce_classify_as(b, m->bounce_class);
 }
 
 static void add_engagement(json_t *ev, json_t *payload, const char *sub_key)
@@ -696,12 +690,8 @@ static void add_type_fields(json_t *ev, const char *type, json_t *payload,
         add_status_bounce(ev, payload, m);
         const char *reason = mh_json_str(payload, "details");
         if (reason && *reason) mh_event_set_str(mh_event_sub(ev, "delay"), "reason", reason);
-    } else if (!strcmp(type, "email.bounced") && strcmp(m->event, "MessageBounced")) {
-        add_status_bounce(ev, payload, m);
     } else if (!strcmp(type, "email.bounced")) {
-        json_t *b = mh_event_sub(ev, "bounce");
-        mh_event_set_str(b, "class", m->bounce_class);
-        mh_bounce_classify(b);
+        add_status_bounce(ev, payload, m);
     } else if (!strcmp(type, "email.opened")) {
         add_engagement(ev, payload, "open");
     } else if (!strcmp(type, "email.clicked")) {

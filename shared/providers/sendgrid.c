@@ -372,8 +372,7 @@ static void add_bounce(json_t *ev, json_t *obj)
     int blocked = kind && !strcmp(kind, "blocked");
     mh_event_set_str(b, "diagnostic", mh_json_str(obj, "reason"));
     mh_event_set_str(b, "enhanced_code", mh_json_str(obj, "status"));
-    if (!blocked) mh_event_set_str(b, "class", "hard");
-    mh_bounce_classify(b);
+    mh_bounce_classify_as(b, blocked ? NULL : "hard");
     const char *cls = mh_json_str(b, "class");
     if (blocked && cls && !strcmp(cls, "hard") && !address_category(mh_json_str(b, "category")))
         mh_event_set_str(b, "class", "soft");
@@ -384,10 +383,9 @@ static void add_deferral(json_t *ev, json_t *obj)
 {
     const char *response = mh_json_str(obj, "response");
     json_t *b = mh_event_sub(ev, "bounce");
-    mh_event_set_str(b, "class", "soft");
     mh_event_set_str(b, "diagnostic", response);
     mh_event_set_str(b, "enhanced_code", mh_json_str(obj, "status"));
-    mh_bounce_classify(b);
+    mh_bounce_classify_as(b, "soft");
     json_t *d = mh_event_sub(ev, "delay");
     json_int_t attempt;
     mh_event_set_str(d, "reason", response);

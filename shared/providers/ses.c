@@ -751,6 +751,7 @@ static int parse_bounce(const struct ses_ctx *c, json_t *events, char *err, size
         json_t *ev = new_event(c, r->ev_type, rcpt, NULL);
         if (!strcmp(r->ev_type, "email.bounced")) {
             add_bounce(ev, c->obj, item, r);
+            mh_bounce_set_provider_kind(mh_event_sub(ev, "bounce"), btype, sub);
         } else {
             mh_event_meta_put(ev, "diagnostic_code", json_object_get(item, "diagnosticCode"),
                               META_RULES);
