@@ -622,6 +622,63 @@ static void add_status_bounce(json_t *ev, json_t *payload, const struct event_ma
     mh_bounce_classify_as(b, m->bounce_class);
 }
 
+/* Copies the text between the first "(" after p and its ")" when it holds no blank. */
+static void in_parens(const char *p, char *out, size_t outlen)
+{
+    const char *open = strchr(p, '('), *close = open ? strchr(open, ')') : NULL;
+    if (open && close && close > open + 1 && (size_t)(close - open - 1) < outlen &&
+        !memchr(open + 1, ' ', (size_t)(close - open - 1)))
+        snprintf(out, outlen, "%.*s", (int)(close - open - 1), open + 1);
+}
+
+/*
+ * The receiving server in Postal's summary: "Message sent by SMTP to mx.example.com
+ * (1.2.3.4) (from ...)", "... error when sending to mx.example.com" (Postal), "... accepted by 1.2.3.4:25 (mx.example.com)" or
+ * "... failed at 1.2.3.4:25 (mx.example.com)" (Ark). Copies the address and host found.
+ */
+static void summary_host(const char *details, char *ip, size_t iplen, char *host, size_t hostlen)
+{
+    ip[0] = host[0] = '\0';
+    static const char *const to_needles[] = {" by SMTP to ", " when sending to ", NULL};
+    const char *to = NULL;
+    for (const char *const *t = to_needles; details && *t && !to; t++)
+        if ((to = strstr(details, *t))) to += strlen(*t);
+    if (to) {
+        size_t n = strcspn(to, " ");
+        if (n && n < hostlen) snprintf(host, hostlen, "%.*s", (int)n, to);
+        in_parens(to + n, ip, iplen);
+        return;
+    }
+    const char *at = details ? strstr(details, " accepted by ") : NULL;
+    if (at) at += strlen(" accepted by ");
+    else if (details && (at = strstr(details, " failed at "))) at += strlen(" failed at ");
+    if (!at) return;
+    size_t n = strcspn(at, ": ");
+    if (n && n < iplen && at[n] == ':') snprintf(ip, iplen, "%.*s", (int)n, at);
+    in_parens(at, host, hostlen);
+}
+
+/*
+ * delivery from a status payload: output (the SMTP reply), sent_with_ssl, time (seconds
+ * the delivery took), Ark's remote_host, else the host and address in details.
+ */
+static void add_delivery(json_t *ev, json_t *payload)
+{
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    char ip[64], host[256];
+    summary_host(mh_json_str(payload, "details"), ip, sizeof(ip), host, sizeof(host));
+    d.remote_host = mh_json_str(payload, "remote_host");
+    if (!d.remote_host || !*d.remote_host) d.remote_host = host;
+    d.remote_ip = ip;
+    d.smtp_response = mh_json_str(payload, "output");
+    json_t *ssl = json_object_get(payload, "sent_with_ssl");
+    if (json_is_boolean(ssl)) d.tls = json_is_true(ssl);
+    json_t *t = json_object_get(payload, "time");
+    if (json_is_number(t) && json_number_value(t) >= 0 && json_number_value(t) < 1e9)
+        d.duration_ms = (int64_t)(json_number_value(t) * 1000.0 + 0.5);
+    mh_event_set_delivery(ev, &d);
+}
+
 static void add_engagement(json_t *ev, json_t *payload, const char *sub_key)
 {
     json_t *sub = mh_event_sub(ev, sub_key);
@@ -692,6 +749,9 @@ static void add_type_fields(json_t *ev, const char *type, json_t *payload,
         if (reason && *reason) mh_event_set_str(mh_event_sub(ev, "delay"), "reason", reason);
     } else if (!strcmp(type, "email.bounced")) {
         add_status_bounce(ev, payload, m);
+    } else if (!strcmp(type, "email.held")) {
+        /* Why Postal holds it (e.g. "Credential is configured to hold all messages"). */
+        mh_event_meta_replace(ev, "hold_reason", json_object_get(payload, "details"));
     } else if (!strcmp(type, "email.opened")) {
         add_engagement(ev, payload, "open");
     } else if (!strcmp(type, "email.clicked")) {
@@ -749,6 +809,7 @@ int mh_postal_parse(const struct mh_postal_flavor *fl, const struct mh_raw *raw,
     set_occurred(ev, root, payload);
     if (fl->ark) mh_event_meta_replace(ev, "tenant_id", json_object_get(root, "tenant_id"));
     if (m && strcmp(type, "other")) add_type_fields(ev, type, payload, m);
+    if (m && m->status && strcmp(type, "other")) add_delivery(ev, payload);
 
     const char *uuid = mh_json_str(root, "uuid");
     char *extra = uuid && *uuid ? NULL : derived_extra(root, payload, msg);
