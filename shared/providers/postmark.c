@@ -153,6 +153,7 @@ static void add_bounce(json_t *ev, json_t *obj, const struct bounce_map *m)
     if (cls) mh_event_set_str(b, "class", cls);
     if (m->category && m->forced) mh_event_set_str(b, "category", m->category);
     mh_event_set_str(b, "diagnostic", details);
+    mh_bounce_set_provider_kind(b, mh_json_str(obj, "Type"), NULL);
     mh_bounce_classify(b);
     if (m->category && !strcmp(mh_json_str(b, "category"), "unclassified"))
         mh_event_set_str(b, "category", m->category);
