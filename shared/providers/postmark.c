@@ -251,7 +251,12 @@ static json_t *parse_other(const struct mh_raw *raw, json_t *obj, const char *re
     const char *when = time_text(obj, record);
     json_t *ev = mh_event_new(raw, type, record);
     add_common(ev, obj, rcpt, when);
-    if (!strcmp(type, "email.opened")) {
+    if (!strcmp(type, "email.delivered")) {
+        /* Details: the receiving server's answer ("smtp;250 2.0.0 OK ..."). */
+        struct mh_delivery d = MH_DELIVERY_INIT;
+        d.smtp_response = mh_json_str(obj, "Details");
+        mh_event_set_delivery(ev, &d);
+    } else if (!strcmp(type, "email.opened")) {
         add_engagement(ev, obj, "open");
         mh_event_meta_set(ev, "first_open", json_object_get(obj, "FirstOpen"));
     } else if (!strcmp(type, "email.clicked")) {
