@@ -17,6 +17,8 @@
  *  3. text heuristics: first matching rule wins, so the specific phrases come before
  *     the general ones ("host not found" before "not found", "greylisted" before
  *     "recipient address rejected").
+ * The class follows the evidence in a fixed order (bounce.h, docs/bounces.md): the
+ * codes, then the provider's verdict (its class or its category), then the event's name.
  * A transient (class 4) result is never refined into a category that only makes sense
  * for a permanent failure (invalid_recipient, inactive_mailbox); a domain-not-found
  * text on a transient failure means a DNS failure, not an invalid domain.
@@ -457,30 +459,68 @@ static int class_known(const char *cls)
     return cls && (!strcmp(cls, "hard") || !strcmp(cls, "soft") || !strcmp(cls, "undetermined"));
 }
 
-void mh_bounce_classify(json_t *bounce)
+/* '4' when a category names a temporary cause, '5' when it names a dead address, else 0. */
+static char category_class(const char *category)
+{
+    static const char *const transient[] = {"dns_failure", "connection_error",
+                                            "transient_failure", NULL};
+    static const char *const permanent[] = {"invalid_recipient", "inactive_mailbox",
+                                            "invalid_domain", NULL};
+    for (const char *const *c = transient; category && *c; c++)
+        if (!strcmp(*c, category)) return '4';
+    for (const char *const *c = permanent; category && *c; c++)
+        if (!strcmp(*c, category)) return '5';
+    return 0;
+}
+
+static char class_char(const char *cls)
+{
+    if (!cls) return 0;
+    if (!strcmp(cls, "hard")) return '5';
+    if (!strcmp(cls, "soft")) return '4';
+    return 0;
+}
+
+void mh_bounce_classify_as(json_t *bounce, const char *event_class)
 {
     if (!json_is_object(bounce)) return;
     const char *diag = mh_json_str(bounce, "diagnostic");
     char enhanced[16];
     settle_enhanced(bounce, diag, enhanced, sizeof(enhanced));
     int smtp = settle_smtp(bounce, diag);
-    char cls = failure_class(enhanced, smtp);
-    const char *given_class = mh_json_str(bounce, "class");
-    if (!class_known(given_class)) {
-        if (json_object_get(bounce, "class")) json_object_del(bounce, "class");
-        given_class = NULL;
-    }
-    /* Without a code, the provider's own verdict says how to read the text. */
-    if (!cls && given_class && !strcmp(given_class, "hard")) cls = '5';
-    if (!cls && given_class && !strcmp(given_class, "soft")) cls = '4';
-
+    /* 1. The codes. */
+    char code_cls = failure_class(enhanced, smtp);
+    /* 2. The provider's verdict: its class, else the class its category implies. */
+    char *given_class = NULL;
+    if (class_known(mh_json_str(bounce, "class"))) given_class = mh_strdup(mh_json_str(bounce, "class"));
+    if (json_object_get(bounce, "class")) json_object_del(bounce, "class");
     const char *given = mh_json_str(bounce, "category");
-    if (!given || !mh_bounce_category_known(given)) {
-        if (json_object_get(bounce, "category")) json_object_del(bounce, "category");
-        mh_event_set_str(bounce, "category", category_for(enhanced, smtp, cls, diag));
+    if (given && !mh_bounce_category_known(given)) {
+        json_object_del(bounce, "category");
+        given = NULL;
     }
-    if (!given_class)
-        mh_event_set_str(bounce, "class", cls == '5' ? "hard" : cls == '4' ? "soft" : "undetermined");
+    char provider_cls = given_class ? class_char(given_class) : category_class(given);
+    char cls = code_cls;
+    /* A permanent code does not overrule a provider that calls the cause temporary:
+     * suppression is for good, so the doubt goes to the address. */
+    if (cls == '5' && provider_cls == '4') cls = '4';
+    if (!cls) cls = provider_cls;
+    /* 3. The event's name, unless the text names a temporary cause. */
+    if (!cls && !given_class && event_class) {
+        cls = class_char(event_class);
+        if (cls == '5' && !given && category_class(category_for(enhanced, smtp, 0, diag)) == '4')
+            cls = '4';
+    }
+
+    if (!given) mh_event_set_str(bounce, "category", category_for(enhanced, smtp, cls, diag));
+    if (cls) mh_event_set_str(bounce, "class", cls == '5' ? "hard" : "soft");
+    else mh_event_set_str(bounce, "class", given_class ? given_class : "undetermined");
+    free(given_class);
+}
+
+void mh_bounce_classify(json_t *bounce)
+{
+    mh_bounce_classify_as(bounce, NULL);
 }
 
 /* ---- Amazon SES bounce vocabulary (also used by providers that mirror it) ---- */
@@ -508,4 +548,10 @@ void mh_bounce_ses_kind(json_t *bounce, const char *type, const char *subtype)
     for (size_t i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
         if (!strcasecmp(subtype, cats[i].subtype))
             mh_event_set_str(bounce, "category", cats[i].category);
+}
+
+void mh_bounce_set_provider_kind(json_t *bounce, const char *type, const char *subtype)
+{
+    mh_event_set_str(bounce, "provider_type", type);
+    mh_event_set_str(bounce, "provider_subtype", subtype);
 }

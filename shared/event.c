@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mailhook/crypto.h"
 #include "mailhook/log.h"
@@ -235,4 +236,32 @@ int mh_json_int(json_t *obj, const char *key, json_int_t *out)
         }
     }
     return -1;
+}
+
+void mh_event_set_delivery(json_t *ev, const struct mh_delivery *d)
+{
+    json_t *o = json_object();
+    mh_event_set_str(o, "remote_host", d->remote_host);
+    mh_event_set_str(o, "remote_ip", d->remote_ip);
+    if (d->tls == 0 || d->tls == 1) json_object_set_new(o, "tls", json_boolean(d->tls));
+    mh_event_set_str(o, "smtp_response", d->smtp_response);
+    if (d->duration_ms >= 0) json_object_set_new(o, "duration_ms", json_integer(d->duration_ms));
+    if (d->attempt >= 0) json_object_set_new(o, "attempt", json_integer(d->attempt));
+    mh_event_set_str(o, "reporting_mta", d->reporting_mta);
+    if (json_object_size(o)) json_object_set_new(ev, "delivery", o);
+    else json_decref(o);
+}
+
+void mh_event_set_machine(json_t *ev, const char *sub_key)
+{
+    json_object_set_new(mh_event_sub(ev, sub_key), "machine", json_true());
+}
+
+int mh_json_truthy(json_t *v)
+{
+    if (json_is_true(v)) return 1;
+    if (json_is_integer(v)) return json_integer_value(v) != 0;
+    if (json_is_real(v)) return json_real_value(v) != 0.0;
+    const char *s = json_string_value(v);
+    return s && (!strcmp(s, "1") || !strcasecmp(s, "true"));
 }

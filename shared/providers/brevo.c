@@ -170,6 +170,8 @@ static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, c
         mh_event_meta_set(ev, "reason", json_object_get(obj, "reason"));
         break;
     }
+    /* proxy_open: Brevo saw the open through a proxy (Apple Mail Privacy Protection). */
+    if (strstr(name, "proxy_open")) mh_event_set_machine(ev, "open");
 
     /*
      * Derived id: the link tells two clicks apart; without ts_epoch, Brevo's local-time

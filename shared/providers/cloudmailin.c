@@ -208,14 +208,13 @@ static void add_bounce(json_t *ev, json_t *details, const struct kind_map *km)
     static const char *const host_keys[] = {"remote_host", "mx", "host", NULL};
     json_t *b = mh_event_sub(ev, "bounce");
     json_int_t code;
-    if (km->bounce_class) mh_event_set_str(b, "class", km->bounce_class);
     mh_event_set_str(b, "diagnostic", first_str(details, diag_keys));
     mh_event_set_str(b, "enhanced_code", first_str(details, status_keys));
     mh_event_set_str(b, "remote_host", first_str(details, host_keys));
     if ((mh_json_int(details, "smtp_code", &code) == 0 || mh_json_int(details, "code", &code) == 0) &&
         code >= 200 && code <= 599)
         mh_event_set_int(b, "smtp_code", code);
-    mh_bounce_classify(b);
+    mh_bounce_classify_as(b, km->bounce_class);
     /* Retries exhausted: the message is lost, the address is not proven bad (X.4.7). */
     if (!km->bounce_class && !strcmp(mh_json_str(b, "class"), "undetermined")) {
         mh_event_set_str(b, "class", "soft");

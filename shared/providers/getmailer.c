@@ -17,11 +17,16 @@
  * the batch format is not documented. `data` comes in camelCase (docs page: emailId,
  * deliveredAt) or snake_case (features page: email_id, smtp_response); both are read.
  * The event id is the payload's `id`. GetMailer's type names are mailhook's own
- * (email.*, contact.*, domain.*), so the mapping is mostly identity.
+ * (email.*, contact.*, domain.*), so the mapping is mostly identity. The exception is
+ * contact.deleted, GetMailer's signal for what ends a contact's mail: its reason
+ * unsubscribed, bounced (a hard bounce) or complained makes it email.unsubscribed,
+ * email.bounced (class hard) or email.complained, so the suppression rules see it;
+ * provider_event stays contact.deleted. Reason manual (or none) stays contact.deleted.
  *
  * What has no canonical field goes into metadata, next to the sender's own metadata
  * (whose keys win on a clash): suppression reason (BOUNCE | COMPLAINT | MANUAL) and the
- * time of the event that caused it, contact and audience ids, contact deletion reason
+ * time of the event that caused it, a bounce's bounceReason (next to its
+ * diagnosticCode, which is bounce.diagnostic), contact and audience ids, contact deletion reason
  * (unsubscribed | manual | bounced | complained), domain ids and DNS verification flags,
  * the schedule of a scheduled email, and attachment metadata (name, type, size — never
  * content) of a received email.
@@ -174,10 +179,30 @@ static void add_bounce(json_t *ev, json_t *data)
     const char *diag = field_str(data, "diagnosticCode", "diagnostic_code");
     if (!diag) diag = field_str(data, "smtpResponse", "smtp_response");
     if (!diag) diag = field_str(data, "bounceReason", "bounce_reason");
+    else meta_copy(ev, data, "bounce_reason", "bounceReason", "bounce_reason");
     if (kind && !strcasecmp(kind, "hard")) mh_event_set_str(b, "class", "hard");
     if (kind && !strcasecmp(kind, "soft")) mh_event_set_str(b, "class", "soft");
+    mh_bounce_set_provider_kind(b, kind, NULL);
     mh_event_set_str(b, "diagnostic", diag);
     mh_bounce_classify(b);
+}
+
+/* contact.deleted: the type its reason means for the address (see the top). */
+static const char *deleted_type(json_t *data)
+{
+    const char *reason = field_str(data, "reason", NULL);
+    if (!reason) return "contact.deleted";
+    if (!strcasecmp(reason, "unsubscribed")) return "email.unsubscribed";
+    if (!strcasecmp(reason, "bounced")) return "email.bounced";
+    if (!strcasecmp(reason, "complained")) return "email.complained";
+    return "contact.deleted";
+}
+
+/* A contact removed for a hard bounce: GetMailer's verdict, without codes or text. */
+static void add_contact_bounce(json_t *ev)
+{
+    json_t *b = mh_event_sub(ev, "bounce");
+    mh_bounce_classify_as(b, "hard");
 }
 
 static void add_delay(json_t *ev, json_t *data)
@@ -292,11 +317,18 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
     json_t *data = json_object_get(obj, "data");
     if (!json_is_object(data)) data = NULL;
     const char *type = canonical_type(name);
+    int deleted = !strcmp(type, "contact.deleted");
+    if (deleted) type = deleted_type(data);
 
     json_t *ev = mh_event_new(raw, type, name);
     add_message_fields(ev, data);
     set_occurred(ev, obj, data);
-    add_type_fields(ev, type, data);
+    if (deleted) {
+        add_contact(ev, data);
+        if (!strcmp(type, "email.bounced")) add_contact_bounce(ev);
+    } else {
+        add_type_fields(ev, type, data);
+    }
     char idbuf[32];
     mh_event_finish(ev, event_id(obj, idbuf, sizeof(idbuf)), NULL);
     json_array_append_new(events, ev);

@@ -162,11 +162,10 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
     if (!strcmp(type, "email.bounced") || !strcmp(type, "email.delivery_delayed")) {
         json_t *b = mh_event_sub(ev, "bounce");
         json_int_t code;
-        if (tm && tm->bounce_class) mh_event_set_str(b, "class", tm->bounce_class);
         if (mh_json_int(obj, "smtp_code", &code) == 0 && code >= 200 && code < 600)
             mh_event_set_int(b, "smtp_code", code);
         mh_event_set_str(b, "diagnostic", mh_json_str(obj, "reason"));
-        mh_bounce_classify(b);
+        mh_bounce_classify_as(b, tm ? tm->bounce_class : NULL);
         const char *reason = mh_json_str(obj, "reason");
         if (!strcmp(type, "email.delivery_delayed") && reason && *reason)
             mh_event_set_str(mh_event_sub(ev, "delay"), "reason", reason);

@@ -293,6 +293,35 @@ static void add_engagement(json_t *ev, json_t *ed, const char *sub_key)
     if (json_object_size(sub) == 0) json_object_del(ev, sub_key);
 }
 
+/*
+ * delivery from delivery-status (delivered, failed, temporary failures): mx-host, tls,
+ * the reply (code and message, when code is an SMTP reply), attempt-no and
+ * session-seconds.
+ */
+static void add_delivery(json_t *ev, json_t *ed)
+{
+    json_t *ds = json_object_get(ed, "delivery-status");
+    if (!json_is_object(ds)) return;
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    char reply[1024] = "";
+    json_int_t code, attempt;
+    const char *msg = mh_json_str(ds, "message");
+    if (!msg || !*msg) msg = mh_json_str(ds, "description");
+    int smtp = mh_json_int(ds, "code", &code) == 0 && code >= 200 && code <= 599 && code != 498 &&
+               code != 499;
+    if (smtp && msg && *msg) snprintf(reply, sizeof(reply), "%lld %s", (long long)code, msg);
+    else if (msg && *msg) snprintf(reply, sizeof(reply), "%s", msg);
+    d.smtp_response = reply;
+    d.remote_host = mh_json_str(ds, "mx-host");
+    json_t *tls = json_object_get(ds, "tls");
+    if (json_is_boolean(tls)) d.tls = json_is_true(tls);
+    if (mh_json_int(ds, "attempt-no", &attempt) == 0 && attempt >= 0) d.attempt = attempt;
+    json_t *secs = json_object_get(ds, "session-seconds");
+    if (json_is_number(secs) && json_number_value(secs) >= 0 && json_number_value(secs) < 1e9)
+        d.duration_ms = (int64_t)(json_number_value(secs) * 1000.0 + 0.5);
+    mh_event_set_delivery(ev, &d);
+}
+
 static void add_type_fields(json_t *ev, const char *type, json_t *ed, int64_t occurred_ms)
 {
     const char *event = mh_json_str(ed, "event");
@@ -309,6 +338,9 @@ static void add_type_fields(json_t *ev, const char *type, json_t *ed, int64_t oc
     else if (!strcmp(type, "email.delivery_delayed")) add_deferral(ev, ed, occurred_ms);
     else if (!strcmp(type, "email.opened")) add_engagement(ev, ed, "open");
     else if (!strcmp(type, "email.clicked")) add_engagement(ev, ed, "click");
+    if (!strcmp(type, "email.delivered") || !strcmp(type, "email.bounced") ||
+        !strcmp(type, "email.delivery_delayed"))
+        add_delivery(ev, ed);
 }
 
 static int parse_event(const struct mh_raw *raw, json_t *root, json_t *events, char *err,

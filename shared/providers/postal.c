@@ -618,16 +618,12 @@ static const char *ark_code_category(json_int_t code)
     return NULL;
 }
 
-static int has_code(const char *text)
-{
-    char enh[16];
-    return mh_bounce_find_smtp(text) >= 400 || mh_bounce_find_enhanced(text, enh, sizeof(enh)) == 0;
-}
-
 /*
- * bounce from a status payload: the SMTP output is the diagnostic (Postal's human summary
- * `details` when there is no output). Its codes decide the class; without one, the
- * event's own verdict does (SoftFail soft, HardFail hard). Ark adds its classification.
+ * bounce from a status or bounce payload: the SMTP output is the diagnostic (Postal's
+ * human summary `details` when there is no output). The class follows docs/bounces.md:
+ * the codes (smtp_enhanced_code, those in output/details), then Ark's classification
+ * (connection_error, dns_failure, transient_failure are temporary), then the event's
+ * name (SoftFail soft, HardFail and MessageBounced hard).
  */
 static void add_status_bounce(json_t *ev, json_t *payload, const struct event_map *m)
 {
@@ -642,9 +638,64 @@ static void add_status_bounce(json_t *ev, json_t *payload, const struct event_ma
     if (!mh_bounce_category_known(cat) && mh_json_int(payload, "classification_code", &code) == 0)
         cat = ark_code_category(code);
     if (mh_bounce_category_known(cat)) mh_event_set_str(b, "category", cat);
-    if (m->bounce_class && !has_code(diag) && !mh_json_str(b, "enhanced_code"))
-        mh_event_set_str(b, "class", m->bounce_class);
-    mh_bounce_classify(b);
+    mh_bounce_classify_as(b, m->bounce_class);
+}
+
+/* Copies the text between the first "(" after p and its ")" when it holds no blank. */
+static void in_parens(const char *p, char *out, size_t outlen)
+{
+    const char *open = strchr(p, '('), *close = open ? strchr(open, ')') : NULL;
+    if (open && close && close > open + 1 && (size_t)(close - open - 1) < outlen &&
+        !memchr(open + 1, ' ', (size_t)(close - open - 1)))
+        snprintf(out, outlen, "%.*s", (int)(close - open - 1), open + 1);
+}
+
+/*
+ * The receiving server in Postal's summary: "Message sent by SMTP to mx.example.com
+ * (1.2.3.4) (from ...)", "... error when sending to mx.example.com" (Postal), "... accepted by 1.2.3.4:25 (mx.example.com)" or
+ * "... failed at 1.2.3.4:25 (mx.example.com)" (Ark). Copies the address and host found.
+ */
+static void summary_host(const char *details, char *ip, size_t iplen, char *host, size_t hostlen)
+{
+    ip[0] = host[0] = '\0';
+    static const char *const to_needles[] = {" by SMTP to ", " when sending to ", NULL};
+    const char *to = NULL;
+    for (const char *const *t = to_needles; details && *t && !to; t++)
+        if ((to = strstr(details, *t))) to += strlen(*t);
+    if (to) {
+        size_t n = strcspn(to, " ");
+        if (n && n < hostlen) snprintf(host, hostlen, "%.*s", (int)n, to);
+        in_parens(to + n, ip, iplen);
+        return;
+    }
+    const char *at = details ? strstr(details, " accepted by ") : NULL;
+    if (at) at += strlen(" accepted by ");
+    else if (details && (at = strstr(details, " failed at "))) at += strlen(" failed at ");
+    if (!at) return;
+    size_t n = strcspn(at, ": ");
+    if (n && n < iplen && at[n] == ':') snprintf(ip, iplen, "%.*s", (int)n, at);
+    in_parens(at, host, hostlen);
+}
+
+/*
+ * delivery from a status payload: output (the SMTP reply), sent_with_ssl, time (seconds
+ * the delivery took), Ark's remote_host, else the host and address in details.
+ */
+static void add_delivery(json_t *ev, json_t *payload)
+{
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    char ip[64], host[256];
+    summary_host(mh_json_str(payload, "details"), ip, sizeof(ip), host, sizeof(host));
+    d.remote_host = mh_json_str(payload, "remote_host");
+    if (!d.remote_host || !*d.remote_host) d.remote_host = host;
+    d.remote_ip = ip;
+    d.smtp_response = mh_json_str(payload, "output");
+    json_t *ssl = json_object_get(payload, "sent_with_ssl");
+    if (json_is_boolean(ssl)) d.tls = json_is_true(ssl);
+    json_t *t = json_object_get(payload, "time");
+    if (json_is_number(t) && json_number_value(t) >= 0 && json_number_value(t) < 1e9)
+        d.duration_ms = (int64_t)(json_number_value(t) * 1000.0 + 0.5);
+    mh_event_set_delivery(ev, &d);
 }
 
 static void add_engagement(json_t *ev, json_t *payload, const char *sub_key)
@@ -715,12 +766,11 @@ static void add_type_fields(json_t *ev, const char *type, json_t *payload,
         add_status_bounce(ev, payload, m);
         const char *reason = mh_json_str(payload, "details");
         if (reason && *reason) mh_event_set_str(mh_event_sub(ev, "delay"), "reason", reason);
-    } else if (!strcmp(type, "email.bounced") && strcmp(m->event, "MessageBounced")) {
-        add_status_bounce(ev, payload, m);
     } else if (!strcmp(type, "email.bounced")) {
-        json_t *b = mh_event_sub(ev, "bounce");
-        mh_event_set_str(b, "class", m->bounce_class);
-        mh_bounce_classify(b);
+        add_status_bounce(ev, payload, m);
+    } else if (!strcmp(type, "email.held")) {
+        /* Why Postal holds it (e.g. "Credential is configured to hold all messages"). */
+        mh_event_meta_replace(ev, "hold_reason", json_object_get(payload, "details"));
     } else if (!strcmp(type, "email.opened")) {
         add_engagement(ev, payload, "open");
     } else if (!strcmp(type, "email.clicked")) {
@@ -778,6 +828,7 @@ int mh_postal_parse(const struct mh_postal_flavor *fl, const struct mh_raw *raw,
     set_occurred(ev, root, payload);
     if (fl->ark) mh_event_meta_replace(ev, "tenant_id", json_object_get(root, "tenant_id"));
     if (m && strcmp(type, "other")) add_type_fields(ev, type, payload, m);
+    if (m && m->status && strcmp(type, "other")) add_delivery(ev, payload);
 
     const char *uuid = mh_json_str(root, "uuid");
     char *extra = uuid && *uuid ? NULL : derived_extra(root, payload, msg);

@@ -153,6 +153,7 @@ static void add_bounce(json_t *ev, json_t *obj, const struct bounce_map *m)
     if (cls) mh_event_set_str(b, "class", cls);
     if (m->category && m->forced) mh_event_set_str(b, "category", m->category);
     mh_event_set_str(b, "diagnostic", details);
+    mh_bounce_set_provider_kind(b, mh_json_str(obj, "Type"), NULL);
     mh_bounce_classify(b);
     if (m->category && !strcmp(mh_json_str(b, "category"), "unclassified"))
         mh_event_set_str(b, "category", m->category);
@@ -250,7 +251,12 @@ static json_t *parse_other(const struct mh_raw *raw, json_t *obj, const char *re
     const char *when = time_text(obj, record);
     json_t *ev = mh_event_new(raw, type, record);
     add_common(ev, obj, rcpt, when);
-    if (!strcmp(type, "email.opened")) {
+    if (!strcmp(type, "email.delivered")) {
+        /* Details: the receiving server's answer ("smtp;250 2.0.0 OK ..."). */
+        struct mh_delivery d = MH_DELIVERY_INIT;
+        d.smtp_response = mh_json_str(obj, "Details");
+        mh_event_set_delivery(ev, &d);
+    } else if (!strcmp(type, "email.opened")) {
         add_engagement(ev, obj, "open");
         mh_event_meta_set(ev, "first_open", json_object_get(obj, "FirstOpen"));
     } else if (!strcmp(type, "email.clicked")) {

@@ -124,10 +124,10 @@ static void add_bounce(json_t *ev, json_t *data)
     const char *kind = mh_json_str(src, "type"), *sub = mh_json_str(src, "subType");
     json_t *b = mh_event_sub(ev, "bounce");
     mh_bounce_ses_kind(b, kind, sub);
-    /* Resend: email.bounced is a permanent rejection unless the type says otherwise. */
-    if (!json_object_get(b, "class")) mh_event_set_str(b, "class", "hard");
+    mh_bounce_set_provider_kind(b, kind, sub);
     mh_event_set_str(b, "diagnostic", mh_json_str(src, "message"));
-    mh_bounce_classify(b);
+    /* Resend: email.bounced is a permanent rejection unless the type says otherwise. */
+    mh_bounce_classify_as(b, "hard");
     mh_event_meta_set(ev, "bounce_type", json_object_get(src, "type"));
     mh_event_meta_set(ev, "bounce_subtype", json_object_get(src, "subType"));
 }
@@ -136,8 +136,7 @@ static void add_bounce(json_t *ev, json_t *data)
 static void add_delay(json_t *ev)
 {
     json_t *b = mh_event_sub(ev, "bounce");
-    mh_event_set_str(b, "class", "soft");
-    mh_bounce_classify(b);
+    mh_bounce_classify_as(b, "soft");
     if (!strcmp(mh_json_str(b, "category"), "unclassified"))
         mh_event_set_str(b, "category", "transient_failure");
 }

@@ -372,8 +372,7 @@ static void add_bounce(json_t *ev, json_t *obj)
     int blocked = kind && !strcmp(kind, "blocked");
     mh_event_set_str(b, "diagnostic", mh_json_str(obj, "reason"));
     mh_event_set_str(b, "enhanced_code", mh_json_str(obj, "status"));
-    if (!blocked) mh_event_set_str(b, "class", "hard");
-    mh_bounce_classify(b);
+    mh_bounce_classify_as(b, blocked ? NULL : "hard");
     const char *cls = mh_json_str(b, "class");
     if (blocked && cls && !strcmp(cls, "hard") && !address_category(mh_json_str(b, "category")))
         mh_event_set_str(b, "class", "soft");
@@ -384,10 +383,9 @@ static void add_deferral(json_t *ev, json_t *obj)
 {
     const char *response = mh_json_str(obj, "response");
     json_t *b = mh_event_sub(ev, "bounce");
-    mh_event_set_str(b, "class", "soft");
     mh_event_set_str(b, "diagnostic", response);
     mh_event_set_str(b, "enhanced_code", mh_json_str(obj, "status"));
-    mh_bounce_classify(b);
+    mh_bounce_classify_as(b, "soft");
     json_t *d = mh_event_sub(ev, "delay");
     json_int_t attempt;
     mh_event_set_str(d, "reason", response);
@@ -402,7 +400,21 @@ static void add_engagement(json_t *ev, json_t *obj, const char *sub_key)
     if (!strcmp(sub_key, "click")) mh_event_set_str(sub, "url", mh_json_str(obj, "url"));
     mh_event_set_str(sub, "user_agent", mh_json_str(obj, "useragent"));
     mh_event_set_str(sub, "ip", mh_json_str(obj, "ip"));
+    /* sg_machine_open: SendGrid's mark for an open by Apple's privacy proxy or a scanner. */
+    if (!strcmp(sub_key, "open") && mh_json_truthy(json_object_get(obj, "sg_machine_open")))
+        json_object_set_new(sub, "machine", json_true());
     if (json_object_size(sub) == 0) json_object_del(ev, sub_key);
+}
+
+/* delivery: the receiving server's response, tls (1 / 0) and the attempt count. */
+static void add_delivery(json_t *ev, json_t *obj)
+{
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    json_int_t n;
+    d.smtp_response = mh_json_str(obj, "response");
+    if (mh_json_int(obj, "tls", &n) == 0 && (n == 0 || n == 1)) d.tls = (int)n;
+    if (mh_json_int(obj, "attempt", &n) == 0 && n >= 0) d.attempt = n;
+    mh_event_set_delivery(ev, &d);
 }
 
 static void add_type_fields(json_t *ev, const char *type, json_t *obj)
@@ -411,6 +423,8 @@ static void add_type_fields(json_t *ev, const char *type, json_t *obj)
     else if (!strcmp(type, "email.delivery_delayed")) add_deferral(ev, obj);
     else if (!strcmp(type, "email.opened")) add_engagement(ev, obj, "open");
     else if (!strcmp(type, "email.clicked")) add_engagement(ev, obj, "click");
+    if (!strcmp(type, "email.delivered") || !strcmp(type, "email.delivery_delayed"))
+        add_delivery(ev, obj);
 }
 
 static int parse_one(const struct mh_raw *raw, json_t *obj, size_t index, json_t *events,

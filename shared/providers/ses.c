@@ -779,6 +779,7 @@ static int parse_bounce(const struct ses_ctx *c, json_t *events, char *err, size
         json_t *ev = new_event(c, r->ev_type, rcpt, NULL);
         if (!strcmp(r->ev_type, "email.bounced")) {
             add_bounce(ev, c->obj, item, r);
+            mh_bounce_set_provider_kind(mh_event_sub(ev, "bounce"), btype, sub);
         } else {
             mh_event_meta_put(ev, "diagnostic_code", json_object_get(item, "diagnosticCode"),
                               META_RULES);
@@ -824,6 +825,19 @@ static int parse_complaint(const struct ses_ctx *c, json_t *events, char *err, s
     return 0;
 }
 
+/* delivery from a Delivery object: smtpResponse, processingTimeMillis, reportingMTA and
+ * remoteMtaIp (also kept in metadata under their SES names, as before the object). */
+static void add_delivery(json_t *ev, json_t *obj)
+{
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    json_int_t ms;
+    d.smtp_response = mh_json_str(obj, "smtpResponse");
+    d.reporting_mta = mh_json_str(obj, "reportingMTA");
+    d.remote_ip = mh_json_str(obj, "remoteMtaIp");
+    if (mh_json_int(obj, "processingTimeMillis", &ms) == 0 && ms >= 0) d.duration_ms = ms;
+    mh_event_set_delivery(ev, &d);
+}
+
 static int parse_delivery(const struct ses_ctx *c, json_t *events, char *err, size_t errlen)
 {
     json_t *list = recipients(c, c->obj, "recipients", err, errlen);
@@ -832,6 +846,7 @@ static int parse_delivery(const struct ses_ctx *c, json_t *events, char *err, si
         const char *rcpt = recipient_at(c, list, i, "recipients", err, errlen);
         if (!rcpt) return -1;
         json_t *ev = new_event(c, "email.delivered", rcpt, NULL);
+        add_delivery(ev, c->obj);
         mh_event_meta_put(ev, "smtp_response", json_object_get(c->obj, "smtpResponse"), META_RULES);
         mh_event_meta_put(ev, "processing_time_millis",
                           json_object_get(c->obj, "processingTimeMillis"), META_RULES);

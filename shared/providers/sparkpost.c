@@ -184,6 +184,20 @@ static void add_delay(json_t *ev, json_t *obj, const struct bounce_class *bc)
     if (json_object_size(d) == 0) json_object_del(ev, "delay");
 }
 
+/*
+ * delivery of a delivery or delay event: queue_time (ms from injection to this attempt),
+ * num_retries (failed attempts before this one), outbound_tls ("1" / "0").
+ */
+static void add_delivery(json_t *ev, json_t *obj)
+{
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    json_int_t n;
+    if (mh_json_int(obj, "queue_time", &n) == 0 && n >= 0) d.duration_ms = n;
+    if (mh_json_int(obj, "num_retries", &n) == 0 && n >= 0 && n < 1000000) d.attempt = n + 1;
+    if (mh_json_int(obj, "outbound_tls", &n) == 0 && (n == 0 || n == 1)) d.tls = (int)n;
+    mh_event_set_delivery(ev, &d);
+}
+
 /* ---- common fields ---- */
 
 /* Metadata is set with mh_event_meta_set: rcpt_meta, copied first, wins. */
@@ -297,6 +311,8 @@ static int parse_event(const struct mh_raw *raw, const char *event_class, json_t
         add_engagement(ev, obj, "open");
     else if (!strcmp(type, "email.clicked"))
         add_engagement(ev, obj, "click");
+    if (!strcmp(type, "email.delivered") || !strcmp(type, "email.delivery_delayed"))
+        add_delivery(ev, obj);
     set_metadata(ev, obj, event_class, type);
 
     char idbuf[32];

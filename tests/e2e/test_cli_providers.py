@@ -54,7 +54,10 @@ def test_json_lists_typed_options():
     bearer = _option(providers["brevo"], "bearer")
     assert (bearer["type"], bearer["default"], bearer["strict"]) == ("bool", False, True)
     assert [o["name"] for o in providers["postmark"]["options"]] == ["basic_user", "header"]
-    assert providers["ivymail"]["options"] == []
+    assert [o["name"] for o in providers["ivymail"]["options"]] == ["encoding", "prefix"]
+    enc = _option(providers["ivymail"], "encoding")
+    assert (enc["type"], enc["default"], enc["choices"]) == ("choice", "hex", ["hex", "base64"])
+    assert _option(providers["ivymail"], "prefix")["default"] == "sha256="
     assert providers["postal"]["needs_secret"] is False and providers["hmac"]["needs_secret"]
 
 

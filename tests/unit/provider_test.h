@@ -119,4 +119,30 @@ static inline void pt_hmac(const char *md, const char *secret, const void *body,
     else mh_hex_encode(mac, (size_t)n, out);
 }
 
+/* The one event provider's parse makes of body (caller decrefs); fails the test else. */
+static inline json_t *pt_parse_one(const char *provider, const char *body)
+{
+    struct mh_headers h = {0};
+    struct mh_raw raw = {.source = "src", .provider = provider, .tenant = "acme", .headers = &h,
+                         .body = (const unsigned char *)body, .body_len = strlen(body),
+                         .received_ms = 1767225600000LL};
+    json_t *events = json_array();
+    char err[256] = "";
+    int rc = mh_provider_find(provider)->parse(&raw, events, err, sizeof(err));
+    if (rc != 0) print_error("%s: %s\n", provider, err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(events), 1);
+    json_t *ev = json_incref(json_array_get(events, 0));
+    json_decref(events);
+    return ev;
+}
+
+/* ev[key][sub] as a string (sub NULL: ev[key]), or NULL. */
+static inline const char *pt_str(json_t *ev, const char *key, const char *sub)
+{
+    json_t *v = json_object_get(ev, key);
+    if (sub) v = json_object_get(v, sub);
+    return json_string_value(v);
+}
+
 #endif

@@ -321,6 +321,78 @@ static void test_provider_fields_win(void **state)
     json_decref(b);
 }
 
+/*
+ * The precedence of docs/bounces.md: codes, then the provider's class, then the class its
+ * category implies, then the event's name; a permanent code never hardens a provider's
+ * temporary verdict, and text naming a temporary cause never lets a "hard" name stand.
+ */
+struct precedence_case {
+    const char *diagnostic, *enhanced, *cls, *category, *event_class;
+    const char *want;
+};
+
+static void test_precedence(void **state)
+{
+    (void)state;
+    static const struct precedence_case pc[] = {
+        /* 1. codes over everything below them */
+        {"550 5.1.1 user unknown", NULL, "hard", NULL, "soft", "hard"},
+        {"451 4.7.1 try later", NULL, "hard", NULL, "hard", "soft"},
+        {NULL, "4.4.7", "hard", NULL, "hard", "soft"},
+        {NULL, "5.1.1", NULL, NULL, "soft", "hard"},
+        {"421 too busy", NULL, "undetermined", NULL, NULL, "soft"},
+        /* ... except a provider's temporary verdict stands against a permanent code */
+        {"552 5.2.2 mailbox full", NULL, "soft", NULL, NULL, "soft"},
+        {"550 5.4.4 unrouteable", NULL, NULL, "dns_failure", "hard", "soft"},
+        /* 2. the provider's class, then its category, over the event's name */
+        {"mailbox unavailable", NULL, "soft", NULL, "hard", "soft"},
+        {NULL, NULL, "undetermined", NULL, "hard", "undetermined"},
+        {NULL, NULL, NULL, "connection_error", "hard", "soft"},
+        {NULL, NULL, NULL, "dns_failure", "hard", "soft"},
+        {NULL, NULL, NULL, "transient_failure", "hard", "soft"},
+        {NULL, NULL, NULL, "invalid_recipient", "soft", "hard"},
+        {NULL, NULL, NULL, "spam_block", "hard", "hard"},
+        /* 3. the event's name, unless the text names a temporary cause */
+        {NULL, NULL, NULL, NULL, "hard", "hard"},
+        {NULL, NULL, NULL, NULL, "soft", "soft"},
+        {"Connection error: Could not connect to any mail server", NULL, NULL, NULL, "hard", "soft"},
+        {"user unknown", NULL, NULL, NULL, "hard", "hard"},
+        /* nothing to go on */
+        {"Connection timed out", NULL, NULL, NULL, NULL, "undetermined"},
+        {NULL, NULL, NULL, NULL, NULL, "undetermined"},
+    };
+    int failed = 0;
+    for (size_t i = 0; i < sizeof(pc) / sizeof(pc[0]); i++) {
+        json_t *b = json_object();
+        if (pc[i].diagnostic) json_object_set_new(b, "diagnostic", json_string(pc[i].diagnostic));
+        if (pc[i].enhanced) json_object_set_new(b, "enhanced_code", json_string(pc[i].enhanced));
+        if (pc[i].cls) json_object_set_new(b, "class", json_string(pc[i].cls));
+        if (pc[i].category) json_object_set_new(b, "category", json_string(pc[i].category));
+        mh_bounce_classify_as(b, pc[i].event_class);
+        const char *got = json_string_value(json_object_get(b, "class"));
+        if (!got || strcmp(got, pc[i].want)) {
+            print_error("case %zu: want class %s, got %s\n", i, pc[i].want, got ? got : "(none)");
+            failed++;
+        }
+        if (pc[i].category)
+            assert_string_equal(json_string_value(json_object_get(b, "category")), pc[i].category);
+        json_decref(b);
+    }
+    assert_int_equal(failed, 0);
+}
+
+static void test_provider_kind(void **state)
+{
+    (void)state;
+    json_t *b = json_object();
+    mh_bounce_set_provider_kind(b, "Permanent", "");
+    assert_string_equal(json_string_value(json_object_get(b, "provider_type")), "Permanent");
+    assert_null(json_object_get(b, "provider_subtype"));
+    mh_bounce_set_provider_kind(b, NULL, "NoEmail");
+    assert_string_equal(json_string_value(json_object_get(b, "provider_subtype")), "NoEmail");
+    json_decref(b);
+}
+
 /* Structured codes from the provider are used; bad ones are dropped, not kept. */
 static void test_structured_codes(void **state)
 {
@@ -467,6 +539,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_provider_fields_win),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_provider_kind),
         cmocka_unit_test(test_structured_codes),
         cmocka_unit_test(test_odd_types),
         cmocka_unit_test(test_find_enhanced),

@@ -199,6 +199,43 @@ static void test_metadata_rules(void **state)
     json_decref(ev);
 }
 
+/* delivery: unknown values skipped, nothing known no key; machine only when set. */
+static void test_delivery_and_machine(void **state)
+{
+    (void)state;
+    json_t *ev = json_object();
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    mh_event_set_delivery(ev, &d);
+    assert_null(json_object_get(ev, "delivery"));
+    d.remote_host = "mx.example.com";
+    d.smtp_response = "";
+    d.tls = 1;
+    d.duration_ms = 0;
+    d.attempt = 2;
+    mh_event_set_delivery(ev, &d);
+    json_t *o = json_object_get(ev, "delivery");
+    assert_string_equal(json_string_value(json_object_get(o, "remote_host")), "mx.example.com");
+    assert_null(json_object_get(o, "smtp_response"));
+    assert_null(json_object_get(o, "remote_ip"));
+    assert_true(json_is_true(json_object_get(o, "tls")));
+    assert_int_equal(json_integer_value(json_object_get(o, "duration_ms")), 0);
+    assert_int_equal(json_integer_value(json_object_get(o, "attempt")), 2);
+    mh_event_set_machine(ev, "open");
+    assert_true(json_is_true(json_object_get(json_object_get(ev, "open"), "machine")));
+    json_decref(ev);
+
+    json_t *v = json_pack("[b, i, i, s, s, s, n]", 1, 1, 0, "true", "1", "no");
+    assert_true(mh_json_truthy(json_array_get(v, 0)));
+    assert_true(mh_json_truthy(json_array_get(v, 1)));
+    assert_false(mh_json_truthy(json_array_get(v, 2)));
+    assert_true(mh_json_truthy(json_array_get(v, 3)));
+    assert_true(mh_json_truthy(json_array_get(v, 4)));
+    assert_false(mh_json_truthy(json_array_get(v, 5)));
+    assert_false(mh_json_truthy(json_array_get(v, 6)));
+    assert_false(mh_json_truthy(NULL));
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +245,7 @@ int main(void)
         cmocka_unit_test(test_malformed_bodies_fail_cleanly),
         cmocka_unit_test(test_wrong_types_are_absent_not_invented),
         cmocka_unit_test(test_metadata_rules),
+        cmocka_unit_test(test_delivery_and_machine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -336,6 +336,78 @@ static void test_options(void **state)
     assert_true(pt_config_fails_with("[source.a]\nprovider = ark\nkid = x\n", "unknown key \"kid\""));
 }
 
+/* An Ark delivery payload of event name, with the payload's members in `extra`. */
+static json_t *ark_event(const char *event, const char *status, const char *extra)
+{
+    char body[2048];
+    snprintf(body, sizeof(body),
+             "{\"event\":\"%s\",\"timestamp\":1704672000.5,\"uuid\":\"u-%s-%zu\",\"payload\":{"
+             "\"status\":\"%s\",\"message\":{\"id\":1,\"token\":\"t\",\"direction\":\"outgoing\","
+             "\"to\":\"user@example.com\"}%s%s}}",
+             event, event, strlen(extra), status, *extra ? "," : "", extra);
+    return pt_parse_one("ark", body);
+}
+
+/* docs/bounces.md: codes, then Ark's classification, then the event's name. */
+static void test_bounce_class_order(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *event, *status, *extra, *want;
+    } cases[] = {
+        /* HardFail without a code: a temporary classification is soft... */
+        {"MessageDeliveryFailed", "HardFail",
+         "\"details\":\"Connection error: Could not connect to any mail server\","
+         "\"classification\":\"connection_error\",\"classification_code\":40", "soft"},
+        {"MessageDeliveryFailed", "HardFail", "\"classification\":\"dns_failure\"", "soft"},
+        {"MessageDeliveryFailed", "HardFail", "\"classification_code\":42", "soft"},
+        /* ... a permanent one, or none, hard (the event's name) */
+        {"MessageDeliveryFailed", "HardFail", "\"classification\":\"invalid_recipient\"", "hard"},
+        {"MessageDeliveryFailed", "HardFail", "\"details\":\"Delivery failed\"", "hard"},
+        /* the codes come first */
+        {"MessageDeliveryFailed", "HardFail",
+         "\"output\":\"451 4.3.0 try later\",\"classification\":\"invalid_recipient\"", "soft"},
+        {"MessageDelayed", "SoftFail", "\"output\":\"550 5.1.1 no such user\"", "hard"},
+        /* ... but a temporary classification stands against a permanent code */
+        {"MessageDeliveryFailed", "HardFail",
+         "\"output\":\"554 5.4.4 unable to route\",\"classification\":\"dns_failure\"", "soft"},
+        {"MessageDelayed", "SoftFail", "", "soft"},
+        /* MessageBounced reads the same evidence */
+        {"MessageBounced", "", "\"classification\":\"transient_failure\"", "soft"},
+        {"MessageBounced", "", "", "hard"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *ev = ark_event(cases[i].event, cases[i].status, cases[i].extra);
+        const char *got = pt_str(ev, "bounce", "class");
+        if (!got || strcmp(got, cases[i].want))
+            print_error("case %zu (%s %s): class %s, want %s\n", i, cases[i].event, cases[i].extra,
+                        got ? got : "(none)", cases[i].want);
+        assert_string_equal(got, cases[i].want);
+        json_decref(ev);
+    }
+}
+
+/* delivery: output, sent_with_ssl, time, remote_host (else the host in details). */
+static void test_delivery_fields(void **state)
+{
+    (void)state;
+    json_t *ev = ark_event("MessageSent", "Sent",
+                           "\"details\":\"Message for user@example.com accepted by 1.2.3.4:25 "
+                           "(mx.example.com)\",\"output\":\"250 2.0.0 OK\","
+                           "\"sent_with_ssl\":true,\"time\":1.51");
+    assert_string_equal(pt_str(ev, "delivery", "remote_host"), "mx.example.com");
+    assert_string_equal(pt_str(ev, "delivery", "remote_ip"), "1.2.3.4");
+    assert_string_equal(pt_str(ev, "delivery", "smtp_response"), "250 2.0.0 OK");
+    json_t *d = json_object_get(ev, "delivery");
+    assert_true(json_is_true(json_object_get(d, "tls")));
+    assert_int_equal(json_integer_value(json_object_get(d, "duration_ms")), 1510);
+    json_decref(ev);
+
+    ev = ark_event("MessageHeld", "Held", "\"details\":\"Held for review\"");
+    assert_string_equal(pt_str(ev, "metadata", "hold_reason"), "Held for review");
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_missing_header),  cmocka_unit_test(test_stale_timestamp),
         cmocka_unit_test(test_string_timestamp), cmocka_unit_test(test_postal_vector),
         cmocka_unit_test(test_sign_roundtrip),  cmocka_unit_test(test_options),
+        cmocka_unit_test(test_bounce_class_order), cmocka_unit_test(test_delivery_fields),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -127,6 +127,56 @@ static void test_options(void **state)
         "unknown key \"timestamp_tolerance_s\""));
 }
 
+/* contact.deleted says why the contact went: the reasons that end mail reach the rules. */
+static void test_contact_deleted_reasons(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *reason, *type, *bounce_class;
+    } cases[] = {
+        {"unsubscribed", "email.unsubscribed", NULL},
+        {"bounced", "email.bounced", "hard"},
+        {"complained", "email.complained", NULL},
+        {"manual", "contact.deleted", NULL},
+        {NULL, "contact.deleted", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "{\"id\":\"evt_%zu\",\"type\":\"contact.deleted\",\"timestamp\":"
+                 "\"2024-01-15T15:00:00Z\",\"data\":{\"contactId\":\"c1\",\"email\":"
+                 "\"John@Example.com\"%s%s%s}}",
+                 i, cases[i].reason ? ",\"reason\":\"" : "", cases[i].reason ? cases[i].reason : "",
+                 cases[i].reason ? "\"" : "");
+        json_t *ev = pt_parse_one("getmailer", body);
+        assert_string_equal(pt_str(ev, "type", NULL), cases[i].type);
+        assert_string_equal(pt_str(ev, "provider_event", NULL), "contact.deleted");
+        assert_string_equal(pt_str(ev, "recipient", NULL), "john@example.com");
+        if (cases[i].bounce_class)
+            assert_string_equal(pt_str(ev, "bounce", "class"), cases[i].bounce_class);
+        else
+            assert_null(json_object_get(ev, "bounce"));
+        if (cases[i].reason)
+            assert_string_equal(pt_str(ev, "metadata", "deletion_reason"), cases[i].reason);
+        json_decref(ev);
+    }
+}
+
+/* bounceType is kept as sent; bounceReason next to the diagnostic code. */
+static void test_bounce_fields_kept(void **state)
+{
+    (void)state;
+    json_t *ev = pt_parse_one(
+        "getmailer",
+        "{\"id\":\"evt_b\",\"type\":\"email.bounced\",\"timestamp\":\"2024-01-15T10:31:00Z\","
+        "\"data\":{\"to\":[\"a@example.com\"],\"bounceType\":\"soft\",\"bounceReason\":"
+        "\"Mailbox full\",\"diagnosticCode\":\"552 5.2.2 Mailbox full\"}}");
+    assert_string_equal(pt_str(ev, "bounce", "provider_type"), "soft");
+    assert_string_equal(pt_str(ev, "bounce", "class"), "soft"); /* GetMailer's soft stands */
+    assert_string_equal(pt_str(ev, "metadata", "bounce_reason"), "Mailbox full");
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +188,8 @@ int main(void)
         cmocka_unit_test(test_missing_and_malformed_header),
         cmocka_unit_test(test_sign_roundtrip),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_contact_deleted_reasons),
+        cmocka_unit_test(test_bounce_fields_kept),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -19,11 +19,29 @@
  *   they are absent, and drops a provider-given smtp_code outside 200..599 or an
  *   enhanced_code that is not one;
  * - sets "category" unless the provider already set a canonical one;
- * - sets "class" unless the provider already set one (hard | soft | undetermined):
- *   5.x.x / 5xx -> hard, 4.x.x / 4xx -> soft, nothing to go on -> undetermined.
- *   A provider's class also tells how to read a diagnostic that carries no code.
+ * - sets "class" (hard | soft | undetermined) by the evidence, in this order
+ *   (docs/bounces.md lists each provider's fields):
+ *   1. the codes: 5.x.x / 5xx -> hard, 4.x.x / 4xx -> soft;
+ *   2. the provider's verdict: the "class" it set, else the class its "category"
+ *      implies (dns_failure, connection_error, transient_failure -> soft;
+ *      invalid_recipient, inactive_mailbox, invalid_domain -> hard);
+ *   3. the event's name (event_class of mh_bounce_classify_as), except that a
+ *      diagnostic text naming a temporary cause turns a "hard" name soft;
+ *   nothing to go on -> undetermined. One exception to the order: a permanent code does
+ *   not overrule a provider that calls the cause temporary (a soft class or a
+ *   temporary category): suppression is for good, a soft bounce only counts.
+ *   The class also tells how to read a diagnostic that carries no code.
  */
 void mh_bounce_classify(json_t *bounce);
+/* mh_bounce_classify with the class the event's name implies ("hard", "soft" or NULL),
+ * used only when neither the codes nor the provider decide. */
+void mh_bounce_classify_as(json_t *bounce, const char *event_class);
+
+/*
+ * Keeps the provider's own bounce type and subtype, as sent, in bounce.provider_type and
+ * bounce.provider_subtype (skipped when NULL or empty).
+ */
+void mh_bounce_set_provider_kind(json_t *bounce, const char *type, const char *subtype);
 
 /*
  * Finds an enhanced status code ("5.1.1", "4.7.650") in text: class 2, 4 or 5, subject

@@ -34,6 +34,25 @@ void mh_event_copy(json_t *obj, const char *key, json_t *value);
 json_t *mh_event_sub(json_t *ev, const char *key);
 
 /*
+ * ev.delivery, how the receiving server took (or refused) the message, from what the
+ * provider reports (design.md, "Canonical event"). NULL strings and negative numbers are
+ * unknown and skipped; tls is -1 (unknown), 0 or 1. No key when nothing is known.
+ */
+struct mh_delivery {
+    const char *remote_host, *remote_ip, *smtp_response, *reporting_mta;
+    int tls;
+    int64_t duration_ms;
+    json_int_t attempt;
+};
+#define MH_DELIVERY_INIT {NULL, NULL, NULL, NULL, -1, -1, -1}
+void mh_event_set_delivery(json_t *ev, const struct mh_delivery *d);
+/* ev[sub_key].machine = true (sub_key "open" or "click"): the provider marks the activity
+ * as a machine's or a privacy proxy's, not the recipient's. */
+void mh_event_set_machine(json_t *ev, const char *sub_key);
+/* 1 when v is JSON true, a non-zero number, or "1" / "true" (any case); else 0. */
+int mh_json_truthy(json_t *v);
+
+/*
  * Metadata: ev.metadata[key] = v (a payload value, borrowed: a reference is taken), the
  * object created on first use. A value that is absent, JSON null or "" is skipped, so
  * is one the rules call empty. Providers differ on a key set twice: MH_META_FIRST keeps
