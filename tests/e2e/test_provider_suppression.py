@@ -26,7 +26,9 @@ import pytest
 import fixture_sources
 import helpers
 from helpers import Mailhook
-from test_providers_golden import FIXTURES, _cases, _post_signed
+from provider_sources import FIXTURES
+from provider_sources import cases as _cases
+from test_providers_golden import _post_signed
 from test_suppression import start_api
 
 SIGNALS = ("email.bounced", "email.complained", "email.unsubscribed")
