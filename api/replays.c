@@ -8,6 +8,8 @@
  *            --id api-ID --json --no-progress
  * reads its stdout (the JSON summary, replay_report.c) and stderr (its error) through
  * pipes on the loop, and reaps it on SIGCHLD (waitpid WNOHANG: the loop never blocks).
+ * While it runs, GET reads its progress from its checkpoint (mh_replay_checkpoints,
+ * written after each committed batch) on the pool.
  * The range per raw partition runs from the smallest offset asked for to one past the
  * largest, so records in between are replayed too (as the CLI would).
  *
@@ -34,6 +36,7 @@
 #include "mailhook/crypto.h"
 #include "mailhook/log.h"
 #include "replay_body.h"
+#include "suppressions.h"
 
 #define REPLAYS_KEPT 64
 #define REPLAYS_RUNNING 4
@@ -365,6 +368,60 @@ out:
     api_query_clear(&p);
 }
 
+/* A running replay's progress, read from its checkpoint (replay_checkpoint.c writes it
+ * after each committed batch) on the pool. */
+struct progress_call {
+    struct api_job job; /* first: the pool hands it back */
+    struct api_server *s;
+    struct evhttp_request *req;
+    char id[24];
+    json_t *progress; /* NULL: none stored yet, or PostgreSQL failed (logged) */
+};
+
+static void progress_run(struct api_job *job, struct supp_store *st)
+{
+    struct progress_call *c = (struct progress_call *)job;
+    char err[512], rid[32];
+    if (supp_store_ensure(st, err, sizeof(err)) < 0) {
+        mh_debug("replay progress: %s", err);
+        return;
+    }
+    snprintf(rid, sizeof(rid), "api-%s", c->id);
+    const char *params[] = {rid};
+    PGresult *res = PQexecParams(st->pg, "SELECT progress::text FROM mh_replay_checkpoints "
+                                         "WHERE replay_id = $1", 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        c->progress = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        mh_debug("replay progress: %s", PQerrorMessage(st->pg));
+    PQclear(res);
+}
+
+static struct replay *find(struct api_replays *t, const char *id)
+{
+    for (size_t i = 0; i < REPLAYS_KEPT; i++)
+        if (t->r[i].used && !strcmp(t->r[i].id, id)) return &t->r[i];
+    return NULL;
+}
+
+static void progress_done(struct api_job *job)
+{
+    struct progress_call *c = (struct progress_call *)job;
+    struct replay *r = find(api_server_replays(c->s), c->id);
+    if (!r) {
+        api_reply_error(c->s, c->req, 404, "no such replay (only the most recent ones are kept)");
+    } else {
+        if (r->status == RUNNING && c->progress) {
+            r->done = json_integer_value(json_object_get(c->progress, "records"));
+            r->emitted = json_integer_value(json_object_get(c->progress, "events_written"));
+            r->dead_letters = json_integer_value(json_object_get(c->progress, "dead_letters"));
+        }
+        api_reply(c->s, c->req, 200, replay_json(r));
+    }
+    json_decref(c->progress);
+    free(c);
+}
+
 void api_replay_get(struct api_server *s, struct evhttp_request *req,
                     const struct mh_api_token *tok, const char *id)
 {
@@ -376,11 +433,20 @@ void api_replay_get(struct api_server *s, struct evhttp_request *req,
         api_reply_error(s, req, 403, "replays need an operator token");
         goto out;
     }
-    for (size_t i = 0; i < REPLAYS_KEPT; i++) {
-        if (t->r[i].used && !strcmp(t->r[i].id, id)) {
-            api_reply(s, req, 200, replay_json(&t->r[i]));
-            goto out;
-        }
+    struct replay *r = find(t, id);
+    if (r && r->status == RUNNING) {
+        struct progress_call *c = mh_calloc(1, sizeof(*c));
+        c->job.run = progress_run;
+        c->job.done = progress_done;
+        c->s = s;
+        c->req = req;
+        snprintf(c->id, sizeof(c->id), "%s", r->id);
+        if (api_pool_submit(api_server_pool(s), &c->job) == 0) goto out;
+        free(c); /* the pool is full: the progress known so far */
+    }
+    if (r) {
+        api_reply(s, req, 200, replay_json(r));
+        goto out;
     }
     api_reply_error(s, req, 404, "no such replay (only the most recent ones are kept)");
 out:
