@@ -705,26 +705,6 @@ int api_may_act_for(struct api_server *s, struct evhttp_request *req,
     return may_act_for(s, req, tok, tenant);
 }
 
-json_t *api_body_object(struct api_server *s, struct evhttp_request *req)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    json_error_t jerr;
-    json_t *body = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len,
-                              JSON_REJECT_DUPLICATES, &jerr);
-    if (!body) {
-        reply_error(s, req, 400, "body: invalid JSON at line %d column %d: %s", jerr.line,
-                    jerr.column, jerr.text);
-        return NULL;
-    }
-    if (!json_is_object(body)) {
-        json_decref(body);
-        reply_error(s, req, 400, "body: expected a JSON object");
-        return NULL;
-    }
-    return body;
-}
-
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
 struct api_server *api_http_new(struct event_base *base, const struct mh_config *cfg, char *err,

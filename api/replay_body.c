@@ -83,7 +83,8 @@ int replay_body_parse(json_t *body, char **from, char **until, int64_t *total,
                                (long long)sp[i].partition, (long long)sp[i].lo);
         nu += (size_t)snprintf(*until + nu, cap - nu, "%s%lld:%lld", i ? "," : "",
                                (long long)sp[i].partition, (long long)sp[i].hi + 1);
-        *total += sp[i].hi + 1 - sp[i].lo;
+        int64_t span = sp[i].hi + 1 - sp[i].lo;
+        *total = *total > INT64_MAX - span ? INT64_MAX : *total + span;
     }
     free(sp);
     *topic = json_string_value(t);
