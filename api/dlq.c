@@ -41,12 +41,15 @@ struct dlq_call {
     char err[1024];
 };
 
-/* Per partition while reading: how far down it has been read, rows found there. */
+/* Per partition: how far down it has been read, what was found and shown. */
 struct part_state {
     int32_t partition;
-    int64_t low, top, end0;
-    long found;
-    int64_t window;
+    int64_t low, top; /* [top, end) has been read; low: nothing below */
+    int64_t end;      /* where this request started reading it */
+    int64_t window;   /* the next window's size */
+    long found;       /* rows kept */
+    int shown, unshown;
+    int64_t oldest_shown;
 };
 
 struct keep_ctx {
@@ -96,6 +99,22 @@ static json_t *item_of(const json_t *row)
     return o;
 }
 
+/* Out of time: the rows of windows read only in part go (the cursor then says to read
+ * those windows again), so a page never skips what lies above them. */
+static void drop_unfinished(json_t *rows, const struct dlq_window *w, size_t n)
+{
+    for (size_t i = json_array_size(rows); i-- > 0;) {
+        json_t *row = json_array_get(rows, i);
+        int32_t p = (int32_t)json_integer_value(json_object_get(row, "dlq_partition"));
+        int64_t off = json_integer_value(json_object_get(row, "dlq_offset"));
+        for (size_t j = 0; j < n; j++)
+            if (w[j].partition == p && !w[j].done && off >= w[j].start && off < w[j].end) {
+                json_array_remove(rows, i);
+                break;
+            }
+    }
+}
+
 /* Reads backwards until each partition has c->limit rows or none left; 1 when the
  * budget ran out first, 0 when done, -1 with c->err. */
 static int read_back(struct dlq_call *c, rd_kafka_t *rk, struct part_state *ps, size_t n,
@@ -124,7 +143,10 @@ static int read_back(struct dlq_call *c, rd_kafka_t *rk, struct part_state *ps, 
             ps[i].top = w[i].start;
             if (ps[i].window < DLQ_MAX_WINDOW) ps[i].window *= 2;
         }
-        if (rc == 1) break;
+        if (rc == 1) {
+            drop_unfinished(rows, w, n);
+            break;
+        }
     }
     free(w);
     return rc;
@@ -148,15 +170,16 @@ static void dlq_run(struct api_job *job, struct supp_store *st)
             int64_t b = dlq_cursor_before(&c->cursor, parts[i].partition);
             end = b < 0 ? parts[i].start : b < end ? b : end;
         }
-        ps[i] = (struct part_state){parts[i].partition, parts[i].start, end, end, 0,
-                                    DLQ_FIRST_WINDOW};
+        ps[i] = (struct part_state){.partition = parts[i].partition, .low = parts[i].start,
+                                    .top = end, .end = end, .window = DLQ_FIRST_WINDOW};
     }
     int rc = read_back(c, rk, ps, n, rows);
     if (rc < 0) goto out;
     dlq_sort_newest_first(rows);
 
     /* The page: the newest `limit`. A partition goes on below its oldest row shown when
-     * some of its rows were not shown, else below what was read of it. */
+     * some of its rows were not shown, from where it started when none was, else below
+     * what was read of it. */
     json_t *items = json_array();
     size_t total = json_array_size(rows);
     for (size_t i = 0; i < total; i++) {
@@ -165,30 +188,22 @@ static void dlq_run(struct api_job *job, struct supp_store *st)
         int64_t off = json_integer_value(json_object_get(row, "dlq_offset"));
         for (size_t j = 0; j < n; j++) {
             if (ps[j].partition != p) continue;
-            if ((long)i < c->limit) {
-                if (off < ps[j].end0) ps[j].end0 = off; /* oldest shown */
-                ps[j].found = -1;                        /* something shown */
-            } else if (ps[j].found == -1) {
-                ps[j].found = -3; /* some shown, not all */
-            } else if (ps[j].found >= 0) {
-                ps[j].found = -2; /* none shown */
+            if ((long)i >= c->limit) {
+                ps[j].unshown = 1;
+            } else if (!ps[j].shown || off < ps[j].oldest_shown) {
+                ps[j].shown = 1;
+                ps[j].oldest_shown = off;
             }
         }
         if ((long)i < c->limit) json_array_append_new(items, item_of(row));
     }
-    char *cur = mh_malloc(n * 48 + 1);
-    size_t len = 0;
+    size_t cap = n * 48 + 1, len = 0;
+    char *cur = mh_malloc(cap);
     cur[0] = '\0';
     for (size_t j = 0; j < n; j++) {
-        /* found: -1 all of its rows shown, -2 none shown of some, -3 some shown, not all. */
-        int64_t next = ps[j].found == -3 ? ps[j].end0
-                       : ps[j].found == -2 ? (c->has_cursor && dlq_cursor_before(&c->cursor, ps[j].partition) >= 0
-                                                  ? dlq_cursor_before(&c->cursor, ps[j].partition)
-                                                  : parts[j].end)
-                                           : ps[j].top;
-        if (next > parts[j].end) next = parts[j].end;
+        int64_t next = !ps[j].unshown ? ps[j].top : ps[j].shown ? ps[j].oldest_shown : ps[j].end;
         if (next <= ps[j].low) continue;
-        len += (size_t)snprintf(cur + len, n * 48 + 1 - len, "%s%d:%lld", len ? "," : "",
+        len += (size_t)snprintf(cur + len, cap - len, "%s%d:%lld", len ? "," : "",
                                 (int)ps[j].partition, (long long)next);
     }
     c->out = json_pack("{so}", "items", items);

@@ -149,10 +149,8 @@ static void stats_done(struct api_job *job)
 /* responses and ack_seconds of one source from its ring. */
 static void add_metrics(const struct stats_call *c, json_t *o, const struct scrape_source *ss)
 {
-    double codes[MAX_POINTS][SRC_CODES];
-    static double buckets[MAX_POINTS][SRC_BUCKETS];
-    memset(codes, 0, sizeof(codes));
-    memset(buckets, 0, sizeof(buckets));
+    double (*codes)[SRC_CODES] = mh_calloc((size_t)c->points, sizeof(*codes));
+    double (*buckets)[SRC_BUCKETS] = mh_calloc((size_t)c->points, sizeof(*buckets));
     for (size_t i = 0; ss && i < ss->ring.n; i++) {
         const struct src_sample *s = src_ring_get(&ss->ring, i);
         if (s->t < c->start) continue;
@@ -181,6 +179,8 @@ static void add_metrics(const struct stats_call *c, json_t *o, const struct scra
         json_array_append_new(p99, json_pack("[Io]", t, b < 0 ? json_null() : json_real(b)));
     }
     json_object_set_new(o, "ack_seconds", json_pack("{soso}", "p50", p50, "p99", p99));
+    free(codes);
+    free(buckets);
 }
 
 /* A whole number parameter from min to max (def when absent); -1 when invalid. */
