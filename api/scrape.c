@@ -32,6 +32,7 @@ struct target {
     struct evhttp_connection *conn;
     int busy;
     int scraped;   /* the baseline is set */
+    int failing;   /* the last scrape failed (logged once per failing streak) */
     json_t *prev;  /* "metric\x1fsource\x1flabel" -> cumulative value */
 };
 
@@ -170,10 +171,16 @@ static void on_response(struct evhttp_request *req, void *arg)
 {
     struct target *tg = arg;
     tg->busy = 0;
-    if (!req || evhttp_request_get_response_code(req) != 200) {
-        mh_debug("scrape %s: %s", tg->url, req ? "not 200" : "no answer");
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    if (code != 200) {
+        if (!tg->failing)
+            mh_warn("[api] ingest_metrics: %s: %s; its sources' responses stay at 0 until it "
+                    "answers", tg->url, code ? "not 200" : "no answer");
+        tg->failing = 1;
         return;
     }
+    if (tg->failing) mh_info("[api] ingest_metrics: %s answers again", tg->url);
+    tg->failing = 0;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if (len > MAX_BODY) return;
