@@ -20,7 +20,6 @@ struct mh_api_token;
 /* ---- from http.c ---------------------------------------------------------------------- */
 
 const struct mh_config *api_server_cfg(const struct api_server *s);
-struct event_base *api_server_base(const struct api_server *s);
 struct api_pool *api_server_pool(const struct api_server *s);
 struct api_replays *api_server_replays(const struct api_server *s);
 struct api_scraper *api_server_scraper(const struct api_server *s);

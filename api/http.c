@@ -49,7 +49,6 @@ struct api_server {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct api_stats stats;
-    struct event_base *base;
     struct api_replays *replays; /* replays.c */
     struct api_scraper *scraper; /* scrape.c */
 };
@@ -673,7 +672,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 /* ---- for the endpoints in files of their own (endpoint.h) ------------------------------- */
 
 const struct mh_config *api_server_cfg(const struct api_server *s) { return s->cfg; }
-struct event_base *api_server_base(const struct api_server *s) { return s->base; }
 struct api_pool *api_server_pool(const struct api_server *s) { return s->pool; }
 struct api_replays *api_server_replays(const struct api_server *s) { return s->replays; }
 struct api_scraper *api_server_scraper(const struct api_server *s) { return s->scraper; }
@@ -723,7 +721,6 @@ struct api_server *api_http_new(struct event_base *base, const struct mh_config 
         free(s);
         return NULL;
     }
-    s->base = base;
     s->replays = api_replays_new(base, cfg);
     s->scraper = api_scraper_new(base, cfg);
     s->http = evhttp_new(base);

@@ -236,8 +236,9 @@ def test_events_by_type_and_rates_are_counted(mailhook, console):
               _total(ev.get("email.bounced", [])) >= b0 + 1)
         return src if ok else None
     src = helpers.wait_for(counted, 60, interval=1, what="the events in /v1/sources/stats")
+    # Steps with deliveries and no bounce (other tests' events) have a rate of 0.
     rates = [v for _, v in src["bounce_rate"] if v is not None]
-    assert rates and all(0 < v <= 1 for v in rates)
+    assert rates and all(0 <= v <= 1 for v in rates) and max(rates) > 0
     assert len(src["events"]["email.delivered"]) == 10
 
     # A token of another tenant sees none of these sources.
