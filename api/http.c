@@ -8,6 +8,9 @@
  *   DELETE /v1/suppressions/{address}?tenant=
  *   GET    /v1/events?tenant=&type=&recipient=&message_id=&since=&until=&limit=&cursor=
  *   GET    /v1/messages/{message_id}/events?tenant=&limit=&cursor=
+ *   GET    /v1/dlq?limit=&source=&tenant=&before=  dead letters, newest first (dlq.c)
+ *   POST   /v1/dlq/replays   GET /v1/dlq/replays/{id}   replays of raw records (replays.c)
+ *   GET    /v1/sources/stats?range=&step=          per-source series (sources_stats.c)
  *   GET    /healthz  /readyz  /metrics             (no token needed)
  *
  * Every /v1 request needs "Authorization: Bearer <token>" with one of the [api] tokens
@@ -32,6 +35,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "endpoint.h"
 #include "params.h"
 #include "pool.h"
 #include "server.h"
@@ -45,6 +49,8 @@ struct api_server {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct api_stats stats;
+    struct api_replays *replays; /* replays.c */
+    struct api_scraper *scraper; /* scrape.c */
 };
 
 /* ---- replies ---------------------------------------------------------------------------- */
@@ -619,6 +625,26 @@ static void on_request(struct evhttp_request *req, void *arg)
         }
         return;
     }
+    if (!strcmp(path, "/v1/dlq")) {
+        if (cmd == EVHTTP_REQ_GET) api_dlq_list(s, req, tok);
+        else method_not_allowed(s, req, "GET");
+        return;
+    }
+    if (!strcmp(path, "/v1/dlq/replays")) {
+        if (cmd == EVHTTP_REQ_POST) api_replay_post(s, req, tok);
+        else method_not_allowed(s, req, "POST");
+        return;
+    }
+    if (!strncmp(path, "/v1/dlq/replays/", 16) && path[16] && !strchr(path + 16, '/')) {
+        if (cmd == EVHTTP_REQ_GET) api_replay_get(s, req, tok, path + 16);
+        else method_not_allowed(s, req, "GET");
+        return;
+    }
+    if (!strcmp(path, "/v1/sources/stats")) {
+        if (cmd == EVHTTP_REQ_GET) api_sources_stats(s, req, tok);
+        else method_not_allowed(s, req, "GET");
+        return;
+    }
     if (!strcmp(path, "/v1/events")) {
         if (cmd == EVHTTP_REQ_GET) events_page(s, req, tok, NULL);
         else method_not_allowed(s, req, "GET");
@@ -643,6 +669,40 @@ static void on_request(struct evhttp_request *req, void *arg)
     reply_error(s, req, 404, "not found");
 }
 
+/* ---- for the endpoints in files of their own (endpoint.h) ------------------------------- */
+
+const struct mh_config *api_server_cfg(const struct api_server *s) { return s->cfg; }
+struct api_pool *api_server_pool(const struct api_server *s) { return s->pool; }
+struct api_replays *api_server_replays(const struct api_server *s) { return s->replays; }
+struct api_scraper *api_server_scraper(const struct api_server *s) { return s->scraper; }
+
+void api_reply(struct api_server *s, struct evhttp_request *req, int code, json_t *body)
+{
+    reply(s, req, code, body);
+}
+
+void api_reply_error(struct api_server *s, struct evhttp_request *req, int code, const char *msg)
+{
+    reply_error(s, req, code, "%s", msg);
+}
+
+void api_reply_unavailable(struct api_server *s, struct evhttp_request *req, const char *err)
+{
+    reply_unavailable(s, req, err);
+}
+
+int api_params(struct api_server *s, struct evhttp_request *req, struct api_query *p,
+               const char *const *allowed)
+{
+    return params_parse(s, req, p, allowed);
+}
+
+int api_may_act_for(struct api_server *s, struct evhttp_request *req,
+                    const struct mh_api_token *tok, const char *tenant)
+{
+    return may_act_for(s, req, tok, tenant);
+}
+
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
 struct api_server *api_http_new(struct event_base *base, const struct mh_config *cfg, char *err,
@@ -661,6 +721,8 @@ struct api_server *api_http_new(struct event_base *base, const struct mh_config 
         free(s);
         return NULL;
     }
+    s->replays = api_replays_new(base, cfg);
+    s->scraper = api_scraper_new(base, cfg);
     s->http = evhttp_new(base);
     evhttp_set_max_body_size(s->http, cfg->api.max_body_bytes);
     /* The request line counts: it carries a cursor (up to MH_CURSOR_MAX) and parameters. */
@@ -704,6 +766,8 @@ void api_http_free(struct api_server *s)
     if (!s) return;
     /* First the pool: the done steps of its last jobs reply through the evhttp. */
     api_pool_free(s->pool);
+    api_replays_free(s->replays);
+    api_scraper_free(s->scraper);
     if (s->http) evhttp_free(s->http);
     free(s);
 }

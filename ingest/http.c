@@ -106,7 +106,9 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
         if (wr->sst) wr->sst->accepted++;
         reply_json(wr->req, 200, "OK", "{\"status\":\"accepted\",\"request_id\":\"%s\"}",
                    wr->request_id);
-        mh_histogram_observe_us(&in->proc->stats.ack_latency, mh_mono_us() - wr->start_us);
+        int64_t ack_us = mh_mono_us() - wr->start_us;
+        mh_histogram_observe_us(&in->proc->stats.ack_latency, ack_us);
+        if (wr->sst) mh_histogram_observe_us(&wr->sst->ack_latency, ack_us);
         mh_log_at(MH_LOG_DEBUG, wr->request_id, wr->source, "published");
     } else {
         mh_log_at(MH_LOG_WARN, wr->request_id, wr->source, "not acknowledged by kafka: %s",
@@ -352,6 +354,15 @@ static void handle_metrics(struct ingest *in, struct evhttp_request *req)
                        "Time from a webhook's last byte to its 200: verification, Kafka's "
                        "acknowledgement (acks=all) and the reply.",
                        buf);
+    evbuffer_add_printf(buf, "# HELP mailhook_ingest_source_ack_seconds Time from a webhook's "
+                             "last byte to its 200, by source (since the last reload).\n"
+                             "# TYPE mailhook_ingest_source_ack_seconds histogram\n");
+    for (size_t i = 0; i < ic->cfg->n_sources; i++) {
+        char labels[600];
+        snprintf(labels, sizeof(labels), "source=\"%s\"", ic->cfg->sources[i]->name);
+        mh_histogram_write_series(&ic->sources[i].ack_latency, "mailhook_ingest_source_ack_seconds",
+                                  labels, buf);
+    }
     evbuffer_add_printf(buf, "# HELP mailhook_ingest_loop_requests_total HTTP requests received, "
                              "by event loop.\n"
                              "# TYPE mailhook_ingest_loop_requests_total counter\n");

@@ -29,6 +29,7 @@
  * reload starts them again from 0 (a counter reset, as Prometheus expects it). */
 struct source_stats {
     _Atomic uint64_t accepted, unauthorized, bad_request, unavailable;
+    struct mh_histogram ack_latency;    /* request complete -> 200 sent, this source's */
     struct mh_rate_limit quarantine_rl; /* [ingest] quarantine_rate (quarantine.c) */
 };
 

@@ -36,3 +36,26 @@ void mh_histogram_write(const struct mh_histogram *h, const char *name, const ch
                         (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6,
                         name, (unsigned long long)cum);
 }
+
+void mh_histogram_write_series(const struct mh_histogram *h, const char *name, const char *labels,
+                               struct evbuffer *out)
+{
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= MH_HIST_NBOUNDS; i++) {
+        cum += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
+        if (i < MH_HIST_NBOUNDS)
+            evbuffer_add_printf(out, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, bounds_s[i],
+                                (unsigned long long)cum);
+        else
+            evbuffer_add_printf(out, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels,
+                                (unsigned long long)cum);
+    }
+    evbuffer_add_printf(out, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels,
+                        (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6,
+                        name, labels, (unsigned long long)cum);
+}
+
+double mh_histogram_bound(size_t i)
+{
+    return i < MH_HIST_NBOUNDS ? bounds_s[i] : 1e300;
+}

@@ -129,6 +129,9 @@ struct mh_config {
         long partitions_ahead_days; /* daily partitions created ahead of today */
         long maintenance_interval_s; /* 0: mailhook-api runs no maintenance */
         char *log_level;
+        /* Comma-separated /metrics URLs of the ingest processes, scraped for
+         * GET /v1/sources/stats; NULL: none. */
+        char *ingest_metrics;
     } api;
     struct mh_suppression_policy suppression; /* the [suppression] defaults */
     struct mh_suppression_policy **tenant_policies;

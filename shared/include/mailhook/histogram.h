@@ -10,6 +10,7 @@
 #define MH_HISTOGRAM_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct evbuffer;
@@ -26,5 +27,12 @@ void mh_histogram_observe_us(struct mh_histogram *h, int64_t us);
 /* Appends the histogram as metric `name` with its HELP text. */
 void mh_histogram_write(const struct mh_histogram *h, const char *name, const char *help,
                         struct evbuffer *out);
+
+/* Appends only the series of metric `name` with labels ("k=\"v\"", no braces), for one of
+ * several labelled histograms under one HELP and TYPE line written by the caller. */
+void mh_histogram_write_series(const struct mh_histogram *h, const char *name, const char *labels,
+                               struct evbuffer *out);
+/* The upper bound of bucket i (i < MH_HIST_NBOUNDS), in seconds. */
+double mh_histogram_bound(size_t i);
 
 #endif
