@@ -9,6 +9,7 @@
  *   GET    /v1/events?tenant=&type=&recipient=&message_id=&since=&until=&limit=&cursor=
  *   GET    /v1/messages/{message_id}/events?tenant=&limit=&cursor=
  *   GET    /healthz  /readyz  /metrics             (no token needed)
+ *   GET    /console/...                            the console's static files (console.c)
  *
  * Every /v1 request needs "Authorization: Bearer <token>" with one of the [api] tokens
  * (api_tokens.h: compared as keyed digests in constant time; never logged), and acts
@@ -32,6 +33,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "console.h"
 #include "params.h"
 #include "pool.h"
 #include "server.h"
@@ -589,6 +591,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     if (!strcmp(path, "/metrics")) {
         handle_metrics(s, req);
+        return;
+    }
+    if (!strcmp(path, "/console") || !strncmp(path, "/console/", 9)) {
+        api_console_serve(s->cfg, req, path);
         return;
     }
     if (strncmp(path, "/v1/", 4)) {

@@ -79,6 +79,8 @@ static const struct key_def key_defs[] = {
     {"api", "maintenance_interval_s", KEY_LONG, OFF(api.maintenance_interval_s), "60", 0,
      86400},
     {"api", "log_level", KEY_STR, OFF(api.log_level), "info", 0, 0},
+    /* NULL: the installed share directory, else the source tree's api/console (console.c). */
+    {"api", "console_dir", KEY_STR, OFF(api.console_dir), NULL, 0, 0},
 };
 
 #define POFF(field) offsetof(struct mh_suppression_policy, field)

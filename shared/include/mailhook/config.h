@@ -129,6 +129,7 @@ struct mh_config {
         long partitions_ahead_days; /* daily partitions created ahead of today */
         long maintenance_interval_s; /* 0: mailhook-api runs no maintenance */
         char *log_level;
+        char *console_dir; /* the console's static files; NULL: the built-in default */
     } api;
     struct mh_suppression_policy suppression; /* the [suppression] defaults */
     struct mh_suppression_policy **tenant_policies;
