@@ -17,6 +17,9 @@ const EVENT_TYPES = [
 const VIEWS = ['events', 'suppressions', 'dead-letters', 'sources'];
 const PALETTE = ['#2452c6', '#d9480f', '#2b8a3e', '#ae3ec9', '#e8590c', '#1098ad', '#c2255c',
   '#5c940d', '#862e9c', '#495057'];
+const TYPE_COLORS = { 'email.delivered': '#2b8a3e', 'email.bounced': '#e03131', 'email.complained': '#ae3ec9',
+  'email.opened': '#2452c6', 'email.clicked': '#1098ad', 'email.delivery_delayed': '#f08c00',
+  'email.unsubscribed': '#495057', 'email.sent': '#74b816', 'email.accepted': '#94d82d' };
 const STATUS_COLORS = { 200: '#2b8a3e', 401: '#e03131', 403: '#c2255c', 413: '#ae3ec9',
   429: '#f08c00', 503: '#e8590c' };
 
@@ -314,7 +317,7 @@ function eventRow(e) {
     el('td', { class: 'nowrap' }, open),
     el('td', {}, typeBadge(e.type)),
     el('td', { class: 'ellipsis', title: e.recipient || '' }, e.recipient || '—'),
-    el('td', {}, e.source, el('span', { class: 'muted' }, ' · ' + e.provider)),
+    el('td', {}, e.source, el('span', { class: 'sub' }, e.provider)),
     el('td', {}, e.tenant),
     el('td', { class: 'ellipsis' }, msg));
   return tr;
@@ -395,8 +398,8 @@ async function showTimeline(e) {
 
 /* ---- suppressions -------------------------------------------------------------------- */
 
-function causeCell(s) {
-  const td = el('td', { class: 'cause' });
+function causeCell(s, tag) {
+  const td = el(tag || 'td', { class: 'cause' });
   if (s.source) td.append(el('span', {}, s.source));
   if (s.source_event_id) {
     const manual = /^(api|cli|import)-/.test(s.source_event_id);
@@ -434,7 +437,7 @@ async function lookup(ev) {
     out.replaceChildren(el('div', { class: 'verdict stop' },
       el('strong', {}, 'Suppressed — do not send'),
       dl([['Address', data.address], ['Reason', reasonBadge(data.reason)], ['Since', fmtTime(data.since)],
-        ['Expires', data.expires_at ? fmtTime(data.expires_at) : ''], ['By', data.source], ['Caused by', causeCell(data)]]),
+        ['Expires', data.expires_at ? fmtTime(data.expires_at) : ''], ['Caused by', causeCell(data, 'div')]]),
       el('button', { type: 'button', class: 'btn btn-small btn-danger-ghost',
         onclick: () => liftSuppression(data.tenant, data.address) }, 'Remove…')));
   } catch (e) {
@@ -548,6 +551,7 @@ async function moreDeadLetters() {
     const { data } = await api('GET', '/v1/dlq', { ...state.dlqQuery, limit: 100, before: state.dlqCursor });
     state.dlq.push(...data.items);
     state.dlqCursor = data.next_cursor;
+    $('#dlq-split').hidden = false;
     const tbody = $('#dlq-table tbody');
     for (const d of data.items) tbody.append(dlqRow(d));
     $('#dlq-more').hidden = !data.next_cursor;
@@ -555,8 +559,10 @@ async function moreDeadLetters() {
     setStatus(status, n ? n + ' dead letter' + (n === 1 ? '' : 's') + ', newest first' : 'The dead-letter topic holds nothing here.',
       n ? '' : 'empty');
   } catch (e) {
-    if (e.status === 404) setStatus(status, unavailable('the dead-letter topic', 'GET /v1/dlq'), 'warn');
-    else failed(status, e);
+    if (e.status === 404) {
+      $('#dlq-split').hidden = true;
+      setStatus(status, unavailable('the dead-letter topic', 'GET /v1/dlq'), 'warn');
+    } else failed(status, e);
   }
 }
 
@@ -566,7 +572,7 @@ function dlqRow(d) {
     'aria-label': 'Select dead letter ' + key, onchange: updateSelection });
   return el('tr', { 'data-dlq': key },
     el('td', {}, box), el('td', { class: 'nowrap' }, fmtTime(d.received_at)),
-    el('td', {}, d.source || '—', el('span', { class: 'muted' }, d.provider ? ' · ' + d.provider : '')),
+    el('td', {}, d.source || '—', d.provider ? el('span', { class: 'sub' }, d.provider) : ''),
     el('td', {}, d.tenant || '—'), el('td', {}, d.stage || '—'),
     el('td', { class: 'reason' }, d.reason || '—'),
     el('td', { class: 'mono small' }, d.request_id || '—'),
@@ -620,8 +626,10 @@ function renderReplay(r) {
   $('#replay-progress').replaceChildren(el('div', { class: 'replay' },
     el('div', { class: 'replay-head' }, el('strong', {}, 'Replay ' + r.id),
       el('span', { class: 'badge s-' + r.status }, r.status)),
-    bar, el('div', { class: 'small' }, done + ' of ' + total + ' records'),
-    dl([['Events written', r.emitted], ['Dead-lettered again', r.dead_letters], ['Error', r.error]]),
+    bar, el('div', { class: 'replay-counts' }, done + ' of ' + total + ' records',
+      r.emitted !== undefined ? ' · ' + r.emitted + ' events written' : '',
+      r.dead_letters !== undefined ? ' · ' + r.dead_letters + ' dead-lettered again' : ''),
+    r.error ? el('p', { class: 'error' }, r.error) : '',
     r.cli ? el('div', {}, el('div', { class: 'small muted' }, 'The same with the CLI:'),
       el('code', { class: 'cli' }, r.cli)) : ''));
 }
@@ -676,10 +684,10 @@ function sourceCard(s, t0, t1) {
     el('header', { class: 'source-head' },
       el('h2', {}, s.name), el('span', { class: 'muted' }, s.provider + ' · tenant ' + s.tenant),
       refused ? el('span', { class: 'badge alert', 'data-refused': String(refused) },
-        refused + ' refused (401/403)') : el('span', { class: 'badge ok' }, 'signatures ok')),
+        fmtNum(refused) + ' refused (401/403)') : el('span', { class: 'badge ok' }, 'signatures ok')),
     el('div', { class: 'charts' },
       chartBox('Requests by answer', pick(s.responses || {}, codes, STATUS_COLORS), { t0, t1, kind: 'count' }),
-      chartBox('Events by type', pick(s.events || {}, types), { t0, t1, kind: 'count' }),
+      chartBox('Events by type', pick(s.events || {}, types, TYPE_COLORS), { t0, t1, kind: 'count' }),
       chartBox('Bounce and complaint rate', [
         { name: 'bounce', points: s.bounce_rate || [], color: '#d9480f' },
         { name: 'complaint', points: s.complaint_rate || [], color: '#ae3ec9' }], { t0, t1, kind: 'rate' }),
@@ -729,7 +737,7 @@ function svg(tag, attrs, text) {
 /* Time series [[unix seconds, value], ...] as lines on one SVG, with a y grid and time
  * ticks along the bottom. */
 function lineChart(series, { t0, t1, kind, title }) {
-  const W = 480, H = 180, L = 46, R = 10, T = 10, B = 24;
+  const W = 620, H = 200, L = 52, R = 10, T = 10, B = 24;
   const pts = series.flatMap((s) => s.points);
   const xs = pts.map((p) => Number(p[0]));
   const lo = Math.min(t0, ...xs), hi = Math.max(t1, ...xs);
