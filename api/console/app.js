@@ -556,8 +556,9 @@ async function moreDeadLetters() {
     for (const d of data.items) tbody.append(dlqRow(d));
     $('#dlq-more').hidden = !data.next_cursor;
     const n = state.dlq.length;
-    setStatus(status, n ? n + ' dead letter' + (n === 1 ? '' : 's') + ', newest first' : 'The dead-letter topic holds nothing here.',
-      n ? '' : 'empty');
+    setStatus(status, (n ? n + ' dead letter' + (n === 1 ? '' : 's') + ', newest first'
+      : 'The dead-letter topic holds nothing here.') +
+      (data.partial ? ' (reading stopped early: Load more goes on)' : ''), n ? '' : 'empty');
   } catch (e) {
     if (e.status === 404) {
       $('#dlq-split').hidden = true;
@@ -566,9 +567,12 @@ async function moreDeadLetters() {
   }
 }
 
+/* A row per dead letter; its checkbox carries the raw record to re-run (the replay reads
+ * the raw topic, not the dead-letter topic). */
 function dlqRow(d) {
   const key = d.dlq.partition + ':' + d.dlq.offset;
-  const box = el('input', { type: 'checkbox', class: 'dlq-pick', value: key,
+  const raw = d.raw && d.raw.partition !== undefined ? d.raw.partition + ':' + d.raw.offset : '';
+  const box = el('input', { type: 'checkbox', class: 'dlq-pick', value: raw, disabled: !raw,
     'aria-label': 'Select dead letter ' + key, onchange: updateSelection });
   return el('tr', { 'data-dlq': key },
     el('td', {}, box), el('td', { class: 'nowrap' }, fmtTime(d.received_at)),
@@ -576,12 +580,12 @@ function dlqRow(d) {
     el('td', {}, d.tenant || '—'), el('td', {}, d.stage || '—'),
     el('td', { class: 'reason' }, d.reason || '—'),
     el('td', { class: 'mono small' }, d.request_id || '—'),
-    el('td', { class: 'mono small nowrap', title: d.raw ? 'raw ' + d.raw.topic + ' ' + d.raw.partition + ':' + d.raw.offset : '' },
-      key));
+    el('td', { class: 'mono small nowrap' }, 'dlq ' + key,
+      raw ? el('span', { class: 'sub', title: d.raw.topic }, 'raw ' + raw) : ''));
 }
 
 function selectedRecords() {
-  return $$('.dlq-pick:checked').map((b) => {
+  return $$('.dlq-pick:checked').filter((b) => b.value).map((b) => {
     const [p, o] = b.value.split(':');
     return { partition: Number(p), offset: Number(o) };
   });
@@ -738,7 +742,7 @@ function svg(tag, attrs, text) {
  * ticks along the bottom. */
 function lineChart(series, { t0, t1, kind, title }) {
   const W = 620, H = 200, L = 52, R = 10, T = 10, B = 24;
-  const pts = series.flatMap((s) => s.points);
+  const pts = series.flatMap((s) => s.points).filter((p) => p[1] !== null && p[1] !== undefined);
   const xs = pts.map((p) => Number(p[0]));
   const lo = Math.min(t0, ...xs), hi = Math.max(t1, ...xs);
   let ymax = Math.max(0, ...pts.map((p) => Number(p[1]) || 0));
@@ -764,13 +768,19 @@ function lineChart(series, { t0, t1, kind, title }) {
   }
   root.append(svg('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, class: 'axis' }));
   for (const s of series) {
-    if (!s.points.length) continue;
     const sorted = s.points.slice().sort((a, b) => a[0] - b[0]);
-    const d = sorted.map((p, i) => (i ? 'L' : 'M') + x(Number(p[0])).toFixed(1) + ' ' + y(Number(p[1]) || 0).toFixed(1)).join(' ');
-    root.append(svg('path', { d, fill: 'none', stroke: s.color, 'stroke-width': '2',
+    let d = '', pen = 'M', alone = [];
+    sorted.forEach((p, i) => {
+      if (p[1] === null || p[1] === undefined) { pen = 'M'; return; }
+      const next = sorted[i + 1];
+      if (pen === 'M' && (!next || next[1] === null || next[1] === undefined)) alone.push(p);
+      d += pen + x(Number(p[0])).toFixed(1) + ' ' + y(Number(p[1])).toFixed(1) + ' ';
+      pen = 'L';
+    });
+    if (d) root.append(svg('path', { d: d.trim(), fill: 'none', stroke: s.color, 'stroke-width': '2',
       'stroke-linejoin': 'round', class: 'series', 'data-series': s.name }));
-    if (sorted.length === 1)
-      root.append(svg('circle', { cx: x(sorted[0][0]), cy: y(sorted[0][1]), r: 3, fill: s.color }));
+    for (const p of alone)
+      root.append(svg('circle', { cx: x(Number(p[0])), cy: y(Number(p[1])), r: 2.5, fill: s.color }));
   }
   if (!pts.length)
     root.append(svg('text', { x: (L + W - R) / 2, y: H / 2, 'text-anchor': 'middle', class: 'nodata' }, 'no data'));
@@ -799,7 +809,7 @@ function init() {
   $('#dlq-form').addEventListener('submit', listDeadLetters);
   $('#dlq-more').addEventListener('click', () => moreDeadLetters());
   $('#dlq-all').addEventListener('change', (e) => {
-    for (const b of $$('.dlq-pick')) b.checked = e.target.checked;
+    for (const b of $$('.dlq-pick:not(:disabled)')) b.checked = e.target.checked;
     updateSelection();
   });
   $('#replay-form').addEventListener('submit', startReplay);
