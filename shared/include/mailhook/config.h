@@ -117,6 +117,7 @@ struct mh_config {
     } postgres;
     struct {
         char *listen; /* "host:port", 127.0.0.1:8081 unless configured */
+        char *console_dir; /* the console's static files; NULL: the built-in default */
         struct mh_api_token *tokens; /* accepted bearer tokens (api_tokens.h) */
         size_t n_tokens;
         unsigned char token_key[32]; /* random per load: keys the tokens' digests */
@@ -129,7 +130,6 @@ struct mh_config {
         long partitions_ahead_days; /* daily partitions created ahead of today */
         long maintenance_interval_s; /* 0: mailhook-api runs no maintenance */
         char *log_level;
-        char *console_dir; /* the console's static files; NULL: the built-in default */
     } api;
     struct mh_suppression_policy suppression; /* the [suppression] defaults */
     struct mh_suppression_policy **tenant_policies;

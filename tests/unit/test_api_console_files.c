@@ -1,5 +1,5 @@
 /*
- * test_api_console.c — which request paths name a console file: only the fixed names,
+ * test_api_console_files.c — which request paths name a console file: only the fixed names,
  * never another file, directory or encoded path.
  */
 #include <setjmp.h>
