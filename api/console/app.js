@@ -217,9 +217,11 @@ const enter = {
   events(params) {
     defaultTenant($('#ev-tenant'));
     const form = $('#events-form');
-    let given = false;
-    for (const [k, v] of params.entries()) {
-      if (form.elements[k]) { form.elements[k].value = v; given = true; }
+    // A link into the events (#/events?recipient=...&event_id=...) replaces the search.
+    const given = [...params.keys()].length > 0;
+    if (given) {
+      for (const f of form.elements) if (f.name) f.value = '';
+      for (const [k, v] of params.entries()) if (form.elements[k]) form.elements[k].value = v;
     }
     if (given || !state.entered.events) searchEvents(params.get('event_id'));
     state.entered.events = true;
