@@ -20,8 +20,8 @@ const PALETTE = ['#2452c6', '#d9480f', '#2b8a3e', '#ae3ec9', '#e8590c', '#1098ad
 const TYPE_COLORS = { 'email.delivered': '#2b8a3e', 'email.bounced': '#e03131', 'email.complained': '#ae3ec9',
   'email.opened': '#2452c6', 'email.clicked': '#1098ad', 'email.delivery_delayed': '#f08c00',
   'email.unsubscribed': '#495057', 'email.sent': '#74b816', 'email.accepted': '#94d82d' };
-const STATUS_COLORS = { 200: '#2b8a3e', 401: '#e03131', 403: '#c2255c', 413: '#ae3ec9',
-  429: '#f08c00', 503: '#e8590c' };
+const STATUS_COLORS = { 200: '#2b8a3e', 400: '#f59f00', 401: '#e03131', 403: '#c2255c',
+  404: '#868e96', 413: '#ae3ec9', 429: '#1098ad', 503: '#5f3dc4' };
 
 const $ = (sel, root) => (root || document).querySelector(sel);
 const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
@@ -666,7 +666,10 @@ async function loadSources(ev) {
   setStatus(status, 'Loading…');
   try {
     const { data } = await api('GET', '/v1/sources/stats', { range, step });
-    const sources = data.sources.filter((s) => !only || s.name === only);
+    // Sources that refused requests (a rotated secret, a forger) first.
+    const sources = data.sources.filter((s) => !only || s.name === only)
+      .map((s) => [refusedCount(s), s]).sort((a, b) => b[0] - a[0] || a[1].name.localeCompare(b[1].name))
+      .map(([, s]) => s);
     list.replaceChildren(...sources.map((s) => sourceCard(s, data.now - range, data.now)));
     setStatus(status, sources.length ? sources.length + ' source' + (sources.length === 1 ? '' : 's') +
       ', step ' + data.step + ' s' : 'No source matches.', sources.length ? '' : 'empty');
@@ -680,9 +683,13 @@ async function loadSources(ev) {
 
 const sum = (pts) => (pts || []).reduce((a, p) => a + (Number(p[1]) || 0), 0);
 
+function refusedCount(s) {
+  return ['401', '403'].reduce((a, c) => a + sum((s.responses || {})[c]), 0);
+}
+
 function sourceCard(s, t0, t1) {
   const codes = Object.keys(s.responses || {}).sort();
-  const refused = codes.filter((c) => c === '401' || c === '403').reduce((a, c) => a + sum(s.responses[c]), 0);
+  const refused = refusedCount(s);
   const types = Object.keys(s.events || {}).sort();
   const pick = (obj, keys, colors) => keys.map((k, i) => ({ name: k, points: obj[k] || [],
     color: (colors && colors[k]) || PALETTE[i % PALETTE.length] }));
