@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 #
 # mailhook container image: mailhook-ingest, mailhook-worker, mailhook-api, the mailhook
-# CLI and the SQL migrations, on Debian 12 slim with only the runtime libraries, running
-# as an unprivileged user. Build it from the top of the project:
+# CLI, the SQL migrations and the operator console's files, on Debian 12 slim with only
+# the runtime libraries, running as an unprivileged user. Build it from the top of the
+# project:
 #
 #   docker build -t mailhook:0.1.0 .
 #
@@ -47,7 +48,10 @@ COPY api/ api/
 COPY cli/ cli/
 COPY migrations/ migrations/
 
+# Prefix /usr: mailhook-api's compiled-in console directory is then
+# /usr/share/mailhook/console, where the runtime stage keeps the console's files.
 RUN cmake -S . -B /tmp/build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMH_BUILD_TESTS=OFF \
+      -DCMAKE_INSTALL_PREFIX=/usr \
  && cmake --build /tmp/build -j"$(nproc)" \
       --target mailhook-ingest mailhook-worker mailhook-api mailhook \
  && install -d /out \
@@ -78,6 +82,7 @@ RUN apt-get update \
 
 COPY --from=build /out/ /usr/local/bin/
 COPY --from=build /usr/share/mailhook/migrations/ /usr/share/mailhook/migrations/
+COPY --from=build /usr/share/mailhook/api/console/ /usr/share/mailhook/console/
 
 # `mailhook` (the CLI) finds its config here without --config; the servers always get
 # --config on their command line.

@@ -12,6 +12,7 @@
  *   POST   /v1/dlq/replays   GET /v1/dlq/replays/{id}   replays of raw records (replays.c)
  *   GET    /v1/sources/stats?range=&step=          per-source series (sources_stats.c)
  *   GET    /healthz  /readyz  /metrics             (no token needed)
+ *   GET    /console/...                            the console's static files (console.c)
  *
  * Every /v1 request needs "Authorization: Bearer <token>" with one of the [api] tokens
  * (api_tokens.h: compared as keyed digests in constant time; never logged), and acts
@@ -35,6 +36,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "console.h"
 #include "endpoint.h"
 #include "params.h"
 #include "pool.h"
@@ -595,6 +597,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     if (!strcmp(path, "/metrics")) {
         handle_metrics(s, req);
+        return;
+    }
+    if (!strcmp(path, "/console") || !strncmp(path, "/console/", 9)) {
+        api_console_serve(s->cfg, req, path);
         return;
     }
     if (strncmp(path, "/v1/", 4)) {

@@ -69,6 +69,8 @@ static const struct key_def key_defs[] = {
     {"postgres", "migrations_dir", KEY_STR, OFF(postgres.migrations_dir),
      MH_SOURCE_DIR "/migrations", 0, 0},
     {"api", "listen", KEY_STR, OFF(api.listen), "127.0.0.1:8081", 0, 0},
+    /* NULL: the installed share directory, else the source tree's api/console (console.c). */
+    {"api", "console_dir", KEY_STR, OFF(api.console_dir), NULL, 0, 0},
     {"api", "max_body_bytes", KEY_LONG, OFF(api.max_body_bytes), "65536", 256, 16L << 20},
     {"api", "db_connections", KEY_LONG, OFF(api.db_connections), "4", 1, 64},
     {"api", "request_timeout_ms", KEY_LONG, OFF(api.request_timeout_ms), "10000", 100, 600000},

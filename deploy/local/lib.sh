@@ -67,6 +67,7 @@ MH_APT_PACKAGES=(
   python3 python3-pip python3-venv
   curl openssl procps
   clang
+  chromium chromium-driver
 )
 
 # The sources written into the local config: one per provider, each described by

@@ -68,6 +68,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = ("mailhook-ingest", "mailhook-worker", "mailhook-api", "mailhook")
 # Where the image keeps the migrations (Dockerfile) and so what the INI files must name.
 IMAGE_MIGRATIONS_DIR = "/usr/share/mailhook/migrations"
+# mailhook-api's compiled-in console directory in the image: <install prefix>/share/mailhook/console.
+IMAGE_CONSOLE_DIR = "/usr/share/mailhook/console"
 # Metrics (and their labels) of the Kafka exporter the dead-letter and group-lag alerts
 # and the dashboard rely on (github.com/danielqsj/kafka_exporter).
 KAFKA_EXPORTER_METRICS = {"kafka_topic_partition_current_offset": {"topic", "partition"},
@@ -712,6 +714,17 @@ def check_image(progs: Programs, cmake_version: str) -> dict[str, Any]:
             and IMAGE_MIGRATIONS_DIR not in copies:
         problems.append(f"the runtime stage does not copy migrations/ to {IMAGE_MIGRATIONS_DIR}")
     R.check("image: migrations", problems, IMAGE_MIGRATIONS_DIR)
+
+    # The console: its files where mailhook-api looks for them, i.e. the build's install
+    # prefix's share/mailhook/console.
+    problems = []
+    prefix = re.search(r"-DCMAKE_INSTALL_PREFIX=(\S+)", build_text)
+    if not prefix or prefix.group(1).rstrip("/") + "/share/mailhook/console" != IMAGE_CONSOLE_DIR:
+        problems.append("the build stage does not configure -DCMAKE_INSTALL_PREFIX=/usr: "
+                        f"mailhook-api would not look in {IMAGE_CONSOLE_DIR}")
+    if not re.search(rf"api/console/?\s+{re.escape(IMAGE_CONSOLE_DIR)}/?(\s*\||$)", copies):
+        problems.append(f"the runtime stage does not copy api/console/ to {IMAGE_CONSOLE_DIR}")
+    R.check("image: console", problems, IMAGE_CONSOLE_DIR)
 
     version = next((r.split("=", 1)[1] for w, r in final["ins"]
                     if w == "ARG" and r.startswith("MAILHOOK_VERSION=")), None)

@@ -117,6 +117,7 @@ struct mh_config {
     } postgres;
     struct {
         char *listen; /* "host:port", 127.0.0.1:8081 unless configured */
+        char *console_dir; /* the console's static files; NULL: the built-in default */
         struct mh_api_token *tokens; /* accepted bearer tokens (api_tokens.h) */
         size_t n_tokens;
         unsigned char token_key[32]; /* random per load: keys the tokens' digests */
