@@ -19,7 +19,12 @@ int cmd_maintain(struct mh_config *cfg, int argc, char **argv);
 int cmd_replay(struct mh_config *cfg, int argc, char **argv);
 int cmd_dlq(struct mh_config *cfg, int argc, char **argv);
 int cmd_quarantine(struct mh_config *cfg, int argc, char **argv);
-/* Needs no config: called with cfg NULL. */
+/* Need no config: called with cfg NULL. */
 int cmd_providers(struct mh_config *cfg, int argc, char **argv);
+/* `config check` loads the file itself: mh_cli_config_path unless it names one. */
+int cmd_config(struct mh_config *cfg, int argc, char **argv);
+
+/* The config file of `mailhook [--config FILE]`: FILE, $MAILHOOK_CONFIG or mailhook.ini. */
+extern const char *mh_cli_config_path;
 
 #endif
