@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,7 +64,11 @@ SSL_CTX *mh_tls_server_ctx(const char *cert_file, const char *key_file, char *er
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-        snprintf(what, sizeof(what), "tls_key_file: %s is no PEM private key", key_file);
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            snprintf(what, sizeof(what), "tls_key_file: %s does not match %s", key_file,
+                     cert_file);
+        else
+            snprintf(what, sizeof(what), "tls_key_file: %s is no PEM private key", key_file);
         openssl_problem(err, errlen, what);
         goto fail;
     }
