@@ -23,13 +23,15 @@
 #include "mailhook/tls.h"
 
 static const char usage_text[] =
-    "usage: mailhook config check [--config FILE]\n\n"
+    "usage: mailhook config check [--config FILE] [--for PROGRAM]\n\n"
     "Validates FILE (default: mailhook's --config, $MAILHOOK_CONFIG, then ./mailhook.ini)\n"
     "as mailhook-ingest, mailhook-worker and mailhook-api would load it: every section\n"
     "and key, every source's provider options, secrets and key files, the [api] tokens,\n"
     "the listen addresses, log levels, [kafka] keys, the [postgres] dsn and the ingest's\n"
     "TLS certificate and key. Prints every problem as FILE:LINE: problem and exits 1;\n"
-    "exits 0 with a one-line summary when the file is valid.\n";
+    "exits 0 with a one-line summary when the file is valid.\n\n"
+    "  --for PROGRAM   ingest, worker or api: leave out what only the others read (the\n"
+    "                  TLS certificate and key are the ingest's); default: all of them\n";
 
 struct problem {
     int line;
@@ -92,8 +94,9 @@ static void check_log_level(struct problems *ps, const struct mh_config *cfg,
                      "[%s] log_level: unknown level \"%s\"", section, value);
 }
 
-/* What the programs check after loading: the keys' values as their users take them. */
-static void check_programs_view(struct problems *ps, const struct mh_config *cfg)
+/* What the programs check after loading: the keys' values as their users take them.
+ * with_tls: the ingest's certificate and key too. */
+static void check_programs_view(struct problems *ps, const struct mh_config *cfg, int with_tls)
 {
     check_listen(ps, cfg, "ingest", "listen", cfg->ingest.listen);
     check_listen(ps, cfg, "api", "listen", cfg->api.listen);
@@ -123,7 +126,7 @@ static void check_programs_view(struct problems *ps, const struct mh_config *cfg
     PQfreemem(pqerr);
 
     const char *cert = cfg->ingest.tls_cert_file, *key = cfg->ingest.tls_key_file;
-    if (cert && *cert && key && *key) {
+    if (with_tls && cert && *cert && key && *key) {
         char err[1024];
         SSL_CTX *ctx = mh_tls_server_ctx(cert, key, err, sizeof(err));
         if (ctx) {
@@ -149,12 +152,12 @@ static void print_summary(const struct mh_config *cfg)
            cfg->ingest.tls_cert_file ? "; ingest serves HTTPS" : "");
 }
 
-static int config_check(const char *path)
+static int config_check(const char *path, int with_tls)
 {
     struct problems ps = {0};
     struct mh_config *cfg = NULL;
     mh_config_check(path, add_problem, &ps, &cfg);
-    if (cfg) check_programs_view(&ps, cfg);
+    if (cfg) check_programs_view(&ps, cfg, with_tls);
     qsort(ps.v, ps.n, sizeof(*ps.v), by_line);
     for (size_t i = 0; i < ps.n; i++) {
         fprintf(stderr, "%s\n", ps.v[i].message);
@@ -172,6 +175,7 @@ int cmd_config(struct mh_config *unused, int argc, char **argv)
 {
     (void)unused;
     const char *path = mh_cli_config_path;
+    int with_tls = 1;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -185,6 +189,13 @@ int cmd_config(struct mh_config *unused, int argc, char **argv)
             path = argv[++i];
         } else if (!strncmp(argv[i], "--config=", 9)) {
             path = argv[i] + 9;
+        } else if (!strcmp(argv[i], "--for") && i + 1 < argc) {
+            const char *prog = argv[++i];
+            if (strcmp(prog, "ingest") && strcmp(prog, "worker") && strcmp(prog, "api")) {
+                fprintf(stderr, "mailhook config check: --for ingest, worker or api\n");
+                return 2;
+            }
+            with_tls = !strcmp(prog, "ingest");
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
             return 0;
@@ -194,5 +205,5 @@ int cmd_config(struct mh_config *unused, int argc, char **argv)
             return 2;
         }
     }
-    return config_check(path);
+    return config_check(path, with_tls);
 }
