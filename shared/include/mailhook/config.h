@@ -1,7 +1,8 @@
 /*
  * config.h — the one INI file every mailhook binary reads.
  *
- *   [ingest]         listener, limits, timeouts, raw topic
+ *   [ingest]         listener (HTTPS with tls_cert_file + tls_key_file), limits,
+ *                    timeouts, raw topic
  *   [worker]         consumer group, topics, batching
  *   [postgres]       dsn (env MAILHOOK_PG_DSN overrides)
  *   [kafka]          every key passed straight to librdkafka
@@ -13,6 +14,7 @@
  *   [api]            mailhook-api: listener, bearer tokens, pagination, retention
  *
  * Unknown sections and keys are errors; every error names file, line and problem.
+ * Loading stops at the first; mh_config_check (`mailhook config check`) reports them all.
  * Secrets are read from `secret=` (repeatable, for rotation), `secret_env=` or
  * `secret_file=` and never printed; API tokens the same way from `token=`, `token_env=`
  * and `token_file=`.
