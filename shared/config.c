@@ -119,7 +119,7 @@ struct load_ctx {
     mh_config_error_fn on_error;
     void *on_error_arg;
     int n_errors;
-    char last[600]; /* the latest error reported, so a section's keys repeat none */
+    char last[1200]; /* the latest error reported, so a section's keys repeat none */
 };
 
 static int fail_at(struct load_ctx *ctx, int line, const char *fmt, ...)
@@ -129,7 +129,7 @@ static int fail_at(struct load_ctx *ctx, int line, const char *fmt, ...)
 static int fail_at(struct load_ctx *ctx, int line, const char *fmt, ...)
 {
     if (ctx->failed) return 0;
-    char msg[512], full[600];
+    char msg[512], full[1200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -147,7 +147,6 @@ static int fail_at(struct load_ctx *ctx, int line, const char *fmt, ...)
     ctx->on_error(ctx->on_error_arg, line, full);
     return 0;
 }
-
 
 static char *counting_reader(char *str, int num, void *stream)
 {
