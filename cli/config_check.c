@@ -158,7 +158,7 @@ static int config_check(const char *path, int with_tls)
     struct mh_config *cfg = NULL;
     mh_config_check(path, add_problem, &ps, &cfg);
     if (cfg) check_programs_view(&ps, cfg, with_tls);
-    qsort(ps.v, ps.n, sizeof(*ps.v), by_line);
+    if (ps.n) qsort(ps.v, ps.n, sizeof(*ps.v), by_line);
     for (size_t i = 0; i < ps.n; i++) {
         fprintf(stderr, "%s\n", ps.v[i].message);
         free(ps.v[i].message);
