@@ -12,7 +12,9 @@
 #   docker run -v ./mailhook.ini:/etc/mailhook/mailhook.ini:ro mailhook:0.1.0 \
 #     mailhook-worker --config /etc/mailhook/mailhook.ini --instance worker-1
 #
-# The default command is the ingest. Every program reads /etc/mailhook/mailhook.ini
+# The default command is the ingest. Before a program starts, the entrypoint checks its
+# config with `mailhook config check` and stops with every problem listed if there are
+# any. Every program reads /etc/mailhook/mailhook.ini
 # (mount yours there) and honours MAILHOOK_KAFKA_BROKERS and MAILHOOK_PG_DSN; libpq
 # also reads PGPASSWORD. deploy/README.md describes the compose stack, the Kubernetes
 # manifests and the systemd units built around this image.
@@ -72,7 +74,8 @@ LABEL org.opencontainers.image.title="mailhook" \
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librdkafka1 libevent-2.1-7 libevent-pthreads-2.1-7 libjansson4 libinih1 libssl3 libpq5 \
+      librdkafka1 libevent-2.1-7 libevent-pthreads-2.1-7 libevent-openssl-2.1-7 libjansson4 \
+      libinih1 libssl3 libpq5 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 mailhook \
@@ -83,6 +86,9 @@ RUN apt-get update \
 COPY --from=build /out/ /usr/local/bin/
 COPY --from=build /usr/share/mailhook/migrations/ /usr/share/mailhook/migrations/
 COPY --from=build /usr/share/mailhook/api/console/ /usr/share/mailhook/console/
+# Runs `mailhook config check` on the program's --config file before mailhook-ingest,
+# mailhook-worker or mailhook-api starts (deploy/docker/entrypoint.sh), then execs it.
+COPY deploy/docker/entrypoint.sh /usr/local/bin/mailhook-entrypoint
 
 # `mailhook` (the CLI) finds its config here without --config; the servers always get
 # --config on their command line.
@@ -104,5 +110,9 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["sh", "-c", "curl -fsS -o /dev/null --max-time 2 \"${MAILHOOK_HEALTHCHECK_URL:-http://127.0.0.1:8080/readyz}\" || exit 1"]
 
 # SIGTERM starts each program's graceful shutdown (the ingest drains for up to 10 s).
+# The entrypoint execs the program, so the signal reaches it. A command given to
+# `docker run` or compose replaces CMD and still goes through the entrypoint; Kubernetes
+# manifests give only `args` for the same reason (`command` would bypass it).
 STOPSIGNAL SIGTERM
+ENTRYPOINT ["mailhook-entrypoint"]
 CMD ["mailhook-ingest", "--config", "/etc/mailhook/mailhook.ini"]

@@ -25,7 +25,12 @@ int cmd_quarantine(struct mh_config *cfg, int argc, char **argv);
  */
 const char *cli_default_tenant(const struct mh_config *cfg);
 
-/* Needs no config: called with cfg NULL. */
+/* Need no config: called with cfg NULL. */
 int cmd_providers(struct mh_config *cfg, int argc, char **argv);
+/* `config check` loads the file itself: mh_cli_config_path unless it names one. */
+int cmd_config(struct mh_config *cfg, int argc, char **argv);
+
+/* The config file of `mailhook [--config FILE]`: FILE, $MAILHOOK_CONFIG or mailhook.ini. */
+extern const char *mh_cli_config_path;
 
 #endif

@@ -17,6 +17,8 @@
 #include "cli.h"
 #include "mailhook/log.h"
 
+const char *mh_cli_config_path = "mailhook.ini";
+
 struct command {
     const char *name;
     int (*run)(struct mh_config *cfg, int argc, char **argv);
@@ -35,6 +37,8 @@ static const struct command commands[] = {
     {"dlq", cmd_dlq, "list the dead letters: source, raw record, reason; their replay range", 1},
     {"quarantine", cmd_quarantine, "requests refused for a signature mismatch: list, reverify", 1},
     {"providers", cmd_providers, "list the providers and their source options (no config)", 0},
+    /* Loads the file itself: a missing or broken file is what it reports. */
+    {"config", cmd_config, "config check: report every problem of a config file", 0},
     {NULL, NULL, NULL, 0},
 };
 
@@ -133,6 +137,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    const char *path = g.config ? g.config : getenv("MAILHOOK_CONFIG");
+    if (!path) path = "mailhook.ini";
+    mh_cli_config_path = path;
     /* `mailhook sign --help`, `mailhook --help sign` etc. work without a config file. */
     int sub_argc = argc - i;
     char **sub_argv = argv + i;
@@ -144,8 +151,6 @@ int main(int argc, char **argv)
             return cmd->run(NULL, sub_argc, sub_argv);
     if (!cmd->needs_config) return cmd->run(NULL, sub_argc, sub_argv);
 
-    const char *path = g.config ? g.config : getenv("MAILHOOK_CONFIG");
-    if (!path) path = "mailhook.ini";
     char err[1024];
     struct mh_config *cfg = mh_config_load(path, err, sizeof(err));
     if (!cfg) {

@@ -9,6 +9,9 @@
  * closes it; one that sends slowly counts until [ingest] request_deadline_ms does
  * (deadline.c, told here of every connection that opens or closes).
  *
+ * With [ingest] tls_cert_file, the bufferevent made for each connection is a TLS one
+ * (tls.c); the counting and the deadline below treat it like any other.
+ *
  * Counting uses libevent's public hooks only: evhttp_set_bevcb is called for every
  * accepted connection (count up), and the connection's close callback (count down) is
  * set right after evhttp has built it, from an event activated in the bevcb: by then
@@ -83,7 +86,12 @@ static void on_fresh(evutil_socket_t fd, short what, void *arg)
 static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
 {
     struct ingest *in = arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    /* HTTPS: the TLS context of the loop's current config ([ingest] tls_*, tls.c). When
+     * it cannot be made (out of memory), evhttp's own plain bufferevent answers the
+     * client's handshake with an HTTP error: nothing is served unencrypted. */
+    SSL_CTX *tls = in->cur->tls;
+    struct bufferevent *bev = tls ? tls_conn_new(base, tls)
+                                  : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) return NULL; /* evhttp tries its own, which is then not counted */
     bufferevent_incref(bev); /* until on_fresh has looked at it */
     if (in->n_fresh == in->cap_fresh) {

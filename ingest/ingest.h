@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <librdkafka/rdkafka.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -36,6 +37,7 @@ struct source_stats {
 struct ingest_cfg {
     struct mh_config *cfg;
     struct source_stats *sources; /* sources[i] counts cfg->sources[i] */
+    SSL_CTX *tls; /* new connections' TLS context (a reference), NULL: plain HTTP */
     atomic_int refs;
 };
 
@@ -63,6 +65,7 @@ struct ingest_proc {
     struct ingest_stats stats;
     struct event_base *base;   /* the main thread's: signals, stats */
     struct event *fatal_ev;    /* a loop's producer failed for good */
+    SSL_CTX *tls;              /* the latest TLS context (tls.c; main thread), or NULL */
 };
 
 /*
@@ -108,8 +111,8 @@ struct ingest {
     const struct timeval *deadline_tv; /* the loop's common timeout of deadline_ms */
 };
 
-/* Takes cfg; one reference. */
-struct ingest_cfg *ingest_cfg_new(struct mh_config *cfg);
+/* Takes cfg; one reference. Holds a reference of tls (NULL: plain HTTP). */
+struct ingest_cfg *ingest_cfg_new(struct mh_config *cfg, SSL_CTX *tls);
 struct ingest_cfg *ingest_cfg_ref(struct ingest_cfg *ic);
 /* The counters of src, one of ic's sources. */
 struct source_stats *ingest_source_stats(struct ingest_cfg *ic, const struct mh_source *src);
@@ -172,6 +175,16 @@ void deadline_conn_closed(struct ingest *in, struct evhttp_connection *evcon);
 /* http.c: evhttp has read req whole; its connection's time starts again once the reply
  * is written. */
 void deadline_request_read(struct ingest *in, struct evhttp_request *req);
+
+/* tls.c: [ingest] tls_cert_file and tls_key_file. */
+/* Loads the pair into p->tls when both are set; -1 with "FILE:LINE: problem" in err. */
+int tls_init(struct ingest_proc *p, const struct mh_config *cfg, char *err, size_t errlen);
+/* SIGHUP: the pair of the reloaded cfg replaces p->tls; a broken one leaves it (logged). */
+void tls_reload(struct ingest_proc *p, const struct mh_config *cfg);
+void tls_fini(struct ingest_proc *p);
+SSL_CTX *tls_ref(SSL_CTX *ctx);
+/* accept.c: a server-side TLS bufferevent for a connection evhttp is accepting. */
+struct bufferevent *tls_conn_new(struct event_base *base, SSL_CTX *ctx);
 
 /* http.c */
 /* Binds [ingest] listen: one SO_REUSEPORT socket per loop (loops[i].listen_fd). */

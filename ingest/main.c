@@ -11,7 +11,8 @@
  * signal exits at once. A fatal producer error (the idempotent producer lost its
  * guarantees) takes the same way out with exit status 1, for the supervisor to restart.
  * SIGHUP reloads the config file: sources can be added, disabled or re-keyed without a
- * restart; a file that fails to load leaves the running config in place.
+ * restart; a file that fails to load leaves the running config in place. It also reads
+ * the TLS certificate and key again (tls.c): new connections get the new pair.
  */
 #include <event2/thread.h>
 #include <getopt.h>
@@ -41,10 +42,11 @@ static const char usage[] =
     "  -h, --help          this text\n"
     "  -V, --version       print the version\n";
 
-struct ingest_cfg *ingest_cfg_new(struct mh_config *cfg)
+struct ingest_cfg *ingest_cfg_new(struct mh_config *cfg, SSL_CTX *tls)
 {
     struct ingest_cfg *ic = mh_calloc(1, sizeof(*ic));
     ic->cfg = cfg;
+    ic->tls = tls_ref(tls);
     ic->sources = mh_calloc(cfg->n_sources ? cfg->n_sources : 1, sizeof(*ic->sources));
     atomic_init(&ic->refs, 1);
     return ic;
@@ -67,6 +69,7 @@ void ingest_cfg_unref(struct ingest_cfg *ic)
 {
     if (!ic || atomic_fetch_sub(&ic->refs, 1) > 1) return;
     mh_config_free(ic->cfg);
+    SSL_CTX_free(ic->tls);
     free(ic->sources);
     free(ic);
 }
@@ -210,7 +213,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         mh_error("reload failed, keeping the running config: %s", err);
         return;
     }
-    struct ingest_cfg *ic = ingest_cfg_new(cfg);
+    tls_reload(p, cfg);
+    struct ingest_cfg *ic = ingest_cfg_new(cfg, p->tls);
     send_ctl(p, ic, 0);
     ingest_cfg_unref(ic);
     mh_info("config reloaded: %zu sources", cfg->n_sources);
@@ -291,7 +295,12 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!getenv("MAILHOOK_LOG_LEVEL")) mh_log_level_parse(cfg->ingest.log_level, &mh_log_threshold);
-    struct ingest_cfg *ic = ingest_cfg_new(cfg);
+    if (tls_init(&p, cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "mailhook-ingest: %s\n", err);
+        mh_config_free(cfg);
+        return 1;
+    }
+    struct ingest_cfg *ic = ingest_cfg_new(cfg, p.tls);
 
     signal(SIGPIPE, SIG_IGN);
     /* The loops' bases are driven from the main thread too (event_active). */
@@ -369,6 +378,7 @@ out:
     if (p.fatal_ev) event_free(p.fatal_ev);
     free(p.loops);
     ingest_cfg_unref(ic);
+    tls_fini(&p);
     if (p.base) event_base_free(p.base);
     mh_info("stopped");
     return rc;

@@ -53,6 +53,8 @@ static const struct key_def key_defs[] = {
      64L << 20},
     {"ingest", "quarantine_rate", KEY_LONG, OFF(ingest.quarantine_rate), "10", 1, 100000},
     {"ingest", "quarantine_burst", KEY_LONG, OFF(ingest.quarantine_burst), "100", 1, 1000000},
+    {"ingest", "tls_cert_file", KEY_STR, OFF(ingest.tls_cert_file), NULL, 0, 0},
+    {"ingest", "tls_key_file", KEY_STR, OFF(ingest.tls_key_file), NULL, 0, 0},
     {"worker", "group_id", KEY_STR, OFF(worker.group_id), "mailhook-worker", 0, 0},
     {"worker", "raw_topic", KEY_STR, OFF(worker.raw_topic), NULL, 0, 0},
     {"worker", "events_topic", KEY_STR, OFF(worker.events_topic), "mailhook.events", 0, 0},
@@ -103,6 +105,11 @@ static const struct key_def policy_defs[] = {
 
 #define N_KEYS(t) (sizeof(t) / sizeof((t)[0]))
 
+/*
+ * Loading stops at the first error (ctx->failed, the message in err). Checking
+ * (on_error set) goes on and hands every error to on_error; failed stays 0 so that
+ * the rest of the file is still read, and n_errors counts them.
+ */
 struct load_ctx {
     struct mh_config *cfg;
     const char *path;
@@ -112,24 +119,35 @@ struct load_ctx {
     char *err;
     size_t errlen;
     int failed;
+    mh_config_error_fn on_error;
+    void *on_error_arg;
+    int n_errors;
+    char last[1200]; /* the latest error reported, so a section's keys repeat none */
 };
 
 static int fail_at(struct load_ctx *ctx, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Records the first error only; later ones are usually consequences of it. */
+/* Loading records the first error only; later ones are usually consequences of it. */
 static int fail_at(struct load_ctx *ctx, int line, const char *fmt, ...)
 {
-    if (!ctx->failed) {
-        char msg[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        if (line > 0) snprintf(ctx->err, ctx->errlen, "%s:%d: %s", ctx->path, line, msg);
-        else snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->path, msg);
+    if (ctx->failed) return 0;
+    char msg[512], full[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (line > 0) snprintf(full, sizeof(full), "%s:%d: %s", ctx->path, line, msg);
+    else snprintf(full, sizeof(full), "%s: %s", ctx->path, msg);
+    if (!ctx->on_error) {
+        snprintf(ctx->err, ctx->errlen, "%s", full);
         ctx->failed = 1;
+        return 0;
     }
+    if (!strcmp(full, ctx->last)) return 0;
+    snprintf(ctx->last, sizeof(ctx->last), "%s", full);
+    ctx->n_errors++;
+    ctx->on_error(ctx->on_error_arg, line, full);
     return 0;
 }
 
@@ -262,6 +280,7 @@ static int handle_source_key(struct load_ctx *ctx, struct mh_source *src, const 
                              const char *value)
 {
     if (!strcmp(name, "provider")) {
+        src->provider_line = ctx->line;
         src->provider = mh_provider_find(value);
         if (!src->provider)
             return fail_at(ctx, ctx->line, "[source.%s] provider: unknown provider \"%s\"",
@@ -286,27 +305,34 @@ static int handle_source_key(struct load_ctx *ctx, struct mh_source *src, const 
         return 1;
     }
     if (!strcmp(name, "secret")) {
-        if (!*value)
+        if (!*value) {
+            src->secret_failed = 1;
             return fail_at(ctx, ctx->line, "[source.%s] secret: empty", src->name);
+        }
         add_secret(src, value);
         return 1;
     }
     if (!strcmp(name, "secret_env")) {
         const char *v = getenv(value);
-        if (!v || !*v)
+        if (!v || !*v) {
+            src->secret_failed = 1;
             return fail_at(ctx, ctx->line,
                            "[source.%s] secret_env: environment variable %s is not set",
                            src->name, value);
+        }
         add_secret(src, v);
         return 1;
     }
     if (!strcmp(name, "secret_file")) {
         char *s = read_secret_file(value);
-        if (!s)
+        if (!s) {
+            src->secret_failed = 1;
             return fail_at(ctx, ctx->line, "[source.%s] secret_file: cannot read %s: %s",
                            src->name, value, strerror(errno));
+        }
         if (!*s) {
             free(s);
+            src->secret_failed = 1;
             return fail_at(ctx, ctx->line, "[source.%s] secret_file: %s is empty", src->name,
                            value);
         }
@@ -389,10 +415,9 @@ static int handle_policy_key(struct load_ctx *ctx, struct mh_suppression_policy 
     return fail_at(ctx, ctx->line, "[%s]: unknown key \"%s\"", section, name);
 }
 
-static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+static int ini_entry(struct load_ctx *ctx, const char *section, const char *name,
+                     const char *value)
 {
-    struct load_ctx *ctx = user;
-    if (ctx->failed) return 1;
     /* inih calls with name == NULL for a section header that has no keys yet. */
     if (!name) {
         if (!strncmp(section, "source.", 7)) {
@@ -442,40 +467,98 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         const struct key_def *kd = &key_defs[i];
         if (strcmp(kd->section, section)) continue;
         known_section = 1;
-        if (!strcmp(kd->name, name)) return set_key(ctx, kd, ctx->cfg, section, value);
+        if (!strcmp(kd->name, name)) {
+            ctx->cfg->key_lines[i] = ctx->line;
+            return set_key(ctx, kd, ctx->cfg, section, value);
+        }
     }
     if (!known_section) return fail_at(ctx, ctx->section_line, "unknown section [%s]", section);
     return fail_at(ctx, ctx->line, "[%s]: unknown key \"%s\"", section, name);
 }
 
-static int validate_sources(struct load_ctx *ctx)
+/* inih's result then names the first syntax error only (errors are fail_at's). */
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
 {
-    struct mh_config *cfg = ctx->cfg;
-    for (size_t i = 0; i < cfg->n_sources; i++) {
-        struct mh_source *src = cfg->sources[i];
-        const struct mh_provider *p = src->provider;
-        if (!p) return fail_at(ctx, src->line, "[source.%s]: missing \"provider\"", src->name);
-        if (!src->tenant) src->tenant = mh_strdup("default");
+    struct load_ctx *ctx = user;
+    if (!ctx->failed) ini_entry(ctx, section, name, value);
+    return 1;
+}
+
+int mh_config_key_line(const struct mh_config *cfg, const char *section, const char *name)
+{
+    for (size_t i = 0; cfg->key_lines && i < N_KEYS(key_defs); i++)
+        if (!strcmp(key_defs[i].section, section) && !strcmp(key_defs[i].name, name))
+            return cfg->key_lines[i];
+    return 0;
+}
+
+/* [ingest] checks across keys. */
+static void validate_ingest(struct load_ctx *ctx)
+{
+    const struct mh_config *cfg = ctx->cfg;
+    const char *cert = cfg->ingest.tls_cert_file, *key = cfg->ingest.tls_key_file;
+    if (cert && !*cert)
+        fail_at(ctx, mh_config_key_line(cfg, "ingest", "tls_cert_file"),
+                "[ingest] tls_cert_file: empty");
+    else if (key && !*key)
+        fail_at(ctx, mh_config_key_line(cfg, "ingest", "tls_key_file"),
+                "[ingest] tls_key_file: empty");
+    else if (cert && !key)
+        fail_at(ctx, mh_config_key_line(cfg, "ingest", "tls_cert_file"),
+                "[ingest] tls_cert_file is set but tls_key_file is not (set both, or neither "
+                "for plain HTTP)");
+    else if (key && !cert)
+        fail_at(ctx, mh_config_key_line(cfg, "ingest", "tls_key_file"),
+                "[ingest] tls_key_file is set but tls_cert_file is not (set both, or neither "
+                "for plain HTTP)");
+}
+
+/* One source's provider, options, secrets and provider init; 0 on an error. */
+static int validate_source(struct load_ctx *ctx, struct mh_source *src)
+{
+    const struct mh_provider *p = src->provider;
+    if (!p) {
+        /* An unknown provider was reported where it was named. */
+        if (src->provider_line) return 0;
+        return fail_at(ctx, src->line, "[source.%s]: missing \"provider\"", src->name);
+    }
+    if (!src->tenant) src->tenant = mh_strdup("default");
+    src->opt_values = mh_calloc(mh_options_count(p->options) + 1, sizeof(*src->opt_values));
+    int options_ok = 1;
+    for (const struct mh_kv *from = src->options;;) {
         char oerr[400] = "";
         int oline = 0;
-        src->opt_values = mh_calloc(mh_options_count(p->options) + 1, sizeof(*src->opt_values));
-        if (mh_options_parse(p->options, p->name, src->options, src->opt_values, &oline, oerr,
-                             sizeof(oerr)) < 0)
-            return fail_at(ctx, oline ? oline : src->line, "[source.%s]: %s", src->name, oerr);
-        if (p->needs_secret && src->n_secrets == 0)
-            return fail_at(ctx, src->line,
-                           "[source.%s]: provider %s needs a secret (secret, secret_env or "
-                           "secret_file)",
-                           src->name, p->name);
-        for (const char *const *h = p->forward_headers; h && *h; h++) mh_source_forward(src, *h);
-        if (p->init) {
-            char perr[400] = "";
-            if (p->init(src, perr, sizeof(perr)) < 0)
-                return fail_at(ctx, src->err_line ? src->err_line : src->line,
-                               "[source.%s]: %s", src->name, perr);
-        }
+        const struct mh_kv *next = NULL;
+        if (mh_options_parse_from(p->options, p->name, src->options, from, src->opt_values,
+                                  &oline, &next, oerr, sizeof(oerr)) == 0)
+            break;
+        options_ok = 0;
+        fail_at(ctx, oline ? oline : src->line, "[source.%s]: %s", src->name, oerr);
+        /* Loading stops here; checking reads on from the option after the bad one. */
+        if (ctx->failed || !next) break;
+        from = next;
+    }
+    if (!options_ok) return 0;
+    if (p->needs_secret && src->n_secrets == 0 && !src->secret_failed)
+        return fail_at(ctx, src->line,
+                       "[source.%s]: provider %s needs a secret (secret, secret_env or "
+                       "secret_file)",
+                       src->name, p->name);
+    for (const char *const *h = p->forward_headers; h && *h; h++) mh_source_forward(src, *h);
+    if (p->init) {
+        char perr[400] = "";
+        if (p->init(src, perr, sizeof(perr)) < 0)
+            return fail_at(ctx, src->err_line ? src->err_line : src->line, "[source.%s]: %s",
+                           src->name, perr);
     }
     return 1;
+}
+
+static void validate_sources(struct load_ctx *ctx)
+{
+    struct mh_config *cfg = ctx->cfg;
+    for (size_t i = 0; i < cfg->n_sources && !ctx->failed; i++)
+        validate_source(ctx, cfg->sources[i]);
 }
 
 static void defaults_into(void *obj, const struct key_def *defs, size_t n)
@@ -542,40 +625,57 @@ static void apply_env(struct mh_config *cfg)
     if (!cfg->worker.raw_topic) cfg->worker.raw_topic = mh_strdup(cfg->ingest.raw_topic);
 }
 
-struct mh_config *mh_config_load(const char *path, char *err, size_t errlen)
+/* Reads and validates ctx->path into a new config; the errors go where ctx says. */
+static struct mh_config *load(struct load_ctx *ctx)
 {
-    struct load_ctx ctx = {0};
     struct mh_config *cfg = mh_calloc(1, sizeof(*cfg));
-    cfg->path = mh_strdup(path);
+    cfg->path = mh_strdup(ctx->path);
+    cfg->key_lines = mh_calloc(N_KEYS(key_defs), sizeof(*cfg->key_lines));
     apply_defaults(cfg);
-
-    ctx.cfg = cfg;
-    ctx.path = path;
-    ctx.err = err;
-    ctx.errlen = errlen;
-    ctx.fp = fopen(path, "r");
-    if (!ctx.fp) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        goto fail;
+    ctx->cfg = cfg;
+    ctx->fp = fopen(ctx->path, "r");
+    if (!ctx->fp) {
+        fail_at(ctx, 0, "cannot open: %s", strerror(errno));
+        mh_config_free(cfg);
+        return NULL;
     }
-    int rc = ini_parse_stream(counting_reader, &ctx, on_ini_entry, &ctx);
-    fclose(ctx.fp);
-    if (rc > 0 && !ctx.failed) fail_at(&ctx, rc, "syntax error (expected [section] or key = value)");
-    if (rc < 0 && !ctx.failed) fail_at(&ctx, 0, "cannot read");
-    if (ctx.failed) goto fail;
+    int rc = ini_parse_stream(counting_reader, ctx, on_ini_entry, ctx);
+    fclose(ctx->fp);
+    ctx->fp = NULL;
+    if (rc > 0) fail_at(ctx, rc, "syntax error (expected [section] or key = value)");
+    if (rc < 0) fail_at(ctx, 0, "cannot read");
+    if (ctx->failed) return cfg;
 
+    validate_ingest(ctx);
+    if (ctx->failed) return cfg;
     apply_env(cfg);
     inherit_policies(cfg);
     if (!cfg->kafka || !mh_config_kafka_has_brokers(cfg)) {
         kv_append(&cfg->kafka, "bootstrap.servers", "127.0.0.1:9092", 0);
     }
-    validate_sources(&ctx);
-    if (ctx.failed) goto fail;
+    validate_sources(ctx);
     return cfg;
+}
 
-fail:
-    mh_config_free(cfg);
-    return NULL;
+struct mh_config *mh_config_load(const char *path, char *err, size_t errlen)
+{
+    struct load_ctx ctx = {.path = path, .err = err, .errlen = errlen};
+    struct mh_config *cfg = load(&ctx);
+    if (cfg && ctx.failed) {
+        mh_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+int mh_config_check(const char *path, mh_config_error_fn on_error, void *arg,
+                    struct mh_config **out)
+{
+    struct load_ctx ctx = {.path = path, .on_error = on_error, .on_error_arg = arg};
+    struct mh_config *cfg = load(&ctx);
+    if (out) *out = cfg;
+    else mh_config_free(cfg);
+    return ctx.n_errors;
 }
 
 long mh_config_max_record_bytes(const struct mh_config *cfg)
@@ -625,6 +725,7 @@ void mh_config_free(struct mh_config *cfg)
     free(cfg->tenant_policies);
     for (size_t i = 0; i < cfg->n_sources; i++) source_free(cfg->sources[i]);
     free(cfg->sources);
+    free(cfg->key_lines);
     free(cfg->path);
     free(cfg);
 }

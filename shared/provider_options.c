@@ -133,12 +133,14 @@ int mh_option_parse_value(const struct mh_option_def *def, const char *value,
     return -1;
 }
 
-int mh_options_parse(const struct mh_option_def *defs, const char *provider,
-                     const struct mh_kv *options, struct mh_opt_value *values, int *line,
-                     char *err, size_t errlen)
+int mh_options_parse_from(const struct mh_option_def *defs, const char *provider,
+                          const struct mh_kv *options, const struct mh_kv *from,
+                          struct mh_opt_value *values, int *line, const struct mh_kv **next,
+                          char *err, size_t errlen)
 {
     size_t n = mh_options_count(defs);
-    for (size_t i = 0; i < n; i++) {
+    *next = NULL;
+    for (size_t i = 0; from == options && i < n; i++) {
         values[i] = (struct mh_opt_value){0};
         /* A default that does not parse is a bug in the table; tests parse them all. */
         if (defs[i].def && mh_option_parse_value(&defs[i], defs[i].def, &values[i], err,
@@ -147,9 +149,10 @@ int mh_options_parse(const struct mh_option_def *defs, const char *provider,
             return -1;
         }
     }
-    for (const struct mh_kv *kv = options; kv; kv = kv->next) {
+    for (const struct mh_kv *kv = from; kv; kv = kv->next) {
         const struct mh_option_def *def = mh_options_find(defs, kv->key);
         *line = kv->line;
+        *next = kv->next;
         if (!def) {
             snprintf(err, errlen, "unknown key \"%s\" for provider %s", kv->key, provider);
             return -1;
@@ -167,7 +170,17 @@ int mh_options_parse(const struct mh_option_def *defs, const char *provider,
         }
     }
     *line = 0;
+    *next = NULL;
     return 0;
+}
+
+int mh_options_parse(const struct mh_option_def *defs, const char *provider,
+                     const struct mh_kv *options, struct mh_opt_value *values, int *line,
+                     char *err, size_t errlen)
+{
+    const struct mh_kv *next;
+    return mh_options_parse_from(defs, provider, options, options, values, line, &next, err,
+                                 errlen);
 }
 
 /* The parsed value of key, aborting when the provider has no such option. */

@@ -1,7 +1,8 @@
 /*
  * config.h — the one INI file every mailhook binary reads.
  *
- *   [ingest]         listener, limits, timeouts, raw topic
+ *   [ingest]         listener (HTTPS with tls_cert_file + tls_key_file), limits,
+ *                    timeouts, raw topic
  *   [worker]         consumer group, topics, batching
  *   [postgres]       dsn (env MAILHOOK_PG_DSN overrides)
  *   [kafka]          every key passed straight to librdkafka
@@ -13,6 +14,7 @@
  *   [api]            mailhook-api: listener, bearer tokens, pagination, retention
  *
  * Unknown sections and keys are errors; every error names file, line and problem.
+ * Loading stops at the first; mh_config_check (`mailhook config check`) reports them all.
  * Secrets are read from `secret=` (repeatable, for rotation), `secret_env=` or
  * `secret_file=` and never printed; API tokens the same way from `token=`, `token_env=`
  * and `token_file=`.
@@ -40,6 +42,8 @@ struct mh_source {
     int enabled;
     int quarantine; /* keep requests refused for a signature mismatch (docs/quarantine.md) */
     int line; /* line of the [source.NAME] header */
+    int provider_line; /* line of its provider = key, 0 when there is none */
+    int secret_failed; /* a secret, secret_env or secret_file could not be had */
     char **secrets; /* plain secret strings as configured; never logged */
     size_t n_secrets;
     struct mh_kv *options; /* provider-specific keys as written, in file order */
@@ -98,6 +102,11 @@ struct mh_config {
         long quarantine_max_bytes; /* larger bodies are not kept */
         long quarantine_rate;      /* records per second per source and process ... */
         long quarantine_burst;     /* ... with bursts of this many */
+        /* HTTPS when both are set (PEM: the certificate chain, the private key); NULL:
+         * plain HTTP. The pair is read by mailhook-ingest (ingest/tls.c) at start and
+         * on SIGHUP. */
+        char *tls_cert_file;
+        char *tls_key_file;
     } ingest;
     struct {
         char *group_id;
@@ -140,6 +149,7 @@ struct mh_config {
     struct mh_kv *kafka;
     struct mh_source **sources;
     size_t n_sources;
+    int *key_lines; /* the line each fixed-section key was set on (mh_config_key_line) */
 };
 
 /*
@@ -148,6 +158,23 @@ struct mh_config {
  */
 struct mh_config *mh_config_load(const char *path, char *err, size_t errlen);
 void mh_config_free(struct mh_config *cfg);
+
+/* One problem found by mh_config_check: its line (0: the file's own) and the whole
+ * message, "FILE:LINE: problem". */
+typedef void (*mh_config_error_fn)(void *arg, int line, const char *message);
+/*
+ * Validates path as mh_config_load does (the same checks, messages and provider inits)
+ * but goes on past errors: each one goes to on_error, those of the file's lines in file
+ * order, then those found per source (provider options, secrets, key files). Returns
+ * how many there were (0: the file loads). With out, *out is the config as far as it
+ * could be read (NULL when the file cannot be opened), for the caller's own checks and
+ * mh_config_free.
+ */
+int mh_config_check(const char *path, mh_config_error_fn on_error, void *arg,
+                    struct mh_config **out);
+/* The line a key of [ingest], [worker], [postgres] or [api] was (last) set on; 0 when
+ * the file does not set it. */
+int mh_config_key_line(const struct mh_config *cfg, const char *section, const char *name);
 
 struct mh_source *mh_config_source(const struct mh_config *cfg, const char *name);
 /*

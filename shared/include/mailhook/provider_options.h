@@ -83,6 +83,15 @@ int mh_option_parse_value(const struct mh_option_def *def, const char *value,
 int mh_options_parse(const struct mh_option_def *defs, const char *provider,
                      const struct mh_kv *options, struct mh_opt_value *values, int *line,
                      char *err, size_t errlen);
+/*
+ * mh_options_parse from the entry `from` of options on (options itself: from the start,
+ * defaults first). On an error *next is the entry after the bad one, for a caller that
+ * reports every error to go on from (`mailhook config check`).
+ */
+int mh_options_parse_from(const struct mh_option_def *defs, const char *provider,
+                          const struct mh_kv *options, const struct mh_kv *from,
+                          struct mh_opt_value *values, int *line, const struct mh_kv **next,
+                          char *err, size_t errlen);
 
 /*
  * The parsed options of a source, by name. The name must be in the source provider's
