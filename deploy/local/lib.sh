@@ -41,6 +41,8 @@
 
 MH_ROOT="${MH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 MH_LOCAL="${MH_LOCAL:-$MH_ROOT/.local}"
+# Exported: `mailhook sign` looks for the local stack's keys under $MH_LOCAL/keys.
+export MH_LOCAL
 MH_VENV="${MH_VENV:-$MH_LOCAL/venv}"
 MH_RUN="${MH_RUN:-$MH_LOCAL/run}"
 MH_LOG="${MH_LOG:-$MH_LOCAL/log}"
@@ -857,6 +859,8 @@ mh_config_api() {
 [api]
 listen = 127.0.0.1:$MH_API_PORT
 token_file = $MH_API_TOKEN_FILE
+; the console's per-source charts read the ingest's own counters
+ingest_metrics = http://127.0.0.1:$MH_INGEST_PORT/metrics
 EOF
 }
 
