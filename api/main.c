@@ -11,7 +11,6 @@
  * progress be answered (up to [api] request_timeout_ms) and exit; a second signal exits
  * at once.
  */
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include "store.h"
 #include "server.h"
 #include "mailhook/log.h"
+#include "mailhook/program_args.h"
 #include "mailhook/shutdown.h"
 
 static const char usage[] =
@@ -140,26 +140,9 @@ static void on_stats(evutil_socket_t fd, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
     const char *path = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': path = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
-        case 'V': printf("mailhook-api %s\n", MH_VERSION); return 0;
-        default: fputs(usage, stderr); return 2;
-        }
-    }
-    if (!path || optind != argc) {
-        fputs(usage, stderr);
-        return 2;
-    }
+    int status = mh_program_args(argc, argv, "mailhook-api", usage, &path);
+    if (status >= 0) return status;
 
     mh_log_init("api");
     char err[1024];

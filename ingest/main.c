@@ -15,7 +15,6 @@
  * the TLS certificate and key again (tls.c): new connections get the new pair.
  */
 #include <event2/thread.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 
 #include "ingest.h"
 #include "mailhook/log.h"
+#include "mailhook/program_args.h"
 #include "mailhook/shutdown.h"
 
 /* Draining may take this long after the signal (longer than the default ack deadline, so
@@ -263,26 +263,9 @@ static int loops_wanted(const struct mh_config *cfg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
     const char *path = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': path = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
-        case 'V': printf("mailhook-ingest %s\n", MH_VERSION); return 0;
-        default: fputs(usage, stderr); return 2;
-        }
-    }
-    if (!path || optind != argc) {
-        fputs(usage, stderr);
-        return 2;
-    }
+    int status = mh_program_args(argc, argv, "mailhook-ingest", usage, &path);
+    if (status >= 0) return status;
 
     mh_log_init("ingest");
     char err[1024];
