@@ -66,33 +66,6 @@ const char *quarantine_header(const rd_kafka_message_t *m, const char *name, cha
     return buf;
 }
 
-rd_kafka_t *quarantine_consumer_new(const struct mh_config *cfg, const char *group, char *err,
-                                    size_t errlen)
-{
-    char max_bytes[32];
-    snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(cfg));
-    const char *overrides[] = {
-        "group.id", group, /* assign() only: the group is never joined */
-        "enable.auto.commit", "false",
-        "enable.auto.offset.store", "false",
-        "isolation.level", "read_committed",
-        "enable.partition.eof", "true",
-        "fetch.message.max.bytes", max_bytes,
-        NULL,
-    };
-    rd_kafka_conf_t *conf = mh_kafka_conf(cfg, overrides, err, errlen);
-    if (!conf) return NULL;
-    char rkerr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rkerr, sizeof(rkerr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "kafka consumer: %s", rkerr);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
-}
-
 int quarantine_read(rd_kafka_t *rk, struct replay_spec *s, quarantine_record_fn fn, void *arg,
                     char *err, size_t errlen)
 {
@@ -259,7 +232,7 @@ static int quarantine_list(struct mh_config *cfg, int argc, char **argv)
     int rc = 1;
     json_t *rows = json_array();
     struct list_ctx lc = {&sources, rows};
-    rd_kafka_t *rk = quarantine_consumer_new(cfg, "mailhook-quarantine-reader", err, sizeof(err));
+    rd_kafka_t *rk = mh_kafka_reader_new(cfg, "mailhook-quarantine-reader", err, sizeof(err));
     if (!rk) goto fail;
     spec.raw_topic = mh_strdup(cfg->ingest.quarantine_topic); /* the range functions' topic */
     if (replay_range_resolve(rk, &spec, NULL, since, from_beginning, NULL, err, sizeof(err)) < 0 ||

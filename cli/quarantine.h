@@ -18,10 +18,7 @@
 typedef int (*quarantine_record_fn)(const rd_kafka_message_t *m, void *arg, char *err,
                                     size_t errlen);
 
-/* A read_committed consumer for the quarantine topic with group.id group; nothing is
- * committed unless the caller commits. NULL with err. */
-rd_kafka_t *quarantine_consumer_new(const struct mh_config *cfg, const char *group, char *err,
-                                    size_t errlen);
+/* Readers of the quarantine topic come from mh_kafka_reader_new (mailhook/kafka.h). */
 /* Reads every partition's [start, end) of s (s->raw_topic names the topic) and calls fn
  * for each record in offset order per partition. 0, or -1 with err. */
 int quarantine_read(rd_kafka_t *rk, struct replay_spec *s, quarantine_record_fn fn, void *arg,

@@ -321,7 +321,7 @@ int quarantine_reverify(struct mh_config *cfg, int argc, char **argv)
     struct reverify rv = {.cfg = cfg, .sources = &sources, .spec = &spec,
                           .failures = json_array(), .skips = json_array()};
     json_t *next = json_object();
-    rd_kafka_t *rk = quarantine_consumer_new(cfg, group, err, sizeof(err));
+    rd_kafka_t *rk = mh_kafka_reader_new(cfg, group, err, sizeof(err));
     if (!rk) goto fail;
     spec.raw_topic = mh_strdup(cfg->ingest.quarantine_topic); /* the range functions' topic */
     if (replay_range_resolve(rk, &spec, NULL, NULL, 1, NULL, err, sizeof(err)) < 0) goto fail;

@@ -269,29 +269,8 @@ static int check_targets(const struct mh_config *cfg, const struct replay_opts *
 
 static int consumer_new(struct replay *r, char *err, size_t errlen)
 {
-    char max_bytes[32];
-    snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(r->w.cfg));
-    const char *overrides[] = {
-        "group.id", r->group,
-        "enable.auto.commit", "false",
-        "enable.auto.offset.store", "false",
-        "auto.offset.reset", "earliest",
-        "isolation.level", "read_committed",
-        "enable.partition.eof", "true",
-        "fetch.message.max.bytes", max_bytes,
-        NULL,
-    };
-    rd_kafka_conf_t *conf = mh_kafka_conf(r->w.cfg, overrides, err, errlen);
-    if (!conf) return -1;
-    char rkerr[512];
-    r->w.consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rkerr, sizeof(rkerr));
-    if (!r->w.consumer) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "kafka consumer: %s", rkerr);
-        return -1;
-    }
-    rd_kafka_poll_set_consumer(r->w.consumer);
-    return 0;
+    r->w.consumer = mh_kafka_reader_new(r->w.cfg, r->group, err, errlen);
+    return r->w.consumer ? 0 : -1;
 }
 
 /*

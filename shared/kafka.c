@@ -63,3 +63,31 @@ const char *mh_kafka_header(const rd_kafka_message_t *rkm, const char *name, cha
     buf[size] = '\0';
     return buf;
 }
+
+rd_kafka_t *mh_kafka_reader_new(const struct mh_config *cfg, const char *group, char *err,
+                                size_t errlen)
+{
+    char max_bytes[32];
+    snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(cfg));
+    const char *overrides[] = {
+        "group.id", group,
+        "enable.auto.commit", "false",
+        "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest",
+        "isolation.level", "read_committed",
+        "enable.partition.eof", "true",
+        "fetch.message.max.bytes", max_bytes,
+        NULL,
+    };
+    rd_kafka_conf_t *conf = mh_kafka_conf(cfg, overrides, err, errlen);
+    if (!conf) return NULL;
+    char rkerr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rkerr, sizeof(rkerr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "kafka consumer: %s", rkerr);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}

@@ -17,27 +17,7 @@
 
 rd_kafka_t *dlq_reader_new(const struct mh_config *cfg, char *err, size_t errlen)
 {
-    char max_bytes[32];
-    snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(cfg));
-    const char *overrides[] = {
-        "group.id", "mailhook-dlq-reader", /* required by librdkafka; never joined */
-        "enable.auto.commit", "false",
-        "isolation.level", "read_committed",
-        "enable.partition.eof", "true",
-        "fetch.message.max.bytes", max_bytes,
-        NULL,
-    };
-    rd_kafka_conf_t *conf = mh_kafka_conf(cfg, overrides, err, errlen);
-    if (!conf) return NULL;
-    char rkerr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rkerr, sizeof(rkerr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "kafka consumer: %s", rkerr);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+    return mh_kafka_reader_new(cfg, "mailhook-dlq-reader", err, errlen);
 }
 
 static const char *header(const rd_kafka_message_t *m, const char *name, char *buf, size_t len)

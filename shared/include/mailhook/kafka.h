@@ -19,6 +19,15 @@ struct mh_config;
 rd_kafka_conf_t *mh_kafka_conf(const struct mh_config *cfg, const char *const *overrides,
                                char *err, size_t errlen);
 
+/*
+ * A consumer that reads topics by assign() and explicit offsets, never joining group
+ * (needed by librdkafka; a reader that commits its progress, like quarantine reverify,
+ * commits under it): read_committed, end-of-partition events on, no automatic commits or
+ * offset stores, records as large as mailhook writes. NULL with err.
+ */
+rd_kafka_t *mh_kafka_reader_new(const struct mh_config *cfg, const char *group, char *err,
+                                size_t errlen);
+
 /* Copies a message's Kafka headers into h (values as text). */
 void mh_kafka_headers_read(const rd_kafka_message_t *rkm, struct mh_headers *h);
 
