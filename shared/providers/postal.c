@@ -24,8 +24,8 @@
  * passes, the envelope's `timestamp` (unix seconds) must lie within
  * timestamp_tolerance_s of now. Postal stamps the time the webhook was queued and keeps
  * it over its retries (about 36 minutes), so its default is 86400 — shorter than the
- * dedup window, so a replay is either too old or a duplicate. Ark's documentation
- * checks 300 seconds and re-stamps redeliveries, so that is its default. 0 disables.
+ * dedup window, so a replay is either too old or a duplicate. Ark retries for about
+ * 3 days, so its default is 345600 (ark.c; docs/providers/README.md). 0 disables.
  *
  * Parse: {"event", "timestamp", "uuid", "payload"} (Ark adds tenant_id). One event per
  * request; the event id is the envelope uuid, stable over retries. Ark documents that
