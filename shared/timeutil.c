@@ -33,6 +33,11 @@ int64_t mh_mono_ms(void)
 
 void mh_time_format(int64_t ms, char *out)
 {
+    /* Far outside what can be written anyway (years 0..9999 are clamped below); keeps
+     * the arithmetic from overflowing on any input. */
+    const int64_t limit = (int64_t)1 << 52;
+    if (ms < -limit) ms = -limit;
+    if (ms > limit) ms = limit;
     time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
     int millis = (int)(ms - (int64_t)secs * 1000);
     struct tm tm;

@@ -55,7 +55,8 @@ static const struct {
 static void set_time(json_t *ev, const char *key, json_t *v)
 {
     if (json_is_string(v)) mh_event_set_time(ev, key, json_string_value(v));
-    else if (json_is_number(v) && json_number_value(v) > 0)
+    else if (json_is_number(v) && json_number_value(v) > 0 &&
+             json_number_value(v) < 253402300800.0) /* before year 10000 */
         mh_event_set_time_ms(ev, key, (int64_t)(json_number_value(v) * 1000.0));
 }
 

@@ -84,6 +84,13 @@ static void test_time(void **state)
     assert_string_equal(buf, "2026-02-25T12:00:00.000Z");
     assert_int_equal(mh_time_parse("1772020800.5", &ms), 0);
     assert_int_equal(ms, 1772020800500LL);
+    /* Any int64 formats without overflow (INT64_MIN reached it once, from a huge SMTP2GO
+     * time), clamped to the years RFC 3339 can write. */
+    mh_time_format(INT64_MIN, buf);
+    assert_int_equal(strncmp(buf, "0000-", 5), 0);
+    assert_int_equal((int)strlen(buf), 24);
+    mh_time_format(INT64_MAX, buf);
+    assert_int_equal(strncmp(buf, "9999-", 5), 0);
     assert_int_equal(mh_time_parse("Wed, 25 Feb 2026 12:00:00 GMT", &ms), 0);
     assert_int_equal(ms, 1772020800000LL);
     assert_int_equal(mh_time_parse("Wed, 25 Feb 2026 14:00:00 +0200", &ms), 0);
