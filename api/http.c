@@ -253,22 +253,6 @@ static void work_lookup(struct call *c, struct supp_store *st)
     c->out = state;
 }
 
-static void get_suppression(struct api_server *s, struct evhttp_request *req,
-                            const struct mh_api_token *tok, const char *seg)
-{
-    static const char *const allowed[] = {"tenant", NULL};
-    struct api_query p = {0};
-    const char *tenant;
-    char *addr = NULL;
-    if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, tok, &tenant) < 0 ||
-        !(addr = path_address(s, req, seg)))
-        goto out;
-    call_submit(s, req, work_lookup, json_pack("{ssss}", "tenant", tenant, "address", addr));
-out:
-    free(addr);
-    api_query_clear(&p);
-}
-
 /* Writes the one op in c->in["ops"]; answers the address's state afterwards. */
 static void work_write(struct call *c, struct supp_store *st)
 {
@@ -295,8 +279,9 @@ static void submit_write(struct api_server *s, struct evhttp_request *req, int s
                           "address", addr, "op", op, "reason", reason));
 }
 
-static void delete_suppression(struct api_server *s, struct evhttp_request *req,
-                               const struct mh_api_token *tok, const char *seg)
+/* GET or DELETE /v1/suppressions/{address}?tenant=: look the address up, or lift it. */
+static void address_request(struct api_server *s, struct evhttp_request *req,
+                            const struct mh_api_token *tok, const char *seg, int lift)
 {
     static const char *const allowed[] = {"tenant", NULL};
     struct api_query p = {0};
@@ -305,8 +290,11 @@ static void delete_suppression(struct api_server *s, struct evhttp_request *req,
     if (params_parse(s, req, &p, allowed) < 0 || need_tenant(s, req, &p, tok, &tenant) < 0 ||
         !(addr = path_address(s, req, seg)))
         goto out;
-    /* A newer suppression than now cannot exist, so the answer is "not suppressed". */
-    submit_write(s, req, 200, tenant, addr, "lift", "manual");
+    if (lift)
+        /* A newer suppression than now cannot exist, so the answer is "not suppressed". */
+        submit_write(s, req, 200, tenant, addr, "lift", "manual");
+    else
+        call_submit(s, req, work_lookup, json_pack("{ssss}", "tenant", tenant, "address", addr));
 out:
     free(addr);
     api_query_clear(&p);
@@ -623,9 +611,9 @@ static void on_request(struct evhttp_request *req, void *arg)
         if (strchr(seg, '/')) {
             reply_error(s, req, 404, "not found");
         } else if (cmd == EVHTTP_REQ_GET) {
-            get_suppression(s, req, tok, seg);
+            address_request(s, req, tok, seg, 0);
         } else if (cmd == EVHTTP_REQ_DELETE) {
-            delete_suppression(s, req, tok, seg);
+            address_request(s, req, tok, seg, 1);
         } else {
             method_not_allowed(s, req, "GET, DELETE");
         }

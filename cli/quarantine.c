@@ -52,20 +52,6 @@ const char quarantine_usage[] =
 static const char *const columns[] = {"received_at", "source", "provider", "request_id",
                                       "reason", "record", NULL};
 
-const char *quarantine_header(const rd_kafka_message_t *m, const char *name, char *buf,
-                              size_t buflen)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t n;
-    if (rd_kafka_message_headers(m, &h) || !h || rd_kafka_header_get_last(h, name, &v, &n) || !v)
-        return NULL;
-    if (n >= buflen) n = buflen - 1;
-    memcpy(buf, v, n);
-    buf[n] = '\0';
-    return buf;
-}
-
 int quarantine_read(rd_kafka_t *rk, struct replay_spec *s, quarantine_record_fn fn, void *arg,
                     char *err, size_t errlen)
 {
@@ -148,10 +134,10 @@ static int list_one(const rd_kafka_message_t *m, void *arg, char *err, size_t er
     char src[256], prov[64], tenant[256], rid[128], recv[64], reason[1024], rec[48];
     (void)err;
     (void)errlen;
-    const char *source = quarantine_header(m, MH_HDR_SOURCE, src, sizeof(src));
+    const char *source = mh_kafka_header_cut(m, MH_HDR_SOURCE, src, sizeof(src));
     if (lc->sources->n && !(source && replay_names_has(lc->sources, source))) return 0;
     json_t *o = json_object();
-    const char *received = quarantine_header(m, MH_HDR_RECEIVED_AT, recv, sizeof(recv));
+    const char *received = mh_kafka_header_cut(m, MH_HDR_RECEIVED_AT, recv, sizeof(recv));
     int64_t ms = 0;
     if (received) {
         json_object_set_new(o, "received_at", json_string(received));
@@ -159,13 +145,13 @@ static int list_one(const rd_kafka_message_t *m, void *arg, char *err, size_t er
     }
     const char *v;
     if (source) json_object_set_new(o, "source", json_string(source));
-    if ((v = quarantine_header(m, MH_HDR_PROVIDER, prov, sizeof(prov))))
+    if ((v = mh_kafka_header_cut(m, MH_HDR_PROVIDER, prov, sizeof(prov))))
         json_object_set_new(o, "provider", json_string(v));
-    if ((v = quarantine_header(m, MH_HDR_TENANT, tenant, sizeof(tenant))))
+    if ((v = mh_kafka_header_cut(m, MH_HDR_TENANT, tenant, sizeof(tenant))))
         json_object_set_new(o, "tenant", json_string(v));
-    if ((v = quarantine_header(m, MH_HDR_REQUEST_ID, rid, sizeof(rid))))
+    if ((v = mh_kafka_header_cut(m, MH_HDR_REQUEST_ID, rid, sizeof(rid))))
         json_object_set_new(o, "request_id", json_string(v));
-    if ((v = quarantine_header(m, MH_HDR_REJECT_REASON, reason, sizeof(reason))))
+    if ((v = mh_kafka_header_cut(m, MH_HDR_REJECT_REASON, reason, sizeof(reason))))
         json_object_set_new(o, "reason", json_string(v));
     snprintf(rec, sizeof(rec), "%d:%lld", (int)m->partition, (long long)m->offset);
     json_object_set_new(o, "record", json_string(rec));

@@ -23,9 +23,6 @@ typedef int (*quarantine_record_fn)(const rd_kafka_message_t *m, void *arg, char
  * for each record in offset order per partition. 0, or -1 with err. */
 int quarantine_read(rd_kafka_t *rk, struct replay_spec *s, quarantine_record_fn fn, void *arg,
                     char *err, size_t errlen);
-/* The last value of header name as a copy in buf (cut to buflen - 1); NULL when absent. */
-const char *quarantine_header(const rd_kafka_message_t *m, const char *name, char *buf,
-                              size_t buflen);
 
 extern const char quarantine_usage[];
 

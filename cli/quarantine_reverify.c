@@ -141,16 +141,16 @@ static int reverify_one(const rd_kafka_message_t *m, void *arg, char *err, size_
 {
     struct reverify *rv = arg;
     char name[256], ridbuf[128], recv[64], uribuf[8192];
-    const char *source = quarantine_header(m, MH_HDR_SOURCE, name, sizeof(name));
-    const char *rid = quarantine_header(m, MH_HDR_REQUEST_ID, ridbuf, sizeof(ridbuf));
+    const char *source = mh_kafka_header_cut(m, MH_HDR_SOURCE, name, sizeof(name));
+    const char *rid = mh_kafka_header_cut(m, MH_HDR_REQUEST_ID, ridbuf, sizeof(ridbuf));
     if (rv->sources->n && !(source && replay_names_has(rv->sources, source))) {
         rv->filtered++;
         hold_at(rv, m);
         return 0;
     }
     const struct mh_source *src = source ? mh_config_source(rv->cfg, source) : NULL;
-    const char *received = quarantine_header(m, MH_HDR_RECEIVED_AT, recv, sizeof(recv));
-    const char *uri = quarantine_header(m, MH_HDR_REQUEST_URI, uribuf, sizeof(uribuf));
+    const char *received = mh_kafka_header_cut(m, MH_HDR_RECEIVED_AT, recv, sizeof(recv));
+    const char *uri = mh_kafka_header_cut(m, MH_HDR_REQUEST_URI, uribuf, sizeof(uribuf));
     rd_kafka_headers_t *kh = NULL;
     const void *hv = NULL;
     size_t hn = 0;

@@ -64,6 +64,21 @@ const char *mh_kafka_header(const rd_kafka_message_t *rkm, const char *name, cha
     return buf;
 }
 
+const char *mh_kafka_header_cut(const rd_kafka_message_t *rkm, const char *name, char *buf,
+                                size_t buflen)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val;
+    size_t size;
+    if (buflen == 0 || rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs ||
+        rd_kafka_header_get_last(hdrs, name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR || !val)
+        return NULL;
+    if (size >= buflen) size = buflen - 1;
+    memcpy(buf, val, size);
+    buf[size] = '\0';
+    return buf;
+}
+
 rd_kafka_t *mh_kafka_reader_new(const struct mh_config *cfg, const char *group, char *err,
                                 size_t errlen)
 {

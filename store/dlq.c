@@ -20,19 +20,6 @@ rd_kafka_t *dlq_reader_new(const struct mh_config *cfg, char *err, size_t errlen
     return mh_kafka_reader_new(cfg, "mailhook-dlq-reader", err, errlen);
 }
 
-static const char *header(const rd_kafka_message_t *m, const char *name, char *buf, size_t len)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t n;
-    if (rd_kafka_message_headers(m, &h) || !h || rd_kafka_header_get_last(h, name, &v, &n) || !v)
-        return NULL;
-    if (n >= len) n = len - 1;
-    memcpy(buf, v, n);
-    buf[n] = '\0';
-    return buf;
-}
-
 /* Header values are producer bytes: a value that is not UTF-8 is left out. */
 static void set_str(json_t *o, const char *key, const char *v)
 {
@@ -68,16 +55,16 @@ json_t *dlq_row(const rd_kafka_message_t *m, int body)
         json_object_set_new(o, "time", json_string(t));
         json_object_set_new(o, "ts_ms", json_integer(ts));
     }
-    set_str(o, "source", header(m, MH_HDR_SOURCE, src, sizeof(src)));
-    set_str(o, "provider", header(m, MH_HDR_PROVIDER, prov, sizeof(prov)));
-    set_str(o, "tenant", header(m, MH_HDR_TENANT, tenant, sizeof(tenant)));
-    set_str(o, "reason", header(m, MH_HDR_DLQ_REASON, reason, sizeof(reason)));
-    set_str(o, "stage", header(m, MH_HDR_DLQ_STAGE, stage, sizeof(stage)));
-    set_str(o, "request_id", header(m, MH_HDR_REQUEST_ID, rid, sizeof(rid)));
-    set_str(o, "received_at", header(m, MH_HDR_RECEIVED_AT, recv, sizeof(recv)));
-    set_str(o, "raw_topic", header(m, MH_HDR_RAW_TOPIC, rtopic, sizeof(rtopic)));
-    const char *rp = header(m, MH_HDR_RAW_PARTITION, rpart, sizeof(rpart));
-    const char *ro = header(m, MH_HDR_RAW_OFFSET, roff, sizeof(roff));
+    set_str(o, "source", mh_kafka_header_cut(m, MH_HDR_SOURCE, src, sizeof(src)));
+    set_str(o, "provider", mh_kafka_header_cut(m, MH_HDR_PROVIDER, prov, sizeof(prov)));
+    set_str(o, "tenant", mh_kafka_header_cut(m, MH_HDR_TENANT, tenant, sizeof(tenant)));
+    set_str(o, "reason", mh_kafka_header_cut(m, MH_HDR_DLQ_REASON, reason, sizeof(reason)));
+    set_str(o, "stage", mh_kafka_header_cut(m, MH_HDR_DLQ_STAGE, stage, sizeof(stage)));
+    set_str(o, "request_id", mh_kafka_header_cut(m, MH_HDR_REQUEST_ID, rid, sizeof(rid)));
+    set_str(o, "received_at", mh_kafka_header_cut(m, MH_HDR_RECEIVED_AT, recv, sizeof(recv)));
+    set_str(o, "raw_topic", mh_kafka_header_cut(m, MH_HDR_RAW_TOPIC, rtopic, sizeof(rtopic)));
+    const char *rp = mh_kafka_header_cut(m, MH_HDR_RAW_PARTITION, rpart, sizeof(rpart));
+    const char *ro = mh_kafka_header_cut(m, MH_HDR_RAW_OFFSET, roff, sizeof(roff));
     if (rp && ro) {
         char raw[80];
         long long p = strtoll(rp, NULL, 10), off = strtoll(ro, NULL, 10);

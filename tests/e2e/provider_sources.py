@@ -71,11 +71,10 @@ def cases(provider: str) -> list[Path]:
     return sorted(d for d in (FIXTURES / provider).iterdir() if (d / "body.json").exists())
 
 
-def sources(keys: Keys, listen: str) -> tuple[dict[str, dict[str, str]], dict[str, Path]]:
-    """([source.<name>] keys of every provider's golden source, private key `mailhook sign
-    --key` signs with for the sources that have one). Secrets are new on every call."""
-    # The "@" placeholders become this run's secrets, keys and URLs. Every placeholder
-    # with a private half maps to the key `mailhook sign --key` signs with.
+def resolve_source(keys: Keys, src, name: str, listen: str) -> tuple[dict[str, str], Path | None]:
+    """([source.<name>] keys of fixture source src served as name, the private key
+    `mailhook sign --key` signs with for it or None). The "@" placeholders become this
+    run's keys and URL, and new secrets on every call."""
     made = {
         "secret": helpers.new_secret,
         "whsec_secret": lambda: "whsec_" + base64.b64encode(os.urandom(32)).decode(),
@@ -83,17 +82,25 @@ def sources(keys: Keys, listen: str) -> tuple[dict[str, dict[str, str]], dict[st
         "ec_public_key": lambda: str(keys.ec_public),
         "ses_certificate": lambda: str(keys.ses_certificate),
     }
+    # Every placeholder with a private half maps to the key that signs for it.
     private = {"rsa_public_key": keys.rsa_private, "ec_public_key": keys.ec_private,
                "ses_certificate": keys.ses_key}
     assert set(made) | {"webhook_url"} == set(fixture_sources.PLACEHOLDERS)
+    used = fixture_sources.placeholders_of(src)
+    values = {ph: make() for ph, make in made.items() if ph in used}
+    values["webhook_url"] = f"http://{listen}/v1/webhooks/{name}"
+    signing = next((private[ph] for ph in sorted(used & set(private))), None)
+    return fixture_sources.resolve(src, values), signing
+
+
+def sources(keys: Keys, listen: str) -> tuple[dict[str, dict[str, str]], dict[str, Path]]:
+    """([source.<name>] keys of every provider's golden source, private key `mailhook sign
+    --key` signs with for the sources that have one)."""
     out, signing_keys = {}, {}
     for src in fixture_sources.read_all("golden"):
-        values = {ph: make() for ph, make in made.items()
-                  if ph in fixture_sources.placeholders_of(src)}
-        values["webhook_url"] = f"http://{listen}/v1/webhooks/{src.name}"
-        out[src.name] = fixture_sources.resolve(src, values)
-        for ph in fixture_sources.placeholders_of(src) & set(private):
-            signing_keys[src.name] = private[ph]
+        out[src.name], signing = resolve_source(keys, src, src.name, listen)
+        if signing:
+            signing_keys[src.name] = signing
     missing = set(providers()) - set(out)
     assert not missing, f"fixtures of {missing} have no golden source configured here"
     return out, signing_keys

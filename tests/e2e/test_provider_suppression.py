@@ -15,10 +15,8 @@ transient HardFail, IvyMail's bounced without a type, ...)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ import pytest
 import fixture_sources
 import helpers
 from helpers import Mailhook
+import provider_sources
 from provider_sources import FIXTURES
 from provider_sources import cases as _cases
 from test_providers_golden import _post_signed
@@ -106,32 +105,7 @@ PROVIDERS_WITH_SIGNALS = sorted({p for p, _, _ in CASES})
 @pytest.fixture(scope="module")
 def pipeline(stack, session_id, e2e_db, tmp_path_factory):
     work = tmp_path_factory.mktemp("provider-suppression")
-
-    def keypair(*algo: str) -> tuple[Path, Path]:
-        priv, pub = work / f"{algo[1]}.pem", work / f"{algo[1]}.pub.pem"
-        subprocess.run(["openssl", "genpkey", "-algorithm", algo[0], "-pkeyopt", algo[2],
-                        "-out", str(priv)], check=True, capture_output=True)
-        subprocess.run(["openssl", "pkey", "-in", str(priv), "-pubout", "-out", str(pub)],
-                       check=True, capture_output=True)
-        return priv, pub
-
-    priv, pub = keypair("RSA", "rsa", "rsa_keygen_bits:2048")
-    ec_priv, ec_pub = keypair("EC", "ec", "ec_paramgen_curve:P-256")
-    ses_dir = work / "ses-certs"
-    ses_dir.mkdir()
-    ses_key = work / "ses.pem"
-    ses_cert = ses_dir / "SimpleNotificationService-0000000000000000000000000000test.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(ses_key), "-out", str(ses_cert), "-days", "2", "-subj",
-                    "/CN=mailhook suppression SNS stand-in"], check=True, capture_output=True)
-    made = {
-        "secret": helpers.new_secret,
-        "whsec_secret": lambda: "whsec_" + base64.b64encode(os.urandom(32)).decode(),
-        "rsa_public_key": lambda: str(pub),
-        "ec_public_key": lambda: str(ec_pub),
-        "ses_certificate": lambda: str(ses_cert),
-    }
-    private = {"rsa_public_key": priv, "ec_public_key": ec_priv, "ses_certificate": ses_key}
+    keys = provider_sources.make_keys(work / "keys")
     topics = {role: f"mailhook.{role}.supp-{session_id}"
               for role in ("raw", "events", "dlq", "suppressions")}
     listen = f"127.0.0.1:{helpers.free_port()}"
@@ -140,17 +114,13 @@ def pipeline(stack, session_id, e2e_db, tmp_path_factory):
     # One source, and one tenant, per case.
     sources, signing_keys, names = {}, {}, {}
     for i, (provider, case, _) in enumerate(CASES):
-        src = by_provider[provider]
         name = f"{provider}-{i}"
-        values = {ph: make() for ph, make in made.items()
-                  if ph in fixture_sources.placeholders_of(src)}
-        values["webhook_url"] = f"http://{listen}/v1/webhooks/{name}"
-        keys = fixture_sources.resolve(src, values)
-        keys["tenant"] = f"supp-{session_id}-{i}"
-        sources[name] = keys
+        ini, signing = provider_sources.resolve_source(keys, by_provider[provider], name, listen)
+        ini["tenant"] = f"supp-{session_id}-{i}"
+        sources[name] = ini
         names[(provider, case.name)] = name
-        for ph in fixture_sources.placeholders_of(src) & set(private):
-            signing_keys[name] = private[ph]
+        if signing:
+            signing_keys[name] = signing
     sections = {
         "ingest": {"listen": listen, "raw_topic": topics["raw"]},
         "worker": {"group_id": f"mailhook-supp-{session_id}", "raw_topic": topics["raw"],
@@ -159,8 +129,8 @@ def pipeline(stack, session_id, e2e_db, tmp_path_factory):
         "postgres": {"dsn": e2e_db},
         "kafka": {"bootstrap.servers": stack.brokers},
     }
-    for name, keys in sources.items():
-        sections[f"source.{name}"] = keys
+    for name, ini in sources.items():
+        sections[f"source.{name}"] = ini
     path = work / "mailhook.ini"
     helpers.write_ini(path, sections)
     env = dict(os.environ, MAILHOOK_KAFKA_BROKERS=stack.brokers, MAILHOOK_PG_DSN=e2e_db)

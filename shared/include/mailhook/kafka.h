@@ -34,5 +34,8 @@ void mh_kafka_headers_read(const rd_kafka_message_t *rkm, struct mh_headers *h);
 /* Value of one header of a message as a NUL-terminated copy in buf; NULL when absent. */
 const char *mh_kafka_header(const rd_kafka_message_t *rkm, const char *name, char *buf,
                             size_t buflen);
+/* The same for display: a value longer than buf is cut to fit instead of refused. */
+const char *mh_kafka_header_cut(const rd_kafka_message_t *rkm, const char *name, char *buf,
+                                size_t buflen);
 
 #endif
