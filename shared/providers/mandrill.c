@@ -4,11 +4,9 @@
  * message, sync and inbound events onto canonical events.
  *
  * Body: application/x-www-form-urlencoded with one parameter, mandrill_events, whose
- * value is a JSON array of events. The form is decoded by libevent
- * (evhttp_parse_query_str for the structure, which percent-decodes values and turns '+'
- * into a space; evhttp_uridecode for the keys, which it leaves encoded). A body with a
- * NUL byte or a "%00" escape, an empty key, a parameter without '=' or a repeated key is
- * refused: each could make two parties read one body two ways.
+ * value is a JSON array of events, decoded strictly by mailhook/form.h (a NUL byte, a
+ * "%00" escape, an unparseable pair or a repeated key is refused: each could make two
+ * parties read one body two ways).
  *
  * Verify: X-Mandrill-Signature = base64(HMAC-SHA1(webhook key, url + key1 + value1 +
  * key2 + value2 ...)), parameters sorted by key in byte order, values percent-decoded.
@@ -29,15 +27,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h> /* TAILQ_INIT, before libevent's fallback TAILQ macros */
 
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "mailhook/bounce.h"
 #include "mailhook/config.h"
 #include "mailhook/crypto.h"
 #include "mailhook/event.h"
+#include "mailhook/form.h"
 #include "mailhook/log.h"
 #include "mailhook/provider.h"
 #include "mailhook/provider_options.h"
@@ -45,7 +42,6 @@
 
 #define SIG_HEADER "x-mandrill-signature"
 #define EVENTS_KEY "mandrill_events"
-#define MAX_PARAMS 64 /* Mandrill sends one; a few more are tolerated, not thousands */
 
 static const struct mh_option_def options[] = {
     {.name = "url", .type = MH_OPT_STRING,
@@ -74,94 +70,10 @@ static int mandrill_init(struct mh_source *src, char *err, size_t errlen)
     return 0;
 }
 
-/* ---- the form ---- */
-
-struct param {
-    char *key; /* percent-decoded */
-    size_t key_len;
-    const char *value; /* percent-decoded by libevent, borrowed from the query list */
-};
-
-struct form {
-    struct evkeyvalq q;
-    struct param params[MAX_PARAMS];
-    size_t n;
-};
-
-static void form_free(struct form *f)
-{
-    for (size_t i = 0; i < f->n; i++) free(f->params[i].key);
-    evhttp_clear_headers(&f->q);
-    f->n = 0;
-}
-
-static int cmp_param(const void *a, const void *b)
-{
-    const struct param *pa = a, *pb = b;
-    size_t n = pa->key_len < pb->key_len ? pa->key_len : pb->key_len;
-    int c = memcmp(pa->key, pb->key, n);
-    return c ? c : (pa->key_len > pb->key_len) - (pa->key_len < pb->key_len);
-}
-
-/*
- * Decodes body into f->params sorted by key. 0, or -1 with err (f is then empty, but
- * form_free must still be called).
- */
-static int form_decode(const unsigned char *body, size_t len, struct form *f, char *err,
-                       size_t errlen)
-{
-    TAILQ_INIT(&f->q);
-    f->n = 0;
-    if (memchr(body, '\0', len)) {
-        snprintf(err, errlen, "form body holds a NUL byte");
-        return -1;
-    }
-    char *text = mh_strndup((const char *)body, len);
-    int bad_escape = strstr(text, "%00") != NULL;
-    int rc = bad_escape ? -1 : evhttp_parse_query_str(text, &f->q);
-    free(text);
-    if (bad_escape) {
-        snprintf(err, errlen, "form body holds an escaped NUL (%%00)");
-        return -1;
-    }
-    if (rc < 0) {
-        snprintf(err, errlen, "body is not application/x-www-form-urlencoded");
-        return -1;
-    }
-    for (struct evkeyval *kv = f->q.tqh_first; kv; kv = kv->next.tqe_next) {
-        if (f->n == MAX_PARAMS) {
-            snprintf(err, errlen, "form body has more than %d parameters", MAX_PARAMS);
-            goto fail;
-        }
-        size_t klen = 0;
-        char *key = evhttp_uridecode(kv->key, 1, &klen);
-        if (!key) mh_oom();
-        f->params[f->n++] = (struct param){key, klen, kv->value};
-    }
-    qsort(f->params, f->n, sizeof(f->params[0]), cmp_param);
-    for (size_t i = 1; i < f->n; i++) {
-        if (!cmp_param(&f->params[i - 1], &f->params[i])) {
-            snprintf(err, errlen, "form parameter repeated");
-            goto fail;
-        }
-    }
-    return 0;
-fail:
-    form_free(f);
-    return -1;
-}
-
-/* The decoded value of the parameter named key, or NULL. */
-static const char *form_get(const struct form *f, const char *key)
-{
-    for (size_t i = 0; i < f->n; i++)
-        if (f->params[i].key_len == strlen(key) && !memcmp(f->params[i].key, key, f->params[i].key_len))
-            return f->params[i].value;
-    return NULL;
-}
+/* ---- the form (mailhook/form.h) ---- */
 
 /* What Mandrill signs: url, then key and value of every parameter in sorted order. */
-static size_t signed_parts(const char *url, const struct form *f, struct mh_buf *parts)
+static size_t signed_parts(const char *url, const struct mh_form *f, struct mh_buf *parts)
 {
     size_t n = 0;
     parts[n++] = (struct mh_buf){url, strlen(url)};
@@ -173,9 +85,9 @@ static size_t signed_parts(const char *url, const struct form *f, struct mh_buf 
 }
 
 /* 1 when the form is exactly mandrill_events=[] (white space allowed): a setup check. */
-static int empty_batch(const struct form *f)
+static int empty_batch(const struct mh_form *f)
 {
-    const char *events = form_get(f, EVENTS_KEY);
+    const char *events = mh_form_get(f, EVENTS_KEY);
     if (f->n != 1 || !events) return 0;
     json_t *root = json_loads(events, 0, NULL);
     int empty = json_is_array(root) && json_array_size(root) == 0;
@@ -189,9 +101,9 @@ static enum mh_verdict mandrill_verify(const struct mh_source *src, const struct
                                        char *err, size_t errlen)
 {
     const char *sig = mh_headers_get(req->headers, SIG_HEADER);
-    struct form f;
-    if (form_decode(req->body, req->body_len, &f, err, errlen) < 0) {
-        form_free(&f);
+    struct mh_form f;
+    if (mh_form_decode(req->body, req->body_len, &f, err, errlen) < 0) {
+        mh_form_free(&f);
         return MH_VERIFY_MALFORMED;
     }
     enum mh_verdict v = MH_VERIFY_OK;
@@ -205,14 +117,14 @@ static enum mh_verdict mandrill_verify(const struct mh_source *src, const struct
             v = MH_VERIFY_REJECT;
         }
     } else {
-        struct mh_buf parts[1 + 2 * MAX_PARAMS];
+        struct mh_buf parts[1 + 2 * MH_FORM_MAX_PARAMS];
         size_t n = signed_parts(mh_source_opt(src, "url"), &f, parts);
         if (!mh_verify_hmac_any(src, "sha1", parts, n, sig, MH_SIG_BASE64)) {
             snprintf(err, errlen, "signature does not match any webhook key for the source's url");
             v = MH_VERIFY_REJECT;
         }
     }
-    form_free(&f);
+    mh_form_free(&f);
     return v;
 }
 
@@ -221,7 +133,7 @@ static enum mh_verdict mandrill_verify(const struct mh_source *src, const struct
 static int mandrill_sign(const struct mh_source *src, struct mh_sign_req *sr, char *err,
                          size_t errlen)
 {
-    struct form f;
+    struct mh_form f;
     char sig[2 * MH_MAX_MD + 1];
     int rc = -1;
     json_t *batch = json_loadb((const char *)sr->body, sr->body_len, JSON_REJECT_DUPLICATES, NULL);
@@ -238,8 +150,8 @@ static int mandrill_sign(const struct mh_source *src, struct mh_sign_req *sr, ch
         free(enc);
     }
     json_decref(batch);
-    if (form_decode(sr->body, sr->body_len, &f, err, errlen) == 0) {
-        struct mh_buf parts[1 + 2 * MAX_PARAMS];
+    if (mh_form_decode(sr->body, sr->body_len, &f, err, errlen) == 0) {
+        struct mh_buf parts[1 + 2 * MH_FORM_MAX_PARAMS];
         size_t n = signed_parts(mh_source_opt(src, "url"), &f, parts);
         if (mh_sign_hmac(src, "sha1", parts, n, MH_SIG_BASE64, sig) < 0) {
             snprintf(err, errlen, "source has no webhook key");
@@ -249,7 +161,7 @@ static int mandrill_sign(const struct mh_source *src, struct mh_sign_req *sr, ch
             rc = 0;
         }
     }
-    form_free(&f);
+    mh_form_free(&f);
     return rc;
 }
 
@@ -443,14 +355,14 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, size_t index, json_t
 
 static int mandrill_parse(const struct mh_raw *raw, json_t *events, char *err, size_t errlen)
 {
-    struct form f;
+    struct mh_form f;
     char why[256];
     int rc = -1;
-    if (form_decode(raw->body, raw->body_len, &f, why, sizeof(why)) < 0) {
+    if (mh_form_decode(raw->body, raw->body_len, &f, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "mandrill: %s", why);
         goto out;
     }
-    const char *value = form_get(&f, EVENTS_KEY);
+    const char *value = mh_form_get(&f, EVENTS_KEY);
     if (!value) {
         snprintf(err, errlen, "mandrill: form has no \"" EVENTS_KEY "\" parameter");
         goto out;
@@ -474,7 +386,7 @@ static int mandrill_parse(const struct mh_raw *raw, json_t *events, char *err, s
     }
     json_decref(root);
 out:
-    form_free(&f);
+    mh_form_free(&f);
     return rc;
 }
 
