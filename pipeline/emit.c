@@ -292,6 +292,7 @@ int emit_batch(struct worker *w, struct batch *b)
         if (w->stop) return abort_and_rewind(w, b);
     }
     w->stats.events_emitted += emitted;
+    event_counts_add_batch(&w->stats.events, b);
     w->stats.duplicates += dups;
     w->stats.dead_letters += dead;
     w->stats.store_dead_letters += dead_store;

@@ -21,6 +21,7 @@
 
 #include "mailhook/config.h"
 #include "mailhook/histogram.h"
+#include "event_counts.h"
 
 /* One raw record of a batch and what parsing made of it. */
 struct batch_rec {
@@ -63,6 +64,7 @@ struct worker_stats {
     _Atomic int64_t lag_records; /* high watermark - position, summed over the assignment */
     _Atomic int64_t loop_ms;     /* mh_mono_ms() when the main loop last went round */
     struct mh_histogram batch_latency; /* normalize + claim + emit of one batch */
+    struct event_counts events; /* emitted events by source and type */
 };
 
 struct worker {

@@ -330,6 +330,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!getenv("MAILHOOK_LOG_LEVEL")) mh_log_level_parse(w.cfg->worker.log_level, &mh_log_threshold);
+    if (event_counts_init(&w.stats.events, w.cfg) < 0) mh_oom();
     the_worker = &w;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -372,6 +373,7 @@ out:
     }
     if (w.pg) PQfinish(w.pg);
     worker_metrics_stop(metrics);
+    event_counts_free(&w.stats.events);
     mh_config_free(w.cfg);
     mh_info("stopped");
     return rc;

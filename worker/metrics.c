@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailhook/event_types.h"
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
 
@@ -52,6 +53,22 @@ static void counter(struct evbuffer *b, const char *name, const char *help, uint
 {
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
                         (unsigned long long)v);
+}
+
+/* mailhook_worker_events_total{source,type}: every configured source with every canonical
+ * type, zeros included, so a rate over it exists from the first scrape (source names are
+ * [A-Za-z0-9._-], config.c: no label escaping needed). */
+static void write_event_counts(struct evbuffer *b, const struct event_counts *c)
+{
+    evbuffer_add_printf(b, "# HELP mailhook_worker_events_total Canonical events emitted, by "
+                           "source and type (committed batches; duplicates not counted).\n"
+                           "# TYPE mailhook_worker_events_total counter\n");
+    if (!c->n) return;
+    for (size_t i = 0; i < c->cfg->n_sources; i++)
+        for (size_t t = 0; t < mh_event_types_n; t++)
+            evbuffer_add_printf(b, "mailhook_worker_events_total{source=\"%s\",type=\"%s\"} %llu\n",
+                                c->cfg->sources[i]->name, mh_event_types[t],
+                                (unsigned long long)event_counts_get(c, i, t));
 }
 
 static void handle_metrics(struct worker_metrics *m, struct evhttp_request *req)
@@ -98,6 +115,7 @@ static void handle_metrics(struct worker_metrics *m, struct evhttp_request *req)
                         "mailhook_worker_loop_age_seconds %.3f\n",
                         (long long)gauge(&s->assigned_partitions),
                         (long long)gauge(&s->lag_records), loop_age_s(m->w));
+    write_event_counts(b, &s->events);
     mh_histogram_write(&s->batch_latency, "mailhook_worker_batch_seconds",
                        "Time to parse, claim and emit one committed batch.", b);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",

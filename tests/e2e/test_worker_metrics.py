@@ -78,6 +78,15 @@ def test_metrics_follow_the_batches(mailhook, tmp_path):
         text = helpers.wait_for(settled, 60, what="the worker to commit 36 records")
         assert _metric(text, "mailhook_worker_events_emitted_total") == 30
         assert _metric(text, "mailhook_worker_duplicates_total") == 5
+        # By source and type (the bounce- and complaint-rate alerts read these): the 30
+        # bounces, not their duplicates; every other configured source and type at 0.
+        by_type = "mailhook_worker_events_total"
+        assert _metric(text, by_type, '{source="ivymail",type="email.bounced"}') == 30
+        assert _metric(text, by_type, '{source="ivymail",type="email.delivered"}') == 0
+        assert _metric(text, by_type, '{source="maildog",type="email.bounced"}') == 0
+        assert _metric(text, by_type, '{source="ivymail",type="other"}') == 0
+        assert sum(float(v) for v in re.findall(rf"^{by_type}{{[^}}]*}} ([0-9.]+)$", text, re.M)) \
+            == 30
         assert _metric(text, "mailhook_worker_dead_letters_total") == 1
         assert _metric(text, "mailhook_worker_store_dead_letters_total") == 0  # a parse failure
         assert _metric(text, "mailhook_worker_batches_total") >= 1
