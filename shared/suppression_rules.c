@@ -11,6 +11,10 @@
  *   email.resubscribed                      lift                          (resubscribe)
  *   email.delivered                         resets the soft count; ends a soft-bounce
  *                                           suppression whose window it falls in
+ *   email.sent of a provider whose "sent"   the same as email.delivered (GetMailer: its
+ *   is the recipient server's acceptance    email.sent is "accepted by recipient's mail
+ *                                           server"; its email.delivered, an inbox
+ *                                           confirmation, "not all mail servers report")
  *   email.suppressed                        nothing: the provider refused to send to an
  *                                           address it had suppressed; the event is
  *                                           logged, the state it reports is not copied
@@ -22,6 +26,16 @@
 
 #include "mailhook/log.h"
 #include "mailhook/suppression_rules.h"
+
+/* Providers whose email.sent reports the recipient's server accepting the message: the
+ * proof of a deliverable address that other providers give as email.delivered. The same
+ * list is in mh_is_reset (migrations/0007_accepted_resets_soft_count.sql), which finds the
+ * last reset when the soft rule counts. */
+static int sent_is_acceptance(json_t *ev)
+{
+    const char *provider = json_string_value(json_object_get(ev, "provider"));
+    return provider && !strcmp(provider, "getmailer");
+}
 
 enum supp_op supp_rule(const struct mh_suppression_policy *pol, json_t *ev, const char **reason)
 {
@@ -47,7 +61,7 @@ enum supp_op supp_rule(const struct mh_suppression_policy *pol, json_t *ev, cons
         *reason = "soft_bounce";
         return SUPP_SOFT;
     }
-    if (!strcmp(type, "email.delivered")) {
+    if (!strcmp(type, "email.delivered") || (!strcmp(type, "email.sent") && sent_is_acceptance(ev))) {
         if (!soft_rule) return SUPP_NONE;
         *reason = "delivered";
         return SUPP_RESET;

@@ -386,6 +386,74 @@ def test_a_delivery_resets_the_soft_bounce_count(mailhook, api, pg):
     wait_state(api, tenant, addr, 200, "soft_bounce")
 
 
+def test_a_getmailer_acceptance_resets_the_soft_bounce_count(mailhook, api, pg, tmp_path):
+    """GetMailer's email.sent is the recipient server's acceptance: it resets the count as
+    a delivery does, and arriving late it ends a soft-bounce suppression it falls in.
+    A pipeline of its own with a GetMailer source beside IvyMail (same tenant, the
+    session's database, so the session's API shows the state)."""
+    tenant = mailhook.sources["ivymail"]["tenant"]
+    name = f"gm{uid()}"
+    topics = {role: f"{mailhook.topics[role]}.{name}" for role in ("raw", "events", "dlq",
+                                                                  "suppressions")}
+    helpers.create_topics({t: 1 for t in topics.values()}, mailhook.brokers)
+    sections = json.loads(json.dumps(mailhook.sections))
+    sections["ingest"].update({"listen": f"127.0.0.1:{helpers.free_port()}",
+                               "raw_topic": topics["raw"]})
+    sections["worker"].update({"group_id": f"{sections['worker']['group_id']}.{name}",
+                               **{f"{role}_topic": t for role, t in topics.items()}})
+    gm_secret = helpers.new_secret()
+    sections["source.getmailer"] = {"provider": "getmailer", "tenant": tenant,
+                                    "secret": gm_secret}
+    path = tmp_path / "getmailer.ini"
+    helpers.write_ini(path, sections)
+    url = "http://" + sections["ingest"]["listen"]
+    mailhook.start_ingest(f"ingest-{name}", config=path, url=url)
+    mailhook.start_worker(92, config=path)
+
+    def post(source: str, body: dict) -> None:
+        raw = json.dumps(body).encode()
+        if source == "getmailer":
+            sig = {"x-getmailer-signature": "sha256=" + helpers.sign(raw, gm_secret, "hex")}
+        else:
+            sig = helpers.signature_headers(mailhook.sources[source], raw)
+        r = helpers.post(url, source, raw, sig)
+        assert r.status_code == 200, r.text
+
+    def bounce(addr: str, at: datetime, message_id: str) -> None:
+        post("ivymail", {"event": "bounced", "to": addr, "timestamp": iso(at),
+                         "message_id": message_id, "bounce_type": "Transient",
+                         "bounce_subtype": "MailboxFull",
+                         "diagnostic_code": "smtp; 452 4.2.2 mailbox full"})
+
+    def accepted(addr: str, at: datetime) -> None:
+        post("getmailer", {"id": f"evt_{uid()}", "type": "email.sent", "timestamp": iso(at),
+                           "data": {"emailId": f"gm-{uid()}", "to": addr}})
+
+    try:
+        addr = f"accepted.{uid()}@example.com"
+        base = NOW - timedelta(hours=10)
+        for i in range(4):
+            bounce(addr, base + timedelta(hours=i), f"a{i}-{addr}")
+        accepted(addr, base + timedelta(hours=4, minutes=30))
+        bounce(addr, base + timedelta(hours=5), f"a5-{addr}")
+        helpers.wait_for(lambda: pg.execute(
+            "select count(*) from mh_event_claims where recipient = %s",
+            (addr,)).fetchone()[0] == 6, 60, what="6 claims")
+        time.sleep(1)
+        assert api.state(tenant, addr).status_code == 404
+
+        late = f"accepted-late.{uid()}@example.com"
+        for i in range(5):
+            bounce(late, base + timedelta(hours=i), f"al{i}-{late}")
+        wait_state(api, tenant, late, 200, "soft_bounce")
+        accepted(late, base + timedelta(hours=1, minutes=30))
+        wait_state(api, tenant, late, 404)
+    finally:
+        mailhook.procs["worker-92"].stop()
+        mailhook.procs[f"ingest-{name}"].stop()
+        helpers.delete_topics(topics.values(), mailhook.brokers)
+
+
 def test_a_late_delivery_undoes_the_soft_bounce_rule(mailhook, api, pg):
     """Five soft bounces suppress; a delivery that happened between the second and the
     third but arrives last means only three counted: the suppression ends."""

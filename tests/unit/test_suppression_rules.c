@@ -89,6 +89,26 @@ static void test_default_rules(void **state)
     }
 }
 
+/* A GetMailer email.sent is the recipient server's acceptance: it resets the soft count
+ * like a delivery. Another provider's email.sent (a hand-off a bounce may follow) does
+ * not, and neither does a GetMailer sent when no soft rule is set. */
+static void test_acceptance_resets_for_getmailer_only(void **state)
+{
+    (void)state;
+    struct mh_suppression_policy pol = defaults();
+    const char *reason;
+    json_t *ev = event("email.sent", NULL);
+    assert_int_equal(supp_rule(&pol, ev, &reason), SUPP_NONE);
+    json_object_set_new(ev, "provider", json_string("mailersend"));
+    assert_int_equal(supp_rule(&pol, ev, &reason), SUPP_NONE);
+    json_object_set_new(ev, "provider", json_string("getmailer"));
+    assert_int_equal(supp_rule(&pol, ev, &reason), SUPP_RESET);
+    assert_string_equal(reason, "delivered");
+    pol.soft_bounce_threshold = 0;
+    assert_int_equal(supp_rule(&pol, ev, &reason), SUPP_NONE);
+    json_decref(ev);
+}
+
 static void test_rules_switched_off(void **state)
 {
     (void)state;
@@ -316,6 +336,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_rules),
         cmocka_unit_test(test_rules_switched_off),
+        cmocka_unit_test(test_acceptance_resets_for_getmailer_only),
         cmocka_unit_test(test_no_recipient_no_effect),
         cmocka_unit_test(test_effect_needs_an_address_the_api_takes),
         cmocka_unit_test(test_effect_objects),
