@@ -248,6 +248,7 @@ void mh_event_set_delivery(json_t *ev, const struct mh_delivery *d)
     if (d->duration_ms >= 0) json_object_set_new(o, "duration_ms", json_integer(d->duration_ms));
     if (d->attempt >= 0) json_object_set_new(o, "attempt", json_integer(d->attempt));
     mh_event_set_str(o, "reporting_mta", d->reporting_mta);
+    mh_event_set_str(o, "sending_ip", d->sending_ip);
     if (json_object_size(o)) json_object_set_new(ev, "delivery", o);
     else json_decref(o);
 }

@@ -163,8 +163,14 @@ static void set_delivery(json_t *ev, json_t *data, const char *type)
         /* Failed, FilteredSpam, Quarantined, Suppressed...: what the service said. */
         mh_event_meta_set(ev, "status_message", json_object_get(details, "statusMessage"));
     }
-    mh_event_meta_set(ev, "recipient_mail_server",
-                      json_object_get(details, "recipientMailServerHostName"));
+    /*
+     * The receiving server, and its reply when statusMessage is one ("550 5.1.1 ...";
+     * a Delivered report's "No error." is ACS's own wording, not the server's).
+     */
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    d.remote_host = mh_json_str(details, "recipientMailServerHostName");
+    if (message && mh_bounce_find_smtp(message)) d.smtp_response = message;
+    mh_event_set_delivery(ev, &d);
 }
 
 static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, char *err,

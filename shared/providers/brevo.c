@@ -150,7 +150,10 @@ static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, c
     set_tags(ev, obj);
     set_custom(ev, mh_json_str(obj, "X-Mailin-custom"));
     mh_event_meta_set(ev, "template_id", json_object_get(obj, "template_id"));
-    mh_event_meta_set(ev, "sending_ip", json_object_get(obj, "sending_ip"));
+    /* Brevo reports nothing of the receiving server: only the IP it sent from. */
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    d.sending_ip = mh_json_str(obj, "sending_ip");
+    mh_event_set_delivery(ev, &d);
     mh_event_meta_set(ev, "webhook_id", json_object_get(obj, "id"));
 
     const char *reason = mh_json_str(obj, "reason");

@@ -223,6 +223,24 @@ static void add_bounce(json_t *ev, json_t *details, const struct kind_map *km)
     }
 }
 
+/*
+ * delivery of a delivery or bounce kind, from what details carries of the receiving
+ * server: its host and its SMTP reply.
+ */
+static void add_delivery(json_t *ev, json_t *details)
+{
+    static const char *const host_keys[] = {"remote_host", "mx", "host", NULL};
+    static const char *const reply_keys[] = {"smtp_response", "response", NULL};
+    static const char *const ip_keys[] = {"remote_ip", "mx_ip", NULL};
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    d.remote_host = first_str(details, host_keys);
+    d.remote_ip = first_str(details, ip_keys);
+    d.smtp_response = first_str(details, reply_keys);
+    json_t *tls = json_object_get(details, "tls");
+    if (json_is_boolean(tls)) d.tls = json_is_true(tls);
+    mh_event_set_delivery(ev, &d);
+}
+
 static void add_engagement(json_t *ev, json_t *details, const char *sub_key)
 {
     static const char *const ua_keys[] = {"user_agent", "useragent", NULL};
@@ -265,6 +283,9 @@ static int parse_one(const struct mh_raw *raw, json_t *obj, json_t *events, char
 
     if (!strcmp(type, "email.bounced") || !strcmp(type, "email.delivery_delayed"))
         add_bounce(ev, details, km);
+    if (!strcmp(type, "email.delivered") || !strcmp(type, "email.bounced") ||
+        !strcmp(type, "email.delivery_delayed"))
+        add_delivery(ev, details);
     if (!strcmp(type, "email.delivery_delayed")) {
         const char *reason = first_str(details, diag_keys);
         if (reason) mh_event_set_str(mh_event_sub(ev, "delay"), "reason", reason);

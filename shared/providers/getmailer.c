@@ -275,8 +275,19 @@ static void add_domain(json_t *ev, json_t *data)
     meta_copy(ev, data, "dmarc_verified", "dmarcVerified", "dmarc_verified");
 }
 
+/* delivery: the receiving server's reply (features page: smtp_response), all GetMailer says. */
+static void add_delivery(json_t *ev, json_t *data)
+{
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    d.smtp_response = field_str(data, "smtpResponse", "smtp_response");
+    mh_event_set_delivery(ev, &d);
+}
+
 static void add_type_fields(json_t *ev, const char *type, json_t *data)
 {
+    if (!strcmp(type, "email.sent") || !strcmp(type, "email.delivered") ||
+        !strcmp(type, "email.bounced") || !strcmp(type, "email.delivery_delayed"))
+        add_delivery(ev, data);
     if (!strcmp(type, "email.bounced")) add_bounce(ev, data);
     else if (!strcmp(type, "email.delivery_delayed")) add_delay(ev, data);
     else if (!strcmp(type, "email.opened")) add_engagement(ev, data, "open");

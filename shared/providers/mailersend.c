@@ -262,6 +262,8 @@ static void add_bounce(json_t *ev, const struct payload *p, const char *cls)
     if (mh_json_int(p->detail, "bounce_code", &code) == 0) mh_event_set_int(b, "smtp_code", code);
     mh_event_set_str(b, "diagnostic", detail_str(p, reason_keys));
     mh_bounce_classify(b);
+    /* MailerSend's own classification (second version: meta.bounce_type), as sent. */
+    mh_event_set_str(b, "provider_type", mh_json_str(p->detail, "bounce_type"));
 }
 
 /* MailerSend will retry: a soft bounce, with the reason when it gives one. */

@@ -269,6 +269,13 @@ static void add_failure(json_t *ev, json_t *ed)
         mh_event_set_str(b, "category", "transient_failure");
 }
 
+/* Mailgun's own classification of a failure: severity and reason, as sent. */
+static void add_provider_kind(json_t *ev, json_t *ed)
+{
+    mh_bounce_set_provider_kind(json_object_get(ev, "bounce"), mh_json_str(ed, "severity"),
+                                mh_json_str(ed, "reason"));
+}
+
 /* failed / temporary: Mailgun will retry; retry-seconds says when. */
 static void add_deferral(json_t *ev, json_t *ed, int64_t occurred_ms)
 {
@@ -290,6 +297,15 @@ static void add_engagement(json_t *ev, json_t *ed, const char *sub_key)
     mh_event_set_str(sub, "user_agent",
                      mh_json_str(json_object_get(ed, "client-info"), "user-agent"));
     mh_event_set_str(sub, "ip", mh_json_str(ed, "ip"));
+    /*
+     * client-info.bot names the machine Mailgun detected (apple: Apple Mail Privacy
+     * Protection, gmail: Gmail's image proxy, generic: a scanner or firewall); empty: none.
+     */
+    const char *bot = mh_json_str(json_object_get(ed, "client-info"), "bot");
+    if (bot && *bot) {
+        mh_event_set_machine(ev, sub_key);
+        mh_event_meta_set(ev, "bot", json_object_get(json_object_get(ed, "client-info"), "bot"));
+    }
     if (json_object_size(sub) == 0) json_object_del(ev, sub_key);
 }
 
@@ -313,6 +329,7 @@ static void add_delivery(json_t *ev, json_t *ed)
     else if (msg && *msg) snprintf(reply, sizeof(reply), "%s", msg);
     d.smtp_response = reply;
     d.remote_host = mh_json_str(ds, "mx-host");
+    d.sending_ip = mh_json_str(json_object_get(ed, "envelope"), "sending-ip");
     json_t *tls = json_object_get(ds, "tls");
     if (json_is_boolean(tls)) d.tls = json_is_true(tls);
     if (mh_json_int(ds, "attempt-no", &attempt) == 0 && attempt >= 0) d.attempt = attempt;
@@ -336,6 +353,7 @@ static void add_type_fields(json_t *ev, const char *type, json_t *ed, int64_t oc
     }
     if (!strcmp(type, "email.bounced")) add_failure(ev, ed);
     else if (!strcmp(type, "email.delivery_delayed")) add_deferral(ev, ed, occurred_ms);
+    if (json_object_get(ev, "bounce")) add_provider_kind(ev, ed);
     else if (!strcmp(type, "email.opened")) add_engagement(ev, ed, "open");
     else if (!strcmp(type, "email.clicked")) add_engagement(ev, ed, "click");
     if (!strcmp(type, "email.delivered") || !strcmp(type, "email.bounced") ||

@@ -144,6 +144,9 @@ static void add_bounce(json_t *ev, json_t *obj)
     mh_bounce_classify(b);
     if (category && !forced && !strcmp(mh_json_str(b, "category"), "unclassified"))
         mh_event_set_str(b, "category", category);
+    /* Mailjet's own classification: what the error relates to, and the error. */
+    mh_event_set_str(b, "provider_type", mh_json_str(obj, "error_related_to"));
+    mh_event_set_str(b, "provider_subtype", error);
 }
 
 /* ---- common fields ---- */
@@ -176,10 +179,13 @@ static void set_payload(json_t *ev, const char *payload)
     json_decref(s);
 }
 
-/* Mailjet details with no canonical field, kept in metadata under Mailjet's names. */
+/*
+ * Mailjet details with no canonical field, kept in metadata under Mailjet's names
+ * (smtp_reply is delivery.smtp_response; a bounce's error_related_to and error are its
+ * provider_type and provider_subtype).
+ */
 static const char *const meta_keys[] = {
-    "CustomID", "Message_GUID", "smtp_reply", "error_related_to", "error", "blocked",
-    "source",   "geo",          NULL,
+    "CustomID", "Message_GUID", "blocked", "source", "geo", NULL,
 };
 
 static void set_metadata(json_t *ev, json_t *obj, const char *name, const char *type)
@@ -187,6 +193,10 @@ static void set_metadata(json_t *ev, json_t *obj, const char *name, const char *
     set_payload(ev, mh_json_str(obj, "Payload"));
     for (const char *const *k = meta_keys; *k; k++)
         mh_event_meta_set(ev, *k, json_object_get(obj, *k));
+    if (strcmp(type, "email.bounced")) {
+        mh_event_meta_set(ev, "error_related_to", json_object_get(obj, "error_related_to"));
+        mh_event_meta_set(ev, "error", json_object_get(obj, "error"));
+    }
     meta_set_id(ev, obj, "mj_campaign_id");
     meta_set_id(ev, obj, "mj_contact_id");
     meta_set_id(ev, obj, "mj_list_id");
@@ -283,6 +293,10 @@ static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, c
     else if (!strcmp(type, "email.opened")) add_engagement(ev, obj, "open");
     else if (!strcmp(type, "email.clicked")) add_engagement(ev, obj, "click");
     set_metadata(ev, obj, name, type);
+    /* The receiving server's reply to a sent message is all Mailjet says of a delivery. */
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    d.smtp_response = mh_json_str(obj, "smtp_reply");
+    mh_event_set_delivery(ev, &d);
 
     /*
      * Derived id: besides message, event, recipient and time (event.h), the parts that

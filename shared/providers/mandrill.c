@@ -257,8 +257,32 @@ static void add_bounce(json_t *ev, json_t *msg, const char *cls)
     if (described && !(diag && mh_bounce_find_enhanced(diag, code, sizeof(code)) == 0))
         mh_event_set_str(b, "category", described);
     mh_bounce_classify(b);
+    /* Mandrill's own classification: bounce_description and its numeric bgtools_code. */
+    mh_event_set_str(b, "provider_type", mh_json_str(msg, "bounce_description"));
+    json_int_t bgtools;
+    if (mh_json_int(msg, "bgtools_code", &bgtools) == 0) {
+        char num[32];
+        snprintf(num, sizeof(num), "%lld", (long long)bgtools);
+        mh_event_set_str(b, "provider_subtype", num);
+    }
     if (!strcmp(mh_json_str(ev, "type"), "email.delivery_delayed") && diag && *diag)
         mh_event_set_str(mh_event_sub(ev, "delay"), "reason", diag);
+}
+
+/*
+ * delivery from the last SMTP attempt Mandrill lists (smtp_events[]: diag, destination_ip,
+ * source_ip); the list holds every attempt so far, so its length is this one's number.
+ */
+static void add_delivery(json_t *ev, json_t *msg)
+{
+    json_t *smtp = last_smtp_event(msg);
+    if (!smtp) return;
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    d.smtp_response = mh_json_str(smtp, "diag");
+    d.remote_ip = mh_json_str(smtp, "destination_ip");
+    d.sending_ip = mh_json_str(smtp, "source_ip");
+    d.attempt = (json_int_t)json_array_size(json_object_get(msg, "smtp_events"));
+    mh_event_set_delivery(ev, &d);
 }
 
 static void add_engagement(json_t *ev, json_t *obj, const char *sub_key)
@@ -298,8 +322,9 @@ static void parse_message(const struct mh_raw *raw, json_t *obj, const char *nam
     else if (!strcmp(name, "soft_bounce") || !strcmp(name, "deferral")) add_bounce(ev, msg, "soft");
     else if (!strcmp(name, "open")) add_engagement(ev, obj, "open");
     else if (!strcmp(name, "click")) add_engagement(ev, obj, "click");
-    if (!strcmp(name, "hard_bounce") || !strcmp(name, "soft_bounce"))
-        meta_set_str(ev, "bounce_description", mh_json_str(msg, "bounce_description"));
+    if (!strcmp(name, "send") || !strcmp(name, "deferral") || !strcmp(name, "hard_bounce") ||
+        !strcmp(name, "soft_bounce"))
+        add_delivery(ev, msg);
     if (!strcmp(name, "reject")) meta_set_str(ev, "reject_reason", mh_json_str(msg, "reject_reason"));
 
     const char *extra = !strcmp(name, "click") ? mh_json_str(obj, "url")

@@ -639,6 +639,31 @@ static void add_status_bounce(json_t *ev, json_t *payload, const struct event_ma
         cat = ark_code_category(code);
     if (mh_bounce_category_known(cat)) mh_event_set_str(b, "category", cat);
     mh_bounce_classify_as(b, m->bounce_class);
+    /* Ark's own classification, as sent: its name and its numeric code. */
+    char num[32] = "";
+    if (mh_json_int(payload, "classification_code", &code) == 0)
+        snprintf(num, sizeof(num), "%lld", (long long)code);
+    mh_bounce_set_provider_kind(b, mh_json_str(payload, "classification"), num);
+}
+
+/*
+ * MessageBounced: payload.bounce is the bounce message Postal received (a message object
+ * like original_message). Its id, Message-ID and subject are what the event can say of
+ * the bounce; they are kept as metadata.bounce_message.
+ */
+static void add_bounce_message(json_t *ev, json_t *payload)
+{
+    json_t *bm = json_object_get(payload, "bounce");
+    if (!json_is_object(bm)) return;
+    json_t *o = json_object();
+    static const char *const keys[] = {"id", "message_id", "subject", NULL};
+    for (const char *const *k = keys; *k; k++) {
+        json_t *v = json_object_get(bm, *k);
+        if ((json_is_string(v) && *json_string_value(v)) || json_is_integer(v))
+            json_object_set(o, *k, v);
+    }
+    mh_event_meta_replace(ev, "bounce_message", json_object_size(o) ? o : NULL);
+    json_decref(o);
 }
 
 /* Copies the text between the first "(" after p and its ")" when it holds no blank. */
@@ -701,7 +726,11 @@ static void add_delivery(json_t *ev, json_t *payload)
 static void add_engagement(json_t *ev, json_t *payload, const char *sub_key)
 {
     json_t *sub = mh_event_sub(ev, sub_key);
-    if (!strcmp(sub_key, "click")) mh_event_set_str(sub, "url", mh_json_str(payload, "url"));
+    if (!strcmp(sub_key, "click")) {
+        mh_event_set_str(sub, "url", mh_json_str(payload, "url"));
+        /* The link's token: Postal's id of the tracked link (the same for every click). */
+        mh_event_set_str(sub, "token", mh_json_str(payload, "token"));
+    }
     mh_event_set_str(sub, "user_agent", mh_json_str(payload, "user_agent"));
     mh_event_set_str(sub, "ip", mh_json_str(payload, "ip_address"));
     if (json_object_size(sub) == 0) json_object_del(ev, sub_key);
@@ -768,6 +797,7 @@ static void add_type_fields(json_t *ev, const char *type, json_t *payload,
         if (reason && *reason) mh_event_set_str(mh_event_sub(ev, "delay"), "reason", reason);
     } else if (!strcmp(type, "email.bounced")) {
         add_status_bounce(ev, payload, m);
+        add_bounce_message(ev, payload);
     } else if (!strcmp(type, "email.held")) {
         /* Why Postal holds it (e.g. "Credential is configured to hold all messages"). */
         mh_event_meta_replace(ev, "hold_reason", json_object_get(payload, "details"));

@@ -333,8 +333,6 @@ static void set_metadata(json_t *ev, json_t *obj, const char *event)
         if (!is_reserved(key)) mh_event_meta_replace(ev, key, v);
     }
     mh_event_meta_replace(ev, "asm_group_id", json_object_get(obj, "asm_group_id"));
-    mh_event_meta_replace(ev, "bounce_classification",
-                          json_object_get(obj, "bounce_classification"));
     if (!strcmp(event, "dropped"))
         mh_event_meta_replace(ev, "drop_reason", json_object_get(obj, "reason"));
 }
@@ -376,6 +374,8 @@ static void add_bounce(json_t *ev, json_t *obj)
     const char *cls = mh_json_str(b, "class");
     if (blocked && cls && !strcmp(cls, "hard") && !address_category(mh_json_str(b, "category")))
         mh_event_set_str(b, "class", "soft");
+    /* SendGrid's own classification: type (bounce / blocked) and bounce_classification. */
+    mh_bounce_set_provider_kind(b, kind, mh_json_str(obj, "bounce_classification"));
 }
 
 /* deferred: SendGrid will retry; the SMTP response is the reason, attempt the count. */
@@ -406,12 +406,16 @@ static void add_engagement(json_t *ev, json_t *obj, const char *sub_key)
     if (json_object_size(sub) == 0) json_object_del(ev, sub_key);
 }
 
-/* delivery: the receiving server's response, tls (1 / 0) and the attempt count. */
+/*
+ * delivery: the receiving server's response, tls (1 / 0), the attempt count, and ip —
+ * on delivery events the IP SendGrid sent from (on opens and clicks it is the reader's).
+ */
 static void add_delivery(json_t *ev, json_t *obj)
 {
     struct mh_delivery d = MH_DELIVERY_INIT;
     json_int_t n;
     d.smtp_response = mh_json_str(obj, "response");
+    d.sending_ip = mh_json_str(obj, "ip");
     if (mh_json_int(obj, "tls", &n) == 0 && (n == 0 || n == 1)) d.tls = (int)n;
     if (mh_json_int(obj, "attempt", &n) == 0 && n >= 0) d.attempt = n;
     mh_event_set_delivery(ev, &d);
@@ -423,7 +427,8 @@ static void add_type_fields(json_t *ev, const char *type, json_t *obj)
     else if (!strcmp(type, "email.delivery_delayed")) add_deferral(ev, obj);
     else if (!strcmp(type, "email.opened")) add_engagement(ev, obj, "open");
     else if (!strcmp(type, "email.clicked")) add_engagement(ev, obj, "click");
-    if (!strcmp(type, "email.delivered") || !strcmp(type, "email.delivery_delayed"))
+    if (!strcmp(type, "email.delivered") || !strcmp(type, "email.delivery_delayed") ||
+        !strcmp(type, "email.bounced"))
         add_delivery(ev, obj);
 }
 

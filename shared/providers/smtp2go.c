@@ -60,6 +60,36 @@ static void set_time(json_t *ev, const char *key, json_t *v)
         mh_event_set_time_ms(ev, key, (int64_t)(json_number_value(v) * 1000.0));
 }
 
+/*
+ * delivery of a delivered or bounced message: host (the receiving server, "HOST" or
+ * "HOST [IP]") and message (its SMTP reply).
+ */
+static void add_delivery(json_t *ev, json_t *obj)
+{
+    struct mh_delivery d = MH_DELIVERY_INIT;
+    const char *host = mh_json_str(obj, "host");
+    const char *open = host ? strstr(host, " [") : NULL;
+    size_t len = host ? strlen(host) : 0;
+    char *name = NULL, *ip = NULL;
+    if (open && len > 0 && host[len - 1] == ']') {
+        name = mh_malloc((size_t)(open - host) + 1);
+        memcpy(name, host, (size_t)(open - host));
+        name[open - host] = '\0';
+        size_t iplen = (size_t)(host + len - 1 - (open + 2));
+        ip = mh_malloc(iplen + 1);
+        memcpy(ip, open + 2, iplen);
+        ip[iplen] = '\0';
+        d.remote_host = name;
+        d.remote_ip = ip;
+    } else {
+        d.remote_host = host;
+    }
+    d.smtp_response = mh_json_str(obj, "message");
+    mh_event_set_delivery(ev, &d);
+    free(name);
+    free(ip);
+}
+
 static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, char *err,
                         size_t errlen)
 {
@@ -104,6 +134,10 @@ static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, c
         mh_event_set_str(b, "diagnostic", message);
         mh_event_set_str(b, "remote_host", mh_json_str(obj, "host"));
         mh_bounce_classify(b);
+        mh_event_set_str(b, "provider_type", kind); /* SMTP2GO's own hard / soft, as sent */
+        add_delivery(ev, obj);
+    } else if (!strcmp(type, "email.delivered")) {
+        add_delivery(ev, obj);
     } else {
         mh_event_meta_set(ev, "message", json_object_get(obj, "message"));
     }

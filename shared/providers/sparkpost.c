@@ -185,8 +185,9 @@ static void add_delay(json_t *ev, json_t *obj, const struct bounce_class *bc)
 }
 
 /*
- * delivery of a delivery or delay event: queue_time (ms from injection to this attempt),
- * num_retries (failed attempts before this one), outbound_tls ("1" / "0").
+ * delivery of a delivery, delay or bounce event: queue_time (ms from injection to this
+ * attempt), num_retries (failed attempts before this one), outbound_tls ("1" / "0"),
+ * sending_ip (the IP SparkPost sent from).
  */
 static void add_delivery(json_t *ev, json_t *obj)
 {
@@ -195,6 +196,7 @@ static void add_delivery(json_t *ev, json_t *obj)
     if (mh_json_int(obj, "queue_time", &n) == 0 && n >= 0) d.duration_ms = n;
     if (mh_json_int(obj, "num_retries", &n) == 0 && n >= 0 && n < 1000000) d.attempt = n + 1;
     if (mh_json_int(obj, "outbound_tls", &n) == 0 && (n == 0 || n == 1)) d.tls = (int)n;
+    d.sending_ip = mh_json_str(obj, "sending_ip");
     mh_event_set_delivery(ev, &d);
 }
 
@@ -205,7 +207,7 @@ static void add_delivery(json_t *ev, json_t *obj)
 /* SparkPost details with no canonical field, kept in metadata beside rcpt_meta. */
 static const char *const meta_keys[] = {
     "transmission_id", "campaign_id", "template_id", "subaccount_id", "customer_id",
-    "bounce_class", "ip_pool", "sending_ip", "report_by", "report_to", NULL,
+    "ip_pool", "report_by", "report_to", NULL,
 };
 
 static void set_metadata(json_t *ev, json_t *obj, const char *event_class, const char *type)
@@ -219,6 +221,12 @@ static void set_metadata(json_t *ev, json_t *obj, const char *event_class, const
     json_decref(cls);
     for (const char *const *k = meta_keys; *k; k++)
         mh_event_meta_set(ev, *k, json_object_get(obj, *k));
+    /* bounce_class is the bounce's provider_subtype; without a bounce it is kept here. */
+    if (!json_object_get(ev, "bounce"))
+        mh_event_meta_set(ev, "bounce_class", json_object_get(obj, "bounce_class"));
+    /* sending_ip is delivery.sending_ip where there is a delivery attempt. */
+    if (!json_object_get(ev, "delivery"))
+        mh_event_meta_set(ev, "sending_ip", json_object_get(obj, "sending_ip"));
     /* A generation failure has no bounce object: its reason is kept here. */
     const char *reason = reason_of(obj);
     if (!strcmp(type, "email.failed") && !json_object_get(ev, "bounce") && reason) {
@@ -311,7 +319,23 @@ static int parse_event(const struct mh_raw *raw, const char *event_class, json_t
         add_engagement(ev, obj, "open");
     else if (!strcmp(type, "email.clicked"))
         add_engagement(ev, obj, "click");
-    if (!strcmp(type, "email.delivered") || !strcmp(type, "email.delivery_delayed"))
+    /*
+     * SparkPost's own classification of a failure: the event type (bounce, out_of_band,
+     * delay, policy_rejection) and its bounce_class code, both as sent.
+     */
+    json_t *b = json_object_get(ev, "bounce");
+    if (b) {
+        char cls[32];
+        json_int_t code;
+        const char *bclass = mh_json_str(obj, "bounce_class");
+        if (!bclass && mh_json_int(obj, "bounce_class", &code) == 0) {
+            snprintf(cls, sizeof(cls), "%lld", (long long)code);
+            bclass = cls;
+        }
+        mh_bounce_set_provider_kind(b, name, bclass);
+    }
+    if (!strcmp(type, "email.delivered") || !strcmp(type, "email.delivery_delayed") ||
+        !strcmp(type, "email.bounced"))
         add_delivery(ev, obj);
     set_metadata(ev, obj, event_class, type);
 

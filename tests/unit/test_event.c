@@ -219,6 +219,7 @@ static void test_delivery_and_machine(void **state)
     d.tls = 1;
     d.duration_ms = 0;
     d.attempt = 2;
+    d.sending_ip = "192.0.2.25";
     mh_event_set_delivery(ev, &d);
     json_t *o = json_object_get(ev, "delivery");
     assert_string_equal(json_string_value(json_object_get(o, "remote_host")), "mx.example.com");
@@ -227,6 +228,7 @@ static void test_delivery_and_machine(void **state)
     assert_true(json_is_true(json_object_get(o, "tls")));
     assert_int_equal(json_integer_value(json_object_get(o, "duration_ms")), 0);
     assert_int_equal(json_integer_value(json_object_get(o, "attempt")), 2);
+    assert_string_equal(json_string_value(json_object_get(o, "sending_ip")), "192.0.2.25");
     mh_event_set_machine(ev, "open");
     assert_true(json_is_true(json_object_get(json_object_get(ev, "open"), "machine")));
     json_decref(ev);

@@ -264,6 +264,24 @@ static void test_parse(void **state)
                         "hard");
     json_decref(e);
     json_decref(parse("[{\"eventType\":\"x\",\"data\":{}}]", -1));
+
+    /* delivery: the receiving server, and its reply only when statusMessage is one. */
+    e = parse("[{\"id\":\"d1\",\"eventType\":\"Microsoft.Communication.EmailDeliveryReportReceived\","
+              "\"data\":{\"status\":\"Delivered\",\"recipient\":\"a@x.org\",\"deliveryStatusDetails\":"
+              "{\"statusMessage\":\"No error.\",\"recipientMailServerHostName\":\"mx.x.org\"}}},"
+              "{\"id\":\"d2\",\"eventType\":\"Microsoft.Communication.EmailDeliveryReportReceived\","
+              "\"data\":{\"status\":\"Bounced\",\"recipient\":\"a@x.org\",\"deliveryStatusDetails\":"
+              "{\"statusMessage\":\"550 5.1.1 not found\"}}}]",
+              0);
+    json_t *d = json_object_get(json_array_get(e, 0), "delivery");
+    assert_string_equal(json_string_value(json_object_get(d, "remote_host")), "mx.x.org");
+    assert_null(json_object_get(d, "smtp_response"));
+    assert_null(json_object_get(json_object_get(json_array_get(e, 0), "metadata"),
+                                "recipient_mail_server"));
+    d = json_object_get(json_array_get(e, 1), "delivery");
+    assert_string_equal(json_string_value(json_object_get(d, "smtp_response")), "550 5.1.1 not found");
+    assert_null(json_object_get(d, "remote_host"));
+    json_decref(e);
 }
 
 int main(void)

@@ -408,6 +408,34 @@ static void test_delivery_fields(void **state)
     json_decref(ev);
 }
 
+/* The seed's gaps: a click's link token, the bounce message, Ark's classification. */
+static void test_click_token_and_bounce_message(void **state)
+{
+    (void)state;
+    json_t *ev = ark_event("MessageLinkClicked", "",
+                           "\"url\":\"https://x.org/\",\"token\":\"abc123def456\","
+                           "\"ip_address\":\"203.0.113.45\"");
+    assert_string_equal(pt_str(ev, "click", "token"), "abc123def456");
+    assert_string_equal(pt_str(ev, "click", "url"), "https://x.org/");
+    json_decref(ev);
+
+    ev = ark_event("MessageBounced", "",
+                   "\"bounce\":{\"id\":77,\"token\":\"b\",\"message_id\":\"b@mx.x.org\","
+                   "\"subject\":\"Delivery Error\",\"direction\":\"incoming\"}");
+    json_t *bm = json_object_get(json_object_get(ev, "metadata"), "bounce_message");
+    assert_int_equal(json_integer_value(json_object_get(bm, "id")), 77);
+    assert_string_equal(json_string_value(json_object_get(bm, "message_id")), "b@mx.x.org");
+    assert_string_equal(json_string_value(json_object_get(bm, "subject")), "Delivery Error");
+    assert_null(json_object_get(bm, "token"));
+    json_decref(ev);
+
+    ev = ark_event("MessageDeliveryFailed", "HardFail",
+                   "\"classification\":\"mailbox_full\",\"classification_code\":12");
+    assert_string_equal(pt_str(ev, "bounce", "provider_type"), "mailbox_full");
+    assert_string_equal(pt_str(ev, "bounce", "provider_subtype"), "12");
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_string_timestamp), cmocka_unit_test(test_postal_vector),
         cmocka_unit_test(test_sign_roundtrip),  cmocka_unit_test(test_options),
         cmocka_unit_test(test_bounce_class_order), cmocka_unit_test(test_delivery_fields),
+        cmocka_unit_test(test_click_token_and_bounce_message),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

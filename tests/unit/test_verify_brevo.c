@@ -247,13 +247,31 @@ static void test_event_ids(void **state)
     json_decref(parse("[{\"event\":\"delivered\",\"email\":\"a@x.org\"},\"x\"]", -1));
 }
 
+/* delivery.sending_ip <- sending_ip (Brevo reports nothing else of a delivery); proxy opens. */
+static void test_delivery_and_machine(void **state)
+{
+    (void)state;
+    json_t *e = parse("[{\"event\":\"delivered\",\"email\":\"a@x.org\",\"ts_epoch\":1,"
+                      "\"sending_ip\":\"185.41.28.109\"},"
+                      "{\"event\":\"unique_proxy_open\",\"email\":\"a@x.org\",\"ts_epoch\":2},"
+                      "{\"event\":\"opened\",\"email\":\"a@x.org\",\"ts_epoch\":3}]",
+                      0);
+    json_t *ev = json_array_get(e, 0);
+    assert_string_equal(pt_str(ev, "delivery", "sending_ip"), "185.41.28.109");
+    assert_int_equal(json_object_size(json_object_get(ev, "delivery")), 1);
+    assert_null(pt_str(ev, "metadata", "sending_ip"));
+    assert_true(json_is_true(json_object_get(json_object_get(json_array_get(e, 1), "open"), "machine")));
+    assert_null(json_object_get(json_array_get(e, 2), "open"));
+    json_decref(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),         cmocka_unit_test(test_bearer),
         cmocka_unit_test(test_header),        cmocka_unit_test(test_both_required),
         cmocka_unit_test(test_sign_roundtrip), cmocka_unit_test(test_options),
-        cmocka_unit_test(test_event_ids),
+        cmocka_unit_test(test_event_ids), cmocka_unit_test(test_delivery_and_machine),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

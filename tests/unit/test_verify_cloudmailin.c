@@ -171,6 +171,31 @@ static void test_options(void **state)
                                      "unknown key \"token\""));
 }
 
+/* delivery from details (host, reply, tls) on delivery and bounce kinds only. */
+static void test_parse_delivery(void **state)
+{
+    (void)state;
+    json_t *ev = pt_parse_one("cloudmailin",
+                              "{\"events\":[{\"kind\":\"delivery\",\"recipient\":\"a@x.org\","
+                              "\"message_id\":\"m\",\"details\":{\"response\":\"250 OK\","
+                              "\"mx\":\"mx.x.org\",\"tls\":false}}]}");
+    assert_string_equal(pt_str(ev, "delivery", "remote_host"), "mx.x.org");
+    assert_string_equal(pt_str(ev, "delivery", "smtp_response"), "250 OK");
+    assert_true(json_is_false(json_object_get(json_object_get(ev, "delivery"), "tls")));
+    json_decref(ev);
+    ev = pt_parse_one("cloudmailin", "{\"events\":[{\"kind\":\"bounce\",\"recipient\":\"a@x.org\","
+                                     "\"details\":{\"smtp_response\":\"550 5.1.1 unknown\"}}]}");
+    assert_string_equal(pt_str(ev, "delivery", "smtp_response"), "550 5.1.1 unknown");
+    json_decref(ev);
+    ev = pt_parse_one("cloudmailin", "{\"events\":[{\"kind\":\"open\",\"recipient\":\"a@x.org\","
+                                     "\"details\":{\"host\":\"h\",\"response\":\"r\"}}]}");
+    assert_null(json_object_get(ev, "delivery"));
+    json_decref(ev);
+    ev = pt_parse_one("cloudmailin", "{\"events\":[{\"kind\":\"delivery\",\"recipient\":\"a@x.org\"}]}");
+    assert_null(json_object_get(ev, "delivery")); /* no details: nothing known */
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,7 +203,7 @@ int main(void)
         cmocka_unit_test(test_basic),      cmocka_unit_test(test_rotation),
         cmocka_unit_test(test_basic_wrong), cmocka_unit_test(test_basic_malformed),
         cmocka_unit_test(test_missing),    cmocka_unit_test(test_sign_roundtrip),
-        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_options),    cmocka_unit_test(test_parse_delivery),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -174,6 +174,28 @@ static void test_bounce_fields_kept(void **state)
     assert_string_equal(pt_str(ev, "bounce", "provider_type"), "soft");
     assert_string_equal(pt_str(ev, "bounce", "class"), "soft"); /* GetMailer's soft stands */
     assert_string_equal(pt_str(ev, "metadata", "bounce_reason"), "Mailbox full");
+    assert_null(json_object_get(ev, "delivery")); /* no smtp_response: nothing known */
+    json_decref(ev);
+}
+
+/* delivery.smtp_response <- smtp_response / smtpResponse, on delivery events only. */
+static void test_delivery_reply(void **state)
+{
+    (void)state;
+    json_t *ev = pt_parse_one("getmailer",
+                              "{\"id\":\"evt_d\",\"type\":\"email.delivered\",\"data\":{\"to\":"
+                              "\"a@example.com\",\"smtp_response\":\"250 2.0.0 OK\"}}");
+    assert_string_equal(pt_str(ev, "delivery", "smtp_response"), "250 2.0.0 OK");
+    json_decref(ev);
+    ev = pt_parse_one("getmailer",
+                      "{\"id\":\"evt_b2\",\"type\":\"email.bounced\",\"data\":{\"to\":"
+                      "\"a@example.com\",\"smtpResponse\":\"550 5.1.1 unknown\"}}");
+    assert_string_equal(pt_str(ev, "delivery", "smtp_response"), "550 5.1.1 unknown");
+    json_decref(ev);
+    ev = pt_parse_one("getmailer",
+                      "{\"id\":\"evt_o\",\"type\":\"email.opened\",\"data\":{\"to\":"
+                      "\"a@example.com\",\"smtp_response\":\"250 OK\"}}");
+    assert_null(json_object_get(ev, "delivery"));
     json_decref(ev);
 }
 
@@ -190,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_contact_deleted_reasons),
         cmocka_unit_test(test_bounce_fields_kept),
+        cmocka_unit_test(test_delivery_reply),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -344,11 +344,13 @@ static void test_parse_bounces(void **state)
     assert_string_equal(get(b, "class"), "hard");
     assert_string_equal(get(b, "category"), "invalid_recipient");
     assert_string_equal(get(b, "enhanced_code"), "5.1.1");
+    assert_null(json_object_get(b, "provider_type")); /* the first version sends none */
     json_decref(events);
 
     const char *soft =
         "{\"type\":\"activity.soft_bounced\",\"data\":{\"id\":\"a2\",\"email\":\"x@example.com\","
-        "\"meta\":{\"bounce_reason\":\"Mailbox full\",\"bounce_code\":\"452\"}}}";
+        "\"meta\":{\"bounce_reason\":\"Mailbox full\",\"bounce_code\":\"452\","
+        "\"bounce_type\":\"soft\"}}}";
     events = parse(soft, err, sizeof(err));
     assert_non_null(events);
     json_t *ev = json_array_get(events, 0);
@@ -357,6 +359,8 @@ static void test_parse_bounces(void **state)
     assert_string_equal(get(b, "class"), "soft");
     assert_string_equal(get(b, "category"), "mailbox_full");
     assert_int_equal(json_integer_value(json_object_get(b, "smtp_code")), 452);
+    assert_string_equal(get(b, "provider_type"), "soft"); /* meta.bounce_type, as sent */
+    assert_null(json_object_get(ev, "delivery"));        /* MailerSend reports none */
     json_decref(events);
 
     const char *deferred = "{\"type\":\"activity.deferred\",\"data\":{\"id\":\"a3\","

@@ -400,6 +400,62 @@ static void test_parse_errors(void **state)
     json_decref(ok);
 }
 
+/* The one event of an event-data object (a JSON text). */
+static json_t *parse_event_data(const char *ed)
+{
+    char body[2048], err[512];
+    snprintf(body, sizeof(body), "{\"event-data\":%s}", ed);
+    json_t *events = parse_body(body, err, sizeof(err));
+    if (!events) print_error("%s\n", err);
+    assert_non_null(events);
+    assert_int_equal(json_array_size(events), 1);
+    json_t *ev = json_incref(json_array_get(events, 0));
+    json_decref(events);
+    return ev;
+}
+
+/* client-info.bot marks machine opens and clicks; empty or absent marks nothing. */
+static void test_machine_engagement(void **state)
+{
+    (void)state;
+    json_t *ev = parse_event_data("{\"event\":\"clicked\",\"id\":\"c1\",\"timestamp\":1715016100,"
+                                  "\"recipient\":\"a@x.org\",\"url\":\"https://x.org/\","
+                                  "\"client-info\":{\"bot\":\"generic\"}}");
+    assert_true(json_is_true(json_object_get(json_object_get(ev, "click"), "machine")));
+    assert_string_equal(pt_str(ev, "metadata", "bot"), "generic");
+    json_decref(ev);
+    ev = parse_event_data("{\"event\":\"opened\",\"id\":\"o1\",\"timestamp\":1715016100,"
+                          "\"recipient\":\"a@x.org\",\"client-info\":{\"bot\":\"apple\"}}");
+    assert_true(json_is_true(json_object_get(json_object_get(ev, "open"), "machine")));
+    json_decref(ev);
+    ev = parse_event_data("{\"event\":\"clicked\",\"id\":\"c2\",\"timestamp\":1715016100,"
+                          "\"recipient\":\"a@x.org\",\"url\":\"https://x.org/\","
+                          "\"client-info\":{\"bot\":\"\"}}");
+    assert_null(json_object_get(json_object_get(ev, "click"), "machine"));
+    assert_null(json_object_get(ev, "metadata"));
+    json_decref(ev);
+}
+
+/* severity / reason are the raw bounce type; envelope.sending-ip is delivery.sending_ip. */
+static void test_failure_kind_and_sending_ip(void **state)
+{
+    (void)state;
+    json_t *ev = parse_event_data(
+        "{\"event\":\"failed\",\"id\":\"f1\",\"timestamp\":1715016100,\"recipient\":\"a@x.org\","
+        "\"severity\":\"permanent\",\"reason\":\"bounce\",\"envelope\":{\"sending-ip\":"
+        "\"192.0.2.10\"},\"delivery-status\":{\"code\":550,\"message\":\"5.1.1 no such user\"}}");
+    assert_string_equal(pt_str(ev, "bounce", "provider_type"), "permanent");
+    assert_string_equal(pt_str(ev, "bounce", "provider_subtype"), "bounce");
+    assert_string_equal(pt_str(ev, "delivery", "sending_ip"), "192.0.2.10");
+    json_decref(ev);
+    ev = parse_event_data("{\"event\":\"delivered\",\"id\":\"d1\",\"timestamp\":1715016100,"
+                          "\"recipient\":\"a@x.org\",\"envelope\":{\"sending-ip\":\"192.0.2.11\"},"
+                          "\"delivery-status\":{\"code\":250,\"message\":\"OK\"}}");
+    assert_string_equal(pt_str(ev, "delivery", "sending_ip"), "192.0.2.11");
+    assert_null(json_object_get(ev, "bounce"));
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +470,8 @@ int main(void)
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_sign_roundtrip),
         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_machine_engagement),
+        cmocka_unit_test(test_failure_kind_and_sending_ip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

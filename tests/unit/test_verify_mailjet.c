@@ -297,6 +297,24 @@ static void test_parse_types(void **state)
     assert_string_equal(sub_str(e, 0, "click", "user_agent"), "UA");
     assert_string_equal(sub_str(e, 0, "metadata", "geo"), "FR");
     assert_string_equal(str_at(e, 0, "provider_event"), "click");
+    assert_null(json_object_get(json_object_get(json_array_get(e, 0), "click"), "machine"));
+    json_decref(e);
+
+    /* delivery.smtp_response <- smtp_reply; Mailjet's bounce classification as sent. */
+    e = parse(EV("sent", ",\"smtp_reply\":\"sent (250 2.0.0 OK)\""));
+    assert_string_equal(sub_str(e, 0, "delivery", "smtp_response"), "sent (250 2.0.0 OK)");
+    assert_null(sub_str(e, 0, "metadata", "smtp_reply"));
+    json_decref(e);
+    e = parse(EV("bounce", ",\"hard_bounce\":true,\"error_related_to\":\"recipient\","
+                           "\"error\":\"user unknown\""));
+    assert_string_equal(sub_str(e, 0, "bounce", "provider_type"), "recipient");
+    assert_string_equal(sub_str(e, 0, "bounce", "provider_subtype"), "user unknown");
+    assert_null(json_object_get(json_array_get(e, 0), "metadata"));
+    json_decref(e);
+    /* blocked has no bounce: Mailjet's reasons stay metadata */
+    e = parse(EV("blocked", ",\"error_related_to\":\"recipient\",\"error\":\"user unknown\""));
+    assert_null(json_object_get(json_array_get(e, 0), "bounce"));
+    assert_string_equal(sub_str(e, 0, "metadata", "error_related_to"), "recipient");
     json_decref(e);
     e = parse(EV("open", ",\"ip\":\"192.0.2.1\",\"agent\":\"UA\""));
     assert_string_equal(sub_str(e, 0, "open", "ip"), "192.0.2.1");

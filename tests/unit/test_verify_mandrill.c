@@ -305,6 +305,41 @@ static void test_options(void **state)
         "timestamp_tolerance_s"));
 }
 
+/* delivery from the last smtp_events[] entry; bounce_description and bgtools_code as sent. */
+static void test_delivery_and_bounce_type(void **state)
+{
+    (void)state;
+    /* '+' is a space in a form; the JSON here has none, nor '&', '=' or '%'. */
+    json_t *ev = pt_parse_one(
+        "mandrill",
+        "mandrill_events=[{\"event\":\"deferral\",\"_id\":\"m1\",\"ts\":1700000000,\"msg\":{"
+        "\"email\":\"a@example.com\",\"smtp_events\":[{\"type\":\"deferred\",\"diag\":\"451+busy\","
+        "\"source_ip\":\"198.51.100.1\",\"destination_ip\":\"203.0.113.1\"},{\"type\":\"deferred\","
+        "\"diag\":\"421+try+later\",\"source_ip\":\"198.51.100.2\",\"destination_ip\":"
+        "\"203.0.113.2\"}]}}]");
+    json_t *d = json_object_get(ev, "delivery");
+    assert_string_equal(pt_str(ev, "delivery", "smtp_response"), "421 try later");
+    assert_string_equal(pt_str(ev, "delivery", "remote_ip"), "203.0.113.2");
+    assert_string_equal(pt_str(ev, "delivery", "sending_ip"), "198.51.100.2");
+    assert_int_equal(json_integer_value(json_object_get(d, "attempt")), 2);
+    json_decref(ev);
+
+    ev = pt_parse_one("mandrill",
+                      "mandrill_events=[{\"event\":\"hard_bounce\",\"_id\":\"m2\",\"ts\":1700000000,"
+                      "\"msg\":{\"email\":\"a@example.com\",\"diag\":\"550+5.1.1+unknown\","
+                      "\"bounce_description\":\"bad_mailbox\",\"bgtools_code\":10}}]");
+    assert_string_equal(pt_str(ev, "bounce", "provider_type"), "bad_mailbox");
+    assert_string_equal(pt_str(ev, "bounce", "provider_subtype"), "10");
+    assert_null(json_object_get(ev, "delivery")); /* no smtp_events: nothing to say */
+    json_decref(ev);
+
+    /* an open carries msg.smtp_events too, but says nothing of a delivery */
+    ev = pt_parse_one("mandrill", "mandrill_events=[{\"event\":\"open\",\"_id\":\"m3\",\"msg\":{"
+                                  "\"email\":\"a@example.com\",\"smtp_events\":[{\"diag\":\"250+ok\"}]}}]");
+    assert_null(json_object_get(ev, "delivery"));
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_sign_roundtrip),
         cmocka_unit_test(test_sign_json_array),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_delivery_and_bounce_type),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -337,6 +337,30 @@ static void test_options(void **state)
     pt_remove(badn);
 }
 
+/* MessageLinkClicked keeps the link token; MessageBounced says which bounce message. */
+static void test_click_token_and_bounce_message(void **state)
+{
+    (void)state;
+    json_t *ev = pt_parse_one(
+        "postal", "{\"event\":\"MessageLinkClicked\",\"timestamp\":1477945177.1,\"uuid\":\"u1\","
+                  "\"payload\":{\"url\":\"https://atech.media\",\"token\":\"VJzsFA0S\",\"message\":"
+                  "{\"id\":1,\"token\":\"t\",\"direction\":\"outgoing\",\"to\":\"a@x.org\"}}}");
+    assert_string_equal(pt_str(ev, "click", "token"), "VJzsFA0S");
+    json_decref(ev);
+    ev = pt_parse_one(
+        "postal", "{\"event\":\"MessageBounced\",\"timestamp\":1477945177.1,\"uuid\":\"u2\","
+                  "\"payload\":{\"original_message\":{\"id\":1,\"token\":\"t\",\"direction\":"
+                  "\"outgoing\",\"to\":\"a@x.org\"},\"bounce\":{\"id\":2,\"message_id\":\"m@b\","
+                  "\"subject\":\"Delivery Error\",\"tag\":null}}}");
+    json_t *bm = json_object_get(json_object_get(ev, "metadata"), "bounce_message");
+    assert_int_equal(json_integer_value(json_object_get(bm, "id")), 2);
+    assert_string_equal(json_string_value(json_object_get(bm, "message_id")), "m@b");
+    assert_string_equal(json_string_value(json_object_get(bm, "subject")), "Delivery Error");
+    assert_string_equal(pt_str(ev, "bounce", "class"), "hard");
+    assert_null(json_object_get(json_object_get(ev, "bounce"), "provider_type")); /* Postal: none */
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_sign_roundtrip),
         cmocka_unit_test(test_sign_restamps_stale_body),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_click_token_and_bounce_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

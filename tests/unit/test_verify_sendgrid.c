@@ -304,6 +304,33 @@ static void test_sign_roundtrip(void **state)
     EVP_PKEY_free(other);
 }
 
+/* Raw bounce type (type, bounce_classification) and delivery.sending_ip <- ip. */
+static void test_parse_fidelity(void **state)
+{
+    (void)state;
+    json_t *ev = pt_parse_one("sendgrid",
+                              "[{\"email\":\"a@x.org\",\"timestamp\":1700000000,\"event\":\"bounce\","
+                              "\"sg_event_id\":\"b1\",\"type\":\"blocked\",\"bounce_classification\":"
+                              "\"Reputation\",\"reason\":\"554 5.7.1 blocked\",\"ip\":\"192.0.2.5\"}]");
+    assert_string_equal(pt_str(ev, "bounce", "provider_type"), "blocked");
+    assert_string_equal(pt_str(ev, "bounce", "provider_subtype"), "Reputation");
+    assert_string_equal(pt_str(ev, "delivery", "sending_ip"), "192.0.2.5");
+    assert_null(pt_str(ev, "metadata", "bounce_classification"));
+    json_decref(ev);
+    ev = pt_parse_one("sendgrid", "[{\"email\":\"a@x.org\",\"timestamp\":1700000000,\"event\":"
+                                  "\"delivered\",\"sg_event_id\":\"d1\",\"ip\":\"192.0.2.6\"}]");
+    assert_string_equal(pt_str(ev, "delivery", "sending_ip"), "192.0.2.6");
+    json_decref(ev);
+    /* on a click, ip is the reader's: click.ip, no delivery; SendGrid marks no machine click */
+    ev = pt_parse_one("sendgrid", "[{\"email\":\"a@x.org\",\"timestamp\":1700000000,\"event\":"
+                                  "\"click\",\"sg_event_id\":\"c1\",\"ip\":\"198.51.100.1\","
+                                  "\"url\":\"https://x.org/\",\"sg_machine_open\":true}]");
+    assert_string_equal(pt_str(ev, "click", "ip"), "198.51.100.1");
+    assert_null(json_object_get(ev, "delivery"));
+    assert_null(json_object_get(json_object_get(ev, "click"), "machine"));
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_public_key_file),
         cmocka_unit_test(test_key_errors),
         cmocka_unit_test(test_sign_roundtrip),
+        cmocka_unit_test(test_parse_fidelity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,6 +135,24 @@ static void test_parse(void **state)
     assert_string_equal(str(ev, "bounce", "class"), "soft");
     assert_string_equal(str(ev, "bounce", "remote_host"), "mx.x.org");
     assert_string_equal(str(ev, "message_id", NULL), "m1");
+    assert_string_equal(str(ev, "bounce", "provider_type"), "soft");
+    assert_string_equal(str(ev, "delivery", "remote_host"), "mx.x.org");
+    assert_string_equal(str(ev, "delivery", "smtp_response"), "451 4.7.1 greylisted, try again");
+    json_decref(e);
+
+    /* delivery: "HOST [IP]" is split; message is the reply, not metadata. */
+    e = parse("{\"event\":\"delivered\",\"rcpt\":\"a@x.org\",\"email_id\":\"m2\","
+              "\"host\":\"mx.x.org [192.0.2.9]\",\"message\":\"250 2.0.0 OK\"}",
+              0, NULL);
+    ev = json_array_get(e, 0);
+    assert_string_equal(str(ev, "delivery", "remote_host"), "mx.x.org");
+    assert_string_equal(str(ev, "delivery", "remote_ip"), "192.0.2.9");
+    assert_string_equal(str(ev, "delivery", "smtp_response"), "250 2.0.0 OK");
+    assert_null(str(ev, "metadata", "message"));
+    json_decref(e);
+    /* an open is no delivery */
+    e = parse("{\"event\":\"open\",\"rcpt\":\"a@x.org\",\"host\":\"mx.x.org\"}", 0, NULL);
+    assert_null(json_object_get(json_array_get(e, 0), "delivery"));
     json_decref(e);
 
     /* Two clicks of one message apart only by their link: two ids. */

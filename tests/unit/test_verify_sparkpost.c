@@ -303,6 +303,36 @@ static void test_derived_ids(void **state)
     json_decref(e2);
 }
 
+/* bounce: type and bounce_class as the raw bounce type; sending_ip in delivery. */
+static void test_bounce_kind_and_delivery(void **state)
+{
+    (void)state;
+    json_t *evs;
+    char err[256];
+    const char *body =
+        "[{\"msys\":{\"message_event\":{\"type\":\"bounce\",\"event_id\":\"3\",\"rcpt_to\":"
+        "\"a@x.org\",\"timestamp\":\"1767225600\",\"bounce_class\":\"10\",\"raw_reason\":"
+        "\"550 5.1.1 unknown\",\"sending_ip\":\"192.0.2.10\",\"outbound_tls\":\"1\"}}},"
+        "{\"msys\":{\"message_event\":{\"type\":\"delivery\",\"event_id\":\"4\",\"rcpt_to\":"
+        "\"a@x.org\",\"timestamp\":\"1767225600\",\"sending_ip\":\"192.0.2.11\"}}},"
+        "{\"msys\":{\"message_event\":{\"type\":\"bounce\",\"event_id\":\"5\",\"rcpt_to\":"
+        "\"a@x.org\",\"timestamp\":\"1767225600\",\"bounce_class\":90}}}]";
+    assert_int_equal(parse(body, &evs, err, sizeof(err)), 0);
+    json_t *a = json_array_get(evs, 0), *b = json_array_get(evs, 1), *c = json_array_get(evs, 2);
+    assert_string_equal(pt_str(a, "bounce", "provider_type"), "bounce");
+    assert_string_equal(pt_str(a, "bounce", "provider_subtype"), "10");
+    assert_string_equal(pt_str(a, "delivery", "sending_ip"), "192.0.2.10");
+    assert_true(json_is_true(json_object_get(json_object_get(a, "delivery"), "tls")));
+    assert_null(pt_str(a, "metadata", "bounce_class"));
+    assert_null(pt_str(a, "metadata", "sending_ip"));
+    assert_string_equal(pt_str(b, "delivery", "sending_ip"), "192.0.2.11");
+    /* class 90 (unsubscribe) is no bounce: the class stays in metadata */
+    assert_null(json_object_get(c, "bounce"));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(c, "metadata"),
+                                                        "bounce_class")), 90);
+    json_decref(evs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_ping_batch),
         cmocka_unit_test(test_msys_members),
         cmocka_unit_test(test_derived_ids),
+        cmocka_unit_test(test_bounce_kind_and_delivery),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

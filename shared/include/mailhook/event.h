@@ -39,12 +39,12 @@ json_t *mh_event_sub(json_t *ev, const char *key);
  * unknown and skipped; tls is -1 (unknown), 0 or 1. No key when nothing is known.
  */
 struct mh_delivery {
-    const char *remote_host, *remote_ip, *smtp_response, *reporting_mta;
+    const char *remote_host, *remote_ip, *smtp_response, *reporting_mta, *sending_ip;
     int tls;
     int64_t duration_ms;
     json_int_t attempt;
 };
-#define MH_DELIVERY_INIT {NULL, NULL, NULL, NULL, -1, -1, -1}
+#define MH_DELIVERY_INIT {NULL, NULL, NULL, NULL, NULL, -1, -1, -1}
 void mh_event_set_delivery(json_t *ev, const struct mh_delivery *d);
 /* ev[sub_key].machine = true (sub_key "open" or "click"): the provider marks the activity
  * as a machine's or a privacy proxy's, not the recipient's. */
