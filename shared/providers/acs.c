@@ -222,8 +222,13 @@ static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, c
     const char *link = mh_json_str(data, "engagementContext");
     if (!strcmp(type, "email.clicked") && link && *link)
         mh_event_set_str(mh_event_sub(ev, "click"), "url", link);
-    if (!strcmp(type, "email.opened") || !strcmp(type, "email.clicked"))
-        mh_event_meta_set(ev, "user_agent", json_object_get(data, "userAgent"));
+    if (!strcmp(type, "email.opened") || !strcmp(type, "email.clicked")) {
+        /* The engagement's own object, as other providers fill it (not metadata). */
+        const char *agent = mh_json_str(data, "userAgent");
+        if (agent && *agent)
+            mh_event_set_str(mh_event_sub(ev, !strcmp(type, "email.opened") ? "open" : "click"),
+                             "user_agent", agent);
+    }
     mh_event_finish(ev, id, NULL);
     json_array_append_new(events, ev);
     return 0;

@@ -144,7 +144,11 @@ static int parse_object(const struct mh_raw *raw, json_t *obj, json_t *events, c
     if (!strcmp(type, "email.clicked") && link && *link)
         mh_event_set_str(mh_event_sub(ev, "click"), "url", link);
     if (!strcmp(type, "email.opened") || !strcmp(type, "email.clicked")) {
-        mh_event_meta_set(ev, "user_agent", json_object_get(obj, "user-agent"));
+        /* The engagement's own object, as other providers fill it (not metadata). */
+        const char *agent = mh_json_str(obj, "user-agent");
+        if (agent && *agent)
+            mh_event_set_str(mh_event_sub(ev, !strcmp(type, "email.opened") ? "open" : "click"),
+                             "user_agent", agent);
         mh_event_meta_set(ev, "client", json_object_get(obj, "client"));
         mh_event_meta_set(ev, "client_device", json_object_get(obj, "client-device"));
         mh_event_meta_set(ev, "client_os", json_object_get(obj, "client-os"));
