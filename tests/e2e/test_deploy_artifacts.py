@@ -1,6 +1,8 @@
 """The deployment files (Dockerfile, docker-compose.yml, deploy/k8s, deploy/systemd,
 deploy/prometheus, deploy/grafana) pass tests/deploy/validate, and the validation does
-catch broken ones.
+catch broken ones: each validator of the ecosystem refuses a broken copy first (its
+self-test), and mailhook's own cross-checks (tests/deploy/checks.py) fail on copies of
+the files broken in ways only the programs can tell.
 
 Needs no Kafka or PostgreSQL: the checks run offline against the built programs
 (helpers.build_dir()). deploy/README.md lists what the validation checks.
@@ -21,6 +23,9 @@ import helpers
 
 VALIDATE = helpers.ROOT / "tests" / "deploy" / "validate"
 CHECKS = helpers.ROOT / "tests" / "deploy" / "checks.py"
+# The ok lines of the ecosystem's validators; each says its self-test refused a broken copy.
+VALIDATOR_LINE = re.compile(r"^ok   .*(hadolint|check-jsonschema|compose-go|compose config|systemd: verify|"
+                            r"systemd: security|promtool|shellcheck|k8s: schemas)")
 
 
 def _env() -> dict[str, str]:
@@ -45,6 +50,10 @@ def test_deploy_artifacts_validate():
     assert p.returncode == 0 and summary.group(2) == "0", \
         "tests/deploy/validate failed:\n" + "\n".join(failures) + f"\n\n{report}"
     assert int(summary.group(1)) >= 30, f"too few checks ran:\n{report}"
+    validators = [line for line in p.stdout.splitlines() if VALIDATOR_LINE.match(line)]
+    assert any("hadolint" in v for v in validators) and any("k8s: schemas" in v for v in validators), report
+    assert all(v.endswith("fails)") for v in validators), \
+        "a validator passed without its self-test:\n" + "\n".join(validators)
 
 
 def _copy_deploy_tree(dst: Path) -> Path:
