@@ -38,10 +38,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.timeout(180)
+# The first run on a machine also builds the compose-go loader (about a minute).
+@pytest.mark.timeout(330)
 def test_deploy_artifacts_validate():
     p = subprocess.run([str(VALIDATE)], cwd=helpers.ROOT, env=_env(), stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=170)
+                       capture_output=True, text=True, timeout=320)
     report = p.stdout + (f"\n--- stderr ---\n{p.stderr}" if p.stderr.strip() else "")
     print(report)
     summary = re.search(r"^validate: (\d+) passed, (\d+) failed, (\d+) skipped$", p.stdout, re.M)
