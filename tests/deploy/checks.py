@@ -20,9 +20,9 @@ programs (--build-dir, MH_BUILD_DIR, default build/):
   grafana     dashboard queries against the served metrics, provisioning (grafana.py)
 
 Each check prints one line: "ok   NAME", "FAIL NAME: why" or "skip NAME: why", then a
-summary line. Every check that can pass can also fail: each has a self-test or a test in
-tests/e2e/test_deploy_artifacts.py that breaks a copy of the files. Exit status 1 when
-any check failed.
+summary line. The loader, HELP, kubernetes-validate and dashboard checks test first that
+they refuse a broken input; tests/e2e/test_deploy_artifacts.py breaks copies of the
+files to prove the cross-checks fail. Exit status 1 when any check failed.
 """
 
 from __future__ import annotations

@@ -77,13 +77,18 @@ def test_deploy_validation_catches_broken_files(tmp_path):
     """Breaks a copy of the files in ways only the real programs can tell, and expects
     the checks to say so: a key the config loader refuses, a worker option that does
     not exist, more worker replicas than raw partitions, an alert on a metric the
-    ingest does not serve."""
+    ingest does not serve, a readiness probe on a path the ingest does not serve, a
+    worker unit whose --instance is not its instance name, a runtime stage without a
+    library the programs link."""
     tree = _copy_deploy_tree(tmp_path)
     _replace(tree / "deploy/compose/mailhook.ini", "[worker]\n", "[worker]\nbatch_sise = 10\n")
     _replace(tree / "docker-compose.yml", '"--instance", "worker-2"', '"--instanse", "worker-2"')
     _replace(tree / "deploy/k8s/worker.yaml", "replicas: 3", "replicas: 40")
     _replace(tree / "deploy/prometheus/mailhook.rules.yml",
              "expr: mailhook_ingest_kafka_ready == 0", "expr: mailhook_ingest_kafka_up == 0")
+    _replace(tree / "deploy/k8s/ingest.yaml", "path: /readyz", "path: /ready")
+    _replace(tree / "deploy/systemd/mailhook-worker@.service", "--instance %i", "--instance worker")
+    _replace(tree / "Dockerfile", "libinih1 ", "")
     p = subprocess.run([sys.executable, str(CHECKS), "--root", str(tree)], env=_env(),
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=110)
     fails = "\n".join(line for line in p.stdout.splitlines() if line.startswith("FAIL"))
@@ -92,6 +97,9 @@ def test_deploy_validation_catches_broken_files(tmp_path):
     assert "mailhook-worker has no option --instanse" in fails, fails
     assert "40 replicas > raw_partitions" in fails, fails
     assert "mailhook_ingest_kafka_up" in fails, fails
+    assert "readinessProbe is not an HTTP GET of /readyz" in fails, fails
+    assert "mailhook-worker@.service: --instance is not %i" in fails, fails
+    assert re.search(r"links libinih\S* from libinih1, which the runtime stage does not install", fails), fails
 
 
 @pytest.mark.timeout(120)
