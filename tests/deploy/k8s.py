@@ -185,7 +185,8 @@ def check_k8s(root: Path, progs: Programs, loader: LoaderCheck, version: str) ->
     for key in roles.get("mailhook-worker", []):
         o = workloads[key]
         c = pod_spec(o)["containers"][0]
-        m = re.fullmatch(r"\$\((\w+)\)", option_value([str(x) for x in c.get("args") or []], "--instance") or "")
+        argv = [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]
+        m = re.fullmatch(r"\$\((\w+)\)", option_value(argv, "--instance", "-i") or "")
         env = {e["name"]: e for e in c.get("env") or []}
         field = (((env.get(m.group(1)) if m else None) or {}).get("valueFrom") or {}).get("fieldRef") or {}
         if field.get("fieldPath") != "metadata.name":
