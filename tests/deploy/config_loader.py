@@ -50,9 +50,6 @@ class Ini:
     def get(self, section: str, key: str, default: str | None = None) -> str | None:
         return next((v for s, k, v, _ in self.entries if s == section and k == key), default)
 
-    def sections(self) -> list[str]:
-        return list(dict.fromkeys(s for s, *_ in self.entries))
-
     def where(self, key_names: Iterable[str]) -> list[tuple[str, str, str, int]]:
         names = set(key_names)
         return [e for e in self.entries if e[1] in names]
