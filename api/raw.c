@@ -5,10 +5,11 @@
  *
  * Read like the dead letters (dlq.c): a consumer that joins no group and commits
  * nothing (read_committed) assigns the one partition at the offset, on a pool thread,
- * within RAW_BUDGET_MS. Only the headers ingest writes about the request (record_headers.h)
- * and its Content-Type are answered: the headers a source forwards (forward_headers)
- * carry the provider's signature, which is not shown. Whether the token may read the
- * record depends on the record's own tenant header, so the check waits for the record.
+ * within RAW_BUDGET_MS. Only the headers ingest writes about the request
+ * (record_headers.h) and its Content-Type are answered: the request headers copied for
+ * the worker (each provider's forward_headers) carry its signature, which is not shown.
+ * Whether the token may read the record depends on the record's own tenant header, so
+ * the check waits for the record.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -90,7 +91,8 @@ static json_t *record_of(const char *topic, const rd_kafka_message_t *m)
     return o;
 }
 
-static void not_found(struct raw_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void not_found(struct raw_call *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void not_found(struct raw_call *c, const char *fmt, ...)
 {
@@ -240,7 +242,8 @@ void api_raw_get(struct api_server *s, struct evhttp_request *req, const struct 
     }
     const char *topic = api_query_get(&p, "topic");
     if (topic && strcmp(topic, cfg->worker.raw_topic)) {
-        snprintf(msg, sizeof(msg), "topic: only the raw topic (%s) is served", cfg->worker.raw_topic);
+        snprintf(msg, sizeof(msg), "topic: only the raw topic (%s) is served",
+                 cfg->worker.raw_topic);
         api_reply_error(s, req, 400, msg);
         goto out;
     }
