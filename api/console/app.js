@@ -605,7 +605,20 @@ function dlqRow(d) {
     el('td', { class: 'reason' }, d.reason || '—'),
     el('td', { class: 'mono small' }, d.request_id || '—'),
     el('td', { class: 'mono small nowrap' }, 'dlq ' + key,
-      raw ? el('span', { class: 'sub', title: d.raw.topic }, 'raw ' + raw) : ''));
+      raw ? el('button', { type: 'button', class: 'link sub raw-open', title: 'Raw body of ' + d.raw.topic + ' ' + raw,
+        'aria-expanded': 'false', onclick: (ev) => toggleDlqRawBody(ev.currentTarget, d) }, 'raw ' + raw) : ''));
+}
+
+/* A row under the dead letter's row showing its raw record's body (GET /v1/raw). */
+function toggleDlqRawBody(button, d) {
+  const tr = button.closest('tr');
+  const open = tr.nextElementSibling && tr.nextElementSibling.classList.contains('raw-row');
+  if (open) tr.nextElementSibling.remove();
+  button.setAttribute('aria-expanded', open ? 'false' : 'true');
+  if (open) return;
+  const cell = el('td', { colspan: String(tr.children.length) });
+  tr.after(el('tr', { class: 'raw-row' }, cell));
+  showRawBody(cell, d.raw);
 }
 
 function selectedRecords() {
@@ -618,7 +631,7 @@ function selectedRecords() {
 function updateSelection() {
   const n = selectedRecords().length;
   $('#replay-count').textContent = n ? n + ' record' + (n === 1 ? '' : 's') + ' selected.' : 'No record selected.';
-  for (const tr of $$('#dlq-table tbody tr'))
+  for (const tr of $$('#dlq-table tbody tr[data-dlq]'))
     tr.classList.toggle('selected', $('.dlq-pick', tr).checked);
 }
 

@@ -1,7 +1,8 @@
 """The operator console (/console/ on mailhook-api) in a real browser: Debian's headless
 Chromium driven by Selenium through /usr/bin/chromedriver (nothing is downloaded). It
-signs in with a token, finds a posted event and its timeline, suppresses and lifts an
-address through the confirmation dialog, shows dead letters and a source's refused
+signs in with a token, finds a posted event, its raw body and its timeline, filters events
+by source, suppresses and lifts an address through the confirmation dialog, shows dead
+letters (with their raw bodies) and a source's refused
 requests (those two skip while mailhook-api answers 404 for their endpoints), and a
 wrong token brings back the sign-in view with no data on the page.
 
@@ -354,6 +355,13 @@ def test_dead_letter_shown_and_rerun(mailhook, api, browser):
     row = wait(browser, lambda d: next((tr for tr in d.find_elements(
         By.CSS_SELECTOR, "#dlq-table tbody tr") if request_id in tr.text), None))
     assert "ivymail" in row.text
+    # Its raw record's body: what the parser refused, as text.
+    row.find_element(By.CSS_SELECTOR, "button.raw-open").click()
+    pre = wait(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, "#dlq-table tr.raw-row pre.raw")))
+    assert pre.text == body.decode()
+    shot(browser, "dead-letters-raw-body")
+    row.find_element(By.CSS_SELECTOR, "button.raw-open").click()
+    assert browser.find_elements(By.CSS_SELECTOR, "#dlq-table tr.raw-row") == []
     row.find_element(By.CSS_SELECTOR, "input.dlq-pick").click()
     assert "1 record selected" in browser.find_element(By.ID, "replay-count").text
     topic = f"mailhook.console-rerun.{uid()}"
