@@ -2,9 +2,9 @@
 Chromium driven by Selenium through /usr/bin/chromedriver (nothing is downloaded). It
 signs in with a token, finds a posted event, its raw body and its timeline, filters events
 by source, suppresses and lifts an address through the confirmation dialog, shows dead
-letters (with their raw bodies) and a source's refused
-requests (those two skip while mailhook-api answers 404 for their endpoints), and a
-wrong token brings back the sign-in view with no data on the page.
+letters (with their raw bodies) and a source's refused requests (those two skip while
+mailhook-api answers 404 for their endpoints), and a wrong token brings back the sign-in
+view with no data on the page.
 
 Screenshots of every view go to $MH_LOCAL/test-results/console/ (default
 .local/test-results/console/)."""
