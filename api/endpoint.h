@@ -1,6 +1,6 @@
 /*
  * endpoint.h — what http.c offers the endpoints kept in files of their own (dlq.c,
- * replays.c, sources_stats.c): replies, parameters, the token's reach, the pool and the
+ * raw.c, replays.c, sources_stats.c): replies, parameters, the token's reach, the pool and the
  * loop. Each endpoint file exports its handlers, which http.c routes to.
  */
 #ifndef MH_API_ENDPOINT_H
@@ -36,6 +36,8 @@ int api_params(struct api_server *s, struct evhttp_request *req, struct api_quer
 /* May tok act for tenant (NULL: every tenant)? 0, or -1 after replying 403. */
 int api_may_act_for(struct api_server *s, struct evhttp_request *req,
                     const struct mh_api_token *tok, const char *tenant);
+/* Counts a request refused because of the token's tenants (mailhook_api_forbidden_total). */
+void api_count_forbidden(struct api_server *s);
 /* The request body as a JSON object; NULL after replying 400. */
 json_t *api_body_object(struct api_server *s, struct evhttp_request *req);
 
@@ -43,6 +45,10 @@ json_t *api_body_object(struct api_server *s, struct evhttp_request *req);
 
 /* dlq.c: GET /v1/dlq */
 void api_dlq_list(struct api_server *s, struct evhttp_request *req, const struct mh_api_token *tok);
+
+/* raw.c: GET /v1/raw/{partition}/{offset}; tail is what follows /v1/raw/ */
+void api_raw_get(struct api_server *s, struct evhttp_request *req, const struct mh_api_token *tok,
+                 const char *tail);
 
 /* replays.c: POST /v1/dlq/replays, GET /v1/dlq/replays/{id} */
 struct api_replays *api_replays_new(struct event_base *base, const struct mh_config *cfg);

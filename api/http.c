@@ -6,9 +6,11 @@
  *   GET    /v1/suppressions?tenant=&reason=&cursor=&limit=
  *   POST   /v1/suppressions                        {"tenant", "address", "reason"?}
  *   DELETE /v1/suppressions/{address}?tenant=
- *   GET    /v1/events?tenant=&type=&recipient=&message_id=&since=&until=&limit=&cursor=
- *   GET    /v1/messages/{message_id}/events?tenant=&limit=&cursor=
+ *   GET    /v1/events?tenant=&type=&recipient=&message_id=&source=&provider=&since=&until=
+ *                     &limit=&cursor=
+ *   GET    /v1/messages/{message_id}/events?tenant=&source=&provider=&limit=&cursor=
  *   GET    /v1/dlq?limit=&source=&tenant=&before=  dead letters, newest first (dlq.c)
+ *   GET    /v1/raw/{partition}/{offset}?topic=    one raw record, body and ingest headers (raw.c)
  *   POST   /v1/dlq/replays   GET /v1/dlq/replays/{id}   replays of raw records (replays.c)
  *   GET    /v1/sources/stats?range=&step=          per-source series (sources_stats.c)
  *   GET    /healthz  /readyz  /metrics             (no token needed)
@@ -431,6 +433,8 @@ static void work_events(struct call *c, struct supp_store *st)
         .type = in_str(c, "type"),
         .recipient = in_str(c, "recipient"),
         .message_id = in_str(c, "message_id"),
+        .source = in_str(c, "source"),
+        .provider = in_str(c, "provider"),
         .since = in_str(c, "since"),
         .until = in_str(c, "until"),
         .cursor = in_str(c, "cursor"),
@@ -458,10 +462,13 @@ static void work_events(struct call *c, struct supp_store *st)
 static void events_page(struct api_server *s, struct evhttp_request *req,
                         const struct mh_api_token *tok, const char *message_id)
 {
-    static const char *const log_allowed[] = {"tenant", "type", "recipient", "message_id", "since",
-                                              "until", "limit", "cursor", NULL};
-    static const char *const msg_allowed[] = {"tenant", "limit", "cursor", NULL};
-    static const char *const copied[] = {"tenant", "type", "since", "until", "cursor", NULL};
+    static const char *const log_allowed[] = {"tenant", "type",  "recipient", "message_id",
+                                              "source", "provider", "since", "until",
+                                              "limit",  "cursor",   NULL};
+    static const char *const msg_allowed[] = {"tenant", "source", "provider", "limit", "cursor",
+                                              NULL};
+    static const char *const copied[] = {"tenant", "type",   "source", "provider",
+                                         "since",  "until",  "cursor", NULL};
     struct api_query p = {0};
     char *rcpt = NULL;
     long limit;
@@ -634,6 +641,11 @@ static void on_request(struct evhttp_request *req, void *arg)
         else method_not_allowed(s, req, "GET");
         return;
     }
+    if (!strncmp(path, "/v1/raw/", 8)) {
+        if (cmd == EVHTTP_REQ_GET) api_raw_get(s, req, tok, path + 8);
+        else method_not_allowed(s, req, "GET");
+        return;
+    }
     if (!strcmp(path, "/v1/sources/stats")) {
         if (cmd == EVHTTP_REQ_GET) api_sources_stats(s, req, tok);
         else method_not_allowed(s, req, "GET");
@@ -689,6 +701,11 @@ int api_params(struct api_server *s, struct evhttp_request *req, struct api_quer
                const char *const *allowed)
 {
     return params_parse(s, req, p, allowed);
+}
+
+void api_count_forbidden(struct api_server *s)
+{
+    s->stats.forbidden++;
 }
 
 int api_may_act_for(struct api_server *s, struct evhttp_request *req,

@@ -1,7 +1,7 @@
 /*
  * store/eventlog.c — the event log: the canonical events of mh_event_claims (each
- * distinct event once, as claimed) filtered by tenant, type, recipient, message id and
- * time, in pages.
+ * distinct event once, as claimed) filtered by tenant, type, recipient, message id,
+ * source, provider and time, in pages.
  *
  * Order is (log_at, tenant, provider, event_id) — log_at being occurred_at, or the claim
  * time for an event without one; provider being the claim's dedup scope (dedup_scope.h),
@@ -9,6 +9,11 @@
  * message's timeline. The cursor is that tuple of the page's last row (log_at with
  * microseconds), an mh_cursor (JSON in URL-safe base64): opaque to clients, any stored
  * value round-trips, stable under inserts, and served by the mh_event_claims_log index.
+ *
+ * Source and provider are read from the stored event itself: the `provider` column is the
+ * dedup scope ("hmac/maildog" for a per-source provider), not the provider's name, and
+ * no column holds the source. Every event has carried both since the first release, so
+ * no migration is needed; like tenant, they filter the rows the log index yields.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +29,9 @@
     " FROM mh_event_claims"                                                                  \
     " WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR event_type = $2)"     \
     " AND ($3::text IS NULL OR recipient = $3) AND ($4::text IS NULL OR message_id = $4)"   \
-    " AND ($5::timestamptz IS NULL OR log_at >= $5) AND ($6::timestamptz IS NULL OR log_at < $6)"
+    " AND ($5::timestamptz IS NULL OR log_at >= $5) AND ($6::timestamptz IS NULL OR log_at < $6)" \
+    " AND ($11::text IS NULL OR event ->> 'source' = $11)"                                   \
+    " AND ($12::text IS NULL OR event ->> 'provider' = $12)"
 
 #define COLUMNS                                                                              \
     "SELECT event, to_char(log_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"  \
@@ -33,12 +40,12 @@
 static const char newest_sql[] =
     COLUMNS FILTERS
     " AND ($7::timestamptz IS NULL OR (log_at, tenant, provider, event_id) < ($7, $8, $9, $10))"
-    " ORDER BY log_at DESC, tenant DESC, provider DESC, event_id DESC LIMIT $11::integer";
+    " ORDER BY log_at DESC, tenant DESC, provider DESC, event_id DESC LIMIT $13::integer";
 
 static const char oldest_sql[] =
     COLUMNS FILTERS
     " AND ($7::timestamptz IS NULL OR (log_at, tenant, provider, event_id) > ($7, $8, $9, $10))"
-    " ORDER BY log_at, tenant, provider, event_id LIMIT $11::integer";
+    " ORDER BY log_at, tenant, provider, event_id LIMIT $13::integer";
 
 /* Fills the four strings (pointing into *holder) from a cursor; -1 when it is not one. */
 static int cursor_decode(const char *cursor, json_t **holder, const char *parts[4])
@@ -85,8 +92,8 @@ int eventlog_page(PGconn *pg, const struct eventlog_query *q, json_t **items, ch
     snprintf(lim, sizeof(lim), "%ld", q->limit + 1);
     const char *params[] = {q->tenant, q->type, q->recipient, q->message_id,
                             q->since ? since : NULL, q->until ? until : NULL,
-                            cur[0], cur[1], cur[2], cur[3], lim};
-    PGresult *res = PQexecParams(pg, q->oldest_first ? oldest_sql : newest_sql, 11, NULL, params,
+                            cur[0], cur[1], cur[2], cur[3], q->source, q->provider, lim};
+    PGresult *res = PQexecParams(pg, q->oldest_first ? oldest_sql : newest_sql, 13, NULL, params,
                                  NULL, NULL, 0);
     if (mh_pg_ok(res, PGRES_TUPLES_OK, "event log", err, errlen) < 0) {
         PQclear(res);

@@ -16,6 +16,7 @@
 
 struct eventlog_query {
     const char *tenant, *type, *recipient, *message_id; /* NULL: any */
+    const char *source, *provider; /* NULL: any; the event's own fields, matched exactly */
     const char *since, *until; /* times as the caller wrote them (any mh_time_parse form) */
     const char *cursor;        /* next_cursor of the previous page, or NULL */
     long limit;

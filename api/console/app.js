@@ -275,8 +275,7 @@ function eventsQuery() {
   const v = formValues($('#events-form'));
   return {
     api: { tenant: v.tenant, recipient: v.recipient, message_id: v.message_id, type: v.type,
-      since: toRfc3339(v.since), until: toRfc3339(v.until) },
-    source: v.source, provider: v.provider,
+      source: v.source, provider: v.provider, since: toRfc3339(v.since), until: toRfc3339(v.until) },
   };
 }
 
@@ -295,12 +294,10 @@ async function moreEvents(selectId) {
   setStatus(status, 'Loading…');
   try {
     const { data } = await api('GET', '/v1/events', { ...q.api, cursor: state.eventsCursor });
-    const shown = data.items.filter((e) => (!q.source || e.source === q.source) &&
-      (!q.provider || e.provider === q.provider));
-    state.events.push(...shown);
+    state.events.push(...data.items);
     state.eventsCursor = data.next_cursor;
     const tbody = $('#events-table tbody');
-    for (const e of shown) tbody.append(eventRow(e));
+    for (const e of data.items) tbody.append(eventRow(e));
     $('#events-more').hidden = !data.next_cursor;
     const n = state.events.length;
     setStatus(status, n ? n + ' event' + (n === 1 ? '' : 's') + (data.next_cursor ? ' (more available)' : '')
@@ -359,11 +356,36 @@ function showEvent(e) {
       ['Replay it', el('code', { class: 'cli' }, 'mailhook replay --from-offsets ' + raw.partition + ':' +
         raw.offset + ' --until ' + raw.partition + ':' + (raw.offset + 1) + ' --to-topic TOPIC')]])
       : el('p', { class: 'muted' }, 'No raw record coordinates on this event.'),
+    e.raw ? el('div', { class: 'raw-body' }, el('button', { type: 'button', class: 'btn', id: 'raw-body-open',
+      onclick: (ev) => showRawBody(ev.currentTarget.parentNode, raw) }, 'Raw body')) : '',
     e.message_id ? el('button', { type: 'button', class: 'btn', onclick: () => showTimeline(e) },
       'Message timeline') : '',
     el('h3', {}, 'Canonical JSON'),
     el('pre', { class: 'json', tabindex: '0', 'aria-label': 'Canonical JSON' }, JSON.stringify(e, null, 2)));
   box.hidden = false;
+}
+
+/* The raw record's body (GET /v1/raw) under the button, as text: never parsed as HTML. */
+async function showRawBody(box, raw) {
+  const out = el('div', { class: 'raw-result', role: 'status' }, el('p', { class: 'muted' }, 'Loading…'));
+  box.replaceChildren(out);
+  try {
+    const { data } = await api('GET', '/v1/raw/' + encodeURIComponent(raw.partition) + '/' +
+      encodeURIComponent(raw.offset), { topic: raw.topic });
+    const binary = data.body === undefined;
+    out.replaceChildren(
+      el('h3', {}, 'Raw body'),
+      dl([['Content type', data.content_type], ['Received', fmtTime(data.received_at)],
+        ['Request id', data.request_id ? el('code', {}, data.request_id) : ''], ['Source', data.source],
+        ['Size', data.body_bytes + ' bytes' + (data.truncated ? ' (cut to what is shown)' : '') +
+          (binary ? ', not UTF-8: shown as base64' : '')]]),
+      el('pre', { class: 'json raw', tabindex: '0', 'aria-label': 'Raw body' },
+        binary ? data.body_base64 : data.body));
+  } catch (err) {
+    if (err instanceof Unauthorized) return;
+    const why = err.status === 403 ? 'This token may not read this raw record.' : err.message;
+    out.replaceChildren(el('h3', {}, 'Raw body'), el('p', { class: 'error' }, why));
+  }
 }
 
 async function showTimeline(e) {
@@ -583,7 +605,20 @@ function dlqRow(d) {
     el('td', { class: 'reason' }, d.reason || '—'),
     el('td', { class: 'mono small' }, d.request_id || '—'),
     el('td', { class: 'mono small nowrap' }, 'dlq ' + key,
-      raw ? el('span', { class: 'sub', title: d.raw.topic }, 'raw ' + raw) : ''));
+      raw ? el('button', { type: 'button', class: 'link sub raw-open', title: 'Raw body of ' + d.raw.topic + ' ' + raw,
+        'aria-expanded': 'false', onclick: (ev) => toggleDlqRawBody(ev.currentTarget, d) }, 'raw ' + raw) : ''));
+}
+
+/* A row under the dead letter's row showing its raw record's body (GET /v1/raw). */
+function toggleDlqRawBody(button, d) {
+  const tr = button.closest('tr');
+  const open = tr.nextElementSibling && tr.nextElementSibling.classList.contains('raw-row');
+  if (open) tr.nextElementSibling.remove();
+  button.setAttribute('aria-expanded', open ? 'false' : 'true');
+  if (open) return;
+  const cell = el('td', { colspan: String(tr.children.length) });
+  tr.after(el('tr', { class: 'raw-row' }, cell));
+  showRawBody(cell, d.raw);
 }
 
 function selectedRecords() {
@@ -596,7 +631,7 @@ function selectedRecords() {
 function updateSelection() {
   const n = selectedRecords().length;
   $('#replay-count').textContent = n ? n + ' record' + (n === 1 ? '' : 's') + ' selected.' : 'No record selected.';
-  for (const tr of $$('#dlq-table tbody tr'))
+  for (const tr of $$('#dlq-table tbody tr[data-dlq]'))
     tr.classList.toggle('selected', $('.dlq-pick', tr).checked);
 }
 

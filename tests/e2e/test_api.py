@@ -18,7 +18,7 @@ import pytest
 import requests
 
 import helpers
-from test_suppression import Api, iso, maildog, start_api, uid
+from test_suppression import Api, iso, ivymail, maildog, start_api, uid
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,8 @@ def test_auth_is_required_and_checked(api):
     ("GET", "/v1/events", {"cursor": "bm9wZQ"}, None, 400, "cursor"),
     ("GET", "/v1/events", {"recipient": "nobody"}, None, 400, "recipient"),
     ("GET", "/v1/messages/m1/events", {"type": "email.sent"}, None, 400, "unknown parameter"),
+    ("GET", "/v1/events", {"source": "a" * 1025}, None, 400, "source"),
+    ("GET", "/v1/events", {"provider": b"\xff"}, None, 400, "provider"),
     ("GET", "/v1/nothing-here", {}, None, 404, "not found"),
     ("GET", "/v1/suppressions/a%40example.com/extra", {"tenant": "t"}, None, 404, "not found"),
 ])
@@ -186,6 +188,67 @@ def test_event_log_filters_and_pages(mailhook, api):
         ["email.delivered", "email.opened", "email.clicked", "email.opened"]
     out = mailhook.cli("events", "--recipient", rcpt, "--limit", "2")
     assert b"--cursor" in out.stderr
+
+
+def test_event_log_filters_by_source_and_provider_across_pages(mailhook, api):
+    """source and provider are matched in PostgreSQL, with the other filters, and the cursor
+    of a filtered page leads on to the next filtered page: every match once, in order."""
+    rcpt = f"src.{uid()}@example.com"
+    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=30)
+    msg = f"srcmsg-{uid()}"
+    # Interleaved in time, so each filtered page skips rows of the other source.
+    for i in range(7):
+        at = base + timedelta(minutes=2 * i)
+        maildog(mailhook, "opened" if i % 2 else "delivered", rcpt, at, message_id=msg)
+        ivymail(mailhook, "sent" if i % 2 else "delivered", rcpt, at + timedelta(minutes=1),
+                message_id=msg)
+
+    def all_in():
+        r = api.get("/v1/events", params={"recipient": rcpt, "limit": 50})
+        return r.status_code == 200 and len(r.json()["items"]) == 14 and r.json()["items"]
+    everything = helpers.wait_for(all_in, 30, what="the events in the log")
+
+    def pages(path: str, **params) -> tuple[list[dict], int]:
+        got, cursor, n = [], None, 0
+        while True:
+            q = dict(params, limit=2, **({"cursor": cursor} if cursor else {}))
+            r = api.get(path, params=q)
+            assert r.status_code == 200, r.text
+            got += r.json()["items"]
+            n += 1
+            cursor = r.json()["next_cursor"]
+            if not cursor:
+                return got, n
+
+    ids = lambda evs: [e["event_id"] for e in evs]  # noqa: E731
+    for params, want in (
+            ({"source": "maildog"}, [e for e in everything if e["source"] == "maildog"]),
+            ({"provider": "ivymail"}, [e for e in everything if e["provider"] == "ivymail"]),
+            # hmac claims are keyed per source ("hmac/maildog"): the event's provider counts.
+            ({"provider": "hmac"}, [e for e in everything if e["provider"] == "hmac"]),
+            ({"source": "ivymail", "provider": "ivymail", "type": "email.sent"},
+             [e for e in everything if e["source"] == "ivymail" and e["type"] == "email.sent"]),
+    ):
+        got, n = pages("/v1/events", recipient=rcpt, **params)
+        assert len(want) in (7, 3) and ids(got) == ids(want), params
+        assert n == (len(want) + 1) // 2, params  # full pages of 2: the filter is in the query
+    assert {e["source"] for e in everything} == {"maildog", "ivymail"}
+
+    # No event has this pair, nor an unknown source; exact match only.
+    for params in ({"source": "maildog", "provider": "ivymail"}, {"source": "nosuch"},
+                   {"source": "MAILDOG"}, {"provider": "ivy"}):
+        r = api.get("/v1/events", params={"recipient": rcpt, **params})
+        assert r.status_code == 200 and r.json() == {"items": [], "next_cursor": None}, params
+
+    # A message's timeline, oldest first, one source's part of it.
+    got, _ = pages(f"/v1/messages/{msg}/events", source="ivymail")
+    assert [e["source"] for e in got] == ["ivymail"] * 7
+    assert ids(got) == ids(reversed([e for e in everything if e["source"] == "ivymail"]))
+    # A cursor from a filtered page is a cursor of the log: it pages the unfiltered log too.
+    first = api.get("/v1/events", params={"recipient": rcpt, "source": "maildog", "limit": 1}).json()
+    rest = api.get("/v1/events", params={"recipient": rcpt, "limit": 50,
+                                         "cursor": first["next_cursor"]}).json()["items"]
+    assert ids(rest) == ids(everything)[ids(everything).index(first["items"][0]["event_id"]) + 1:]
 
 
 def test_api_binary_basics(mailhook, tmp_path):

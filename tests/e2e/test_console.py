@@ -1,9 +1,10 @@
 """The operator console (/console/ on mailhook-api) in a real browser: Debian's headless
 Chromium driven by Selenium through /usr/bin/chromedriver (nothing is downloaded). It
-signs in with a token, finds a posted event and its timeline, suppresses and lifts an
-address through the confirmation dialog, shows dead letters and a source's refused
-requests (those two skip while mailhook-api answers 404 for their endpoints), and a
-wrong token brings back the sign-in view with no data on the page.
+signs in with a token, finds a posted event, its raw body and its timeline, filters events
+by source, suppresses and lifts an address through the confirmation dialog, shows dead
+letters (with their raw bodies) and a source's refused requests (those two skip while
+mailhook-api answers 404 for their endpoints), and a wrong token brings back the sign-in
+view with no data on the page.
 
 Screenshots of every view go to $MH_LOCAL/test-results/console/ (default
 .local/test-results/console/)."""
@@ -21,7 +22,7 @@ import pytest
 import requests
 
 import helpers
-from test_suppression import ivymail, start_api, uid
+from test_suppression import ivymail, maildog, start_api, uid
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -189,7 +190,7 @@ def test_find_a_posted_event_and_its_timeline(mailhook, api, browser):
     ivymail(mailhook, "delivered", rcpt, at, message_id=msg)
     ivymail(mailhook, "bounced", rcpt, at + timedelta(minutes=1), message_id=msg,
             bounce_type="Permanent", bounce_subtype="General",
-            diagnostic_code="smtp; 550 5.1.1 user unknown")
+            diagnostic_code="smtp; 550 5.1.1 user unknown <b id='injected'>x</b>")
     helpers.wait_for(lambda: len(api.get("/v1/events", params={"recipient": rcpt}).json()
                                  ["items"]) == 2, 30, what="both events in the event log")
 
@@ -213,11 +214,40 @@ def test_find_a_posted_event_and_its_timeline(mailhook, api, browser):
     if os.environ.get("MH_CONSOLE_DOC_SHOT"):
         shutil.copy(SHOTS / "events.png", os.environ["MH_CONSOLE_DOC_SHOT"])
 
+    # The raw record's body, as ingest took it: text, never HTML.
+    detail.find_element(By.ID, "raw-body-open").click()
+    pre = wait(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, "#event-detail pre.raw")))
+    wait(browser, lambda d: rcpt in pre.text)
+    assert '"bounce_type": "Permanent"' in pre.text or '"bounce_type":"Permanent"' in pre.text
+    assert "<b id='injected'>x</b>" in pre.text
+    assert browser.find_elements(By.ID, "injected") == []
+    assert "application/json" in detail.text and "Request id" in detail.text
+    shot(browser, "events-raw-body")
+
     detail.find_element(By.XPATH, ".//button[text()='Message timeline']").click()
     steps = wait(browser, lambda d: (s := d.find_elements(By.CSS_SELECTOR, "ol.timeline li"))
                  and len(s) == 2 and s)
     assert "email.delivered" in steps[0].text and "email.bounced" in steps[1].text  # oldest first
     shot(browser, "events-timeline")
+
+    # Source filters go to the API (GET /v1/events?source=), not over the loaded page.
+    maildog(mailhook, "delivered", rcpt, at + timedelta(minutes=2), message_id=f"md-{uid()}")
+    helpers.wait_for(lambda: len(api.get("/v1/events", params={"recipient": rcpt}).json()
+                                 ["items"]) == 3, 30, what="the maildog event in the event log")
+    browser.execute_script("window.mhUrls = []; const f = window.fetch;"
+                           "window.fetch = (u, o) => { window.mhUrls.push(String(u)); return f(u, o); };")
+    src = browser.find_element(By.ID, "ev-source")
+    src.send_keys("maildog", Keys.ENTER)
+    rows = wait(browser, lambda d: (r := d.find_elements(By.CSS_SELECTOR, "#events-table tbody tr"))
+                and len(r) == 1 and r)
+    assert "email.delivered" in rows[0].text and "maildog" in rows[0].text
+    urls = [u for u in browser.execute_script("return window.mhUrls") if "/v1/events" in u]
+    assert urls and "source=maildog" in urls[-1] and f"recipient={rcpt.replace('@', '%40')}" in urls[-1]
+    shot(browser, "events-source-filter")
+    src.clear()
+    src.send_keys("ivymail", Keys.ENTER)
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#events-table tbody tr")) == 2
+         and all("ivymail" in r.text for r in d.find_elements(By.CSS_SELECTOR, "#events-table tbody tr")))
 
     # A filter on another provider hides them; the phone layout stacks the same page.
     prov = browser.find_element(By.ID, "ev-provider")
@@ -325,6 +355,13 @@ def test_dead_letter_shown_and_rerun(mailhook, api, browser):
     row = wait(browser, lambda d: next((tr for tr in d.find_elements(
         By.CSS_SELECTOR, "#dlq-table tbody tr") if request_id in tr.text), None))
     assert "ivymail" in row.text
+    # Its raw record's body: what the parser refused, as text.
+    row.find_element(By.CSS_SELECTOR, "button.raw-open").click()
+    pre = wait(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, "#dlq-table tr.raw-row pre.raw")))
+    assert pre.text == body.decode()
+    shot(browser, "dead-letters-raw-body")
+    row.find_element(By.CSS_SELECTOR, "button.raw-open").click()
+    assert browser.find_elements(By.CSS_SELECTOR, "#dlq-table tr.raw-row") == []
     row.find_element(By.CSS_SELECTOR, "input.dlq-pick").click()
     assert "1 record selected" in browser.find_element(By.ID, "replay-count").text
     topic = f"mailhook.console-rerun.{uid()}"

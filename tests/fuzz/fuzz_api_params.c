@@ -2,7 +2,8 @@
  * fuzz_api_params.c — fuzz target for mailhook-api's request parsing (api/params.c).
  * The first input byte picks what the rest is:
  *   0  a query string, parsed against every parameter name the API knows
- *   1  a path segment, decoded and read as an address
+ *   1  a path segment, decoded and read as an address; and as a raw record's
+ *      {partition}/{offset} (api/raw_ref.c)
  *   2  a cursor, decoded (and, when valid, encoded again: it must round-trip)
  *   3  a tenant and an address split at the first NUL, encoded as a cursor and decoded
  *   4  a since/until time, as the event log reads it
@@ -15,6 +16,7 @@
  * tests/fuzz/corpus/api_params, each already carrying its selector byte.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,7 @@
 #include "mailhook/api_tokens.h"
 #include "mailhook/timeutil.h"
 #include "params.h"
+#include "raw_ref.h"
 
 #define CHECK(cond) \
     do {            \
@@ -36,7 +39,8 @@ static int is_text(const char *s)
 static void fuzz_query(const char *in)
 {
     static const char *const names[] = {"tenant", "reason", "cursor", "limit", "type", "recipient",
-                                        "message_id", "since", "until", NULL};
+                                        "message_id", "source", "provider", "since", "until",
+                                        NULL};
     struct api_query q = {0};
     char err[256];
     if (api_query_parse(&q, in, names, err, sizeof(err)) == 0) {
@@ -57,8 +61,26 @@ static void fuzz_query(const char *in)
     api_query_clear(&q);
 }
 
+/* A {partition}/{offset} read is the path's digits: printed again, it reads the same. */
+static void fuzz_raw_ref(const char *in)
+{
+    struct api_raw_ref ref;
+    char err[256], again[64];
+    if (api_raw_ref_parse(in, &ref, err, sizeof(err)) < 0) {
+        CHECK(is_text(err));
+        return;
+    }
+    CHECK(ref.partition >= 0 && ref.offset >= 0 && ref.offset < INT64_MAX);
+    CHECK(strspn(in, "0123456789/") == strlen(in));
+    snprintf(again, sizeof(again), "%d/%lld", (int)ref.partition, (long long)ref.offset);
+    struct api_raw_ref ref2;
+    CHECK(api_raw_ref_parse(again, &ref2, err, sizeof(err)) == 0);
+    CHECK(ref2.partition == ref.partition && ref2.offset == ref.offset);
+}
+
 static void fuzz_path(const char *in)
 {
+    fuzz_raw_ref(in);
     char *seg = api_path_segment(in, 4 * SUPP_ADDRESS_MAX);
     if (!seg) return;
     CHECK(is_text(seg) && *seg);
