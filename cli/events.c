@@ -15,7 +15,8 @@
 
 static const char usage[] =
     "usage: mailhook [--config FILE] events [--tenant T] [--type TYPE] [--recipient ADDR]\n"
-    "                [--message-id ID] [--since TIME] [--until TIME] [--limit N]\n"
+    "                [--message-id ID] [--source NAME] [--provider NAME]\n"
+    "                [--since TIME] [--until TIME] [--limit N]\n"
     "                [--cursor C] [--timeline] [--json]\n"
     "\n"
     "Prints the event log, newest first (times are RFC 3339; --since is inclusive,\n"
@@ -32,6 +33,8 @@ int cmd_events(struct mh_config *cfg, int argc, char **argv)
         {"type", required_argument, NULL, 'T'},
         {"recipient", required_argument, NULL, 'r'},
         {"message-id", required_argument, NULL, 'm'},
+        {"source", required_argument, NULL, 'S'},
+        {"provider", required_argument, NULL, 'P'},
         {"since", required_argument, NULL, 's'},
         {"until", required_argument, NULL, 'u'},
         {"limit", required_argument, NULL, 'n'},
@@ -45,12 +48,14 @@ int cmd_events(struct mh_config *cfg, int argc, char **argv)
     int json = 0, c;
     char rcpt[SUPP_ADDRESS_MAX + 1];
     optind = 1;
-    while ((c = getopt_long(argc, argv, "t:T:r:m:s:u:n:C:Ljh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:T:r:m:S:P:s:u:n:C:Ljh", longopts, NULL)) != -1) {
         switch (c) {
         case 't': q.tenant = optarg; break;
         case 'T': q.type = optarg; break;
         case 'r': q.recipient = optarg; break;
         case 'm': q.message_id = optarg; break;
+        case 'S': q.source = optarg; break;
+        case 'P': q.provider = optarg; break;
         case 's': q.since = optarg; break;
         case 'u': q.until = optarg; break;
         case 'C': q.cursor = optarg; break;

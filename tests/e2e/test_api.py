@@ -250,6 +250,16 @@ def test_event_log_filters_by_source_and_provider_across_pages(mailhook, api):
                                          "cursor": first["next_cursor"]}).json()["items"]
     assert ids(rest) == ids(everything)[ids(everything).index(first["items"][0]["event_id"]) + 1:]
 
+    # The CLI filters the same way.
+    out = mailhook.cli("events", "--recipient", rcpt, "--source", "maildog", "--limit", "50",
+                       "--json")
+    assert ids(json.loads(out.stdout)["items"]) == \
+        ids(e for e in everything if e["source"] == "maildog")
+    out = mailhook.cli("events", "--recipient", rcpt, "--provider", "ivymail", "--type",
+                       "email.sent", "--json")
+    assert [(e["provider"], e["type"]) for e in json.loads(out.stdout)["items"]] == \
+        [("ivymail", "email.sent")] * 3
+
 
 def test_api_binary_basics(mailhook, tmp_path):
     exe = str(helpers.build_dir() / "mailhook-api")
