@@ -507,6 +507,25 @@ class Mailhook:
         wait_for(ready, timeout, what=f"{name} {url}/readyz")
         return p
 
+    def start_api(self, name: str, sections: dict[str, dict[str, Any]]) -> tuple[str, Proc]:
+        """Start a mailhook-api with these INI sections (written to <name>.ini; [api]
+        listen is its address) and wait until its /readyz answers 200. Returns its base
+        URL and process."""
+        ini = self.workdir / f"{name}.ini"
+        write_ini(ini, sections)
+        proc = self._proc(name, "mailhook-api", ini)
+        base = "http://" + sections["api"]["listen"]
+
+        def ready():
+            if not proc.alive():
+                raise AssertionError(f"{name} exited during start-up:\n{proc.tail()}")
+            try:
+                return requests.get(base + "/readyz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_for(ready, 30, what=f"{name} /readyz")
+        return base, proc
+
     def start_worker(self, index: int | None = None, config: Path | None = None) -> Proc:
         """Start one mailhook-worker (worker-<index>, default: the next free index)."""
         if index is None:

@@ -58,23 +58,9 @@ def _start(mailhook, name: str, topic: str, tokens: str, kafka: str | None = Non
     path = mailhook.workdir / f"{name}-tokens.txt"
     path.write_text(tokens)
     path.chmod(0o600)
-    port = helpers.free_port()
-    sections["api"] = {"listen": f"127.0.0.1:{port}", "token_file": str(path),
+    sections["api"] = {"listen": f"127.0.0.1:{helpers.free_port()}", "token_file": str(path),
                        "maintenance_interval_s": "0"}
-    ini = mailhook.workdir / f"{name}.ini"
-    helpers.write_ini(ini, sections)
-    proc = mailhook._proc(name, "mailhook-api", ini)
-    base = f"http://127.0.0.1:{port}"
-
-    def ready():
-        if not proc.alive():
-            raise AssertionError(f"{name} exited during start-up:\n{proc.tail()}")
-        try:
-            return requests.get(base + "/readyz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-    helpers.wait_for(ready, 30, what=f"{name} /readyz")
-    return base, proc
+    return mailhook.start_api(name, sections)
 
 
 @pytest.fixture(scope="module")

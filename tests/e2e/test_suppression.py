@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import secrets
-import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -63,19 +62,7 @@ def start_api(mailhook, name: str, extra: dict | None = None) -> Api:
     port = helpers.free_port()
     sections["api"] = {"listen": f"127.0.0.1:{port}", "token": token,
                        "maintenance_interval_s": "0", **(extra or {})}
-    path = mailhook.workdir / f"{name}.ini"
-    helpers.write_ini(path, sections)
-    proc = mailhook._proc(name, "mailhook-api", path)
-    base = f"http://127.0.0.1:{port}"
-
-    def ready():
-        if not proc.alive():
-            raise AssertionError(f"{name} exited during start-up:\n{proc.tail()}")
-        try:
-            return requests.get(base + "/readyz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-    helpers.wait_for(ready, 30, what=f"{name} /readyz")
+    base, proc = mailhook.start_api(name, sections)
     return Api(base, token, proc)
 
 
