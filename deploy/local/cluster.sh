@@ -189,12 +189,14 @@ mh_kafka_cluster_py() {
   "$MH_VENV/bin/python" "$MH_KAFKA_CLUSTER_TOOL" --brokers "$(mh_kafka_cluster_brokers)" "$@"
 }
 
-# mh_kafka_cluster_wait TIMEOUT [FULL]: wait until every node is registered and unfenced
-# (FULL=1: and no partition is under-replicated). Status 2 when a started node died.
+# mh_kafka_cluster_wait TIMEOUT [FULL [NODE]]: wait until every node is registered and
+# unfenced (FULL=1: and no partition is under-replicated; NODE: and that node answers on
+# its own port). Status 2 when a started node died.
 mh_kafka_cluster_wait() {
-  local timeout=$1 full=${2:-0} deadline i args=()
+  local timeout=$1 full=${2:-0} node=${3:-} deadline i args=()
   deadline=$((SECONDS + timeout))
   ((full)) && args+=(--in-sync)
+  [[ -z $node ]] || args+=(--node "$node" --node-addr "127.0.0.1:$(mh_kafka_node_port "$node")")
   while :; do
     for ((i = 1; i <= $(mh_kafka_cluster_n); i++)); do
       if [[ -f $(mh_kafka_node_home "$i")/kafka.pid ]] && ! mh_kafka_node_running "$i" >/dev/null; then
@@ -268,7 +270,7 @@ mh_kafka_node_kill() {
 # mh_kafka_node_restart N: start node N again and wait until it is back in every ISR.
 mh_kafka_node_restart() {
   mh_kafka_node_start "$1" || return 1
-  mh_kafka_cluster_wait "${MH_KAFKA_READY_TIMEOUT:-120}" 1 || {
+  mh_kafka_cluster_wait "${MH_KAFKA_READY_TIMEOUT:-120}" 1 "$1" || {
     mh_err "Kafka node $1 did not rejoin; see $(mh_kafka_node_home "$1")/server.log"
     return 1
   }

@@ -1,8 +1,12 @@
 """Questions about the local Kafka cluster (deploy/local/cluster.sh), asked through the
 admin API:
 
-  ready --nodes N [--in-sync]   exit 0 when N brokers are registered and a controller is
-                                elected (--in-sync: and every partition's ISR is whole)
+  ready --nodes N [--in-sync] [--node ID --node-addr HOST:PORT]
+                                exit 0 when N brokers are registered and a controller is
+                                elected (--in-sync: and every partition's ISR is whole;
+                                --node: and node ID itself answers, listing itself, so
+                                that a node just restarted is not taken for the crashed
+                                one that the controller has not fenced yet)
   leader TOPIC PARTITION        the node id leading that partition
   leaders TOPIC                 the node ids leading TOPIC's partitions, one per line
   txn-coordinator ID            the node id coordinating transactional.id ID
@@ -50,6 +54,8 @@ def main() -> int:
     r = sub.add_parser("ready")
     r.add_argument("--nodes", type=int, required=True)
     r.add_argument("--in-sync", action="store_true")
+    r.add_argument("--node", type=int)
+    r.add_argument("--node-addr")
     le = sub.add_parser("leader")
     le.add_argument("topic")
     le.add_argument("partition", type=int)
@@ -62,6 +68,10 @@ def main() -> int:
     admin = AdminClient({"bootstrap.servers": a.brokers, "log_level": 0})
 
     if a.cmd == "ready":
+        if a.node is not None:
+            own = AdminClient({"bootstrap.servers": a.node_addr, "log_level": 0})
+            if a.node not in metadata(own).brokers:
+                return 1
         md = metadata(admin)
         if len(md.brokers) < a.nodes or md.controller_id < 0:
             return 1
