@@ -93,7 +93,7 @@ class Run:
         self.events_log: list[str] = []
         self.local_kafka = os.environ.get("MH_CHAOS_LOCAL_KAFKA") == "1"
         self.local_pg = os.environ.get("MH_CHAOS_LOCAL_PG") == "1"
-        self.cluster = cluster_faults.ClusterFaults(self) if args.cluster else None
+        self.cluster = cluster_faults.ClusterFaults(self) if getattr(args, "cluster", False) else None
 
     # --- set-up ---------------------------------------------------------------------------
     def dsn(self) -> str:
@@ -155,7 +155,7 @@ class Run:
     def replication(self) -> dict:
         """[worker] keys of a cluster run: the topics replicated as the cluster's own
         (deploy/local/cluster.sh: RF 3, min ISR 2)."""
-        if not self.args.cluster:
+        if self.cluster is None:
             return {}
         n = len(cluster_faults.nodes())
         rf = min(int(os.environ.get("MH_KAFKA_CLUSTER_RF", "3")), n)
@@ -377,7 +377,7 @@ class Run:
         log("fault plan: " + ", ".join(f"{n}@{f:.0%} of the {m}" for m, f, n in plan))
         load = loadgen.Load(requests, "127.0.0.1", self.port, self.secrets,
                             concurrency=self.args.concurrency, retry_cap=self.args.retry_cap,
-                            rate=self.args.rate)
+                            rate=getattr(self.args, "rate", 0.0))
         total = len(requests)
         self.work = WorkProgress(self.brokers, self.group, self.topics["raw"])
         self.work.start()
