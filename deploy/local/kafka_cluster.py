@@ -34,8 +34,10 @@ def java_string_hash(s: str) -> int:
 
 def txn_partition(transactional_id: str, partitions: int) -> int:
     """The __transaction_state partition of transactional_id, as the broker computes it
-    (TransactionStateManager.partitionFor: Utils.abs(hashCode) % partitions)."""
-    return (java_string_hash(transactional_id) & 0x7FFFFFFF) % partitions
+    (TransactionStateManager.partitionFor: Utils.abs(hashCode) % partitions, where
+    Utils.abs is Math.abs with Integer.MIN_VALUE mapped to 0 — not a bit mask)."""
+    h = java_string_hash(transactional_id)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
 
 
 def metadata(admin: AdminClient, topic: str | None = None):
