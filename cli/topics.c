@@ -35,7 +35,9 @@ int cmd_topics(struct mh_config *cfg, int argc, char **argv)
         fprintf(strcmp(argv[1], "--help") ? stderr : stdout,
                 "usage: mailhook [--config FILE] topics\n\n"
                 "Creates the raw, events, dead-letter, suppressions and quarantine topics\n"
-                "named in the config when they do not exist yet.\n");
+                "named in the config when they do not exist yet, with [worker]\n"
+                "replication_factor replicas and min_insync_replicas (-1 and 0: the\n"
+                "broker's defaults).\n");
         return strcmp(argv[1], "--help") ? 2 : 0;
     }
     char err[1024];

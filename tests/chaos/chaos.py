@@ -16,6 +16,11 @@ One run:
      topic, stops everything with SIGTERM (each must exit within 10 s, status 0), and
      checks the topics and the database (check.py).
 
+With --cluster the Kafka faults are those of cluster_faults.py instead, against the
+local 3-node cluster (replication factor 3, min.insync.replicas 2): partition leaders and
+a transaction coordinator crash, a rolling restart, and a spell below min.insync.replicas
+in which no request may get a 2xx; the load is paced (--rate) to last through them.
+
 It prints the counts (sent, acknowledged, duplicates injected, kills, emitted, missing,
 doubled, ...), writes them as JSON to report.json in the run's folder
 ($MH_LOCAL/chaos/<run>/, with the config and every process's log), and exits 0 only
@@ -520,7 +525,8 @@ def main() -> int:
                     help="seconds the cluster stays below min.insync.replicas (--cluster)")
     ap.add_argument("--ci", action="store_true",
                     help="the CI size: --n 6000 --ingest-kills 2 --worker-kills 4, one Kafka "
-                         "and one PostgreSQL restart (explicit options still win)")
+                         "and one PostgreSQL restart; with --cluster --n 4000 --rate 20 "
+                         "(explicit options still win)")
     args = ap.parse_args()
     if args.cluster:
         # The load lasts the five cluster faults (each waits for the cluster to heal).
@@ -601,7 +607,12 @@ def main() -> int:
             "faults": run.events_log,
         })
         if run.cluster is not None:
-            report["cluster"] = {"faults": run.cluster.done,
+            rep = run.replication()
+            report["cluster"] = {"replication": rep,
+                                 "topic_replication_wrong": cluster_faults.topic_replication(
+                                     run.brokers, list(run.topics.values()),
+                                     rep["replication_factor"], rep["min_insync_replicas"]),
+                                 "faults": run.cluster.done,
                                  "isr_short": run.cluster.window_report(
                                      requests, s.unavailable_at)}
         problems = []
@@ -619,6 +630,9 @@ def main() -> int:
             if set(cluster_faults.FAULTS) - done:
                 problems.append(f"cluster faults not done: "
                                 f"{sorted(set(cluster_faults.FAULTS) - done)}")
+            if report["cluster"]["topic_replication_wrong"]:
+                problems.append("topics not replicated as configured: "
+                                + "; ".join(report["cluster"]["topic_replication_wrong"]))
             w = report["cluster"]["isr_short"]
             if w.get("ran") and w["acked_sent_in_window"]:
                 problems.append(f"2xx while the ISR was short: {w['acked_sent_in_window']}")
@@ -705,6 +719,10 @@ def print_report(r: dict) -> None:
     ]
     if r.get("cluster"):
         c = r["cluster"]
+        lines.append(f"replication          factor {c['replication']['replication_factor']}, "
+                     f"min.insync.replicas {c['replication']['min_insync_replicas']}: "
+                     + ("every topic of the run" if not c["topic_replication_wrong"] else
+                        f"WRONG {c['topic_replication_wrong']}"))
         lines.append("cluster faults       " + (", ".join(
             f"{f['fault']} node {f.get('node', f.get('held_down', '-'))} {f['seconds']}s"
             for f in c["faults"]) or "none"))

@@ -131,3 +131,19 @@ class ClusterFaults:
                 "answers_503": sum(1 for t in unavailable_at if t0 <= t <= t1),
                 "acked_sent_in_window": len(acked), "acked_samples": acked[:5],
                 "acked_answered_in_window": answered}
+
+
+def topic_replication(brokers: str, topics: list[str], want_rf: int, want_isr: int) -> list[str]:
+    """The run's topics whose replication differs from what `mailhook topics` was asked
+    for ([worker] replication_factor / min_insync_replicas): one line each."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    admin = AdminClient({"bootstrap.servers": brokers, "log_level": 0})
+    md = admin.list_topics(timeout=20)
+    res = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics])
+    wrong = []
+    for r, fut in res.items():
+        isr = int(fut.result(timeout=20)["min.insync.replicas"].value)
+        rfs = {len(p.replicas) for p in md.topics[r.name].partitions.values()}
+        if rfs != {want_rf} or isr != want_isr:
+            wrong.append(f"{r.name}: replicas {sorted(rfs)}, min.insync.replicas {isr}")
+    return wrong
