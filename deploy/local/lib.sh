@@ -532,9 +532,10 @@ mh_kafka_up() {
 mh_kafka_down() {
   local pid
   [[ -z ${MAILHOOK_KAFKA_BROKERS:-} ]] || return 0
-  # A cluster is stopped whatever MH_KAFKA_BROKERS_N now says (deploy/local/down).
-  mh_kafka_cluster_down || return 1
-  if mh_kafka_cluster_mode; then return 0; fi
+  if mh_kafka_cluster_mode; then
+    mh_kafka_cluster_down
+    return
+  fi
   if pid=$(mh_kafka_running); then
     mh_log "stopping Kafka (pid $pid)"
     mh_stop_pid "$pid" 30 Kafka || return 1
