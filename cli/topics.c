@@ -7,8 +7,11 @@
  *   suppressions  cleanup.policy=compact, key <tenant>/<address>
  *   quarantine    [ingest] quarantine_topic: 1 partition, kept 7 days (retention.ms):
  *                 requests refused for a signature mismatch, for `mailhook quarantine`
- * Replication factor -1 takes the broker's default.replication.factor. Every topic allows
- * records as large as the biggest raw record (the body limit plus headers).
+ * Every topic has [worker] replication_factor replicas (-1: the broker's
+ * default.replication.factor) and, when [worker] min_insync_replicas is set, that
+ * min.insync.replicas: with acks=all a write is acknowledged only once that many replicas
+ * hold it. Every topic allows records as large as the biggest raw record (the body limit
+ * plus headers).
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,7 +35,9 @@ int cmd_topics(struct mh_config *cfg, int argc, char **argv)
         fprintf(strcmp(argv[1], "--help") ? stderr : stdout,
                 "usage: mailhook [--config FILE] topics\n\n"
                 "Creates the raw, events, dead-letter, suppressions and quarantine topics\n"
-                "named in the config when they do not exist yet.\n");
+                "named in the config when they do not exist yet, with [worker]\n"
+                "replication_factor replicas and min_insync_replicas (-1 and 0: the\n"
+                "broker's defaults).\n");
         return strcmp(argv[1], "--help") ? 2 : 0;
     }
     char err[1024];
@@ -51,6 +56,9 @@ int cmd_topics(struct mh_config *cfg, int argc, char **argv)
     int parts = (int)cfg->worker.raw_partitions;
     char max_bytes[32];
     snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(cfg));
+    char min_isr[32];
+    snprintf(min_isr, sizeof(min_isr), "%ld", cfg->worker.min_insync_replicas);
+    const int replicas = (int)cfg->worker.replication_factor;
     const struct topic_spec specs[] = {
         {cfg->worker.raw_topic, parts, "delete", NULL},
         {cfg->worker.events_topic, parts, "delete", NULL},
@@ -61,7 +69,8 @@ int cmd_topics(struct mh_config *cfg, int argc, char **argv)
     const size_t n = sizeof(specs) / sizeof(specs[0]);
     rd_kafka_NewTopic_t *nt[sizeof(specs) / sizeof(specs[0])] = {0};
     for (size_t i = 0; i < n; i++) {
-        nt[i] = rd_kafka_NewTopic_new(specs[i].name, specs[i].partitions, -1, err, sizeof(err));
+        nt[i] = rd_kafka_NewTopic_new(specs[i].name, specs[i].partitions, replicas, err,
+                                      sizeof(err));
         if (!nt[i]) {
             fprintf(stderr, "mailhook topics: %s: %s\n", specs[i].name, err);
             goto out;
@@ -70,6 +79,8 @@ int cmd_topics(struct mh_config *cfg, int argc, char **argv)
         rd_kafka_NewTopic_set_config(nt[i], "max.message.bytes", max_bytes);
         if (specs[i].retention_ms)
             rd_kafka_NewTopic_set_config(nt[i], "retention.ms", specs[i].retention_ms);
+        if (cfg->worker.min_insync_replicas > 0)
+            rd_kafka_NewTopic_set_config(nt[i], "min.insync.replicas", min_isr);
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);

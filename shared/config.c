@@ -64,6 +64,9 @@ static const struct key_def key_defs[] = {
     {"worker", "batch_size", KEY_LONG, OFF(worker.batch_size), "500", 1, 100000},
     {"worker", "commit_interval_ms", KEY_LONG, OFF(worker.commit_interval_ms), "200", 1, 60000},
     {"worker", "raw_partitions", KEY_LONG, OFF(worker.raw_partitions), "6", 1, 10000},
+    /* -1 / 0: the broker's default.replication.factor / min.insync.replicas. */
+    {"worker", "replication_factor", KEY_LONG, OFF(worker.replication_factor), "-1", -1, 32},
+    {"worker", "min_insync_replicas", KEY_LONG, OFF(worker.min_insync_replicas), "0", 0, 32},
     {"worker", "log_level", KEY_STR, OFF(worker.log_level), "info", 0, 0},
     {"worker", "metrics_listen", KEY_STR, OFF(worker.metrics_listen), NULL, 0, 0},
     {"postgres", "dsn", KEY_STR, OFF(postgres.dsn), "postgresql://postgres@127.0.0.1:5433/mailhook",
@@ -513,6 +516,22 @@ static void validate_ingest(struct load_ctx *ctx)
                 "for plain HTTP)");
 }
 
+/* [worker] checks across keys: a topic whose min.insync.replicas exceeds its replica
+ * count could never take a write. */
+static void validate_worker(struct load_ctx *ctx)
+{
+    const struct mh_config *cfg = ctx->cfg;
+    long rf = cfg->worker.replication_factor, isr = cfg->worker.min_insync_replicas;
+    if (rf == 0)
+        fail_at(ctx, mh_config_key_line(cfg, "worker", "replication_factor"),
+                "[worker] replication_factor: 0 replicas (-1 takes the broker's default)");
+    else if (rf > 0 && isr > rf)
+        fail_at(ctx, mh_config_key_line(cfg, "worker", "min_insync_replicas"),
+                "[worker] min_insync_replicas %ld is more than replication_factor %ld: no "
+                "write could ever succeed",
+                isr, rf);
+}
+
 /* One source's provider, options, secrets and provider init; 0 on an error. */
 static int validate_source(struct load_ctx *ctx, struct mh_source *src)
 {
@@ -647,6 +666,7 @@ static struct mh_config *load(struct load_ctx *ctx)
     if (ctx->failed) return cfg;
 
     validate_ingest(ctx);
+    validate_worker(ctx);
     if (ctx->failed) return cfg;
     apply_env(cfg);
     inherit_policies(cfg);

@@ -25,6 +25,9 @@
 #   MH_KAFKA_VERSION        Apache Kafka version fetched from Maven Central (pom default)
 #   MH_KAFKA_HEAP           broker JVM heap                       (default 512m)
 #   MH_KAFKA_READY_TIMEOUT  seconds to wait for the broker        (default 90)
+#   MH_KAFKA_BROKERS_N      local Kafka nodes; over 1 starts a KRaft cluster on other
+#                           ports instead of the single broker (deploy/local/cluster.sh:
+#                           MH_KAFKA_CLUSTER_PORT, MH_KAFKA_CLUSTER_HEAP, ...)
 #   MH_PG_PORT              local PostgreSQL port                 (default 5433)
 #   MH_INGEST_PORT          mailhook-ingest port in a new config  (default 8080)
 #   MH_API_PORT             mailhook-api port in a new config     (default 8081)
@@ -53,6 +56,8 @@ MH_KAFKA_CONTROLLER_PORT="${MH_KAFKA_CONTROLLER_PORT:-9093}"
 MH_PG_PORT="${MH_PG_PORT:-5433}"
 MH_INGEST_PORT="${MH_INGEST_PORT:-8080}"
 MH_API_PORT="${MH_API_PORT:-8081}"
+# Set when the caller chose the config file (mh_kafka_cluster_select keeps it then).
+MH_CONFIG_GIVEN=${MH_CONFIG:+1}
 MH_CONFIG="${MH_CONFIG:-$MH_LOCAL/mailhook.ini}"
 # mailhook-api's bearer token, generated once (mh_api_token); never printed.
 MH_API_TOKEN_FILE="$MH_LOCAL/api-token"
@@ -321,6 +326,10 @@ mh_cli() {
 # Kafka
 
 mh_brokers() {
+  if [[ -z ${MAILHOOK_KAFKA_BROKERS:-} ]] && mh_kafka_cluster_mode; then
+    mh_kafka_cluster_brokers
+    return
+  fi
   printf '%s\n' "${MAILHOOK_KAFKA_BROKERS:-127.0.0.1:$MH_KAFKA_PORT}"
 }
 
@@ -443,6 +452,10 @@ PY
 mh_kafka_up() {
   local timeout=${MH_KAFKA_READY_TIMEOUT:-90} pid rc=0
   mh_venv || return 1
+  if [[ -z ${MAILHOOK_KAFKA_BROKERS:-} ]] && mh_kafka_cluster_mode; then
+    mh_kafka_cluster_up
+    return
+  fi
   if [[ -n ${MAILHOOK_KAFKA_BROKERS:-} ]]; then
     mh_log "using Kafka at $MAILHOOK_KAFKA_BROKERS (MAILHOOK_KAFKA_BROKERS)"
     mh_kafka_wait_ready "$MAILHOOK_KAFKA_BROKERS" "$timeout" || {
@@ -519,6 +532,10 @@ mh_kafka_up() {
 mh_kafka_down() {
   local pid
   [[ -z ${MAILHOOK_KAFKA_BROKERS:-} ]] || return 0
+  if mh_kafka_cluster_mode; then
+    mh_kafka_cluster_down
+    return
+  fi
   if pid=$(mh_kafka_running); then
     mh_log "stopping Kafka (pid $pid)"
     mh_stop_pid "$pid" 30 Kafka || return 1
@@ -535,6 +552,10 @@ mh_kafka_kill() {
     mh_err "Kafka is external (MAILHOOK_KAFKA_BROKERS); not killing it"
     return 1
   }
+  if mh_kafka_cluster_mode; then
+    mh_kafka_cluster_kill
+    return
+  fi
   if pid=$(mh_kafka_running); then
     mh_log "killing Kafka (pid $pid)"
     kill -KILL "$pid" 2>/dev/null || true
@@ -884,12 +905,13 @@ listen = 127.0.0.1:$MH_INGEST_PORT
 
 [worker]
 group_id = mailhook-worker
+$(mh_config_replication)
 
 [postgres]
 dsn = postgresql://postgres@127.0.0.1:$MH_PG_PORT/mailhook
 
 [kafka]
-bootstrap.servers = 127.0.0.1:$MH_KAFKA_PORT
+bootstrap.servers = $(mh_kafka_local_brokers)
 EOF
       mv "$file.tmp" "$file"
     ) || return 1
@@ -900,6 +922,19 @@ EOF
     printf '\n%s\n' "$(mh_config_api)" >>"$file"
   fi
   mh_config_sources "$file"
+}
+
+# mh_kafka_local_brokers: the local stack's Kafka, whatever MAILHOOK_KAFKA_BROKERS says.
+mh_kafka_local_brokers() {
+  if mh_kafka_cluster_mode; then mh_kafka_cluster_brokers; else printf '127.0.0.1:%s\n' "$MH_KAFKA_PORT"; fi
+}
+
+# mh_config_replication: for a cluster, the [worker] keys with which `mailhook topics`
+# replicates the topics (a single broker takes its defaults).
+mh_config_replication() {
+  mh_kafka_cluster_mode || return 0
+  printf 'replication_factor = %s\nmin_insync_replicas = %s\n' \
+    "$(mh_kafka_cluster_rf)" "$(mh_kafka_cluster_min_isr)"
 }
 
 # mh_config_get FILE SECTION KEY: a value from an INI file (first match).
@@ -1039,6 +1074,11 @@ mh_leftovers() {
     echo
     found=0
   fi
+  if pid=$(pgrep -f "kafka.Kafka $MH_KAFKA_CLUSTER_HOME/[0-9]+/server.properties"); then
+    printf 'Kafka cluster: %s\n' "$pid" | tr '\n' ' '
+    echo
+    found=0
+  fi
   if pid=$(mh_pg_running); then
     printf 'PostgreSQL: %s\n' "$pid"
     found=0
@@ -1056,3 +1096,7 @@ mh_leftovers() {
   done
   return $found
 }
+
+# The multi-node Kafka cluster (MH_KAFKA_BROKERS_N > 1).
+# shellcheck source=deploy/local/cluster.sh
+source "$MH_ROOT/deploy/local/cluster.sh"

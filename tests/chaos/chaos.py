@@ -16,6 +16,11 @@ One run:
      topic, stops everything with SIGTERM (each must exit within 10 s, status 0), and
      checks the topics and the database (check.py).
 
+With --cluster the Kafka faults are those of cluster_faults.py instead, against the
+local 3-node cluster (replication factor 3, min.insync.replicas 2): partition leaders and
+a transaction coordinator crash, a rolling restart, and a spell below min.insync.replicas
+in which no request may get a 2xx; the load is paced (--rate) to last through them.
+
 It prints the counts (sent, acknowledged, duplicates injected, kills, emitted, missing,
 doubled, ...), writes them as JSON to report.json in the run's folder
 ($MH_LOCAL/chaos/<run>/, with the config and every process's log), and exits 0 only
@@ -42,6 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import check  # noqa: E402
+import cluster_faults  # noqa: E402
 import loadgen  # noqa: E402
 import procs  # noqa: E402
 from procs import Proc  # noqa: E402
@@ -92,6 +98,7 @@ class Run:
         self.events_log: list[str] = []
         self.local_kafka = os.environ.get("MH_CHAOS_LOCAL_KAFKA") == "1"
         self.local_pg = os.environ.get("MH_CHAOS_LOCAL_PG") == "1"
+        self.cluster = cluster_faults.ClusterFaults(self) if getattr(args, "cluster", False) else None
 
     # --- set-up ---------------------------------------------------------------------------
     def dsn(self) -> str:
@@ -118,7 +125,8 @@ class Run:
                        "suppressions_topic": self.topics["suppressions"],
                        "raw_partitions": self.args.partitions,
                        "batch_size": self.args.batch_size,
-                       "commit_interval_ms": self.args.commit_interval_ms},
+                       "commit_interval_ms": self.args.commit_interval_ms,
+                       **self.replication()},
             "postgres": {"dsn": self.dsn()},
             "kafka": {"bootstrap.servers": self.brokers,
                       # A shorter session than librdkafka's 45 s: a zombie is noticed
@@ -148,6 +156,16 @@ class Run:
         if start_workers:
             for w in self.workers:
                 w.start()
+
+    def replication(self) -> dict:
+        """[worker] keys of a cluster run: the topics replicated as the cluster's own
+        (deploy/local/cluster.sh: RF 3, min ISR 2)."""
+        if self.cluster is None:
+            return {}
+        n = len(cluster_faults.nodes())
+        rf = min(int(os.environ.get("MH_KAFKA_CLUSTER_RF", "3")), n)
+        isr = min(int(os.environ.get("MH_KAFKA_CLUSTER_MIN_ISR", "2")), rf)
+        return {"replication_factor": rf, "min_insync_replicas": isr}
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -296,6 +314,12 @@ class Run:
                 spread(a.broker_restarts, 0.25, 0.45, "broker")
             else:
                 log("Kafka is external: no broker restart")
+        if self.cluster is not None:
+            if self.local_kafka:
+                for f, name in zip((0.08, 0.20, 0.32, 0.44, 0.70), cluster_faults.FAULTS):
+                    plan.append(("load", f, name))
+            else:
+                log("Kafka is external: no cluster faults")
         if a.pg_restarts:
             if self.local_pg:
                 spread(a.pg_restarts, 0.55, 0.75, "pg")
@@ -312,11 +336,13 @@ class Run:
                    "worker_term": self.term_worker, "ingest_term": self.term_ingest,
                    "zombie": self.zombie_worker,
                    "broker": self.restart_broker, "pg": self.restart_pg}
+        if self.cluster is not None:
+            actions.update({n: getattr(self.cluster, n) for n in cluster_faults.FAULTS})
         for _, frac, name in plan:
             while measure() < frac:
                 await asyncio.sleep(0.05)
             # One broker or database outage at a time; process faults overlap freely.
-            outage = name in ("broker", "pg")
+            outage = name in ("broker", "pg", *cluster_faults.FAULTS)
             if outage:
                 for f, was_outage in running:
                     if was_outage:
@@ -355,7 +381,8 @@ class Run:
         plan = self.schedule(rng)
         log("fault plan: " + ", ".join(f"{n}@{f:.0%} of the {m}" for m, f, n in plan))
         load = loadgen.Load(requests, "127.0.0.1", self.port, self.secrets,
-                            concurrency=self.args.concurrency, retry_cap=self.args.retry_cap)
+                            concurrency=self.args.concurrency, retry_cap=self.args.retry_cap,
+                            rate=getattr(self.args, "rate", 0.0))
         total = len(requests)
         self.work = WorkProgress(self.brokers, self.group, self.topics["raw"])
         self.work.start()
@@ -487,12 +514,28 @@ def main() -> int:
                     help="query returning (tenant, address, suppressed) rows")
     ap.add_argument("--keep", action="store_true",
                     help="keep topics and database (always kept when the run fails)")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="new requests per second at most (0: as fast as the ingest answers)")
+    ap.add_argument("--cluster", action="store_true",
+                    help="against the local 3-node Kafka cluster (RF 3, min ISR 2): crashes "
+                         "of partition leaders and of a transaction coordinator, a rolling "
+                         "restart, and the ISR held below min.insync.replicas "
+                         "(cluster_faults.py); no whole-Kafka restart")
+    ap.add_argument("--isr-short-s", type=float, default=12.0,
+                    help="seconds the cluster stays below min.insync.replicas (--cluster)")
     ap.add_argument("--ci", action="store_true",
                     help="the CI size: --n 6000 --ingest-kills 2 --worker-kills 4, one Kafka "
-                         "and one PostgreSQL restart (explicit options still win)")
+                         "and one PostgreSQL restart; with --cluster --n 4000 --rate 20 "
+                         "(explicit options still win)")
     args = ap.parse_args()
+    if args.cluster:
+        # The load lasts the five cluster faults (each waits for the cluster to heal).
+        ap.set_defaults(n=20000, rate=40.0, broker_restarts=0)
+        args = ap.parse_args()
     if args.ci:
         ap.set_defaults(n=6000, ingest_kills=2, worker_kills=4, drain_timeout=300.0)
+        if args.cluster:
+            ap.set_defaults(n=4000, rate=20.0)
         args = ap.parse_args()
     if args.seed is None:
         args.seed = random.randrange(1 << 30)
@@ -522,6 +565,7 @@ def main() -> int:
         uncommitted = check.read_topic(run.brokers, run.topics["events"], read_committed=False)
         res = check.verify(requests, ev, raw, dlq)
         distinct = res.pop("_distinct_events")
+        res.update(check.acked_not_on_raw(requests, raw))
 
         supp = {"ran": False}
         if args.check_suppressions != "off":
@@ -562,14 +606,38 @@ def main() -> int:
             "load_seconds": round(run.load_secs, 1), "drain_seconds": round(drain_secs, 1),
             "faults": run.events_log,
         })
+        if run.cluster is not None:
+            rep = run.replication()
+            report["cluster"] = {"replication": rep,
+                                 "topic_replication_wrong": cluster_faults.topic_replication(
+                                     run.brokers, list(run.topics.values()),
+                                     rep["replication_factor"], rep["min_insync_replicas"]),
+                                 "faults": run.cluster.done,
+                                 "isr_short": run.cluster.window_report(
+                                     requests, s.unavailable_at)}
         problems = []
         for k in ("missing", "doubled", "doubled_event_ids", "unexpected", "bad_json",
                   "dlq_missing", "dlq_doubled", "dlq_unexpected", "dlq_without_reason",
                   "treatment_wrong"):
             if res[k]:
                 problems.append(f"{k}={res[k]}")
+        if res["acked_not_on_raw"]:
+            problems.append(f"acked_not_on_raw={res['acked_not_on_raw']}")
         if s.gave_up:
             problems.append(f"gave_up={s.gave_up}")
+        if run.cluster is not None and run.local_kafka:
+            done = {f["fault"] for f in run.cluster.done}
+            if set(cluster_faults.FAULTS) - done:
+                problems.append(f"cluster faults not done: "
+                                f"{sorted(set(cluster_faults.FAULTS) - done)}")
+            if report["cluster"]["topic_replication_wrong"]:
+                problems.append("topics not replicated as configured: "
+                                + "; ".join(report["cluster"]["topic_replication_wrong"]))
+            w = report["cluster"]["isr_short"]
+            if w.get("ran") and w["acked_sent_in_window"]:
+                problems.append(f"2xx while the ISR was short: {w['acked_sent_in_window']}")
+            if w.get("ran") and not w["answers_503"]:
+                problems.append("no 503 while the ISR was short (no load then?)")
         if other_status:
             problems.append(f"unexpected HTTP statuses {other_status}")
         if run.counts["ingest_kills"] < args.ingest_kills or \
@@ -638,6 +706,8 @@ def print_report(r: dict) -> None:
         f"doubled              {r['doubled']}  (event ids: {r['doubled_event_ids']})",
         f"unexpected           {r['unexpected']}",
         f"landed without 2xx   {r['emitted_without_2xx']}",
+        f"2xx not on raw       {r['acked_not_on_raw']}  (acknowledged requests whose body no "
+        f"raw record holds)",
         f"dead letters         {r['dead_letters']}  (poison raw records {r['poison_raw']}; "
         f"missing {r['dlq_missing']}, doubled {r['dlq_doubled']}, unexpected {r['dlq_unexpected']})",
         f"stored after a fix   {r['treated_emitted']}  (poison events emitted with their "
@@ -647,6 +717,23 @@ def print_report(r: dict) -> None:
                                           for n, (rc, t) in r["shutdown"].items()),
         f"durations            load {r['load_seconds']}s, drain {r['drain_seconds']}s",
     ]
+    if r.get("cluster"):
+        c = r["cluster"]
+        lines.append(f"replication          factor {c['replication']['replication_factor']}, "
+                     f"min.insync.replicas {c['replication']['min_insync_replicas']}: "
+                     + ("every topic of the run" if not c["topic_replication_wrong"] else
+                        f"WRONG {c['topic_replication_wrong']}"))
+        lines.append("cluster faults       " + (", ".join(
+            f"{f['fault']} node {f.get('node', f.get('held_down', '-'))} {f['seconds']}s"
+            for f in c["faults"]) or "none"))
+        w = c["isr_short"]
+        if w.get("ran"):
+            lines.append(f"ISR short            {w['seconds']}s below min.insync.replicas: "
+                         f"503 {w['answers_503']}, 2xx to requests sent then "
+                         f"{w['acked_sent_in_window']} (answered then, sent earlier: "
+                         f"{w['acked_answered_in_window'] - w['acked_sent_in_window']})")
+        else:
+            lines.append("ISR short            not run")
     if r["unexpected"]:
         lines.append("unexpected exits     " + "; ".join(r["unexpected"]))
     for k, v in r["samples"].items():

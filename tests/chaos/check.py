@@ -308,3 +308,11 @@ def verify(requests, events_recs: list[Rec], raw_recs: list[Rec], dlq_recs: list
                     "dlq_missing": dlq_missing[:5], "dlq_doubled": dlq_doubled[:5]},
         "_distinct_events": [v[0] for v in by_key.values()],
     }
+
+
+def acked_not_on_raw(requests, raw_recs: list[Rec]) -> dict:
+    """Acknowledged requests whose body is on no raw record: a 2xx for a write the
+    brokers did not keep (the raw topic read without isolation, after every fault)."""
+    bodies = {r.value for r in raw_recs if r.value is not None}
+    lost = [r.index for r in requests if r.acked and r.body not in bodies]
+    return {"acked_not_on_raw": len(lost), "acked_not_on_raw_samples": lost[:5]}

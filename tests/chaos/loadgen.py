@@ -102,6 +102,9 @@ class Request:
     conn_errors: int = 0     # connection refused/reset, timeouts
     other: dict = dataclasses.field(default_factory=dict)  # status -> count (4xx, ...)
     gave_up: bool = False
+    # time.monotonic() when the attempt that got the 2xx was sent, and when it got it
+    ack_sent_at: float = 0.0
+    acked_at: float = 0.0
 
 
 def _ts(rng: random.Random) -> str:
@@ -335,21 +338,25 @@ class LoadStats:
     gave_up: int = 0
     started: float = 0.0
     finished: float = 0.0
+    unavailable_at: list = dataclasses.field(default_factory=list)  # monotonic, per 503
 
 
 class Load:
     """Posts every request of a workload with `concurrency` connections; each request is
     retried until it gets a 2xx (after min(Retry-After, retry_cap) seconds on a 503, a
-    short pause after a connection failure), for at most request_deadline seconds."""
+    short pause after a connection failure), for at most request_deadline seconds. With
+    rate > 0, new requests start at no more than rate per second (retries are not
+    counted), so that the load lasts through faults that take a while."""
 
     def __init__(self, requests: list[Request], host: str, port: int, secrets: dict[str, str],
                  concurrency: int = 48, retry_cap: float = 1.0, request_deadline: float = 900.0,
-                 timeout: float = 20.0):
+                 timeout: float = 20.0, rate: float = 0.0):
         self.requests, self.host, self.port, self.secrets = requests, host, port, secrets
         self.concurrency, self.retry_cap = concurrency, retry_cap
         self.request_deadline, self.timeout = request_deadline, timeout
         self.stats = LoadStats()
         self._next = 0
+        self.rate = rate
 
     async def _one(self, conn: Conn, r: Request) -> None:
         path, headers = sign(r.source, self.secrets[r.source], r.body)
@@ -358,6 +365,7 @@ class Load:
         while True:
             r.attempts += 1
             self.stats.attempts += 1
+            sent_at = time.monotonic()
             try:
                 status, rh, _ = await conn.post(path, headers, r.body, self.timeout)
             except (OSError, HttpError, asyncio.TimeoutError, asyncio.IncompleteReadError):
@@ -367,12 +375,14 @@ class Load:
                 pause = 0.1 + rng.random() * 0.4
             else:
                 if 200 <= status < 300:
+                    r.ack_sent_at, r.acked_at = sent_at, time.monotonic()
                     r.acked = True
                     self.stats.acked += 1
                     return
                 if status == 503:
                     r.unavailable += 1
                     self.stats.unavailable += 1
+                    self.stats.unavailable_at.append(time.monotonic())
                     try:
                         ra = float(rh.get("retry-after", "1"))
                     except ValueError:
@@ -396,6 +406,11 @@ class Load:
             while self._next < len(self.requests):
                 r = self.requests[self._next]
                 self._next += 1
+                if self.rate > 0:
+                    # Request i starts no sooner than i / rate seconds into the load.
+                    due = self.stats.started + r.index / self.rate
+                    if due > time.monotonic():
+                        await asyncio.sleep(due - time.monotonic())
                 await self._one(conn, r)
                 self.stats.done += 1
         finally:

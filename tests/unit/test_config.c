@@ -63,6 +63,8 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->ingest.raw_topic, "mailhook.raw");
     assert_string_equal(cfg->worker.raw_topic, "mailhook.raw");
     assert_string_equal(cfg->worker.events_topic, "mailhook.events");
+    assert_int_equal(cfg->worker.replication_factor, -1);
+    assert_int_equal(cfg->worker.min_insync_replicas, 0);
     assert_int_equal(cfg->n_sources, 0);
     assert_string_equal(cfg->api.listen, "127.0.0.1:8081");
     assert_int_equal(cfg->api.db_connections, 4);
@@ -159,6 +161,26 @@ static void test_errors_name_file_and_line(void **state)
     expect_error("[source.a]\nprovider = ivymail\nsecret = s\nenabled = maybe\n", 4,
                  "expected true or false");
     expect_error("[source.bad/name]\nprovider = ivymail\n", 1, "source names");
+    expect_error("[worker]\nreplication_factor = 0\n", 2, "0 replicas");
+    expect_error("[worker]\nreplication_factor = 2\nmin_insync_replicas = 3\n", 3,
+                 "min_insync_replicas 3 is more than replication_factor 2");
+}
+
+static void test_replication_keys(void **state)
+{
+    (void)state;
+    char err[512];
+    struct mh_config *cfg = load_text(
+        "[worker]\nreplication_factor = 3\nmin_insync_replicas = 2\n", err, sizeof(err));
+    assert_non_null(cfg);
+    assert_int_equal(cfg->worker.replication_factor, 3);
+    assert_int_equal(cfg->worker.min_insync_replicas, 2);
+    mh_config_free(cfg);
+    /* The broker's replication factor, stated minimum: nothing to compare it with. */
+    cfg = load_text("[worker]\nmin_insync_replicas = 2\n", err, sizeof(err));
+    assert_non_null(cfg);
+    assert_int_equal(cfg->worker.replication_factor, -1);
+    mh_config_free(cfg);
 }
 
 static void test_errors_never_echo_secrets(void **state)
@@ -215,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_errors_never_echo_secrets),
         cmocka_unit_test(test_quarantine_keys),
+        cmocka_unit_test(test_replication_keys),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

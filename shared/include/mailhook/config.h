@@ -117,6 +117,10 @@ struct mh_config {
         long batch_size;
         long commit_interval_ms;
         long raw_partitions; /* used by `mailhook topics` */
+        /* Replication of the topics `mailhook topics` creates: -1 and 0 take the broker's
+         * default.replication.factor and min.insync.replicas. */
+        long replication_factor;
+        long min_insync_replicas;
         char *log_level;
         char *metrics_listen; /* "host:port" of /metrics and /healthz; NULL: none */
     } worker;
