@@ -3,6 +3,7 @@ report says where the time went."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -34,6 +35,7 @@ class Perf:
         r = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children",
                             "-g", "none", "--sort", "dso,symbol", "--percent-limit", "1.5"],
                            capture_output=True, text=True, timeout=300)
-        top = "\n".join(ln for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("#"))
+        top = "\n".join(re.sub(r"(\s+-)+\s*$", "", ln) for ln in r.stdout.splitlines()
+                        if ln.strip() and not ln.startswith("#"))
         self.tops[name] = top
         (self.out / f"perf-{name}.txt").write_text(top + "\n")

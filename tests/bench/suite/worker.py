@@ -156,6 +156,12 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
     figs: list[Figure] = []
     result = {"worker_hwm_kib": 0}
     batch_size = sizes["batch_size"]
+    if perf is not None:
+        # A drain under perf, not counted (perf slows what it watches).
+        cfg = bench.config("perf", batch_size=batch_size)
+        prefill(bench, cfg["topics"]["raw"], sizes["worker_records"], 1, "perf")
+        total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
+        drain(bench, cfg, 1, total, sizes["drain_timeout"], perf)
     for kind, per_record, records in (("single", 1, sizes["worker_records"]),
                                       ("batch", 10, sizes["worker_records"] // 10)):
         for workers in (1, 2):
@@ -173,8 +179,7 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                 raw = cfg["topics"]["raw"]
                 prefill(bench, raw, records, per_record, tag)
                 total = sum(check.end_offsets(bench.brokers, raw).values())
-                use_perf = perf if (kind == "single" and workers == 1 and i == 0) else None
-                d = drain(bench, cfg, workers, total, sizes["drain_timeout"], use_perf)
+                d = drain(bench, cfg, workers, total, sizes["drain_timeout"])
                 result["worker_hwm_kib"] = max(result["worker_hwm_kib"], d["hwm_kib"])
                 r_rate = d["records"] / d["seconds"] / workers if d["seconds"] else 0.0
                 rec.samples.append(r_rate)
