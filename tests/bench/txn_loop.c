@@ -5,9 +5,12 @@
  * BATCH records (or what one poll round brought) in one transaction with the consumed
  * offsets — the worker's Kafka work without the worker. Built and run by tests/bench/run.
  *
- * usage: txn_loop BROKERS IN OUT GROUP TXN_ID BATCH TOTAL
- * Stops after TOTAL records (or 3 s without a record) and prints one line of JSON:
- * {"records": N, "seconds": S} with S from the first record to the last commit.
+ * usage: txn_loop BROKERS IN OUT GROUP TXN_ID BATCH TOTAL INDEX COUNT PARTITIONS
+ * Loop INDEX of COUNT takes IN's partitions p with p % COUNT == INDEX by assignment, so
+ * that loops started side by side never rebalance one another (the offsets are still
+ * committed for GROUP, in the transaction). Stops after TOTAL records (or 3 s without a
+ * record) and prints one line of JSON: {"records": N, "seconds": S} with S from the
+ * first record to the last commit.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <librdkafka/rdkafka.h>
@@ -56,22 +59,33 @@ static int check(rd_kafka_error_t *e, const char *what)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
-        fprintf(stderr, "usage: txn_loop BROKERS IN OUT GROUP TXN_ID BATCH TOTAL\n");
+    if (argc != 11) {
+        fprintf(stderr, "usage: txn_loop BROKERS IN OUT GROUP TXN_ID BATCH TOTAL INDEX COUNT "
+                        "PARTITIONS\n");
         return 2;
     }
     const char *brokers = argv[1], *in = argv[2], *out = argv[3];
     int batch = atoi(argv[6]);
     long total = atol(argv[7]);
+    int index = atoi(argv[8]), count = atoi(argv[9]), partitions = atoi(argv[10]);
+    if (count < 1 || index < 0 || index >= count || partitions < 1) {
+        fprintf(stderr, "txn_loop: bad INDEX/COUNT/PARTITIONS\n");
+        return 2;
+    }
     rd_kafka_t *cons = client(RD_KAFKA_CONSUMER, brokers, "group.id", argv[4]);
     rd_kafka_t *prod = client(RD_KAFKA_PRODUCER, brokers, "transactional.id", argv[5]);
     int rc = 1;
     if (!cons || !prod) goto out;
     rd_kafka_poll_set_consumer(cons);
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(subs, in, RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(cons, subs);
-    rd_kafka_topic_partition_list_destroy(subs);
+    rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = index; p < partitions; p += count)
+        rd_kafka_topic_partition_list_add(mine, in, p)->offset = RD_KAFKA_OFFSET_STORED;
+    rd_kafka_resp_err_t aerr = rd_kafka_assign(cons, mine);
+    rd_kafka_topic_partition_list_destroy(mine);
+    if (aerr) {
+        fprintf(stderr, "txn_loop: assign: %s\n", rd_kafka_err2str(aerr));
+        goto out;
+    }
     if (check(rd_kafka_init_transactions(prod, 30000), "init_transactions")) goto out;
 
     long done = 0;

@@ -16,6 +16,8 @@ from common import TENANT, Bench, Figure, log, run, vm_hwm_kib
 import chaos  # WorkProgress: the group's committed offsets
 import check  # end_offsets
 
+PARTITIONS = 6  # the raw topic's, as Bench.config makes it
+
 # The claim statement of pipeline/dedup.c with its jsonb parameter made in SQL: BATCH
 # rows like a claim's (an ivymail delivery event of ~300 bytes) per transaction.
 PGBENCH_SCRIPT = """\\set base random(1, 1000000000000)
@@ -136,7 +138,8 @@ def txn_loops(bench: Bench, topic: str, n: int, batch: int, total: int, tag: str
     out = bench.create_topic(f"mailhook.txnloop.bench-{bench.id}-{tag}")
     group = f"bench-txnloop-{bench.id}-{tag}"
     argvs = [[str(bench.bin / "txn_loop"), bench.brokers, topic, out, group,
-              f"{group}-{i}", str(batch), str(total)] for i in range(n)]
+              f"{group}-{i}", str(batch), str(total), str(i), str(n), str(PARTITIONS)]
+             for i in range(n)]
     ps = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
           for a in argvs]
     records, secs = 0, 0.0
@@ -149,7 +152,7 @@ def txn_loops(bench: Bench, topic: str, n: int, batch: int, total: int, tag: str
         secs = max(secs, r["seconds"])
     if records < total:
         raise RuntimeError(f"txn_loop: {records} of {total} records")
-    return f"{n} x txn_loop BROKERS RAW OUT GROUP TXN_ID {batch} {total}", records / secs if secs else 0.0
+    return f"{n} x txn_loop BROKERS RAW OUT GROUP TXN_ID {batch} {total} I {n} {PARTITIONS}", records / secs if secs else 0.0
 
 
 def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figure], dict]:
