@@ -54,15 +54,12 @@ class Visible(threading.Thread):
         self.join(15)
 
 
-def _event_mid(value: bytes) -> str | None:
+def _message_id(value: bytes) -> str | None:
+    """The message id of an event, or of a raw single-event ivymail body."""
     try:
         return json.loads(value).get("message_id")
     except Exception:
         return None
-
-
-def _raw_mid(value: bytes) -> str | None:
-    return _event_mid(value)
 
 
 async def send(port: int, secret: str, rate: float, seconds: float, tag: str) -> tuple[dict, float]:
@@ -135,9 +132,9 @@ def measure(bench: Bench, sizes: dict, runs: int) -> tuple[list[Figure], dict]:
                  for k in ("p50", "p99")}
             achieved_all = []
             for i in range(runs):
-                r, achieved = latency(bench, cfg, cfg["topics"]["events"], _event_mid, rate,
+                r, achieved = latency(bench, cfg, cfg["topics"]["events"], _message_id, rate,
                                       sizes["e2e_seconds"], f"{rate}-{i}")
-                c, _ = latency(bench, cfg, cfg["topics"]["raw"], _raw_mid, rate,
+                c, _ = latency(bench, cfg, cfg["topics"]["raw"], _message_id, rate,
                                sizes["e2e_seconds"], f"{rate}-{i}-raw")
                 achieved_all.append(achieved)
                 for k in p:

@@ -32,10 +32,15 @@ class Perf:
             p.kill()
             p.wait(10)
         data = self.out / f"perf-{name}.data"
-        r = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children",
-                            "-g", "none", "--sort", "dso,symbol", "--percent-limit", "1.5"],
-                           capture_output=True, text=True, timeout=300)
-        top = "\n".join(re.sub(r"(\s+-)+\s*$", "", ln) for ln in r.stdout.splitlines()
-                        if ln.strip() and not ln.startswith("#"))
+        # By library first (where the time goes), then the top symbols.
+        parts = []
+        for sort, limit in (("dso", "2"), ("dso,symbol", "1.5")):
+            r = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children",
+                                "-g", "none", "--sort", sort, "--percent-limit", limit],
+                               capture_output=True, text=True, timeout=300)
+            parts.append("\n".join(re.sub(r"(\s+-)+\s*$", "", ln).rstrip()
+                                   for ln in r.stdout.splitlines()
+                                   if ln.strip() and not ln.startswith("#")))
+        top = "\n\n".join(parts)
         self.tops[name] = top
         (self.out / f"perf-{name}.txt").write_text(top + "\n")

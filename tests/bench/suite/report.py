@@ -45,7 +45,7 @@ def markdown(meta: dict, figs: list[Figure], perf: dict[str, str]) -> str:
                          (f"; ceiling: `{f.ceiling_command}`" if f.ceiling_command else ""))
         lines.append("")
     for name, top in perf.items():
-        lines += [f"## perf: {name} (top symbols, self time)", "", "```", top, "```", ""]
+        lines += [f"## perf: {name} (self time by library, then top symbols)", "", "```", top, "```", ""]
     return "\n".join(lines)
 
 

@@ -166,7 +166,7 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
         total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
         drain(bench, cfg, 1, total, sizes["drain_timeout"], perf)
     for kind, per_record, records in (("single", 1, sizes["worker_records"]),
-                                      ("batch", 10, sizes["worker_records"] // 10)):
+                                      ("batch", 10, sizes["worker_records"] // 4)):
         for workers in (1, 2):
             label = f"worker, {kind}-event webhooks ({per_record} event{'s' if per_record > 1 else ''}/record), {workers} worker{'s' if workers > 1 else ''}"
             rec = Figure("worker", f"{label}: records/s per process", "records/s",
@@ -175,7 +175,7 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                          ceiling_name=f"bare librdkafka transactional loop x{workers}, per process")
             ev = Figure("worker", f"{label}: events/s per process", "events/s", rec.command,
                         ceiling_name=f"pgbench claim statement ({batch_size * per_record} rows/txn, "
-                                     f"{workers} clients), rows/s per client")
+                                     f"{workers} client{'s' if workers > 1 else ''}), rows/s per client")
             for i in range(runs):
                 tag = f"{kind}{workers}-{i}"
                 cfg = bench.config(tag, batch_size=batch_size)
