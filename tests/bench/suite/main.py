@@ -17,6 +17,9 @@ from common import ROOT, Bench, log, loadavg  # noqa: E402
 import report  # noqa: E402
 
 PARTS = ("ingest", "worker", "e2e", "memory")
+# Long, so only when asked for (--growth, or --only growth).
+OPTIONAL = ("growth",)
+GROWTH_CLAIMS = {"full": "0,1000000,10000000", "quick": "0,1000,10000"}
 
 SIZES = {
     "full": {"quick": False, "connections": 64, "seconds": 5, "requests": 0,
@@ -45,13 +48,17 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(PARTS))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--perf", action="store_true")
+    ap.add_argument("--growth", action="store_true")
+    ap.add_argument("--growth-claims")
     ap.add_argument("--bin", type=Path, required=True)
     ap.add_argument("--argv", default="")
     args = ap.parse_args()
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = [p for p in parts if p not in PARTS]
+    if args.growth and "growth" not in parts:
+        parts.append("growth")
+    unknown = [p for p in parts if p not in PARTS + OPTIONAL]
     if unknown:
-        ap.error(f"unknown part(s) {', '.join(unknown)}; parts: {', '.join(PARTS)}")
+        ap.error(f"unknown part(s) {', '.join(unknown)}; parts: {', '.join(PARTS + OPTIONAL)}")
     runs = args.runs or (1 if args.quick else 3)
     sizes = SIZES["quick" if args.quick else "full"]
     out = args.out or ROOT / ".local" / "bench" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -78,6 +85,10 @@ def main() -> int:
                 elif part == "worker":
                     import worker
                     f, r = worker.measure(bench, sizes, runs, perf)
+                elif part == "growth":
+                    import growth
+                    spec = args.growth_claims or GROWTH_CLAIMS["quick" if args.quick else "full"]
+                    f, r = growth.measure(bench, sizes, runs, [int(x) for x in spec.split(",")])
                 elif part == "e2e":
                     import e2e
                     f, r = e2e.measure(bench, sizes, runs)
