@@ -109,21 +109,22 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
     bare_port = free_port()
     bare = Server("bare_server", [str(bench.bin / "bare_server"), str(bare_port), "2"],
                   bench.out / "logs").start()
-    bare.wait_line("ready")
-    bare_url = f"http://127.0.0.1:{bare_port}/v1/webhooks/ivymail"
-
-    # Which load client can saturate a C server: h2load or the Python one.
-    py_n = sizes["py_requests"]
-    py_rate = python_client_rate(bare_port, py_n)
-    hl_cmd, hl_rate = closed_loop(bare_url, [], BODIES["ivymail"], sizes)
-    figs.append(Figure("ingest", "load client: Python loadgen vs bare server", "req/s",
-                       f"tests/chaos/loadgen.py Load, {py_n} requests, {CONNECTIONS} connections",
-                       [py_rate], "h2load vs bare server", hl_cmd, [hl_rate],
-                       note="the faster client is the one the ingest figures use (h2load)"))
-
-    ingest = bench.ingest(cfg)
-    result = {"ingest_pid": ingest.pid}
+    ingest = None
     try:
+        bare.wait_line("ready")
+        bare_url = f"http://127.0.0.1:{bare_port}/v1/webhooks/ivymail"
+
+        # Which load client can saturate a C server: h2load or the Python one.
+        py_n = sizes["py_requests"]
+        py_rate = python_client_rate(bare_port, py_n)
+        hl_cmd, hl_rate = closed_loop(bare_url, [], BODIES["ivymail"], sizes)
+        figs.append(Figure("ingest", "load client: Python loadgen vs bare server", "req/s",
+                           f"tests/chaos/loadgen.py Load, {py_n} requests, {CONNECTIONS} connections",
+                           [py_rate], "h2load vs bare server", hl_cmd, [hl_rate],
+                           note="the faster client is the one the ingest figures use (h2load)"))
+
+        ingest = bench.ingest(cfg)
+        result = {"ingest_pid": ingest.pid}
         # The Go peer: the same ivymail request, answered after Kafka's acks=all.
         peer_fig = Figure("ingest", "ingest throughput, ivymail, vs Go peer", "req/s", "",
                           ceiling_name="Go peer (net/http + HMAC + franz-go acks=all, "
@@ -207,6 +208,7 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                     f"p99.9 {r['p999_ms']:.2f} ms (achieved {r['achieved_rate']:.0f}/s)")
             figs += lat.values()
     finally:
-        ingest.stop()
+        if ingest is not None:
+            ingest.stop()
         bare.stop()
     return figs, result
