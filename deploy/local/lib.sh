@@ -73,6 +73,7 @@ MH_APT_PACKAGES=(
   postgresql openjdk-17-jre-headless maven
   python3 python3-pip python3-venv
   curl openssl procps
+  nghttp2-client
   clang
   chromium chromium-driver
 )

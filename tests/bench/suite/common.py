@@ -1,0 +1,308 @@
+"""What every part of the benchmark suite shares: the bench's own topics, database,
+config and keys (Bench), the processes it starts (Server), figures (Figure: median and
+spread of several samples) and small probes (/proc VmHWM, free ports, load average)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import secrets
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "tests" / "chaos"))
+
+import chaos  # noqa: E402  (write_ini)
+import procs  # noqa: E402  (build_dir, brokers, pg_dsn)
+
+# The three providers whose verification the ingest figures compare, and their schemes.
+PROVIDERS = {"ivymail": "HMAC-SHA256", "sendgrid": "ECDSA P-256", "postal": "RSA-SHA256 2048"}
+TENANT = "acme"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def vm_hwm_kib(pid: int) -> int:
+    """Peak resident set (VmHWM) of a live process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def raise_nofile() -> int:
+    """Raises this process's (and so its children's) open-file limit to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def run(argv: list[str], timeout: float, env: dict | None = None, check: bool = True) -> str:
+    """Runs a command to the end; its stdout (its stderr too when it fails)."""
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)} exited {p.returncode}:\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+    return p.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# figures
+
+
+@dataclass
+class Figure:
+    """One line of the report: samples of one measurement next to its ceiling's."""
+    part: str
+    name: str
+    unit: str
+    command: str
+    samples: list[float] = field(default_factory=list)
+    ceiling_name: str = ""
+    ceiling_command: str = ""
+    ceiling_samples: list[float] = field(default_factory=list)
+    note: str = ""
+    skip: str = ""          # why the figure (or its ceiling) was not measured
+
+    @staticmethod
+    def stats(xs: list[float]) -> dict | None:
+        if not xs:
+            return None
+        return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+    def as_dict(self) -> dict:
+        return {"part": self.part, "name": self.name, "unit": self.unit,
+                "command": self.command, "samples": self.samples,
+                "result": self.stats(self.samples),
+                "ceiling": {"name": self.ceiling_name, "command": self.ceiling_command,
+                            "samples": self.ceiling_samples,
+                            "result": self.stats(self.ceiling_samples)},
+                "note": self.note, "skip": self.skip}
+
+
+# ---------------------------------------------------------------------------------------
+# processes
+
+
+class Server:
+    """A long-running program the bench starts (ingest, a worker, a ceiling server),
+    its output in a log file, stopped by SIGTERM (SIGKILL after a timeout)."""
+
+    def __init__(self, name: str, argv: list[str], logdir: Path, env: dict | None = None,
+                 nofile: bool = False):
+        self.name, self.argv, self.env = name, argv, env
+        self.log = logdir / f"{name}.log"
+        self.nofile = nofile
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> "Server":
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as f:
+            self.popen = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
+                                          stdout=f, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+        procs.PID_DIR.mkdir(parents=True, exist_ok=True)
+        self._pidfile().write_text(f"{self.popen.pid}\n")
+        return self
+
+    def _pidfile(self) -> Path:
+        # Under the chaos pid folder, which tests/run's cleanup sweeps after a crash.
+        return procs.PID_DIR / f"bench-{os.getpid()}-{self.name}.pid"
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_http(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                break
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready at {url}; see {self.log}")
+
+    def wait_line(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            if text in self.log.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not say {text!r}; see {self.log}")
+
+    def stop(self, timeout: float = 20) -> int | None:
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+        self._pidfile().unlink(missing_ok=True)
+        return self.popen.returncode
+
+
+# ---------------------------------------------------------------------------------------
+# the bench's own Kafka topics, database and config
+
+
+class Bench:
+    """One bench run's resources on the shared Kafka and PostgreSQL: a database, key
+    pairs for the signing providers, and configs (one per set of topics) whose topics
+    are all named after the run id. cleanup() drops the database and deletes every topic
+    made here."""
+
+    def __init__(self, out: Path, build: Path, bin_dir: Path):
+        self.out, self.build, self.bin = out, build, bin_dir
+        self.id = time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(2)
+        self.work = out / "work"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.brokers = procs.brokers()
+        self.base_dsn = procs.pg_dsn()
+        self.dbname = "mailhook_bench_" + self.id.replace("-", "_")
+        self.secret = secrets.token_hex(32)
+        self.topics: list[str] = []
+        self.env = dict(os.environ, MAILHOOK_KAFKA_BROKERS=self.brokers)
+
+    def dsn(self) -> str:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+        p = conninfo_to_dict(self.base_dsn)
+        p["dbname"] = self.dbname
+        return make_conninfo(**p)
+
+    def setup(self) -> None:
+        import psycopg
+        with psycopg.connect(self.base_dsn, autocommit=True) as conn:
+            conn.execute(f'create database "{self.dbname}"')
+        self.env["MAILHOOK_PG_DSN"] = self.dsn()
+        keys = self.work / "keys"
+        keys.mkdir(exist_ok=True)
+        run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+             "-out", str(keys / "sendgrid.pem")], 30)
+        run(["openssl", "genrsa", "-out", str(keys / "postal.pem"), "2048"], 60)
+        for p in ("sendgrid", "postal"):
+            run(["openssl", "pkey", "-in", str(keys / f"{p}.pem"), "-pubout",
+                 "-out", str(keys / f"{p}.pub.pem")], 30)
+        self.keys = keys
+        # The database schema once, with the first config.
+        self.config("setup", ingest_port=free_port(), migrate=True)
+
+    def config(self, tag: str, ingest_port: int = 0, partitions: int = 6,
+               batch_size: int = 500, migrate: bool = False, ingest_threads: int = 0,
+               ingest_extra: dict | None = None) -> dict:
+        """A config whose topics are mailhook.<role>.bench-<id>-<tag>, created here
+        (`mailhook topics`). Returns {"path", "topics", "group", "port"}."""
+        suffix = f"bench-{self.id}-{tag}"
+        topics = {r: f"mailhook.{r}.{suffix}" for r in ("raw", "events", "dlq", "suppressions")}
+        group = f"mailhook-worker-{suffix}"
+        port = ingest_port or free_port()
+        sections = {
+            "ingest": {"listen": f"127.0.0.1:{port}", "raw_topic": topics["raw"],
+                       "threads": ingest_threads, "log_level": "warn", **(ingest_extra or {})},
+            "worker": {"group_id": group, "raw_topic": topics["raw"],
+                       "events_topic": topics["events"], "dlq_topic": topics["dlq"],
+                       "suppressions_topic": topics["suppressions"],
+                       "raw_partitions": partitions, "batch_size": batch_size,
+                       "log_level": "warn"},
+            "postgres": {"dsn": self.dsn()},
+            "kafka": {"bootstrap.servers": self.brokers},
+            "source.ivymail": {"provider": "ivymail", "tenant": TENANT, "secret": self.secret},
+            "source.sendgrid": {"provider": "sendgrid", "tenant": TENANT,
+                                "public_key_file": str(self.keys / "sendgrid.pub.pem")},
+            "source.postal": {"provider": "postal", "tenant": TENANT,
+                              "public_key_file": str(self.keys / "postal.pub.pem")},
+        }
+        path = self.work / f"{tag}.ini"
+        chaos.write_ini(path, sections)
+        for cmd in (["topics"] + (["migrate"] if migrate else [])):
+            run([str(self.build / "mailhook"), "--config", str(path), cmd], 120, env=self.env)
+        self.topics += topics.values()
+        return {"path": path, "topics": topics, "group": group, "port": port}
+
+    def create_topic(self, name: str, partitions: int = 6) -> str:
+        from confluent_kafka.admin import AdminClient, NewTopic
+        a = AdminClient({"bootstrap.servers": self.brokers})
+        for f in a.create_topics([NewTopic(name, partitions, 1)]).values():
+            f.result(30)
+        self.topics.append(name)
+        return name
+
+    def ingest(self, cfg: dict, name: str = "ingest") -> Server:
+        s = Server(name, [str(self.build / "mailhook-ingest"), "--config", str(cfg["path"])],
+                   self.out / "logs", env=self.env).start()
+        s.wait_http(f"http://127.0.0.1:{cfg['port']}/readyz")
+        return s
+
+    def worker(self, cfg: dict, instance: str) -> Server:
+        return Server(f"worker-{instance}", [str(self.build / "mailhook-worker"), "--config",
+                                             str(cfg["path"]), "--instance", instance],
+                      self.out / "logs", env=self.env).start()
+
+    def signed(self, cfg: dict, source: str, body: Path) -> tuple[list[str], bytes]:
+        """(headers as "Name: value", body) of a request `mailhook sign` makes for
+        source: the provider's own signing, stamped now."""
+        out = run([str(self.build / "mailhook"), "--config", str(cfg["path"]), "sign",
+                   "--source", source, str(body)], 30, env=self.env)
+        words = shlex.split(out.strip())
+        headers = [words[i + 1] for i, w in enumerate(words) if w == "-H"]
+        if words[0] == "printf":        # a re-stamped body, piped into curl
+            data = words[2].encode()
+        else:
+            data = Path(words[words.index("--data-binary") + 1].lstrip("@")).read_bytes()
+        return headers, data
+
+    def cleanup(self) -> None:
+        try:
+            from confluent_kafka.admin import AdminClient
+            a = AdminClient({"bootstrap.servers": self.brokers})
+            if self.topics:
+                for f in a.delete_topics(self.topics, operation_timeout=30).values():
+                    try:
+                        f.result()
+                    except Exception:
+                        pass
+        except Exception as e:
+            log(f"warning: could not delete the bench topics: {e}")
+        try:
+            import psycopg
+            with psycopg.connect(self.base_dsn, autocommit=True) as conn:
+                conn.execute(f'drop database if exists "{self.dbname}" with (force)')
+        except Exception as e:
+            log(f"warning: could not drop database {self.dbname}: {e}")
+
+
+def dump_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

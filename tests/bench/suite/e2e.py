@@ -1,0 +1,152 @@
+"""End to end: the time from ingest's 200 to the event being visible to a read_committed
+consumer of the events topic, at a constant request rate, with ingest and two workers
+running. The sender is open loop (request i due at start + i/rate, each a distinct,
+signed ivymail event); it is Python, so the rate it reaches is reported next to the one
+asked for. The ceiling is the same path with no worker: 200 -> visible on the raw topic
+(what Kafka alone costs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import threading
+import time
+
+from common import Bench, Figure, log
+
+import loadgen
+
+CONNECTIONS = 64
+
+
+class Visible(threading.Thread):
+    """Reads a topic read_committed from the start; when each message id became visible."""
+
+    def __init__(self, brokers: str, topic: str, key_of):
+        super().__init__(daemon=True)
+        self.brokers, self.topic, self.key_of = brokers, topic, key_of
+        self.seen: dict[str, float] = {}
+        self.ready = threading.Event()
+        self._stop_ev = threading.Event()
+
+    def run(self) -> None:
+        from confluent_kafka import Consumer
+        c = Consumer({"bootstrap.servers": self.brokers, "group.id": f"bench-visible-{time.time_ns()}",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                      "isolation.level": "read_committed", "fetch.wait.max.ms": 5,
+                      "log_level": 0})
+        c.subscribe([self.topic], on_assign=lambda *_: self.ready.set())
+        try:
+            while not self._stop_ev.is_set():
+                for m in c.consume(500, 0.05):
+                    if m.error():
+                        continue
+                    t = time.time()
+                    k = self.key_of(m.value())
+                    if k is not None:
+                        self.seen.setdefault(k, t)
+        finally:
+            c.close()
+
+    def stop(self) -> None:
+        self._stop_ev.set()
+        self.join(15)
+
+
+def _message_id(value: bytes) -> str | None:
+    """The message id of an event, or of a raw single-event ivymail body."""
+    try:
+        return json.loads(value).get("message_id")
+    except Exception:
+        return None
+
+
+async def send(port: int, secret: str, rate: float, seconds: float, tag: str) -> tuple[dict, float]:
+    """Open-loop sender; ({message id: time of its 200}, achieved rate)."""
+    total = max(int(rate * seconds), 1)
+    bodies = [json.dumps({"event": "delivered", "message_id": f"e2e-{tag}-{i}",
+                          "to": f"e2e{i}@acme.example",
+                          "timestamp": "2026-06-15T10:00:00Z"}).encode() for i in range(total)]
+    acked: dict[str, float] = {}
+    nxt = 0
+    start = time.monotonic() + 0.2
+
+    async def conn_loop():
+        nonlocal nxt
+        c = loadgen.Conn("127.0.0.1", port)
+        try:
+            while nxt < total:
+                i = nxt
+                nxt += 1
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                b = bodies[i]
+                status, _, _ = await c.post("/v1/webhooks/ivymail",
+                                            {"x-ivymail-signature": loadgen._hmac_hex(secret, b)},
+                                            b, 30)
+                if status != 200:
+                    raise RuntimeError(f"ingest answered {status}")
+                acked[f"e2e-{tag}-{i}"] = time.time()
+        finally:
+            await c.close()
+
+    await asyncio.gather(*(conn_loop() for _ in range(CONNECTIONS)))
+    took = time.monotonic() - start
+    return acked, total / took
+
+
+def latency(bench: Bench, cfg: dict, topic: str, key_of, rate: float, seconds: float,
+            tag: str) -> tuple[dict, float]:
+    vis = Visible(bench.brokers, topic, key_of)
+    vis.start()
+    vis.ready.wait(30)
+    try:
+        acked, achieved = asyncio.run(send(cfg["port"], bench.secret, rate, seconds, tag))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(k in vis.seen for k in acked):
+            time.sleep(0.1)
+    finally:
+        vis.stop()
+    missing = [k for k in acked if k not in vis.seen]
+    if missing:
+        raise RuntimeError(f"{len(missing)} of {len(acked)} events never became visible on {topic}")
+    lat = sorted((vis.seen[k] - t) * 1000 for k, t in acked.items())
+    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [lat[0]] * 99
+    return {"p50": q[49], "p99": q[98]}, achieved
+
+
+def measure(bench: Bench, sizes: dict, runs: int) -> tuple[list[Figure], dict]:
+    figs: list[Figure] = []
+    cfg = bench.config("e2e", batch_size=500)
+    ingest = bench.ingest(cfg)
+    workers = [bench.worker(cfg, f"e{i}") for i in (1, 2)]
+    try:
+        time.sleep(3)  # the group join
+        for rate in sizes["e2e_rates"]:
+            p = {k: Figure("e2e", f"200 -> visible on events (read_committed) {k} at {rate}/s",
+                           "ms", f"open-loop Python sender, {rate}/s for {sizes['e2e_seconds']}s, "
+                                 f"{CONNECTIONS} connections; ingest + 2 workers",
+                           ceiling_name="200 -> visible on the raw topic (Kafka alone), same rate")
+                 for k in ("p50", "p99")}
+            achieved_all = []
+            for i in range(runs):
+                r, achieved = latency(bench, cfg, cfg["topics"]["events"], _message_id, rate,
+                                      sizes["e2e_seconds"], f"{rate}-{i}")
+                c, _ = latency(bench, cfg, cfg["topics"]["raw"], _message_id, rate,
+                               sizes["e2e_seconds"], f"{rate}-{i}-raw")
+                achieved_all.append(achieved)
+                for k in p:
+                    p[k].samples.append(r[k])
+                    p[k].ceiling_samples.append(c[k])
+                log(f"e2e at {rate}/s (achieved {achieved:.0f}/s): p50 {r['p50']:.1f} ms, "
+                    f"p99 {r['p99']:.1f} ms (raw topic p50 {c['p50']:.1f}, p99 {c['p99']:.1f})")
+            for f in p.values():
+                f.note = f"sender achieved {min(achieved_all):.0f}..{max(achieved_all):.0f}/s"
+            figs += p.values()
+    finally:
+        for w in workers:
+            w.stop()
+        ingest.stop()
+    return figs, {}

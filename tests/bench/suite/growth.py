@@ -1,0 +1,67 @@
+"""Growth (--growth, long): one worker's records/s on a single-event backlog with 0, 1M
+and 10M claims already stored, next to pgbench's claim statement on the same table. The
+claims are pre-filled with generate_series in SQL (rows like the worker's: an ivymail
+delivery event claimed today), then VACUUM ANALYZE, as a table that grew would be."""
+
+from __future__ import annotations
+
+import time
+
+from common import TENANT, Bench, Figure, log
+
+import check
+import worker as worker_part
+
+FILL_SQL = """
+INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,
+    raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)
+SELECT %(tenant)s::text, 'ivymail', 'grow-' || n, (now() AT TIME ZONE 'UTC')::date,
+       'mailhook.raw', n %% 6, n, 'email.delivered', 'g' || n || '@acme.example',
+       'grow-' || n, now() - make_interval(secs => n %% 86400),
+       jsonb_build_object('schema', 'mailhook.event.v1', 'type', 'email.delivered',
+           'provider', 'ivymail', 'source', 'ivymail', 'tenant', %(tenant)s::text,
+           'recipient', 'g' || n || '@acme.example', 'message_id', 'grow-' || n,
+           'event_id', 'grow-' || n, 'provider_event', 'delivered',
+           'raw', jsonb_build_object('topic', 'mailhook.raw', 'partition', n %% 6, 'offset', n))
+  FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS n
+"""
+
+
+def fill(bench: Bench, have: int, want: int) -> float:
+    """Adds claims have..want-1; seconds it took (the insert and VACUUM ANALYZE)."""
+    import psycopg
+    t0 = time.monotonic()
+    with psycopg.connect(bench.dsn(), autocommit=True) as conn:
+        step = 1_000_000
+        for lo in range(have, want, step):
+            conn.execute(FILL_SQL, {"tenant": TENANT, "lo": lo, "hi": min(lo + step, want)})
+        conn.execute("VACUUM ANALYZE mh_event_claims")
+    return time.monotonic() - t0
+
+
+def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[list[Figure], dict]:
+    figs: list[Figure] = []
+    have = 0
+    for n in sorted(claims):
+        if n > have:
+            secs = fill(bench, have, n)
+            log(f"growth: {n} claims stored ({secs:.0f}s to add {n - have})")
+            have = n
+        rec = Figure("growth", f"worker records/s, single-event, 1 worker, {n:,} claims stored",
+                     "records/s", f"mailhook-worker on {sizes['worker_records']} pre-filled raw "
+                                  f"records, {n} claims pre-filled by generate_series",
+                     ceiling_name="pgbench claim statement, same table, 1 client, rows/s")
+        for i in range(runs):
+            tag = f"grow{n}-{i}"
+            cfg = bench.config(tag, batch_size=sizes["batch_size"])
+            raw = cfg["topics"]["raw"]
+            worker_part.prefill(bench, raw, sizes["worker_records"], 1, tag)
+            total = sum(check.end_offsets(bench.brokers, raw).values())
+            d = worker_part.drain(bench, cfg, 1, total, sizes["drain_timeout"])
+            rec.samples.append(d["records"] / d["seconds"] if d["seconds"] else 0.0)
+            pcmd, rows = worker_part.pgbench(bench, 1, sizes["batch_size"], sizes["pgbench_seconds"])
+            rec.ceiling_command = pcmd
+            rec.ceiling_samples.append(rows)
+            log(f"growth {n}: {rec.samples[-1]:.0f} records/s (pgbench {rows:.0f} rows/s)")
+        figs.append(rec)
+    return figs, {}

@@ -1,0 +1,214 @@
+"""Ingest figures: closed-loop throughput per provider next to a bare libevent server and
+the Go peer receiver, and open-loop latency at shares of the measured maximum."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from common import PROVIDERS, ROOT, Bench, Figure, Server, free_port, log, run
+
+FIXTURES = ROOT / "tests" / "fixtures"
+# A single delivery event per provider (what a provider sends most).
+BODIES = {"ivymail": FIXTURES / "ivymail" / "delivered" / "body.json",
+          "sendgrid": FIXTURES / "sendgrid" / "bounce-hard" / "body.json",
+          "postal": FIXTURES / "postal" / "MessageSent" / "body.json"}
+CONNECTIONS = 64
+
+
+def h2load_argv(url: str, headers: list[str], body: Path, sizes: dict) -> list[str]:
+    argv = ["h2load", "--h1", "-c", str(sizes["connections"]), "-t", "1", "-m", "1"]
+    if sizes["quick"]:
+        argv += ["-n", str(sizes["requests"])]
+    else:
+        argv += ["-D", str(sizes["seconds"]), "--warm-up-time", "1"]
+    for h in headers:
+        argv += ["-H", h]
+    return argv + ["-d", str(body), url]
+
+
+def h2load_rate(out: str) -> float:
+    """Requests/s of 2xx answers from h2load's summary; raises if any failed."""
+    m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    req = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    if not m or not codes or not req:
+        raise RuntimeError(f"h2load output not understood:\n{out[-1500:]}")
+    bad = int(codes.group(3)) + int(codes.group(4)) + int(req.group(3)) + int(req.group(4))
+    if bad:
+        raise RuntimeError(f"h2load: {bad} requests failed or answered 4xx/5xx:\n{out[-1500:]}")
+    return float(m.group(3))
+
+
+def closed_loop(url: str, headers: list[str], body: Path, sizes: dict) -> tuple[str, float]:
+    argv = h2load_argv(url, headers, body, sizes)
+    out = run(argv, 120)
+    return " ".join(argv), h2load_rate(out)
+
+
+def write_request(path: Path, port: int, source: str, headers: list[str], body: bytes) -> None:
+    """One whole HTTP request for suppression_lookup_load's MH_BENCH_REQUEST mode."""
+    head = f"POST /v1/webhooks/{source} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    head += "".join(f"{h}\r\n" for h in headers)
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    path.write_bytes(head.encode() + body)
+
+
+def open_loop(bench: Bench, port: int, request: Path, rate: float, seconds: float,
+              connections: int) -> tuple[str, dict]:
+    argv = [str(bench.bin / "open_loop_load"), "127.0.0.1", str(port), "-", "-",
+            f"{rate:.0f}", str(seconds), "1", "0", str(connections)]
+    env = dict(bench.env, MH_BENCH_REQUEST=str(request))
+    out = run(argv, seconds + 120, env=env)
+    shown = ["open_loop_load", "127.0.0.1", "PORT"] + argv[3:]
+    return f"MH_BENCH_REQUEST={request.name} " + " ".join(shown), json.loads(out.strip().splitlines()[-1])
+
+
+def python_client_rate(port: int, n: int) -> float:
+    """Requests/s the chaos test's Python load client reaches against a server."""
+    import loadgen
+    reqs = loadgen.Workload(n, "py", seed=3, poison_ratio=0).build()
+    secrets = {s: "x" for s in loadgen.SOURCES}
+    stats = asyncio.run(loadgen.Load(reqs, "127.0.0.1", port, secrets, concurrency=CONNECTIONS).run())
+    return stats.acked / (stats.finished - stats.started)
+
+
+def build_peer(bench: Bench) -> tuple[Path | None, str]:
+    """The Go peer receiver, built into .local/bench-peer; (binary, "") or (None, why)."""
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    if not Path(go).exists():
+        return None, "Go not installed"
+    dest = ROOT / ".local" / "bench-peer"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in ("main.go", "go.mod", "go.sum"):
+        shutil.copy(ROOT / "tests" / "bench" / "peer" / f, dest / f)
+    env = dict(bench.env, GOFLAGS="-mod=mod", GOCACHE=str(dest / "cache"),
+               GOPATH=str(dest / "gopath"))
+    p = subprocess.run([go, "build", "-o", "peer", "."], cwd=dest, env=env,
+                       capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        reason = (p.stderr.strip().splitlines() or ["go build failed"])[-1]
+        return None, f"Go peer not built (module download or build failed: {reason[:200]})"
+    return dest / "peer", ""
+
+
+def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figure], dict]:
+    """The ingest figures; also returns {"max_rate": ivymail's median} for the latency
+    part and the memory part."""
+    figs: list[Figure] = []
+    cfg = bench.config("ingest")
+    port = cfg["port"]
+    reqdir = bench.work / "requests"
+    reqdir.mkdir(exist_ok=True)
+
+    # The ceilings' servers: bare libevent, and the Go peer unless --quick.
+    bare_port = free_port()
+    bare = Server("bare_server", [str(bench.bin / "bare_server"), str(bare_port), "2"],
+                  bench.out / "logs").start()
+    ingest = None
+    try:
+        bare.wait_line("ready")
+        bare_url = f"http://127.0.0.1:{bare_port}/v1/webhooks/ivymail"
+
+        # Which load client can saturate a C server: h2load or the Python one.
+        py_n = sizes["py_requests"]
+        py_rate = python_client_rate(bare_port, py_n)
+        hl_cmd, hl_rate = closed_loop(bare_url, [], BODIES["ivymail"], sizes)
+        figs.append(Figure("ingest", "load client: Python loadgen vs bare server", "req/s",
+                           f"tests/chaos/loadgen.py Load, {py_n} requests, {CONNECTIONS} connections",
+                           [py_rate], "h2load vs bare server", hl_cmd, [hl_rate],
+                           note="the faster client is the one the ingest figures use (h2load)"))
+
+        ingest = bench.ingest(cfg)
+        result = {"ingest_pid": ingest.pid}
+        # The Go peer: the same ivymail request, answered after Kafka's acks=all.
+        peer_fig = Figure("ingest", "ingest throughput, ivymail, vs Go peer", "req/s", "",
+                          ceiling_name="Go peer (net/http + HMAC + franz-go acks=all, "
+                                       "idempotent, linger 0)")
+        peer, pport = None, 0
+        if sizes["quick"]:
+            peer_fig.skip = "skipped in --quick"
+        else:
+            binary, why = build_peer(bench)
+            if binary is None:
+                peer_fig.skip = why
+            else:
+                ptopic = bench.create_topic(f"mailhook.raw.bench-{bench.id}-peer")
+                pport = free_port()
+                peer = Server("peer", [str(binary), "-listen", f"127.0.0.1:{pport}", "-brokers",
+                                       bench.brokers, "-topic", ptopic, "-secret", bench.secret],
+                              bench.out / "logs").start()
+                peer.wait_http(f"http://127.0.0.1:{pport}/healthz")
+
+        # Runs outside, providers inside: the machine's changing load falls on all alike.
+        tput = {source: Figure("ingest", f"ingest throughput, {source} ({scheme})", "req/s", "",
+                               ceiling_name="bare libevent 200-server")
+                for source, scheme in PROVIDERS.items()}
+        figs += tput.values()
+        try:
+            for i in range(runs):
+                for source, fig in tput.items():
+                    headers, body = bench.signed(cfg, source, BODIES[source])
+                    bfile = reqdir / f"{source}.body"
+                    bfile.write_bytes(body)
+                    url = f"http://127.0.0.1:{port}/v1/webhooks/{source}"
+                    if perf is not None and source == "ivymail" and i == 0:
+                        # An extra run under perf, not counted (perf slows what it watches).
+                        perf.start("ingest", ingest.pid)
+                        closed_loop(url, headers, bfile, sizes)
+                        perf.stop("ingest")
+                    cmd, rate = closed_loop(url, headers, bfile, sizes)
+                    fig.command = cmd.replace(str(bfile), f"{source}.body")
+                    fig.samples.append(rate)
+                    ccmd, crate = closed_loop(bare_url, headers, bfile, sizes)
+                    fig.ceiling_command = ccmd.replace(str(bfile), f"{source}.body")
+                    fig.ceiling_samples.append(crate)
+                    log(f"{source}: {rate:.0f} req/s (bare server {crate:.0f})")
+                    if source == "ivymail" and peer is not None:
+                        peer_fig.command = fig.command
+                        peer_fig.samples.append(rate)
+                        pcmd, prate = closed_loop(f"http://127.0.0.1:{pport}/v1/webhooks/ivymail",
+                                                  headers, bfile, sizes)
+                        peer_fig.ceiling_command = pcmd.replace(str(bfile), "ivymail.body")
+                        peer_fig.ceiling_samples.append(prate)
+                        log(f"Go peer: {prate:.0f} req/s")
+        finally:
+            if peer is not None:
+                peer.stop()
+        if not peer_fig.samples:
+            peer_fig.samples = list(tput["ivymail"].samples)
+            peer_fig.command = tput["ivymail"].command
+        figs.append(peer_fig)
+        ivy = Figure.stats(tput["ivymail"].samples)["median"]
+        result["max_rate"] = ivy
+
+        # Latency, open loop, at 25/50/75% of ivymail's measured maximum.
+        headers, body = bench.signed(cfg, "ivymail", BODIES["ivymail"])
+        rfile = reqdir / "ivymail.http"
+        write_request(rfile, port, "ivymail", headers, body)
+        bfile = reqdir / "ivymail-bare.http"
+        write_request(bfile, bare_port, "ivymail", headers, body)
+        for share in (25, 50, 75):
+            rate = max(ivy * share / 100, 10)
+            lat = {k: Figure("ingest", f"ingest latency {k} at {share}% of max ({rate:.0f}/s)", "ms",
+                             "", ceiling_name="bare libevent 200-server, same rate")
+                   for k in ("p50", "p99", "p99.9")}
+            for _ in range(runs):
+                cmd, r = open_loop(bench, port, rfile, rate, sizes["latency_seconds"], CONNECTIONS)
+                ccmd, c = open_loop(bench, bare_port, bfile, rate, sizes["latency_seconds"], CONNECTIONS)
+                for k, key in (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms")):
+                    lat[k].command, lat[k].ceiling_command = cmd, ccmd
+                    lat[k].samples.append(r[key])
+                    lat[k].ceiling_samples.append(c[key])
+                log(f"latency at {rate:.0f}/s: p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} "
+                    f"p99.9 {r['p999_ms']:.2f} ms (achieved {r['achieved_rate']:.0f}/s)")
+            figs += lat.values()
+    finally:
+        if ingest is not None:
+            ingest.stop()
+        bare.stop()
+    return figs, result

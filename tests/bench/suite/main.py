@@ -1,0 +1,116 @@
+"""tests/bench/run's driver: runs the chosen parts, each figure --runs times next to its
+ceiling measured in the same run, and writes report.md and report.json to --out."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, Bench, log, loadavg  # noqa: E402
+import report  # noqa: E402
+
+PARTS = ("ingest", "worker", "e2e", "memory")
+# Long, so only when asked for (--growth, or --only growth).
+OPTIONAL = ("growth",)
+GROWTH_CLAIMS = {"full": "0,1000000,10000000", "quick": "0,1000,10000"}
+
+SIZES = {
+    "full": {"quick": False, "connections": 64, "seconds": 5, "requests": 0,
+             "py_requests": 5000, "latency_seconds": 5, "worker_records": 20000,
+             "batch_size": 500, "drain_timeout": 300, "pgbench_seconds": 5, "e2e_rates": [1000, 5000],
+             "e2e_seconds": 5, "idle_connections": 10000, "idle_hold": 2},
+    "quick": {"quick": True, "connections": 64, "seconds": 1, "requests": 640,
+              "py_requests": 300, "latency_seconds": 1, "worker_records": 200,
+              "batch_size": 10, "drain_timeout": 60, "pgbench_seconds": 1, "e2e_rates": [100],
+              "e2e_seconds": 1, "idle_connections": 500, "idle_hold": 0.5},
+}
+
+
+def machine() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                if ln.startswith("model name")), platform.processor())
+    mem = next(int(ln.split()[1]) for ln in open("/proc/meminfo") if ln.startswith("MemTotal"))
+    return (f"{os.cpu_count()} CPUs ({cpu}), {mem / 1048576:.1f} GiB RAM, "
+            f"Linux {platform.release()}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="tests/bench/run")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--runs", type=int)
+    ap.add_argument("--only", default=",".join(PARTS))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--perf", action="store_true")
+    ap.add_argument("--growth", action="store_true")
+    ap.add_argument("--growth-claims")
+    ap.add_argument("--bin", type=Path, required=True)
+    ap.add_argument("--argv", default="")
+    args = ap.parse_args()
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    if args.growth and "growth" not in parts:
+        parts.append("growth")
+    unknown = [p for p in parts if p not in PARTS + OPTIONAL]
+    if unknown:
+        ap.error(f"unknown part(s) {', '.join(unknown)}; parts: {', '.join(PARTS + OPTIONAL)}")
+    runs = args.runs or (1 if args.quick else 3)
+    sizes = SIZES["quick" if args.quick else "full"]
+    out = args.out or ROOT / ".local" / "bench" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out.mkdir(parents=True, exist_ok=True)
+    build = Path(os.environ.get("MH_BUILD_DIR") or ROOT / "build").resolve()
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": "tests/bench/run " + args.argv, "machine": machine(),
+            "load_before": loadavg(), "runs": runs, "parts": parts}
+    perf = None
+    if args.perf:
+        from perf import Perf
+        perf = Perf(out)
+    bench = Bench(out, build, args.bin)
+    figs, failures, state = [], {}, {}
+    try:
+        bench.setup()
+        for part in parts:
+            t0 = time.monotonic()
+            log(f"part {part}")
+            try:
+                if part == "ingest":
+                    import ingest
+                    f, r = ingest.measure(bench, sizes, runs, perf)
+                elif part == "worker":
+                    import worker
+                    f, r = worker.measure(bench, sizes, runs, perf)
+                elif part == "growth":
+                    import growth
+                    spec = args.growth_claims or GROWTH_CLAIMS["quick" if args.quick else "full"]
+                    f, r = growth.measure(bench, sizes, runs, [int(x) for x in spec.split(",")])
+                elif part == "e2e":
+                    import e2e
+                    f, r = e2e.measure(bench, sizes, runs)
+                else:
+                    import memory
+                    f, r = memory.measure(bench, sizes, runs, state.get("worker_hwm_kib", 0))
+                figs += f
+                state.update(r)
+                log(f"part {part} done in {time.monotonic() - t0:.0f}s")
+            except Exception as e:
+                traceback.print_exc()
+                failures[part] = f"{type(e).__name__}: {e}"
+    finally:
+        bench.cleanup()
+        meta["load_after"] = loadavg()
+        report.write(out, meta, figs, perf.tops if perf else {}, failures)
+    print((out / "report.md").read_text())
+    print(f"report: {out}/report.md, {out}/report.json")
+    if failures:
+        print("FAILED parts: " + ", ".join(failures), file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

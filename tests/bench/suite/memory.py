@@ -1,0 +1,100 @@
+"""Memory: VmHWM of mailhook-ingest holding many open idle connections (next to the bare
+libevent server holding as many), and of a worker draining a backlog at full speed."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from common import Bench, Figure, Server, free_port, log, raise_nofile, vm_hwm_kib
+
+import check
+import worker as worker_part
+
+
+def hold_idle(port: int, n: int) -> list[socket.socket]:
+    """n connections to port that send nothing."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.connect(("127.0.0.1", port))
+        socks.append(s)
+    return socks
+
+
+def connected(socks: list[socket.socket]) -> int:
+    """How many of socks the server still keeps open (a closed one reads EOF)."""
+    alive = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            alive += s.recv(1) != b""
+        except BlockingIOError:
+            alive += 1
+        except OSError:
+            pass
+    return alive
+
+
+def idle_hwm(server: Server, port: int, n: int, hold: float) -> tuple[int, int]:
+    """(VmHWM in KiB, connections still open) after n idle connections for hold seconds."""
+    socks = hold_idle(port, n)
+    try:
+        time.sleep(hold)
+        return vm_hwm_kib(server.pid), connected(socks)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def measure(bench: Bench, sizes: dict, runs: int, worker_hwm_kib: int = 0) -> tuple[list[Figure], dict]:
+    n = sizes["idle_connections"]
+    limit = raise_nofile()
+    # Each end is a process of its own: this one holds the client sockets, the server
+    # (started from here, so with this limit) the accepted ones.
+    if limit < n + 200:
+        raise RuntimeError(f"open-file limit {limit} is too low for {n} connections")
+    fig = Figure("memory", f"ingest VmHWM with {n} open idle connections", "MiB",
+                 f"mailhook-ingest (max_connections {n + 100}), {n} idle TCP connections held "
+                 f"{sizes['idle_hold']}s, VmHWM from /proc/PID/status",
+                 ceiling_name="bare libevent 200-server, same connections",
+                 ceiling_command=f"bare_server PORT 2, {n} idle connections")
+    opened = []
+    for i in range(runs):
+        cfg = bench.config(f"mem-{i}", ingest_extra={"max_connections": n + 100})
+        ingest = bench.ingest(cfg, name=f"ingest-mem-{i}")
+        try:
+            hwm, alive = idle_hwm(ingest, cfg["port"], n, sizes["idle_hold"])
+        finally:
+            ingest.stop()
+        bport = free_port()
+        bare = Server(f"bare_server-mem-{i}", [str(bench.bin / "bare_server"), str(bport), "2"],
+                      bench.out / "logs").start()
+        try:
+            bare.wait_line("ready")
+            chwm, _ = idle_hwm(bare, bport, n, sizes["idle_hold"])
+        finally:
+            bare.stop()
+        fig.samples.append(hwm / 1024)
+        fig.ceiling_samples.append(chwm / 1024)
+        opened.append(alive)
+        log(f"ingest VmHWM {hwm / 1024:.1f} MiB with {alive} of {n} connections open "
+            f"(bare server {chwm / 1024:.1f} MiB)")
+    fig.note = f"connections still open when measured: {min(opened)}..{max(opened)} of {n}"
+    figs = [fig]
+
+    wfig = Figure("memory", "worker VmHWM at full load", "MiB",
+                  "mailhook-worker draining a pre-filled raw topic (single-event records), "
+                  "VmHWM from /proc/PID/status before it stops")
+    if worker_hwm_kib:
+        wfig.samples.append(worker_hwm_kib / 1024)
+        wfig.note = "the largest of the worker part's processes"
+    else:
+        cfg = bench.config("mem-worker")
+        raw = cfg["topics"]["raw"]
+        worker_part.prefill(bench, raw, sizes["worker_records"], 1, "memw")
+        total = sum(check.end_offsets(bench.brokers, raw).values())
+        d = worker_part.drain(bench, cfg, 1, total, sizes["drain_timeout"])
+        wfig.samples.append(d["hwm_kib"] / 1024)
+    figs.append(wfig)
+    return figs, {}

@@ -1,0 +1,199 @@
+"""Worker figures: records/s and events/s per process on a pre-filled raw topic (ingest
+not running), 1 and 2 workers, single-event and batch webhooks, next to pgbench running
+the claim statement's shape and a bare librdkafka transactional consume -> produce loop
+on the same topic."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from datetime import datetime, timezone
+
+from common import TENANT, Bench, Figure, log, run, vm_hwm_kib
+
+import chaos  # WorkProgress: the group's committed offsets
+import check  # end_offsets
+
+PARTITIONS = 6  # the raw topic's, as Bench.config makes it
+
+# The claim statement of pipeline/dedup.c with its jsonb parameter made in SQL: BATCH
+# rows like a claim's (an ivymail delivery event of ~300 bytes) per transaction.
+PGBENCH_SCRIPT = """\\set base random(1, 1000000000000)
+WITH p AS (SELECT jsonb_agg(jsonb_build_object(
+    'idx', g, 'tenant', 'acme', 'provider', 'ivymail',
+    'event_id', 'pgb-' || :base || '-' || g, 'raw_topic', 'mailhook.raw',
+    'raw_partition', g % 6, 'raw_offset', :base + g, 'event_type', 'email.delivered',
+    'recipient', 'u' || g || '@acme.example', 'message_id', 'pgb-' || :base || '-' || g,
+    'occurred_at', now(),
+    'event', jsonb_build_object('schema', 'mailhook.event.v1', 'type', 'email.delivered',
+        'provider', 'ivymail', 'source', 'ivymail', 'tenant', 'acme',
+        'recipient', 'u' || g || '@acme.example', 'message_id', 'pgb-' || :base || '-' || g,
+        'event_id', 'pgb-' || :base || '-' || g, 'provider_event', 'delivered',
+        'occurred_at', now(), 'received_at', now(),
+        'raw', jsonb_build_object('topic', 'mailhook.raw', 'partition', g % 6, 'offset', g))))
+    AS j FROM generate_series(1, :batch) g),
+ x AS (SELECT r.* FROM p, jsonb_to_recordset(p.j) AS r(idx integer, tenant text,
+    provider text, event_id text, raw_topic text, raw_partition integer, raw_offset bigint,
+    event_type text, recipient text, message_id text, occurred_at timestamptz, event jsonb)),
+ d AS (SELECT c.* FROM p, mh_claim_days(p.j) c),
+ ins AS (INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,
+    raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)
+    SELECT tenant, provider, event_id, d.claim_day, raw_topic, raw_partition, raw_offset,
+    event_type, recipient, message_id, occurred_at, event FROM x JOIN d USING (idx)
+    ORDER BY idx
+    ON CONFLICT DO NOTHING RETURNING tenant, provider, event_id, raw_partition, raw_offset)
+SELECT count(*) FROM x JOIN d USING (idx)
+ LEFT JOIN ins i USING (tenant, provider, event_id, raw_partition, raw_offset);
+"""
+
+
+def ivymail_event(mid: str, n: int) -> dict:
+    return {"event": "delivered", "message_id": mid, "to": f"u{n}@{TENANT}.example",
+            "timestamp": "2026-06-15T10:00:00Z"}
+
+
+def prefill(bench: Bench, topic: str, records: int, per_record: int, tag: str) -> None:
+    """records raw records as ingest writes them (mailhook's record headers), each an
+    ivymail body of per_record events (one object, or an array of per_record)."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bench.brokers, "linger.ms": 20, "acks": "all",
+                  "enable.idempotence": True})
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    for i in range(records):
+        evs = [ivymail_event(f"w{bench.id}-{tag}-{i}-{k}", i * per_record + k) for k in range(per_record)]
+        body = json.dumps(evs[0] if per_record == 1 else evs).encode()
+        headers = [("mh-source", b"ivymail"), ("mh-provider", b"ivymail"),
+                   ("mh-tenant", TENANT.encode()), ("mh-received-at", now.encode()),
+                   ("mh-request-id", f"{tag}-{i}".encode()), ("content-type", b"application/json")]
+        while True:
+            try:
+                p.produce(topic, body, key=str(i).encode(), headers=headers)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    if p.flush(60):
+        raise RuntimeError("pre-fill: records left unsent")
+
+
+def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, perf=None) -> dict:
+    """Starts the workers on the backlog and times it from the first to the last advance
+    of the group's committed offsets (start-up and the group join are not counted)."""
+    started = time.monotonic()
+    procs = [bench.worker(cfg, f"w{i}") for i in range(1, workers + 1)]
+    work = chaos.WorkProgress(bench.brokers, cfg["group"], cfg["topics"]["raw"], interval=0.05)
+    work.start()
+    first = last = None
+    hwm = 0
+    perf_on = False
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done, now = work.done, time.monotonic()
+            if done and (last is None or done != last[1]):
+                if first is None:
+                    first = (now, done)
+                    if perf is not None:
+                        perf.start("worker", procs[0].pid)
+                        perf_on = True
+                last = (now, done)
+            if done >= total:
+                break
+            if not all(p.alive() for p in procs):
+                raise RuntimeError(f"a worker exited; see {procs[0].log}")
+            time.sleep(0.02)
+        for p in procs:
+            hwm = max(hwm, vm_hwm_kib(p.pid))
+    finally:
+        if perf_on:
+            perf.stop("worker")
+        work.stop()
+        for p in procs:
+            p.stop()
+    if last is None or last[1] < total:
+        raise RuntimeError(f"the workers did not commit the backlog in {timeout:.0f}s")
+    if last[0] > first[0]:
+        return {"records": total - first[1], "seconds": last[0] - first[0], "hwm_kib": hwm}
+    # One commit took it all (a tiny --quick backlog): timed from the start instead.
+    return {"records": total, "seconds": last[0] - started, "hwm_kib": hwm}
+
+
+def pgbench(bench: Bench, clients: int, batch: int, seconds: float) -> tuple[str, float]:
+    script = bench.work / "claim.sql"
+    script.write_text(PGBENCH_SCRIPT)
+    argv = ["pgbench", "-n", "-f", str(script), "-c", str(clients), "-j", str(clients),
+            "-T", str(max(int(seconds), 1)), "-D", f"batch={batch}", bench.dsn()]
+    out = run(argv, seconds + 120)
+    m = re.search(r"tps = ([\d.]+)", out)
+    if not m:
+        raise RuntimeError(f"pgbench output not understood:\n{out[-1000:]}")
+    shown = " ".join(argv[:-1] + ["DSN"]).replace(str(script), "claim.sql")
+    return shown, float(m.group(1)) * batch
+
+
+def txn_loops(bench: Bench, topic: str, n: int, batch: int, total: int, tag: str) -> tuple[str, float]:
+    """n bare transactional loops in one group on topic; records/s of them together."""
+    out = bench.create_topic(f"mailhook.txnloop.bench-{bench.id}-{tag}")
+    group = f"bench-txnloop-{bench.id}-{tag}"
+    argvs = [[str(bench.bin / "txn_loop"), bench.brokers, topic, out, group,
+              f"{group}-{i}", str(batch), str(total), str(i), str(n), str(PARTITIONS)]
+             for i in range(n)]
+    ps = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+          for a in argvs]
+    records, secs = 0, 0.0
+    for p in ps:
+        so, se = p.communicate(timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(f"txn_loop failed: {se[-1000:]}")
+        r = json.loads(so.strip().splitlines()[-1])
+        records += r["records"]
+        secs = max(secs, r["seconds"])
+    if records < total:
+        raise RuntimeError(f"txn_loop: {records} of {total} records")
+    return f"{n} x txn_loop BROKERS RAW OUT GROUP TXN_ID {batch} {total} I {n} {PARTITIONS}", records / secs if secs else 0.0
+
+
+def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figure], dict]:
+    figs: list[Figure] = []
+    result = {"worker_hwm_kib": 0}
+    batch_size = sizes["batch_size"]
+    if perf is not None:
+        # A drain under perf, not counted (perf slows what it watches).
+        cfg = bench.config("perf", batch_size=batch_size)
+        prefill(bench, cfg["topics"]["raw"], sizes["worker_records"], 1, "perf")
+        total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
+        drain(bench, cfg, 1, total, sizes["drain_timeout"], perf)
+    for kind, per_record, records in (("single", 1, sizes["worker_records"]),
+                                      ("batch", 10, sizes["worker_records"] // 4)):
+        for workers in (1, 2):
+            label = f"worker, {kind}-event webhooks ({per_record} event{'s' if per_record > 1 else ''}/record), {workers} worker{'s' if workers > 1 else ''}"
+            rec = Figure("worker", f"{label}: records/s per process", "records/s",
+                         f"mailhook-worker x{workers} on {records} pre-filled raw records, "
+                         f"[worker] batch_size {batch_size}",
+                         ceiling_name=f"bare librdkafka transactional loop x{workers}, per process")
+            ev = Figure("worker", f"{label}: events/s per process", "events/s", rec.command,
+                        ceiling_name=f"pgbench claim statement ({batch_size * per_record} rows/txn, "
+                                     f"{workers} client{'s' if workers > 1 else ''}), rows/s per client")
+            for i in range(runs):
+                tag = f"{kind}{workers}-{i}"
+                cfg = bench.config(tag, batch_size=batch_size)
+                raw = cfg["topics"]["raw"]
+                prefill(bench, raw, records, per_record, tag)
+                total = sum(check.end_offsets(bench.brokers, raw).values())
+                d = drain(bench, cfg, workers, total, sizes["drain_timeout"])
+                result["worker_hwm_kib"] = max(result["worker_hwm_kib"], d["hwm_kib"])
+                r_rate = d["records"] / d["seconds"] / workers if d["seconds"] else 0.0
+                rec.samples.append(r_rate)
+                ev.samples.append(r_rate * per_record)
+                tcmd, t_rate = txn_loops(bench, raw, workers, batch_size, total, tag)
+                rec.ceiling_command = tcmd
+                rec.ceiling_samples.append(t_rate / workers)
+                pcmd, rows = pgbench(bench, workers, batch_size * per_record, sizes["pgbench_seconds"])
+                ev.ceiling_command = pcmd
+                ev.ceiling_samples.append(rows / workers)
+                log(f"{label}: {r_rate:.0f} records/s, {r_rate * per_record:.0f} events/s per "
+                    f"process (txn loop {t_rate / workers:.0f}, pgbench {rows / workers:.0f} rows/s)")
+            figs += [rec, ev]
+    return figs, result
