@@ -355,13 +355,15 @@ def test_a_waiting_write_does_not_hold_up_lookups(api, pg):
     assert result["response"].json()["reason"] == "complaint"
     assert api.state(tenant, stuck).json()["reason"] == "complaint"
     # The database-time histogram saw every request of this API, the slow write among
-    # them above 0.5 s, the lookups below it.
+    # them above 0.5 s. (That the lookups did not wait for it is shown above: all were
+    # answered while the write still waited. Their own times are not asserted: on a
+    # loaded machine or a sanitizer build a lookup may pass 0.5 s too.)
     metrics = requests.get(api.base + "/metrics", timeout=5).text
     count = float(re.search(r"^mailhook_api_db_seconds_count (\S+)$", metrics, re.M).group(1))
     half = float(re.search(r'^mailhook_api_db_seconds_bucket\{le="0.5"\} (\S+)$', metrics,
                            re.M).group(1))
     assert count >= 24, metrics
-    assert 1 <= count - half <= 2, metrics
+    assert count - half >= 1, metrics
 
 
 def test_sigterm_answers_the_requests_in_progress(mailhook, pg):
