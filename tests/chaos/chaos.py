@@ -746,22 +746,8 @@ def cleanup(run: Run, keep: bool) -> None:
     if keep:
         log(f"kept topics {', '.join(run.topics.values())} and database {run.dbname}")
         return
-    try:
-        from confluent_kafka.admin import AdminClient
-        a = AdminClient({"bootstrap.servers": run.brokers})
-        for f in a.delete_topics(list(run.topics.values()), operation_timeout=30).values():
-            try:
-                f.result()
-            except Exception:
-                pass
-    except Exception as e:
-        log(f"warning: could not delete the run's topics: {e}")
-    try:
-        import psycopg
-        with psycopg.connect(run.base_dsn, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{run.dbname}" with (force)')
-    except Exception as e:
-        log(f"warning: could not drop database {run.dbname}: {e}")
+    procs.drop_topics_and_database(run.brokers, list(run.topics.values()), run.base_dsn,
+                                   run.dbname, log)
     runs = sorted(d for d in (procs.LOCAL / "chaos").iterdir() if d.is_dir())
     for d in runs[:-5]:
         shutil.rmtree(d, ignore_errors=True)

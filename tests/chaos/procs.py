@@ -148,3 +148,26 @@ def stack_call(*functions: str, timeout: float = 240.0) -> str:
 def sanitizer_reports(procs: list[Proc]) -> list[str]:
     marks = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
     return [p.name for p in procs if any(m in p.text() for m in marks)]
+
+
+def drop_topics_and_database(brokers: str, topics: list[str], base_dsn: str, dbname: str,
+                             log) -> None:
+    """Deletes a run's topics and drops its database; a failure is logged, not raised
+    (cleanup must not hide the run's own result)."""
+    try:
+        from confluent_kafka.admin import AdminClient
+        a = AdminClient({"bootstrap.servers": brokers})
+        if topics:
+            for f in a.delete_topics(topics, operation_timeout=30).values():
+                try:
+                    f.result()
+                except Exception:
+                    pass
+    except Exception as e:
+        log(f"warning: could not delete the run's topics: {e}")
+    try:
+        import psycopg
+        with psycopg.connect(base_dsn, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{dbname}" with (force)')
+    except Exception as e:
+        log(f"warning: could not drop database {dbname}: {e}")

@@ -285,23 +285,8 @@ class Bench:
         return headers, data
 
     def cleanup(self) -> None:
-        try:
-            from confluent_kafka.admin import AdminClient
-            a = AdminClient({"bootstrap.servers": self.brokers})
-            if self.topics:
-                for f in a.delete_topics(self.topics, operation_timeout=30).values():
-                    try:
-                        f.result()
-                    except Exception:
-                        pass
-        except Exception as e:
-            log(f"warning: could not delete the bench topics: {e}")
-        try:
-            import psycopg
-            with psycopg.connect(self.base_dsn, autocommit=True) as conn:
-                conn.execute(f'drop database if exists "{self.dbname}" with (force)')
-        except Exception as e:
-            log(f"warning: could not drop database {self.dbname}: {e}")
+        procs.drop_topics_and_database(self.brokers, self.topics, self.base_dsn, self.dbname,
+                                       log)
 
 
 def dump_json(path: Path, obj) -> None:
