@@ -9,13 +9,11 @@ import os
 import resource
 import secrets
 import shlex
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,73 +104,33 @@ class Figure:
 # processes
 
 
-class Server:
-    """A long-running program the bench starts (ingest, a worker, a ceiling server),
-    its output in a log file, stopped by SIGTERM (SIGKILL after a timeout)."""
+class Server(procs.Proc):
+    """A long-running program the bench starts (ingest, a worker, a ceiling server):
+    the chaos test's Proc (its pid file under the folder tests/run's cleanup sweeps), with
+    the waits the bench needs and a stop that answers the exit status."""
 
-    def __init__(self, name: str, argv: list[str], logdir: Path, env: dict | None = None,
-                 nofile: bool = False):
-        self.name, self.argv, self.env = name, argv, env
-        self.log = logdir / f"{name}.log"
-        self.nofile = nofile
-        self.popen: subprocess.Popen | None = None
-
-    def start(self) -> "Server":
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as f:
-            self.popen = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
-                                          stdout=f, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
-        procs.PID_DIR.mkdir(parents=True, exist_ok=True)
-        self._pidfile().write_text(f"{self.popen.pid}\n")
-        return self
-
-    def _pidfile(self) -> Path:
-        # Under the chaos pid folder, which tests/run's cleanup sweeps after a crash.
-        return procs.PID_DIR / f"bench-{os.getpid()}-{self.name}.pid"
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
+    def __init__(self, name: str, argv: list[str], logdir: Path, env: dict | None = None):
+        super().__init__(name, argv, env, logdir / f"{name}.log")
 
     def wait_http(self, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                break
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except Exception:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready at {url}; see {self.log}")
+        if not procs.wait_http(url, timeout, self):
+            raise RuntimeError(f"{self.name} not ready at {url}; see {self.log}")
 
     def wait_line(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.alive():
-            if text in self.log.read_text(errors="replace"):
+            if text in self.text():
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not say {text!r}; see {self.log}")
 
     def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM, SIGKILL after timeout; the exit status (None if never started)."""
         if self.popen is None:
             return None
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
+        status, _ = self.terminate(timeout)
         self._pidfile().unlink(missing_ok=True)
-        return self.popen.returncode
+        return status
 
 
 # ---------------------------------------------------------------------------------------
