@@ -65,11 +65,11 @@ static void *maint_loop(void *arg)
                              &r, err, sizeof(err)) < 0)
                 mh_warn("maintenance: %s (will retry)", err);
             else if (r.partitions_created || r.partitions_dropped || r.default_rows_deleted ||
-                     r.lifted_rows_deleted || r.states_published)
+                     r.claims_deleted || r.lifted_rows_deleted || r.states_published)
                 mh_info("maintenance: partitions created=%ld dropped=%ld, rows deleted default=%ld "
-                        "lifted=%ld, suppression states published=%zu",
+                        "claims=%ld lifted=%ld, suppression states published=%zu",
                         r.partitions_created, r.partitions_dropped, r.default_rows_deleted,
-                        r.lifted_rows_deleted, r.states_published);
+                        r.claims_deleted, r.lifted_rows_deleted, r.states_published);
         }
         pthread_mutex_lock(&mt->mu);
         struct timespec until;

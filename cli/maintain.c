@@ -73,6 +73,7 @@ int cmd_maintain(struct mh_config *cfg, int argc, char **argv)
            r.skipped_partitions ? " (skipped: another process is maintaining them)" : "");
     printf("rows deleted: %ld from the default partition, %ld lifted addresses\n",
            r.default_rows_deleted, r.lifted_rows_deleted);
+    printf("claims forgotten with their weeks: %ld\n", r.claims_deleted);
     printf("suppression states published: %zu\n", r.states_published);
     rc = 0;
 out:

@@ -1,15 +1,17 @@
 /*
  * dedup.c — event claims in PostgreSQL: dedup and exactly-once's durable half.
  *
- * For a batch, one transaction inserts a claim row per event id (tenant, dedup scope,
- * event_id) carrying the raw record (topic, partition, offset) that proposes it,
- * ON CONFLICT DO NOTHING, and then reads every claim back. An event whose claim names
- * its own record is emitted; one claimed by another record is a provider duplicate.
- * Because the claim never changes, processing the same record again — after a crash
- * between the PostgreSQL and the Kafka commit, an aborted transaction, a rebalance or a
- * replay — makes the same decision. The batch travels as one jsonb parameter, so a
- * batch costs two statements whatever its size; the second reads each claim in the one
- * partition of the claim day the first decided (mh_claim_days).
+ * For a batch, one statement inserts a claim per event id into mh_claims (keyed by
+ * mh_claim_key(tenant, dedup scope, event_id)) carrying the raw record (topic,
+ * partition, offset) that proposes it, ON CONFLICT DO NOTHING, in key order, and in the
+ * same statement writes the event log row (mh_event_claims) of every event it inserted
+ * (migrations/0008). An event inserted by its own record is fresh and emitted. Only the
+ * events it did not insert are read back: one claimed by another record is a provider
+ * duplicate, one claimed by its own record (after a crash between the PostgreSQL and
+ * the Kafka commit, an aborted transaction, a rebalance or a replay) is emitted again,
+ * not fresh. Because the claim never changes, processing the same record again makes
+ * the same decision. The batch travels as one jsonb parameter, so a batch costs one
+ * statement when every event is new, two otherwise, whatever its size.
  *
  * The dedup scope (dedup_scope.h) is the provider's name, or "provider/source" for a
  * generic provider whose ids are unique only per sender; it is what the claim's
@@ -44,38 +46,35 @@
  * a batch over this is split (the bisection below) before PostgreSQL sees it. */
 #define CLAIM_PARAM_MAX_BYTES ((size_t)128 * 1024 * 1024)
 
-/* Returns every row's idx, its claim day and whether this statement inserted it (a
- * first-time claim). */
+/*
+ * Claims the batch's events and writes the log rows of those it claimed; returns the idx
+ * of every event this statement claimed for its own record. Two records of one batch
+ * carrying the same event both propose it; in key, then idx order the first wins.
+ */
 static const char insert_sql[] =
-    "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(idx integer, tenant text,"
-    " provider text, event_id text, raw_topic text, raw_partition integer, raw_offset bigint,"
-    " event_type text, recipient text, message_id text, occurred_at timestamptz, event jsonb)),"
-    " d AS (SELECT * FROM mh_claim_days($1::jsonb)),"
-    " ins AS (INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,"
+    "WITH x AS (SELECT r.*, mh_claim_key(r.tenant, r.provider, r.event_id) AS k"
+    " FROM jsonb_to_recordset($1::jsonb) AS r(idx integer, tenant text, provider text,"
+    " event_id text, raw_topic text, raw_partition integer, raw_offset bigint, event_type text,"
+    " recipient text, message_id text, occurred_at timestamptz, event jsonb)),"
+    " c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)"
+    " SELECT k, (now() AT TIME ZONE 'UTC')::date, raw_topic, raw_partition, raw_offset"
+    " FROM x ORDER BY k, idx ON CONFLICT DO NOTHING"
+    " RETURNING claim_key, claim_day, raw_topic, raw_partition, raw_offset),"
+    " n AS (SELECT x.*, c.claim_day FROM x JOIN c ON c.claim_key = x.k"
+    " AND c.raw_topic = x.raw_topic AND c.raw_partition = x.raw_partition"
+    " AND c.raw_offset = x.raw_offset),"
+    " l AS (INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,"
     " raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)"
-    " SELECT tenant, provider, event_id, d.claim_day, raw_topic, raw_partition, raw_offset,"
-    " event_type, recipient, message_id, occurred_at, event FROM x JOIN d USING (idx)"
-    " ORDER BY idx"
-    " ON CONFLICT DO NOTHING RETURNING tenant, provider, event_id, raw_partition, raw_offset)"
-    " SELECT x.idx, d.claim_day, i.event_id IS NOT NULL FROM x JOIN d USING (idx)"
-    " LEFT JOIN ins i USING (tenant, provider, event_id, raw_partition, raw_offset)";
+    " SELECT tenant, provider, event_id, claim_day, raw_topic, raw_partition, raw_offset,"
+    " event_type, recipient, message_id, occurred_at, event FROM n ON CONFLICT DO NOTHING)"
+    " SELECT idx FROM n";
 
-/* The claims of events whose claim day is not known (dedup_lookup). */
+/* The claims of the given events (their keys: idx, tenant, provider, event_id). */
 static const char claims_sql[] =
     "SELECT x.idx, c.raw_topic, c.raw_partition, c.raw_offset"
     " FROM jsonb_to_recordset($1::jsonb) AS x(idx integer, tenant text, provider text,"
     " event_id text)"
-    " JOIN mh_event_claims c USING (tenant, provider, event_id)";
-
-/*
- * The same with each event's claim day, as the claim transaction decided it: PostgreSQL
- * then probes one partition per event instead of all of them (run-time pruning).
- */
-static const char claims_by_day_sql[] =
-    "SELECT x.idx, c.raw_topic, c.raw_partition, c.raw_offset"
-    " FROM jsonb_to_recordset($1::jsonb) AS x(idx integer, tenant text, provider text,"
-    " event_id text, claim_day date)"
-    " JOIN mh_event_claims c USING (tenant, provider, event_id, claim_day)";
+    " JOIN mh_claims c ON c.claim_key = mh_claim_key(x.tenant, x.provider, x.event_id)";
 
 int dedup_connect(struct worker *w, char *err, size_t errlen)
 {
@@ -103,10 +102,9 @@ static const char *str_or(json_t *ev, const char *key, const char *def)
 }
 
 /* Builds the rows parameter; idx numbers the (record, event) pairs in rec order. */
-static json_t *build_rows(struct batch *b, json_t **keys_out)
+static json_t *build_rows(struct batch *b)
 {
     json_t *rows = json_array();
-    json_t *keys = json_array();
     size_t idx = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct batch_rec *r = &b->recs[i];
@@ -136,18 +134,10 @@ static json_t *build_rows(struct batch *b, json_t **keys_out)
             json_object_set(row, "occurred_at", json_object_get(ev, "occurred_at"));
             json_object_set(row, "event", ev);
             json_array_append_new(rows, row);
-
-            json_t *key = json_object();
-            json_object_set_new(key, "idx", json_integer((json_int_t)this_idx));
-            json_object_set_new(key, "tenant", json_string(str_or(ev, "tenant", "")));
-            json_object_set_new(key, "provider", json_string(scope));
-            json_object_set_new(key, "event_id", json_string(id));
-            json_array_append_new(keys, key);
             free(scope);
         }
         json_decref(seen);
     }
-    *keys_out = keys;
     return rows;
 }
 
@@ -161,14 +151,13 @@ struct slot {
 struct claim_set {
     struct slot *slots;
     size_t nslots;
-    json_t *rows;   /* insert_sql's rows */
-    json_t *keys;   /* claims_sql's keys (with their claim day, once it is known) */
+    json_t *rows;   /* insert_sql's rows: only an event's first copy in its record has one */
 };
 
 /*
  * Resets every record's emit and fresh flags to 0 and numbers the batch's events in rec
- * order. Returns the number of events; when there are any, cs holds their slots, rows and
- * keys (claim_set_free), else nothing is allocated.
+ * order. Returns the number of events; when there are any, cs holds their slots and rows
+ * (claim_set_free), else nothing is allocated.
  */
 static size_t claim_set_build(struct batch *b, struct claim_set *cs)
 {
@@ -189,15 +178,41 @@ static size_t claim_set_build(struct batch *b, struct claim_set *cs)
         cs->slots = NULL;
         return 0;
     }
-    cs->rows = build_rows(b, &cs->keys);
+    cs->rows = build_rows(b);
     return cs->nslots;
 }
 
 static void claim_set_free(struct claim_set *cs)
 {
     json_decref(cs->rows);
-    json_decref(cs->keys);
     free(cs->slots);
+}
+
+/* The idx of a row (build_rows), or -1. */
+static long row_idx(const struct claim_set *cs, json_t *row)
+{
+    json_int_t idx = json_integer_value(json_object_get(row, "idx"));
+    return idx >= 0 && (size_t)idx < cs->nslots ? (long)idx : -1;
+}
+
+/* claims_sql's keys: those of the rows whose event is not yet fresh (after the insert:
+ * the events it did not claim; before any: all). */
+static json_t *keys_to_read(const struct claim_set *cs)
+{
+    json_t *keys = json_array();
+    size_t k;
+    json_t *row;
+    json_array_foreach(cs->rows, k, row) {
+        long idx = row_idx(cs, row);
+        if (idx < 0 || cs->slots[idx].rec->fresh[cs->slots[idx].j]) continue;
+        json_t *key = json_object();
+        json_object_set(key, "idx", json_object_get(row, "idx"));
+        json_object_set(key, "tenant", json_object_get(row, "tenant"));
+        json_object_set(key, "provider", json_object_get(row, "provider"));
+        json_object_set(key, "event_id", json_object_get(row, "event_id"));
+        json_array_append_new(keys, key);
+    }
+    return keys;
 }
 
 /* After a failure, drops a connection that broke so the next batch reconnects. */
@@ -231,17 +246,23 @@ static int pg_check(struct worker *w, PGresult *res, ExecStatusType want, const 
 }
 
 /*
- * Reads back the claims of the set's events (claims_sql) and marks emit for every event
- * whose claim names its own record. When found is not NULL, found[idx] is set for every
- * event that has a claim at all.
+ * Reads back the claims of the set's events that are not fresh (keys_to_read) and marks
+ * emit for every one whose claim names its own record. When found is not NULL,
+ * found[idx] is set for every event that has a claim at all.
  */
-static int read_claims(struct worker *w, const struct claim_set *cs, const char *sql,
-                       unsigned char *found, struct fault *f)
+static int read_claims(struct worker *w, const struct claim_set *cs, unsigned char *found,
+                       struct fault *f)
 {
-    char *keys_txt = json_dumps(cs->keys, JSON_COMPACT);
+    json_t *keys = keys_to_read(cs);
+    if (json_array_size(keys) == 0) {
+        json_decref(keys);
+        return 0;
+    }
+    char *keys_txt = json_dumps(keys, JSON_COMPACT);
+    json_decref(keys);
     if (!keys_txt) mh_oom();
     const char *p[] = {keys_txt};
-    PGresult *res = PQexecParams(w->pg, sql, 1, NULL, p, NULL, NULL, 0);
+    PGresult *res = PQexecParams(w->pg, claims_sql, 1, NULL, p, NULL, NULL, 0);
     free(keys_txt);
     if (pg_check(w, res, PGRES_TUPLES_OK, "read claims", f) < 0) {
         PQclear(res);
@@ -261,31 +282,17 @@ static int read_claims(struct worker *w, const struct claim_set *cs, const char 
     return 0;
 }
 
-/*
- * From insert_sql's result: marks fresh the events this statement inserted, and gives
- * every key its claim day. Returns 1 when every key has one, else 0 (read the claims
- * without days then).
- */
-static int set_claim_days(struct claim_set *cs, PGresult *res)
+/* From insert_sql's result: the events it claimed for their own record are fresh and
+ * emitted. */
+static void mark_claimed(struct claim_set *cs, PGresult *res)
 {
-    json_t **key_of = mh_calloc(cs->nslots, sizeof(*key_of));
-    size_t k, n_days = 0;
-    json_t *key;
-    json_array_foreach(cs->keys, k, key) {
-        json_int_t idx = json_integer_value(json_object_get(key, "idx"));
-        if (idx >= 0 && (size_t)idx < cs->nslots) key_of[idx] = key;
-    }
     for (int row = 0; row < PQntuples(res); row++) {
         long idx = strtol(PQgetvalue(res, row, 0), NULL, 10);
         if (idx < 0 || (size_t)idx >= cs->nslots) continue;
-        if (!strcmp(PQgetvalue(res, row, 2), "t")) cs->slots[idx].rec->fresh[cs->slots[idx].j] = 1;
-        if (key_of[idx] && !PQgetisnull(res, row, 1) && !json_object_get(key_of[idx], "claim_day")) {
-            json_object_set_new(key_of[idx], "claim_day", json_string(PQgetvalue(res, row, 1)));
-            n_days++;
-        }
+        const struct slot *sl = &cs->slots[idx];
+        sl->rec->fresh[sl->j] = 1;
+        sl->rec->emit[sl->j] = 1;
     }
-    free(key_of);
-    return n_days == json_array_size(cs->keys);
 }
 
 /* Claims the events of b's records in one transaction (the claim attempt). */
@@ -316,16 +323,11 @@ static enum attempt claim_once(struct worker *w, struct batch *b, struct fault *
     const char *p1[] = {rows_txt};
     res = PQexecParams(w->pg, insert_sql, 1, NULL, p1, NULL, NULL, 0);
     if (pg_check(w, res, PGRES_TUPLES_OK, "insert claims", f) < 0) goto rollback;
-    int all_days = set_claim_days(&cs, res);
+    mark_claimed(&cs, res);
     PQclear(res);
     res = NULL;
 
-    if (read_claims(w, &cs, all_days ? claims_by_day_sql : claims_sql, NULL, f) < 0)
-        goto rollback;
-    /* Fresh means inserted now *by its own record*: the join above also matches a
-     * same-id event of another record in this batch whose insert was skipped. */
-    for (size_t k = 0; k < cs.nslots; k++)
-        if (!cs.slots[k].rec->emit[cs.slots[k].j]) cs.slots[k].rec->fresh[cs.slots[k].j] = 0;
+    if (read_claims(w, &cs, NULL, f) < 0) goto rollback;
 
     if (!w->skip_suppression) {
         int s = suppression_apply(w, b, f->err, f->errlen);
@@ -366,14 +368,14 @@ static enum attempt lookup_once(struct worker *w, struct batch *b, struct fault 
     if (claim_set_build(b, &cs) == 0) return A_OK;
     if (dedup_connect(w, f->err, f->errlen) < 0) goto out;
     found = mh_calloc(cs.nslots, 1);
-    if (read_claims(w, &cs, claims_sql, found, f) < 0) goto out;
-    /* Only an event's first copy in its record has a key (build_rows). */
+    if (read_claims(w, &cs, found, f) < 0) goto out;
+    /* An event without a claim would be claimed anew by this record. Only an event's
+     * first copy in its record has a row (build_rows). */
     size_t k;
-    json_t *key;
-    json_array_foreach(cs.keys, k, key) {
-        json_int_t idx = json_integer_value(json_object_get(key, "idx"));
-        if (idx >= 0 && (size_t)idx < cs.nslots && !found[idx])
-            cs.slots[idx].rec->fresh[cs.slots[idx].j] = 1;
+    json_t *row;
+    json_array_foreach(cs.rows, k, row) {
+        long idx = row_idx(&cs, row);
+        if (idx >= 0 && !found[idx]) cs.slots[idx].rec->fresh[cs.slots[idx].j] = 1;
     }
     rc = A_OK;
 out:

@@ -5,8 +5,9 @@
  * Retention never deletes the bulk row by row: the event log (which is also the dedup
  * state) is partitioned by the week each event was first claimed in, and whole weeks
  * are dropped once every day of them left the window. Only the default partition (rows claimed while their day had no partition,
- * few by construction) and lifted addresses are deleted, in batches of BATCH rows, each
- * its own short statement. DDL runs with a lock timeout so a busy table makes a pass give up (and the
+ * few by construction), the claims of the dropped weeks (mh_claims, which is not
+ * partitioned so that a claim is found by its key alone) and lifted addresses are
+ * deleted, in batches of BATCH rows, each its own short statement. DDL runs with a lock timeout so a busy table makes a pass give up (and the
  * next one retry) instead of queueing the workers behind it. The partition work holds a
  * session advisory lock so two processes never do it at once; expiry and publishing are
  * safe concurrently (they take the per-address locks).
@@ -34,6 +35,15 @@ static const char trim_default_sql[] =
     "DELETE FROM mh_event_claims_default WHERE ctid = ANY (ARRAY("
     " SELECT ctid FROM mh_event_claims_default"
     " WHERE claim_day < (now() AT TIME ZONE 'UTC')::date - $1::integer"
+    " LIMIT 5000))";
+
+/* The claims of the days no week partition keeps: before the Monday of the oldest week
+ * mh_event_claims_drop_before leaves. Rows of the default partition take their claims
+ * with them when deleted (migrations/0008). */
+static const char forget_claims_sql[] =
+    "DELETE FROM mh_claims WHERE ctid = ANY (ARRAY("
+    " SELECT ctid FROM mh_claims"
+    " WHERE claim_day < mh_claim_week((now() AT TIME ZONE 'UTC')::date - $1::integer)"
     " LIMIT 5000))";
 
 static const char trim_lifted_sql[] =
@@ -89,6 +99,9 @@ static int partitions(PGconn *pg, long retention_days, long ahead_days, struct m
     n = delete_batches(pg, trim_default_sql, back, "trim default partition", err, errlen);
     if (n < 0) return -1;
     rep->default_rows_deleted = n;
+    n = delete_batches(pg, forget_claims_sql, back, "forget claims of dropped weeks", err, errlen);
+    if (n < 0) return -1;
+    rep->claims_deleted = n;
     return 0;
 }
 

@@ -37,6 +37,7 @@ struct maint_report {
     long partitions_created;
     long partitions_dropped;
     long default_rows_deleted; /* from the default partition (undated or out-of-range) */
+    long claims_deleted;       /* claims of the dropped weeks (mh_claims) */
     long lifted_rows_deleted;  /* lifted addresses older than the window */
     size_t states_published;   /* expired temporary suppressions and pending states */
     int skipped_partitions;    /* another process was doing the partition work */
@@ -44,7 +45,8 @@ struct maint_report {
 
 /*
  * One maintenance pass: creates the event log's week partitions from retention_days back
- * to ahead_days ahead, drops older ones, trims the default partition and forgotten lifted
+ * to ahead_days ahead, drops older ones and forgets their claims, trims the default
+ * partition and forgotten lifted
  * addresses in short batches, ends expired temporary suppressions and publishes every
  * state the suppressions topic lacks. Safe to run from several processes at once.
  * 0, or -1 with err (what was done stays done).

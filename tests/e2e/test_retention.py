@@ -1,7 +1,8 @@
-"""Retention of the event log (which is also the dedup state) and of forgotten lifted
+"""Retention of the event log and its claims (the dedup state) and of forgotten lifted
 addresses, with `mailhook maintain` against a database of its own: weeks claimed before
-the window go as whole partitions, new data stays, rows that came before their day's
-partition existed are moved into it, and dedup keeps working across all of it."""
+the window go as whole partitions and their claims with them, new data stays, rows that
+came before their day's partition existed are moved into it, and dedup keeps working
+across all of it."""
 
 from __future__ import annotations
 
@@ -49,17 +50,27 @@ def ret_db(mailhook, stack, tmp_path):
 
 
 def claim(conn, event_id: str, occurred: datetime | None, day: date | None = None) -> int:
-    """Inserts a claim as the worker does (ON CONFLICT DO NOTHING); 1 when inserted.
-    day: the day it was first claimed (default: what mh_claim_day picks, as the worker)."""
+    """Claims an event as the worker does (its claim ON CONFLICT DO NOTHING, then the log
+    row of a claim it inserted); 1 when inserted. day: the day it was first claimed
+    (default: today, as the worker)."""
     ev = {"event_id": event_id, "type": "email.delivered", "tenant": "r",
           "occurred_at": occurred.isoformat() if occurred else None}
     cur = conn.execute(
-        "insert into mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,"
+        "with c as (insert into mh_claims (claim_key, claim_day, raw_topic, raw_partition,"
+        " raw_offset) values (mh_claim_key('r', 'hmac', %s),"
+        " coalesce(%s, (now() at time zone 'UTC')::date), 'raw', 0, 0)"
+        " on conflict do nothing returning claim_day)"
+        " insert into mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,"
         " raw_partition, raw_offset, event_type, recipient, occurred_at, event)"
-        " values ('r', 'hmac', %s, coalesce(%s, mh_claim_day('r', 'hmac', %s)), 'raw', 0, 0,"
-        " 'email.delivered', 'x@example.com', %s, %s) on conflict do nothing",
+        " select 'r', 'hmac', %s, c.claim_day, 'raw', 0, 0, 'email.delivered', 'x@example.com',"
+        " %s, %s from c",
         (event_id, day, event_id, occurred, json.dumps(ev)))
     return cur.rowcount
+
+
+def claim_day(conn, event_id: str) -> date:
+    """The day a claim of event_id has, or today when it has none."""
+    return conn.execute("select mh_claim_day('r', 'hmac', %s)", (event_id,)).fetchone()[0]
 
 
 def where(conn, event_id: str) -> str | None:
@@ -89,9 +100,10 @@ def weeks(first: date, last: date) -> set[date]:
 def report(out: str) -> dict:
     m = re.search(r"partitions: (\d+) created, (\d+) dropped", out)
     d = re.search(r"rows deleted: (\d+) from the default partition, (\d+) lifted", out)
-    assert m and d, out
+    c = re.search(r"claims forgotten with their weeks: (\d+)", out)
+    assert m and d and c, out
     return {"created": int(m[1]), "dropped": int(m[2]), "default_deleted": int(d[1]),
-            "lifted_deleted": int(d[2])}
+            "lifted_deleted": int(d[2]), "claims_deleted": int(c[1])}
 
 
 def test_old_days_are_dropped_and_new_data_stays(ret_db):
@@ -117,9 +129,9 @@ def test_old_days_are_dropped_and_new_data_stays(ret_db):
     # Every later delivery of an event lands on its first claim's key, whatever its
     # occurred_at says: dedup holds in day partitions and in the default one alike.
     for eid, _, day in rows:
-        assert conn.execute("select mh_claim_day('r', 'hmac', %s)", (eid,)).fetchone()[0] == day
+        assert claim_day(conn, eid) == day
         assert claim(conn, eid, at_noon(TODAY)) == 0, eid
-    assert conn.execute("select mh_claim_day('r', 'hmac', 'never-seen')").fetchone()[0] == TODAY
+    assert claim_day(conn, "never-seen") == TODAY
 
     # A wider window first: the weeks come into being and their rows move in.
     made = weeks(TODAY - timedelta(days=30), TODAY + timedelta(days=7))
@@ -128,7 +140,10 @@ def test_old_days_are_dropped_and_new_data_stays(ret_db):
     assert r["created"] == len(wider - made) and r["dropped"] == 0
     assert where(conn, "old-1") == part(old_day) and where(conn, "old-2") == part(old_day)
     assert where(conn, "ancient") is None and r["default_deleted"] == 1  # older than 60 days
-    assert claim(conn, "old-2", None) == 0
+    # Moved rows keep their claims; a row deleted from the default partition takes its
+    # claim with it.
+    assert claim_day(conn, "old-1") == old_day and claim(conn, "old-2", None) == 0
+    assert claim_day(conn, "ancient") == TODAY and r["claims_deleted"] == 0
 
     # Back to 30 days: whole weeks go, once all their days are out of the window;
     # nothing is deleted row by row.
@@ -138,6 +153,10 @@ def test_old_days_are_dropped_and_new_data_stays(ret_db):
     assert r["dropped"] >= 4 and r["default_deleted"] == 0
     assert conn.execute("select to_regclass(%s)", (part(old_day),)).fetchone()[0] is None
     assert where(conn, "old-1") is None and where(conn, "old-2") is None
+    # The dropped weeks' claims go too: their events would be claimed anew.
+    assert r["claims_deleted"] == 2
+    assert claim_day(conn, "old-1") == TODAY and claim_day(conn, "old-2") == TODAY
+    assert conn.execute("select count(*) from mh_claims").fetchone()[0] == 3
     for eid in ("new-1", "new-2", "new-3"):
         assert where(conn, eid) is not None, eid
     oldest = conn.execute(
@@ -148,7 +167,8 @@ def test_old_days_are_dropped_and_new_data_stays(ret_db):
     assert oldest == week(cutoff)
     # A second pass has nothing to do.
     r = report(cli("maintain", "--retention-days", "30"))
-    assert r == {"created": 0, "dropped": 0, "default_deleted": 0, "lifted_deleted": 0}
+    assert r == {"created": 0, "dropped": 0, "default_deleted": 0, "lifted_deleted": 0,
+                 "claims_deleted": 0}
 
 
 def test_forgotten_lifted_addresses_go_suppressed_ones_stay(ret_db):

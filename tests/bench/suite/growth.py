@@ -13,6 +13,10 @@ import check
 import worker as worker_part
 
 FILL_SQL = """
+WITH c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)
+SELECT mh_claim_key(%(tenant)s::text, 'ivymail', 'grow-' || n), (now() AT TIME ZONE 'UTC')::date,
+       'mailhook.raw', n %% 6, n
+  FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS n)
 INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,
     raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)
 SELECT %(tenant)s::text, 'ivymail', 'grow-' || n, (now() AT TIME ZONE 'UTC')::date,
@@ -36,6 +40,7 @@ def fill(bench: Bench, have: int, want: int) -> float:
         for lo in range(have, want, step):
             conn.execute(FILL_SQL, {"tenant": TENANT, "lo": lo, "hi": min(lo + step, want)})
         conn.execute("VACUUM ANALYZE mh_event_claims")
+        conn.execute("VACUUM ANALYZE mh_claims")
     return time.monotonic() - t0
 
 

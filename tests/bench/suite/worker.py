@@ -18,8 +18,9 @@ import check  # end_offsets
 
 PARTITIONS = 6  # the raw topic's, as Bench.config makes it
 
-# The claim statement of pipeline/dedup.c with its jsonb parameter made in SQL: BATCH
-# rows like a claim's (an ivymail delivery event of ~300 bytes) per transaction.
+# The claim statement of pipeline/dedup.c (claims into mh_claims, the log rows of those
+# it inserted into mh_event_claims) with its jsonb parameter made in SQL: BATCH rows like
+# a claim's (an ivymail delivery event of ~300 bytes) per transaction.
 PGBENCH_SCRIPT = """\\set base random(1, 1000000000000)
 WITH p AS (SELECT jsonb_agg(jsonb_build_object(
     'idx', g, 'tenant', 'acme', 'provider', 'ivymail',
@@ -34,18 +35,22 @@ WITH p AS (SELECT jsonb_agg(jsonb_build_object(
         'occurred_at', now(), 'received_at', now(),
         'raw', jsonb_build_object('topic', 'mailhook.raw', 'partition', g % 6, 'offset', g))))
     AS j FROM generate_series(1, :batch) g),
- x AS (SELECT r.* FROM p, jsonb_to_recordset(p.j) AS r(idx integer, tenant text,
+ x AS (SELECT r.*, mh_claim_key(r.tenant, r.provider, r.event_id) AS k
+    FROM p, jsonb_to_recordset(p.j) AS r(idx integer, tenant text,
     provider text, event_id text, raw_topic text, raw_partition integer, raw_offset bigint,
     event_type text, recipient text, message_id text, occurred_at timestamptz, event jsonb)),
- d AS (SELECT c.* FROM p, mh_claim_days(p.j) c),
- ins AS (INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,
+ c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)
+    SELECT k, (now() AT TIME ZONE 'UTC')::date, raw_topic, raw_partition, raw_offset
+    FROM x ORDER BY k, idx ON CONFLICT DO NOTHING
+    RETURNING claim_key, claim_day, raw_topic, raw_partition, raw_offset),
+ n AS (SELECT x.*, c.claim_day FROM x JOIN c ON c.claim_key = x.k
+    AND c.raw_topic = x.raw_topic AND c.raw_partition = x.raw_partition
+    AND c.raw_offset = x.raw_offset),
+ l AS (INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,
     raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)
-    SELECT tenant, provider, event_id, d.claim_day, raw_topic, raw_partition, raw_offset,
-    event_type, recipient, message_id, occurred_at, event FROM x JOIN d USING (idx)
-    ORDER BY idx
-    ON CONFLICT DO NOTHING RETURNING tenant, provider, event_id, raw_partition, raw_offset)
-SELECT count(*) FROM x JOIN d USING (idx)
- LEFT JOIN ins i USING (tenant, provider, event_id, raw_partition, raw_offset);
+    SELECT tenant, provider, event_id, claim_day, raw_topic, raw_partition, raw_offset,
+    event_type, recipient, message_id, occurred_at, event FROM n ON CONFLICT DO NOTHING)
+SELECT count(*) FROM n;
 """
 
 
