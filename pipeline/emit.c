@@ -180,8 +180,7 @@ static rd_kafka_resp_err_t emit_dead_letter(struct worker *w, struct batch_rec *
     return produce(w, w->cfg->worker.dlq_topic, rkm->key, rkm->key_len, rkm->payload, rkm->len, h);
 }
 
-/* The next offset to consume for every partition in the batch. */
-static rd_kafka_topic_partition_list_t *batch_offsets(struct batch *b)
+rd_kafka_topic_partition_list_t *emit_offsets(const struct batch *b)
 {
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < b->n; i++) {
@@ -212,41 +211,28 @@ static enum triage triage(rd_kafka_error_t *e, const char *what)
 
 static int abort_and_rewind(struct worker *w, const struct batch *b)
 {
-    w->stats.aborts++;
-    for (int attempt = 0; attempt < 10; attempt++) {
-        enum triage t = triage(rd_kafka_abort_transaction(w->producer, TXN_TIMEOUT_MS), "abort");
-        if (t == T_OK) break;
-        if (t == T_FATAL) return -1;
-        sleep(1);
-    }
+    if (emit_abort(w) < 0) return -1;
     rewind_batch(w, b);
     return 1;
 }
 
-int emit_batch(struct worker *w, struct batch *b)
+int emit_produce(struct worker *w, struct batch *b)
 {
     enum triage t = triage(rd_kafka_begin_transaction(w->producer), "begin");
     if (t == T_FATAL) return -1;
     if (t != T_OK) return abort_and_rewind(w, b);
 
-    uint64_t emitted = 0, dups = 0, dead = 0, dead_store = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct batch_rec *r = &b->recs[i];
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         if (r->dlq_reason) {
             err = emit_dead_letter(w, r);
-            dead++;
-            if (r->dlq_stage && !strcmp(r->dlq_stage, MH_DLQ_STAGE_STORE)) dead_store++;
         } else if (r->events) {
             size_t j;
             json_t *ev;
             json_array_foreach(r->events, j, ev) {
-                if (!r->emit || !r->emit[j]) {
-                    dups++;
-                    continue;
-                }
+                if (!r->emit || !r->emit[j]) continue;
                 if ((err = emit_event(w, ev))) break;
-                emitted++;
             }
         }
         if (err) {
@@ -274,22 +260,51 @@ int emit_batch(struct worker *w, struct batch *b)
             return abort_and_rewind(w, b);
         }
     }
+    return 0;
+}
 
-    rd_kafka_topic_partition_list_t *offs = batch_offsets(b);
-    rd_kafka_consumer_group_metadata_t *gmd = rd_kafka_consumer_group_metadata(w->consumer);
-    t = triage(rd_kafka_send_offsets_to_transaction(w->producer, offs, gmd, TXN_TIMEOUT_MS),
-               "send offsets");
-    rd_kafka_consumer_group_metadata_destroy(gmd);
-    rd_kafka_topic_partition_list_destroy(offs);
+int emit_commit(struct worker *w, rd_kafka_topic_partition_list_t *offsets,
+                rd_kafka_consumer_group_metadata_t *gmd)
+{
+    enum triage t = triage(rd_kafka_send_offsets_to_transaction(w->producer, offsets, gmd,
+                                                                TXN_TIMEOUT_MS),
+                           "send offsets");
     if (t == T_FATAL) return -1;
-    if (t != T_OK) return abort_and_rewind(w, b);
-
+    if (t != T_OK) return 1;
     for (;;) {
         t = triage(rd_kafka_commit_transaction(w->producer, TXN_TIMEOUT_MS), "commit");
-        if (t == T_OK) break;
+        if (t == T_OK) return 0;
         if (t == T_FATAL) return -1;
-        if (t == T_ABORT) return abort_and_rewind(w, b);
-        if (w->stop) return abort_and_rewind(w, b);
+        if (t == T_ABORT || w->stop) return 1;
+    }
+}
+
+int emit_abort(struct worker *w)
+{
+    w->stats.aborts++;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        enum triage t = triage(rd_kafka_abort_transaction(w->producer, TXN_TIMEOUT_MS), "abort");
+        if (t == T_OK) return 0;
+        if (t == T_FATAL) return -1;
+        sleep(1);
+    }
+    return 0;
+}
+
+void emit_count(struct worker *w, struct batch *b)
+{
+    uint64_t emitted = 0, dups = 0, dead = 0, dead_store = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_rec *r = &b->recs[i];
+        if (r->dlq_reason) {
+            dead++;
+            if (r->dlq_stage && !strcmp(r->dlq_stage, MH_DLQ_STAGE_STORE)) dead_store++;
+        } else if (r->events) {
+            for (size_t j = 0; j < json_array_size(r->events); j++) {
+                if (r->emit && r->emit[j]) emitted++;
+                else dups++;
+            }
+        }
     }
     w->stats.events_emitted += emitted;
     event_counts_add_batch(&w->stats.events, b);
@@ -298,5 +313,23 @@ int emit_batch(struct worker *w, struct batch *b)
     w->stats.store_dead_letters += dead_store;
     w->stats.records += b->n;
     w->stats.batches++;
+}
+
+int emit_batch(struct worker *w, struct batch *b)
+{
+    int rc = emit_produce(w, b);
+    if (rc != 0) return rc;
+    rd_kafka_topic_partition_list_t *offs = emit_offsets(b);
+    rd_kafka_consumer_group_metadata_t *gmd = rd_kafka_consumer_group_metadata(w->consumer);
+    rc = emit_commit(w, offs, gmd);
+    rd_kafka_consumer_group_metadata_destroy(gmd);
+    rd_kafka_topic_partition_list_destroy(offs);
+    if (rc < 0) return -1;
+    if (rc == 1) {
+        if (emit_abort(w) < 0) return -1;
+        rewind_batch(w, b);
+        return 1;
+    }
+    emit_count(w, b);
     return 0;
 }

@@ -73,8 +73,15 @@ struct worker {
     rd_kafka_t *consumer;
     rd_kafka_t *producer; /* transactional */
     PGconn *pg;
+    /* Whether w->pg holds per-address locks (suppress.c) that must outlive its
+     * transaction until the batch's Kafka transaction ended. */
+    int pg_locks;
+    /* The worker's second connection: the one the batch being committed claimed on,
+     * while w->pg claims the next (worker/main.c). */
+    PGconn *pg_spare;
     volatile sig_atomic_t stop;
     int rebalanced; /* set by the rebalance callback: drop the batch being collected */
+    unsigned rebalances; /* revocations so far (the rebalance callback) */
     struct worker_stats stats;
     /* 1: dedup_claim claims without calling suppression_apply (`mailhook replay` without
      * --apply-suppression). 0, the zero value, is the live worker's behaviour. */
@@ -120,8 +127,10 @@ int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen);
  * rolled back), -2 when the error is permanent (mh_pg_sqlstate_transient says no).
  */
 int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errlen);
-/* Releases the per-address locks; called after the Kafka transaction ended. */
+/* Releases the per-address locks w->pg holds; called after the Kafka transaction ended. */
 void suppression_release(struct worker *w);
+/* The same for a connection of the worker's that is not w->pg (the committer's). */
+void suppression_release_conn(PGconn *pg, int *locks_held);
 
 /* emit.c */
 int emit_init(struct worker *w, char *err, size_t errlen);
@@ -131,6 +140,23 @@ int emit_init(struct worker *w, char *err, size_t errlen);
  * consumer rewound (the batch will come again), -1 on a fatal error (exit non-zero).
  */
 int emit_batch(struct worker *w, struct batch *b);
+/*
+ * emit_batch in its parts, for a caller that commits one batch while it claims the
+ * next (worker/committer.c). emit_produce begins the transaction and produces the
+ * batch's outputs: 0 when the transaction is open, 1 when it was aborted and the
+ * consumer rewound, -1 fatal. emit_commit sends the offsets (emit_offsets: the next
+ * offset of each of the batch's partitions) with the consumer's group metadata and
+ * commits, retrying what librdkafka calls retriable; it touches nothing but the
+ * producer, so it may run on another thread: 0 committed, 1 the transaction must be
+ * aborted (emit_abort; the caller rewinds), -1 fatal. emit_count adds a committed
+ * batch to the counters.
+ */
+int emit_produce(struct worker *w, struct batch *b);
+rd_kafka_topic_partition_list_t *emit_offsets(const struct batch *b);
+int emit_commit(struct worker *w, rd_kafka_topic_partition_list_t *offsets,
+                rd_kafka_consumer_group_metadata_t *gmd);
+int emit_abort(struct worker *w);
+void emit_count(struct worker *w, struct batch *b);
 /* Rewinds the consumer to the group's committed offsets — the batch's first record on
  * each of its partitions — after an abort or a failed claim, so the batch comes again.
  * Needs no broker; if a seek fails, sets w->stop = 2 (exit non-zero). */

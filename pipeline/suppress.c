@@ -29,9 +29,6 @@
 
 static const char apply_sql[] = "SELECT key, value FROM mh_suppression_apply($1::jsonb)";
 
-/* The worker is single-threaded: one flag per process says whether locks are held. */
-static int locks_held;
-
 int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errlen)
 {
     json_t *effects = json_array();
@@ -61,7 +58,7 @@ int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errle
     txt = json_dumps(effects, JSON_COMPACT);
     if (!txt) mh_oom();
     const char *params[] = {txt};
-    locks_held = 1; /* set before: a failure may leave some taken */
+    w->pg_locks = 1; /* set before: a failure may leave some taken */
     res = PQexecParams(w->pg, apply_sql, 1, NULL, params, NULL, NULL, 0);
     if (mh_pg_ok(res, PGRES_TUPLES_OK, "apply suppressions", err, errlen) < 0) {
         if (!mh_pg_sqlstate_transient(mh_pg_sqlstate(res))) rc = -2;
@@ -84,10 +81,15 @@ out:
     return rc;
 }
 
+void suppression_release_conn(PGconn *pg, int *locks_held)
+{
+    if (!*locks_held) return;
+    *locks_held = 0;
+    if (pg && PQstatus(pg) == CONNECTION_OK)
+        PQclear(PQexec(pg, "SELECT pg_advisory_unlock_all()"));
+}
+
 void suppression_release(struct worker *w)
 {
-    if (!locks_held) return;
-    locks_held = 0;
-    if (w->pg && PQstatus(w->pg) == CONNECTION_OK)
-        PQclear(PQexec(w->pg, "SELECT pg_advisory_unlock_all()"));
+    suppression_release_conn(w->pg, &w->pg_locks);
 }

@@ -4,7 +4,10 @@
  * Loop: collect up to [worker] batch_size records, or whatever arrived within
  * commit_interval_ms of the first one (so a lone event is committed within the
  * interval); parse them; claim their events in PostgreSQL; emit and commit in one Kafka
- * transaction. PostgreSQL down (or any transient error): retry the claim with backoff,
+ * transaction. The commit of one batch overlaps the parse and claim of the next
+ * (committer.c): a claimed batch waits until the next one is collected — only what
+ * has already arrived, so a lone event is not held up — then its transaction is
+ * produced and committed on the committer thread while the next is claimed. PostgreSQL down (or any transient error): retry the claim with backoff,
  * and after 30 s rewind and poll again (keeping the group membership alive) — nothing
  * is committed meanwhile. A permanent error never comes back here: the claim isolates
  * the records that cause it and dead-letters them (dedup.c).
@@ -23,6 +26,7 @@
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
+#include "committer.h"
 #include "metrics.h"
 #include "pipeline.h"
 
@@ -87,6 +91,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         mh_info("revoked %d partitions", parts->cnt);
         w->rebalanced = 1;
+        w->rebalances++;
         rd_kafka_assign(rk, NULL);
     }
 }
@@ -136,13 +141,16 @@ static int consumer_init(struct worker *w, int static_member, char *err, size_t 
     return 0;
 }
 
-/* Collects one batch; returns the number of records (0 when none arrived). */
-static size_t collect(struct worker *w, struct batch *b)
+/* Collects one batch; returns the number of records (0 when none arrived). With wait 0,
+ * takes only what has already arrived. */
+static size_t collect(struct worker *w, struct batch *b, int wait)
 {
     int64_t first_ms = 0;
     while (!w->stop && b->n < (size_t)w->cfg->worker.batch_size) {
         int timeout = 500;
-        if (first_ms) {
+        if (!wait) {
+            timeout = 0;
+        } else if (first_ms) {
             int64_t left = first_ms + w->cfg->worker.commit_interval_ms - mh_mono_ms();
             if (left <= 0) break;
             timeout = (int)left;
@@ -159,7 +167,7 @@ static size_t collect(struct worker *w, struct batch *b)
             first_ms = 0;
         }
         if (!rkm) {
-            if (!first_ms) return 0;
+            if (!first_ms || !wait) return b->n;
             continue;
         }
         if (rkm->err) {
@@ -243,9 +251,82 @@ static void log_stats(struct worker *w)
             (unsigned long long)s->claim_ms, (unsigned long long)s->emit_ms);
 }
 
+/* Adds a stage's milliseconds to its counter. */
+static void busy(_Atomic uint64_t *counter, int64_t since_ms)
+{
+    atomic_fetch_add_explicit(counter, (uint64_t)(mh_mono_ms() - since_ms), memory_order_relaxed);
+}
+
+/* A batch claimed in PostgreSQL whose Kafka transaction is still to come. */
+struct claimed {
+    struct batch b;
+    int64_t t0; /* when its processing began */
+    int have;
+};
+
+static void claimed_drop(struct worker *w, struct claimed *c)
+{
+    if (!c->have) return;
+    suppression_release(w);
+    batch_free(&c->b);
+    c->have = 0;
+}
+
+/* Emits c's batch in one transaction, committed on the committer thread while the main
+ * thread parses and claims next (collected, not yet parsed; may be empty). Returns 0, 1
+ * when the transaction failed and both batches were rewound (next is then emptied), or
+ * -1 on a fatal error. With 0, next is claimed (or empty). */
+static int emit_overlapped(struct worker *w, struct claimed *c, struct batch *next, int *next_ok)
+{
+    int64_t t = mh_mono_ms();
+    *next_ok = 0;
+    int rc = emit_produce(w, &c->b);
+    busy(&w->stats.emit_ms, t);
+    if (rc != 0) {
+        /* Aborted and rewound to c's records, which come before next's. */
+        if (rc > 0 && next->n) rewind_batch(w, next);
+        if (rc > 0) rewind_batch(w, &c->b);
+        batch_free(next);
+        claimed_drop(w, c);
+        return rc;
+    }
+    struct committer cm;
+    committer_start(&cm, w, &c->b);
+    if (next->n) {
+        t = mh_mono_ms();
+        normalize_batch(w, next);
+        busy(&w->stats.normalize_ms, t);
+        t = mh_mono_ms();
+        *next_ok = claim_with_retry(w, next) == 0;
+        busy(&w->stats.claim_ms, t);
+    }
+    t = mh_mono_ms();
+    rc = committer_join(&cm);
+    busy(&w->stats.emit_ms, t);
+    if (rc < 0) return -1;
+    if (rc > 0) {
+        if (emit_abort(w) < 0) return -1;
+        if (*next_ok) rewind_batch(w, next);
+        rewind_batch(w, &c->b);
+        *next_ok = 0;
+        suppression_release(w);
+        batch_free(next);
+        batch_free(&c->b);
+        c->have = 0;
+        return 1;
+    }
+    emit_count(w, &c->b);
+    mh_histogram_observe_us(&w->stats.batch_latency, (mh_mono_ms() - c->t0) * 1000);
+    batch_free(&c->b);
+    c->have = 0;
+    return 0;
+}
+
 static int run(struct worker *w)
 {
     int64_t next_stats = mh_mono_ms() + 60000, next_gauges = 0;
+    struct claimed c = {0};
+    int rc = 0;
     while (!w->stop) {
         int64_t now = mh_mono_ms();
         atomic_store_explicit(&w->stats.loop_ms, now, memory_order_relaxed);
@@ -253,34 +334,45 @@ static int run(struct worker *w)
             refresh_gauges(w);
             next_gauges = now + 1000;
         }
+        unsigned rebalances = w->rebalances;
         struct batch b = {0};
-        if (collect(w, &b) == 0) {
-            batch_free(&b);
-        } else {
-            int64_t t0 = mh_mono_ms();
+        collect(w, &b, !c.have);
+        int64_t t0 = mh_mono_ms();
+        /* A claimed batch of an assignment that changed is not emitted: its partitions
+         * start again from their committed offsets (its claims decide the same then). */
+        if (c.have && w->rebalances != rebalances) claimed_drop(w, &c);
+        int next_ok = 0;
+        if (c.have) {
+            rc = emit_overlapped(w, &c, &b, &next_ok);
+            if (rc < 0) break;
+        } else if (b.n) {
             normalize_batch(w, &b);
-            int64_t t1 = mh_mono_ms();
-            int rc = claim_with_retry(w, &b);
-            int64_t t2 = mh_mono_ms();
-            if (rc == 0) rc = emit_batch(w, &b);
-            atomic_fetch_add_explicit(&w->stats.normalize_ms, (uint64_t)(t1 - t0),
-                                      memory_order_relaxed);
-            atomic_fetch_add_explicit(&w->stats.claim_ms, (uint64_t)(t2 - t1),
-                                      memory_order_relaxed);
-            int64_t t3 = mh_mono_ms();
-            atomic_fetch_add_explicit(&w->stats.emit_ms, (uint64_t)(t3 - t2),
-                                      memory_order_relaxed);
-            if (rc == 0) mh_histogram_observe_us(&w->stats.batch_latency, (t3 - t0) * 1000);
-            /* After the Kafka transaction committed or aborted, never before. */
-            suppression_release(w);
+            busy(&w->stats.normalize_ms, t0);
+            int64_t t = mh_mono_ms();
+            next_ok = claim_with_retry(w, &b) == 0;
+            busy(&w->stats.claim_ms, t);
+        }
+        if (next_ok) {
+            c.b = b;
+            c.t0 = t0;
+            c.have = 1;
+        } else {
             batch_free(&b);
-            if (rc < 0) return -1;
         }
         if (mh_mono_ms() >= next_stats) {
             log_stats(w);
             next_stats = mh_mono_ms() + 60000;
         }
     }
+    /* Leaving: the batch in hand is emitted (or, after a fatal error, dropped). */
+    if (c.have && rc >= 0 && w->stop != 2) {
+        int64_t t = mh_mono_ms();
+        rc = emit_batch(w, &c.b);
+        busy(&w->stats.emit_ms, t);
+        suppression_release(w);
+    }
+    claimed_drop(w, &c);
+    if (rc < 0) return -1;
     return w->stop == 2 ? -1 : 0;
 }
 
@@ -372,6 +464,7 @@ out:
         rd_kafka_destroy(w.producer);
     }
     if (w.pg) PQfinish(w.pg);
+    if (w.pg_spare) PQfinish(w.pg_spare);
     worker_metrics_stop(metrics);
     event_counts_free(&w.stats.events);
     mh_config_free(w.cfg);

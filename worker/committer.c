@@ -1,0 +1,61 @@
+/*
+ * committer.c — the Kafka commit of batch N on its own thread, overlapped with the
+ * PostgreSQL claim of batch N+1 on the main thread.
+ *
+ * A batch's Kafka transaction ends with two broker round trips (the offsets, then the
+ * commit with its markers), during which the worker used to wait. Now the main thread
+ * starts them here and goes on to normalize and claim the next batch. What keeps that
+ * safe (docs/design.md, "Overlapped commits"):
+ *   - the next batch's claim commits in PostgreSQL before this batch's Kafka transaction
+ *     is known to have committed, which is the crash case the claims already cover:
+ *     when this transaction aborts, the main thread rewinds both batches and their
+ *     records come again, deciding the same from their claims;
+ *   - the next batch's Kafka transaction begins only after this one ended (join);
+ *   - the per-address locks this batch's suppression changes took stay held on its own
+ *     connection until its commit ended, and this thread releases them: the next claim,
+ *     on the worker's other connection, waits for them if it touches the same address,
+ *     and so produces that address's state after this batch's;
+ *   - the main thread does not poll the consumer meanwhile, so no rebalance happens
+ *     while a transaction is open.
+ * This thread touches only the producer (librdkafka's transactional calls are
+ * thread-safe) and the connection it was given, which the main thread leaves alone
+ * until the join.
+ */
+#include <pthread.h>
+
+#include "committer.h"
+
+static void *commit_thread(void *arg)
+{
+    struct committer *c = arg;
+    c->rc = emit_commit(c->w, c->offsets, c->gmd);
+    suppression_release_conn(c->pg, &c->pg_locks);
+    return NULL;
+}
+
+int committer_start(struct committer *c, struct worker *w, const struct batch *b)
+{
+    *c = (struct committer){.w = w, .pg = w->pg, .pg_locks = w->pg_locks};
+    c->offsets = emit_offsets(b);
+    c->gmd = rd_kafka_consumer_group_metadata(w->consumer);
+    w->pg = w->pg_spare;
+    w->pg_locks = 0;
+    w->pg_spare = NULL;
+    if (pthread_create(&c->thread, NULL, commit_thread, c) != 0) {
+        commit_thread(c);
+        return -1;
+    }
+    c->running = 1;
+    return 0;
+}
+
+int committer_join(struct committer *c)
+{
+    if (c->running) pthread_join(c->thread, NULL);
+    c->running = 0;
+    /* The connection is idle again: the next batch's spare. */
+    c->w->pg_spare = c->pg;
+    rd_kafka_consumer_group_metadata_destroy(c->gmd);
+    rd_kafka_topic_partition_list_destroy(c->offsets);
+    return c->rc;
+}
