@@ -444,14 +444,18 @@ int http_listen(struct ingest_proc *p, const struct mh_config *cfg, char *err, s
         return -1;
     }
     /* A plain bind first: SO_REUSEPORT alone would quietly share a port that another
-     * process (another mailhook-ingest, say) already listens on. */
-    evutil_socket_t probe = bind_one(ai, 0);
-    if (probe < 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", cfg->ingest.listen, strerror(errno));
-        evutil_freeaddrinfo(ai);
-        return -1;
+     * process (another mailhook-ingest, say) already listens on. With [ingest] share_port
+     * that is what is wanted: several processes on one port, the kernel spreading new
+     * connections over all their loops (only processes of the same user can join). */
+    if (!cfg->ingest.share_port) {
+        evutil_socket_t probe = bind_one(ai, 0);
+        if (probe < 0) {
+            snprintf(err, errlen, "cannot listen on %s: %s", cfg->ingest.listen, strerror(errno));
+            evutil_freeaddrinfo(ai);
+            return -1;
+        }
+        close(probe);
     }
-    close(probe);
     /* One socket per loop, all on the port: the kernel spreads new connections over
      * them, so every loop (and core) gets its share. */
     for (int i = 0; i < p->n_loops; i++) {

@@ -39,6 +39,7 @@ static const struct key_def key_defs[] = {
     {"ingest", "max_body_bytes", KEY_LONG, OFF(ingest.max_body_bytes), "1048576", 1, 64L << 20},
     {"ingest", "max_header_bytes", KEY_LONG, OFF(ingest.max_header_bytes), "16384", 512, 1L << 20},
     {"ingest", "threads", KEY_LONG, OFF(ingest.threads), "0", 0, 64},
+    {"ingest", "share_port", KEY_BOOL, OFF(ingest.share_port), "false", 0, 0},
     {"ingest", "read_timeout_ms", KEY_LONG, OFF(ingest.read_timeout_ms), "10000", 100, 600000},
     {"ingest", "request_deadline_ms", KEY_LONG, OFF(ingest.request_deadline_ms), "30000", 100,
      600000},

@@ -1,6 +1,7 @@
 """mailhook-ingest with several event loops ([ingest] threads): each loop has its own
 SO_REUSEPORT socket and producer, the kernel spreads connections over them, a SIGHUP
-reaches every loop, and a port that is already taken is still an error."""
+reaches every loop, and a port that is already taken is still an error — unless
+[ingest] share_port lets several processes serve it."""
 
 from __future__ import annotations
 
@@ -91,3 +92,54 @@ def test_loops_share_the_port_and_the_reload(mailhook, tmp_path):
         status = proc.stop(timeout=15)
         helpers.delete_topics([raw], mailhook.brokers)
     assert status == 0, proc.tail()
+
+
+def _served_200(base: str) -> int:
+    m = re.search(r'mailhook_ingest_responses_total\{code="200"\} (\d+)', _metrics(base))
+    assert m
+    return int(m.group(1))
+
+
+def test_two_processes_share_one_port(mailhook, tmp_path):
+    """share_port: a second ingest joins the port, the kernel spreads new connections over
+    both processes, and when one stops the other goes on serving the port alone."""
+    port = helpers.free_port()
+    base = f"http://127.0.0.1:{port}"
+    raw = f"{mailhook.topics['raw']}.shared"
+    helpers.create_topics({raw: 2}, mailhook.brokers)
+    sections = json.loads(json.dumps(mailhook.sections))
+    sections["ingest"].update({"listen": f"127.0.0.1:{port}", "threads": "1",
+                               "raw_topic": raw, "share_port": "true"})
+    path = tmp_path / "shared.ini"
+    helpers.write_ini(path, sections)
+    first = mailhook.start_ingest("ingest-shared-1", config=path, url=base)
+    second = mailhook.start_ingest("ingest-shared-2", config=path, url=base)
+    try:
+        # /readyz above may have been the first's answer: the second is up once it says so
+        # and every fresh connection is answered ready.
+        helpers.wait_for(lambda: "started" in second.log.read_text(), 30, what="second ingest")
+        helpers.wait_for(lambda: all(requests.get(f"{base}/readyz", timeout=2,
+                                                  headers={"Connection": "close"}).status_code
+                                     == 200 for _ in range(20)), 30, what="both ready")
+        assert second.alive(), second.tail()
+        src = mailhook.sources["ivymail"]
+        rid = uid()
+        n = 200
+        bodies = [unique_bounce(f"share{i}.{rid}@example.com", f"share-{rid}-{i}")
+                  for i in range(n)]
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda b: _post_fresh(base, src, b), bodies))
+        assert codes == [200] * n
+        assert first.stop(timeout=15) == 0, first.tail()
+        # Only the second serves the port now: what it answered is its share.
+        served = _served_200(base)
+        assert 0 < served < n, f"the second process answered {served} of {n}"
+        late = unique_bounce(f"late.{rid}@example.com", f"late-{rid}")
+        assert [_post_fresh(base, src, late) for _ in range(5)] == [200] * 5
+        helpers.wait_for(lambda: sum(mailhook.end_offsets(raw).values()) >= n + 5, 30,
+                         what="every answered request on the raw topic")
+    finally:
+        first.stop(timeout=15)
+        status = second.stop(timeout=15)
+        helpers.delete_topics([raw], mailhook.brokers)
+    assert status == 0, second.tail()

@@ -88,6 +88,7 @@ struct mh_config {
     struct {
         char *listen; /* "host:port" */
         long threads; /* event loops; 0 = one per online CPU */
+        int share_port; /* other mailhook-ingest processes may listen on the same port */
         long max_body_bytes;
         long max_header_bytes;
         long read_timeout_ms;     /* inactivity: every byte read starts it again */
