@@ -213,7 +213,8 @@ class Bench:
     def create_topic(self, name: str, partitions: int = 6) -> str:
         from confluent_kafka.admin import AdminClient, NewTopic
         a = AdminClient({"bootstrap.servers": self.brokers})
-        for f in a.create_topics([NewTopic(name, partitions, 1)]).values():
+        # The broker's default replication (3 on the local cluster, as mailhook's topics).
+        for f in a.create_topics([NewTopic(name, partitions, -1)]).values():
             f.result(30)
         self.topics.append(name)
         return name

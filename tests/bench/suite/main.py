@@ -18,18 +18,20 @@ import report  # noqa: E402
 
 PARTS = ("ingest", "worker", "e2e", "memory")
 # Long, so only when asked for (--growth, or --only growth).
-OPTIONAL = ("growth",)
+OPTIONAL = ("growth", "scale")
 GROWTH_CLAIMS = {"full": "0,1000000,10000000", "quick": "0,1000,10000"}
 
 SIZES = {
     "full": {"quick": False, "connections": 64, "seconds": 5, "requests": 0,
              "py_requests": 5000, "latency_seconds": 5, "worker_records": 20000,
              "batch_size": 500, "drain_timeout": 300, "pgbench_seconds": 5, "e2e_rates": [1000, 5000],
-             "e2e_seconds": 5, "idle_connections": 10000, "idle_hold": 2},
+             "e2e_seconds": 5, "idle_connections": 10000, "idle_hold": 2,
+             "scale_records": 30000},
     "quick": {"quick": True, "connections": 64, "seconds": 1, "requests": 640,
               "py_requests": 300, "latency_seconds": 1, "worker_records": 200,
               "batch_size": 10, "drain_timeout": 60, "pgbench_seconds": 1, "e2e_rates": [100],
-              "e2e_seconds": 1, "idle_connections": 500, "idle_hold": 0.5},
+              "e2e_seconds": 1, "idle_connections": 500, "idle_hold": 0.5,
+              "scale_records": 200},
 }
 
 
@@ -49,13 +51,15 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--perf", action="store_true")
     ap.add_argument("--growth", action="store_true")
+    ap.add_argument("--scale", action="store_true")
     ap.add_argument("--growth-claims")
     ap.add_argument("--bin", type=Path, required=True)
     ap.add_argument("--argv", default="")
     args = ap.parse_args()
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    if args.growth and "growth" not in parts:
-        parts.append("growth")
+    for opt in OPTIONAL:
+        if getattr(args, opt) and opt not in parts:
+            parts.append(opt)
     unknown = [p for p in parts if p not in PARTS + OPTIONAL]
     if unknown:
         ap.error(f"unknown part(s) {', '.join(unknown)}; parts: {', '.join(PARTS + OPTIONAL)}")
@@ -89,6 +93,9 @@ def main() -> int:
                     import growth
                     spec = args.growth_claims or GROWTH_CLAIMS["quick" if args.quick else "full"]
                     f, r = growth.measure(bench, sizes, runs, [int(x) for x in spec.split(",")])
+                elif part == "scale":
+                    import scale
+                    f, r = scale.measure(bench, sizes, runs)
                 elif part == "e2e":
                     import e2e
                     f, r = e2e.measure(bench, sizes, runs)

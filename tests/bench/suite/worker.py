@@ -138,12 +138,13 @@ def pgbench(bench: Bench, clients: int, batch: int, seconds: float) -> tuple[str
     return shown, float(m.group(1)) * batch
 
 
-def txn_loops(bench: Bench, topic: str, n: int, batch: int, total: int, tag: str) -> tuple[str, float]:
+def txn_loops(bench: Bench, topic: str, n: int, batch: int, total: int, tag: str,
+              partitions: int = PARTITIONS) -> tuple[str, float]:
     """n bare transactional loops in one group on topic; records/s of them together."""
     out = bench.create_topic(f"mailhook.txnloop.bench-{bench.id}-{tag}")
     group = f"bench-txnloop-{bench.id}-{tag}"
     argvs = [[str(bench.bin / "txn_loop"), bench.brokers, topic, out, group,
-              f"{group}-{i}", str(batch), str(total), str(i), str(n), str(PARTITIONS)]
+              f"{group}-{i}", str(batch), str(total), str(i), str(n), str(partitions)]
              for i in range(n)]
     ps = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
           for a in argvs]
@@ -157,7 +158,8 @@ def txn_loops(bench: Bench, topic: str, n: int, batch: int, total: int, tag: str
         secs = max(secs, r["seconds"])
     if records < total:
         raise RuntimeError(f"txn_loop: {records} of {total} records")
-    return f"{n} x txn_loop BROKERS RAW OUT GROUP TXN_ID {batch} {total} I {n} {PARTITIONS}", records / secs if secs else 0.0
+    return (f"{n} x txn_loop BROKERS RAW OUT GROUP TXN_ID {batch} {total} I {n} {partitions}",
+            records / secs if secs else 0.0)
 
 
 def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figure], dict]:
