@@ -11,6 +11,9 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
+import os
+
+import cpu
 from common import TENANT, Bench, Figure, log, run, vm_hwm_kib
 
 import chaos  # WorkProgress: the group's committed offsets
@@ -93,6 +96,8 @@ def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, per
     first = last = None
     hwm = 0
     perf_on = False
+    # CPU from the first commit on, as the rate; the workers' own at their end.
+    cpu_first = cpu_last = None
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -100,10 +105,12 @@ def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, per
             if done and (last is None or done != last[1]):
                 if first is None:
                     first = (now, done)
+                    cpu_first = cpu.snapshot([p.pid for p in procs])
                     if perf is not None:
                         perf.start("worker", procs[0].pid)
                         perf_on = True
                 last = (now, done)
+                cpu_last = cpu.snapshot([p.pid for p in procs])
             if done >= total:
                 break
             if not all(p.alive() for p in procs):
@@ -120,9 +127,10 @@ def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, per
     if last is None or last[1] < total:
         raise RuntimeError(f"the workers did not commit the backlog in {timeout:.0f}s")
     if last[0] > first[0]:
-        return {"records": total - first[1], "seconds": last[0] - first[0], "hwm_kib": hwm}
+        return {"records": total - first[1], "seconds": last[0] - first[0], "hwm_kib": hwm,
+                "cpu": cpu.delta(cpu_first, cpu_last)}
     # One commit took it all (a tiny --quick backlog): timed from the start instead.
-    return {"records": total, "seconds": last[0] - started, "hwm_kib": hwm}
+    return {"records": total, "seconds": last[0] - started, "hwm_kib": hwm, "cpu": None}
 
 
 def pgbench(bench: Bench, clients: int, batch: int, seconds: float) -> tuple[str, float]:
@@ -172,6 +180,16 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
         prefill(bench, cfg["topics"]["raw"], sizes["worker_records"], 1, "perf")
         total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
         drain(bench, cfg, 1, total, sizes["drain_timeout"], perf)
+    cores = os.cpu_count() or 1
+    per_rec = {k: Figure("worker", f"CPU per record, single-event webhooks, 1 worker: {what}",
+                         "µs/record", "", ceiling_name=ceiling)
+               for k, what, ceiling in (
+                   ("all", "worker + PostgreSQL + Kafka",
+                    f"CPU time the machine has per record at the measured rate ({cores} cores / rate)"),
+                   ("processes", "mailhook-worker", "-"),
+                   ("postgres", "PostgreSQL (all its processes)", "-"),
+                   ("kafka", "Kafka broker", "-"))}
+    cpu_skip = "no local PostgreSQL or Kafka process to read (an external stack)"
     for kind, per_record, records in (("single", 1, sizes["worker_records"]),
                                       ("batch", 10, sizes["worker_records"] // 4)):
         for workers in (1, 2):
@@ -193,6 +211,19 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                 result["worker_hwm_kib"] = max(result["worker_hwm_kib"], d["hwm_kib"])
                 r_rate = d["records"] / d["seconds"] / workers if d["seconds"] else 0.0
                 rec.samples.append(r_rate)
+                if kind == "single" and workers == 1 and not d["cpu"]:
+                    cpu_skip = "not measured: the backlog went in one commit (a --quick run)"
+                if kind == "single" and workers == 1 and d["cpu"] and d["records"]:
+                    c = d["cpu"]
+                    parts = {k: c[k] for k in ("processes", "postgres", "kafka") if c[k] is not None}
+                    for k, v in parts.items():
+                        per_rec[k].samples.append(v / d["records"] * 1e6)
+                        per_rec[k].command = rec.command + ", /proc CPU times over the same span"
+                    if len(parts) == 3:
+                        per_rec["all"].samples.append(sum(parts.values()) / d["records"] * 1e6)
+                        per_rec["all"].command = per_rec["processes"].command
+                        per_rec["all"].ceiling_command = "os.cpu_count() / records per second"
+                        per_rec["all"].ceiling_samples.append(cores / r_rate * 1e6 if r_rate else 0)
                 ev.samples.append(r_rate * per_record)
                 tcmd, t_rate = txn_loops(bench, raw, workers, batch_size, total, tag)
                 rec.ceiling_command = tcmd
@@ -203,4 +234,8 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                 log(f"{label}: {r_rate:.0f} records/s, {r_rate * per_record:.0f} events/s per "
                     f"process (txn loop {t_rate / workers:.0f}, pgbench {rows / workers:.0f} rows/s)")
             figs += [rec, ev]
+    for f in per_rec.values():
+        if not f.samples:
+            f.skip = cpu_skip
+        figs.append(f)
     return figs, result

@@ -1,0 +1,51 @@
+"""CPU time of the processes a measurement involves, read from /proc: a worker (or any
+pid), the local PostgreSQL (the postmaster with its ended children and its live ones, so
+a backend that exits during the measurement still counts) and the local Kafka broker(s).
+Dividing by the records processed gives each one's CPU per record; their sum against
+the machine's cores says how near the whole pipeline is to what the machine can do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _pgrep(args: list[str]) -> list[int]:
+    out = subprocess.run(["pgrep", *args], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def seconds(pid: int, children: bool = False) -> float:
+    """utime + stime of pid (and of its ended, waited-for children), in seconds; 0 when
+    it is gone."""
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(f[11]) + int(f[12]) + (int(f[13]) + int(f[14]) if children else 0)
+    return ticks / TICK
+
+
+def postgres() -> float | None:
+    """CPU seconds of the local PostgreSQL so far, or None when none runs here."""
+    master = _pgrep(["-o", "-x", "postgres"])
+    if not master:
+        return None
+    return seconds(master[0], True) + sum(seconds(p) for p in _pgrep(["-P", str(master[0])]))
+
+
+def kafka() -> float | None:
+    """CPU seconds of the local Kafka broker processes so far, or None when none runs here."""
+    pids = _pgrep(["-f", "kafka.Kafka"])
+    return sum(seconds(p) for p in pids) if pids else None
+
+
+def snapshot(pids: list[int]) -> dict:
+    return {"processes": sum(seconds(p) for p in pids), "postgres": postgres(), "kafka": kafka()}
+
+
+def delta(before: dict, after: dict) -> dict:
+    return {k: (after[k] - before[k] if before[k] is not None and after[k] is not None else None)
+            for k in before}
