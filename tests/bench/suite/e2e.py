@@ -1,19 +1,18 @@
 """End to end: the time from ingest's 200 to the event being visible to a read_committed
 consumer of the events topic, at a constant request rate, with ingest and two workers
 running. The sender is open loop (request i due at start + i/rate, each a distinct,
-signed ivymail event); it is Python, so the rate it reaches is reported next to the one
-asked for. The ceiling is the same path with no worker: 200 -> visible on the raw topic
-(what Kafka alone costs)."""
+signed ivymail event): e2e_sender.c, which writes when each request was answered 200;
+the rate it reached is reported next to the one asked for. The ceiling is the same path
+with no worker: 200 -> visible on the raw topic (what Kafka alone costs)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
 import threading
 import time
 
-from common import Bench, Figure, log
+from common import Bench, Figure, log, run
 
 import loadgen
 
@@ -62,39 +61,27 @@ def _message_id(value: bytes) -> str | None:
         return None
 
 
-async def send(port: int, secret: str, rate: float, seconds: float, tag: str) -> tuple[dict, float]:
-    """Open-loop sender; ({message id: time of its 200}, achieved rate)."""
+def send(bench: Bench, port: int, secret: str, rate: float, seconds: float,
+         tag: str) -> tuple[dict, float]:
+    """Open-loop sender (e2e_sender); ({message id: time of its 200}, achieved rate)."""
     total = max(int(rate * seconds), 1)
-    bodies = [json.dumps({"event": "delivered", "message_id": f"e2e-{tag}-{i}",
-                          "to": f"e2e{i}@acme.example",
-                          "timestamp": "2026-06-15T10:00:00Z"}).encode() for i in range(total)]
-    acked: dict[str, float] = {}
-    nxt = 0
-    start = time.monotonic() + 0.2
-
-    async def conn_loop():
-        nonlocal nxt
-        c = loadgen.Conn("127.0.0.1", port)
-        try:
-            while nxt < total:
-                i = nxt
-                nxt += 1
-                delay = start + i / rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                b = bodies[i]
-                status, _, _ = await c.post("/v1/webhooks/ivymail",
-                                            {"x-ivymail-signature": loadgen._hmac_hex(secret, b)},
-                                            b, 30)
-                if status != 200:
-                    raise RuntimeError(f"ingest answered {status}")
-                acked[f"e2e-{tag}-{i}"] = time.time()
-        finally:
-            await c.close()
-
-    await asyncio.gather(*(conn_loop() for _ in range(CONNECTIONS)))
-    took = time.monotonic() - start
-    return acked, total / took
+    reqs = bench.work / f"e2e-{tag}.requests"
+    answers = bench.work / f"e2e-{tag}.answers"
+    ids = [f"e2e-{tag}-{i}" for i in range(total)]
+    with reqs.open("w") as f:
+        for i, mid in enumerate(ids):
+            b = json.dumps({"event": "delivered", "message_id": mid, "to": f"e2e{i}@acme.example",
+                            "timestamp": "2026-06-15T10:00:00Z"}, separators=(",", ":"))
+            f.write(f"{loadgen._hmac_hex(secret, b.encode())} {b}\n")
+    out = run([str(bench.bin / "e2e_sender"), "127.0.0.1", str(port), "/v1/webhooks/ivymail",
+               "x-ivymail-signature", str(rate), str(CONNECTIONS), str(reqs), str(answers)],
+              seconds + 120)
+    summary = json.loads(out.strip().splitlines()[-1])
+    acked = {}
+    for line in answers.read_text().splitlines():
+        i, t = line.split()
+        acked[ids[int(i)]] = float(t)
+    return acked, summary["achieved_rate"]
 
 
 def latency(bench: Bench, cfg: dict, topic: str, key_of, rate: float, seconds: float,
@@ -103,7 +90,7 @@ def latency(bench: Bench, cfg: dict, topic: str, key_of, rate: float, seconds: f
     vis.start()
     vis.ready.wait(30)
     try:
-        acked, achieved = asyncio.run(send(cfg["port"], bench.secret, rate, seconds, tag))
+        acked, achieved = send(bench, cfg["port"], bench.secret, rate, seconds, tag)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not all(k in vis.seen for k in acked):
             time.sleep(0.1)
@@ -126,7 +113,7 @@ def measure(bench: Bench, sizes: dict, runs: int) -> tuple[list[Figure], dict]:
         time.sleep(3)  # the group join
         for rate in sizes["e2e_rates"]:
             p = {k: Figure("e2e", f"200 -> visible on events (read_committed) {k} at {rate}/s",
-                           "ms", f"open-loop Python sender, {rate}/s for {sizes['e2e_seconds']}s, "
+                           "ms", f"open-loop sender (e2e_sender.c), {rate}/s for {sizes['e2e_seconds']}s, "
                                  f"{CONNECTIONS} connections; ingest + 2 workers",
                            ceiling_name="200 -> visible on the raw topic (Kafka alone), same rate")
                  for k in ("p50", "p99")}
