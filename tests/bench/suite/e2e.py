@@ -110,7 +110,10 @@ def measure(bench: Bench, sizes: dict, runs: int) -> tuple[list[Figure], dict]:
     ingest = bench.ingest(cfg)
     workers = [bench.worker(cfg, f"e{i}") for i in (1, 2)]
     try:
-        time.sleep(3)  # the group join
+        # Warm-up, not counted: until its events are visible, the workers have joined the
+        # group and hold their partitions (a join's rebalance would land in the first
+        # figure's tail otherwise).
+        latency(bench, cfg, cfg["topics"]["events"], _message_id, 100, 1, "warmup")
         for rate in sizes["e2e_rates"]:
             p = {k: Figure("e2e", f"200 -> visible on events (read_committed) {k} at {rate}/s",
                            "ms", f"open-loop sender (e2e_sender.c), {rate}/s for {sizes['e2e_seconds']}s, "
