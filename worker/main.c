@@ -344,7 +344,10 @@ static int run(struct worker *w)
         int next_ok = 0;
         if (c.have) {
             rc = emit_overlapped(w, &c, &b, &next_ok);
-            if (rc < 0) break;
+            if (rc < 0) {
+                batch_free(&b);
+                break;
+            }
         } else if (b.n) {
             normalize_batch(w, &b);
             busy(&w->stats.normalize_ms, t0);
