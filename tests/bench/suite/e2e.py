@@ -16,7 +16,7 @@ from common import Bench, Figure, log, run
 
 import loadgen
 
-CONNECTIONS = 64
+CONNECTIONS = 256
 
 
 class Visible(threading.Thread):
@@ -84,6 +84,25 @@ def send(bench: Bench, port: int, secret: str, rate: float, seconds: float,
     return acked, summary["achieved_rate"]
 
 
+def wait_group(brokers: str, group: str, members: int, timeout: float = 60) -> None:
+    """Waits until the consumer group is stable with this many members, each holding
+    partitions: a join after the measurement began would put its rebalance in the tail."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": brokers})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            g = admin.describe_consumer_groups([group])[group].result(10)
+            if (g.state == ConsumerGroupState.STABLE and len(g.members) == members and
+                    all(m.assignment.topic_partitions for m in g.members)):
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"consumer group {group} not stable with {members} members")
+
+
 def latency(bench: Bench, cfg: dict, topic: str, key_of, rate: float, seconds: float,
             tag: str) -> tuple[dict, float]:
     vis = Visible(bench.brokers, topic, key_of)
@@ -101,7 +120,29 @@ def latency(bench: Bench, cfg: dict, topic: str, key_of, rate: float, seconds: f
         raise RuntimeError(f"{len(missing)} of {len(acked)} events never became visible on {topic}")
     lat = sorted((vis.seen[k] - t) * 1000 for k, t in acked.items())
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [lat[0]] * 99
-    return {"p50": q[49], "p99": q[98]}, achieved
+    # How long after the last 200 the last event became visible: the backlog left.
+    drain = max(vis.seen.values()) - max(acked.values()) if acked else 0.0
+    return {"p50": q[49], "p99": q[98], "drain_s": drain}, achieved
+
+
+# A rate is sustained when the sender reached it and every event was visible within this
+# many seconds of the last 200 (the backlog stayed bounded instead of growing).
+SUSTAINED_DRAIN_S = 2.0
+
+
+def highest_sustained(bench: Bench, cfg: dict, topic: str, ladder: list[int], seconds: float,
+                      tag: str) -> float:
+    """The highest rate of the ladder (ascending) sustained on topic; 0 when none was."""
+    best = 0.0
+    for rate in ladder:
+        r, achieved = latency(bench, cfg, topic, _message_id, rate, seconds, f"{tag}-{rate}")
+        ok = achieved >= 0.95 * rate and r["drain_s"] <= SUSTAINED_DRAIN_S
+        log(f"e2e ladder {topic}: {rate}/s asked, {achieved:.0f}/s sent, last event visible "
+            f"{r['drain_s']:.2f}s after the last 200: {'sustained' if ok else 'not sustained'}")
+        if not ok:
+            break
+        best = float(rate)
+    return best
 
 
 def measure(bench: Bench, sizes: dict, runs: int) -> tuple[list[Figure], dict]:
@@ -114,6 +155,7 @@ def measure(bench: Bench, sizes: dict, runs: int) -> tuple[list[Figure], dict]:
         # group and hold their partitions (a join's rebalance would land in the first
         # figure's tail otherwise).
         latency(bench, cfg, cfg["topics"]["events"], _message_id, 100, 1, "warmup")
+        wait_group(bench.brokers, cfg["group"], len(workers))
         for rate in sizes["e2e_rates"]:
             p = {k: Figure("e2e", f"200 -> visible on events (read_committed) {k} at {rate}/s",
                            "ms", f"open-loop sender (e2e_sender.c), {rate}/s for {sizes['e2e_seconds']}s, "
@@ -135,6 +177,20 @@ def measure(bench: Bench, sizes: dict, runs: int) -> tuple[list[Figure], dict]:
             for f in p.values():
                 f.note = f"sender achieved {min(achieved_all):.0f}..{max(achieved_all):.0f}/s"
             figs += p.values()
+        ladder = sizes["e2e_ladder"]
+        sust = Figure("e2e", f"highest sustained rate (every event visible within "
+                             f"{SUSTAINED_DRAIN_S:.0f} s of the last 200)", "events/s",
+                      f"open-loop sender (e2e_sender.c), {', '.join(map(str, ladder))}/s for "
+                      f"{sizes['e2e_seconds']}s each, up to the first not sustained; "
+                      f"ingest + 2 workers",
+                      ceiling_name="the same ladder on the raw topic (ingest and Kafka alone)")
+        for i in range(runs):
+            sust.samples.append(highest_sustained(bench, cfg, cfg["topics"]["events"], ladder,
+                                                  sizes["e2e_seconds"], f"ladder-{i}"))
+            sust.ceiling_samples.append(highest_sustained(bench, cfg, cfg["topics"]["raw"], ladder,
+                                                          sizes["e2e_seconds"], f"ladder-{i}-raw"))
+        sust.note = f"ladder {', '.join(map(str, ladder))}/s; the top of the ladder is a floor, not a maximum"
+        figs.append(sust)
     finally:
         for w in workers:
             w.stop()
