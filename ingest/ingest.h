@@ -123,6 +123,8 @@ void ingest_fatal(struct ingest *in);
 void ingest_cfg_unref(struct ingest_cfg *ic);
 
 /* publish.c */
+/* The producer's linger.ms when [kafka] sets neither linger.ms nor queue.buffering.max.ms. */
+#define INGEST_LINGER_MS "2"
 int publish_init(struct ingest *in, char *err, size_t errlen);
 /* On the loop's thread once its loop has ended: delivers or purges what is queued. */
 void publish_drain(struct ingest *in);

@@ -6,6 +6,13 @@
  * [ingest] ack_deadline_ms, so every record gets its delivery report within the
  * deadline and the waiting request its answer.
  *
+ * Defaults of its own, which [kafka] may replace (docs/kafka.md, "Ingest's producer
+ * defaults"): linger.ms = INGEST_LINGER_MS. librdkafka's 5 ms makes every request wait
+ * 5 ms before its record even leaves; 0 sends a produce request for every few records,
+ * which under many concurrent senders costs the broker and the producer more CPU per
+ * record than the wait saves. A short linger batches what concurrent senders bring and
+ * adds little to a single sender's answer.
+ *
  * Records on the quarantine topic (quarantine.c) share the producer; they carry no
  * opaque, and their delivery reports are only counted.
  *
@@ -29,6 +36,11 @@
 #include "mailhook/log.h"
 #include "mailhook/shutdown.h"
 #include "mailhook/timeutil.h"
+
+static const char *const producer_defaults[] = {
+    "linger.ms", INGEST_LINGER_MS,
+    NULL,
+};
 
 static publish_done_cb done_cb;
 static pthread_t probe_thread;
@@ -138,8 +150,14 @@ int publish_init(struct ingest *in, char *err, size_t errlen)
         "message.max.bytes", max_bytes,
         NULL,
     };
-    rd_kafka_conf_t *conf = mh_kafka_conf(cfg, overrides, err, errlen);
+    rd_kafka_conf_t *conf = mh_kafka_conf_defaults(cfg, producer_defaults, overrides, err, errlen);
     if (!conf) return -1;
+    if (in->id == 0) {
+        char linger[32];
+        size_t sz = sizeof(linger);
+        if (rd_kafka_conf_get(conf, "linger.ms", linger, &sz) == RD_KAFKA_CONF_OK)
+            mh_info("kafka producer: linger.ms = %s", linger);
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_opaque(conf, in);
