@@ -104,6 +104,12 @@ struct ingest {
     struct bufferevent **fresh; /* accepted since on_fresh last ran (a reference each) */
     size_t n_fresh, cap_fresh;
     struct event *fresh_ev, *resume_ev;
+    /* http.c: random bytes for request ids, drawn from OpenSSL a pool at a time */
+    unsigned char rid_pool[1024];
+    size_t rid_left;
+    /* http.c: the common timeout of the ack deadline (its length in ms, for a reload) */
+    long ack_tv_ms;
+    const struct timeval *ack_tv;
     /* deadline.c: each open connection's whole-request timer, by file descriptor */
     struct conn_deadline **deadlines;
     size_t n_deadlines;

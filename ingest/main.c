@@ -228,7 +228,15 @@ static int loop_init(struct ingest_proc *p, int id, struct ingest_cfg *ic, char 
     in->id = id;
     in->cur = ingest_cfg_ref(ic);
     pthread_mutex_init(&in->ctl_mu, NULL);
-    in->base = event_base_new();
+    /* The changelist folds the enable/disable pairs a request makes on its socket within
+     * one loop iteration into one epoll_ctl, or none. (It is unsafe only for descriptors
+     * made by dup(), which the loops never watch.) */
+    struct event_config *ec = event_config_new();
+    if (ec) {
+        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        in->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
     if (!in->base) {
         snprintf(err, errlen, "cannot create an event loop");
         return -1;
