@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <errno.h>
 #include <event2/keyvalq_struct.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@
 #define WEBHOOK_PREFIX "/v1/webhooks/"
 
 struct webhook_req {
-    struct ingest *in;
+    struct ingest *in; /* first: publish_record's opaque names the loop so */
     struct evhttp_request *req;
     struct ingest_cfg *ic;
     struct source_stats *sst; /* the source's counters (in ic) */
@@ -42,6 +43,8 @@ struct webhook_req {
     char request_id[33];
     char source[80];
 };
+
+_Static_assert(offsetof(struct webhook_req, in) == 0, "publish_record's opaque");
 
 /* A request's context and its deadline timer in one allocation. */
 static struct webhook_req *webhook_req_new(void)
