@@ -207,8 +207,9 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     const unsigned char *bytes = len ? evbuffer_pullup(body, -1) : (const unsigned char *)"";
 
     struct evkeyvalq *in_hdrs = evhttp_request_get_input_headers(req);
+    /* evhttp's own strings: they live as long as req, past every use of headers here. */
     for (struct evkeyval *kv = in_hdrs->tqh_first; kv; kv = kv->next.tqe_next)
-        mh_headers_add(&headers, kv->key, kv->value);
+        mh_headers_borrow(&headers, kv->key, kv->value);
 
     struct mh_request mreq = {
         .method = options ? "OPTIONS" : "POST",
