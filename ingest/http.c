@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <errno.h>
 #include <event2/keyvalq_struct.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,16 +33,53 @@
 #define WEBHOOK_PREFIX "/v1/webhooks/"
 
 struct webhook_req {
-    struct ingest *in;
+    struct ingest *in; /* first: publish_record's opaque names the loop so */
     struct evhttp_request *req;
     struct ingest_cfg *ic;
     struct source_stats *sst; /* the source's counters (in ic) */
-    struct event *deadline; /* answers 503 if the delivery report is late */
+    struct event *deadline; /* answers 503 if the delivery report is late; in this block */
     int answered;
     int64_t start_us; /* when the handler got the whole request */
     char request_id[33];
     char source[80];
 };
+
+_Static_assert(offsetof(struct webhook_req, in) == 0, "publish_record's opaque");
+
+/* A request's context and its deadline timer in one allocation. */
+static struct webhook_req *webhook_req_new(void)
+{
+    size_t head = (sizeof(struct webhook_req) + 15) & ~(size_t)15;
+    struct webhook_req *wr = mh_calloc(1, head + event_get_struct_event_size());
+    wr->deadline = (struct event *)((char *)wr + head);
+    return wr;
+}
+
+/* A request id: 16 random bytes in hex. OpenSSL's generator is asked for a pool of
+ * bytes at a time rather than once per request (a lock and a fork check each). */
+static void request_id(struct ingest *in, char out[33])
+{
+    if (in->rid_left < 16) {
+        mh_random_bytes(in->rid_pool, sizeof(in->rid_pool));
+        in->rid_left = sizeof(in->rid_pool);
+    }
+    in->rid_left -= 16;
+    mh_hex_encode(in->rid_pool + in->rid_left, 16, out);
+}
+
+/* [ingest] ack_deadline_ms as a common timeout of the loop: every request's timer has
+ * the same length, so adding and removing one is O(1). */
+static const struct timeval *ack_timeout(struct ingest *in, long ms)
+{
+    if (!in->ack_tv || in->ack_tv_ms != ms) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        const struct timeval *common = event_base_init_common_timeout(in->base, &tv);
+        if (!common) return NULL;
+        in->ack_tv = common;
+        in->ack_tv_ms = ms;
+    }
+    return in->ack_tv;
+}
 
 static void reply_json(struct evhttp_request *req, int code, const char *reason, const char *fmt,
                        ...) __attribute__((format(printf, 4, 5)));
@@ -97,7 +135,7 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
     struct webhook_req *wr = opaque;
     struct ingest *in = wr->in;
     atomic_fetch_sub(&in->inflight, 1);
-    event_free(wr->deadline);
+    event_del(wr->deadline);
     if (wr->answered) {
         mh_log_at(MH_LOG_INFO, wr->request_id, wr->source, "late delivery report: %s",
                   err ? rd_kafka_err2str(err) : "acknowledged after the 503");
@@ -134,7 +172,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     char received[MH_TIME_BUFSZ];
     int64_t now = mh_now_ms(), start_us = mh_mono_us();
 
-    mh_random_hex(16, rid);
+    request_id(in, rid);
     mh_time_format(now, received);
     evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", rid);
 
@@ -169,8 +207,9 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     const unsigned char *bytes = len ? evbuffer_pullup(body, -1) : (const unsigned char *)"";
 
     struct evkeyvalq *in_hdrs = evhttp_request_get_input_headers(req);
+    /* evhttp's own strings: they live as long as req, past every use of headers here. */
     for (struct evkeyval *kv = in_hdrs->tqh_first; kv; kv = kv->next.tqe_next)
-        mh_headers_add(&headers, kv->key, kv->value);
+        mh_headers_borrow(&headers, kv->key, kv->value);
 
     struct mh_request mreq = {
         .method = options ? "OPTIONS" : "POST",
@@ -230,7 +269,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     for (size_t i = 0; i < src->n_forward; i++)
         add_header(hdrs, src->forward_headers[i], mh_headers_get(&headers, src->forward_headers[i]));
 
-    struct webhook_req *wr = mh_calloc(1, sizeof(*wr));
+    struct webhook_req *wr = webhook_req_new();
     wr->in = in;
     wr->req = req;
     wr->ic = ingest_cfg_ref(ic);
@@ -244,8 +283,9 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     if (!kerr) {
         long ms = ic->cfg->ingest.ack_deadline_ms;
         struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        wr->deadline = evtimer_new(in->base, on_deadline, wr);
-        evtimer_add(wr->deadline, &tv);
+        const struct timeval *common = ack_timeout(in, ms);
+        evtimer_assign(wr->deadline, in->base, on_deadline, wr);
+        evtimer_add(wr->deadline, common ? common : &tv);
     }
     if (kerr) {
         rd_kafka_headers_destroy(hdrs);

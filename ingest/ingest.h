@@ -63,6 +63,7 @@ struct ingest_proc {
     atomic_int stopping;       /* probe thread exit flag */
     atomic_int exit_status;    /* 1 after a fatal producer error */
     struct ingest_stats stats;
+    rd_kafka_t *rk;            /* the producer every loop publishes with (publish.c) */
     struct event_base *base;   /* the main thread's: signals, stats */
     struct event *fatal_ev;    /* a loop's producer failed for good */
     SSL_CTX *tls;              /* the latest TLS context (tls.c; main thread), or NULL */
@@ -70,9 +71,9 @@ struct ingest_proc {
 
 /*
  * One event loop, on a thread of its own, with its own HTTP server on its own
- * SO_REUSEPORT socket and its own producer: a request is verified, published and answered
- * on the loop that accepted it, so the loops share nothing on the hot path but the
- * counters.
+ * SO_REUSEPORT socket: a request is verified, published and answered on the loop that
+ * accepted it. The loops share the process's producer (publish.c), whose delivery
+ * reports come back to each request's own loop, and the counters.
  */
 struct ingest {
     struct ingest_proc *proc;
@@ -84,10 +85,12 @@ struct ingest {
     evutil_socket_t listen_fd; /* this loop's SO_REUSEPORT socket, until the listener owns it */
     struct evhttp_bound_socket *bound;
     struct ingest_cfg *cur; /* the config new requests use; swapped on this loop only */
-    rd_kafka_t *rk;
-    int wake_fds[2];     /* librdkafka writes here when delivery reports are queued */
-    struct event *wake_ev;
-    struct event *poll_ev;
+    rd_kafka_t *rk;       /* the process's producer (proc->rk) */
+    /* publish.c: delivery reports for this loop's requests, filled by the reports thread */
+    pthread_mutex_t inbox_mu;
+    struct report *inbox, *inbox_spare;
+    size_t inbox_n, inbox_cap, inbox_spare_cap;
+    struct event *inbox_ev; /* activated when the inbox gets its first report */
     struct event *ctl_ev; /* activated by the main thread: reload or stop */
     pthread_mutex_t ctl_mu;
     struct ingest_cfg *next_cfg; /* a reload waiting for this loop (under ctl_mu) */
@@ -104,6 +107,12 @@ struct ingest {
     struct bufferevent **fresh; /* accepted since on_fresh last ran (a reference each) */
     size_t n_fresh, cap_fresh;
     struct event *fresh_ev, *resume_ev;
+    /* http.c: random bytes for request ids, drawn from OpenSSL a pool at a time */
+    unsigned char rid_pool[1024];
+    size_t rid_left;
+    /* http.c: the common timeout of the ack deadline (its length in ms, for a reload) */
+    long ack_tv_ms;
+    const struct timeval *ack_tv;
     /* deadline.c: each open connection's whole-request timer, by file descriptor */
     struct conn_deadline **deadlines;
     size_t n_deadlines;
@@ -118,30 +127,39 @@ struct ingest_cfg *ingest_cfg_ref(struct ingest_cfg *ic);
 struct source_stats *ingest_source_stats(struct ingest_cfg *ic, const struct mh_source *src);
 /* The producer failed for good: every loop drains what can be answered, and the
  * process exits with status 1 so the supervisor starts a fresh one (main.c). Called on
- * the failing loop's thread. */
-void ingest_fatal(struct ingest *in);
+ * one of librdkafka's threads. */
+void ingest_fatal(struct ingest_proc *p);
 void ingest_cfg_unref(struct ingest_cfg *ic);
 
 /* publish.c */
+/* The producer's linger.ms when [kafka] sets neither linger.ms nor queue.buffering.max.ms. */
+#define INGEST_LINGER_MS "1"
+/* Makes the process's producer and starts its delivery report thread (p->loops exist). */
+int publish_start(struct ingest_proc *p, const struct mh_config *cfg, char *err, size_t errlen);
+/* A loop's share: its inbox of delivery reports. */
 int publish_init(struct ingest *in, char *err, size_t errlen);
-/* On the loop's thread once its loop has ended: delivers or purges what is queued. */
+/* On the loop's thread once its loop has ended: answers or purges what is in flight. */
 void publish_drain(struct ingest *in);
-/* Destroys the producer (after the probe stopped). */
+/* Once every loop has ended and the probe stopped: flushes what is left, stops the
+ * report thread. */
+void publish_stop(struct ingest_proc *p);
+/* Frees the loop's inbox, answering what is still in it. */
 void publish_fini(struct ingest *in);
-/* The readiness probe thread, on the first loop's producer. */
+/* Destroys the producer, after every loop's publish_fini. */
+void publish_destroy(struct ingest_proc *p);
+/* The readiness probe thread, on the process's producer. */
 int probe_start(struct ingest_proc *p, char *err, size_t errlen);
 void probe_stop(struct ingest_proc *p);
-/* Serves librdkafka's queue (delivery reports) from the event loop. */
-void publish_poll(struct ingest *in);
 
-struct publish_req;
-/* Called when the record is acknowledged (err == 0) or has failed. */
+/* Called when the record is acknowledged (err == 0) or has failed, on the loop that
+ * published it. */
 typedef void (*publish_done_cb)(rd_kafka_resp_err_t err, void *opaque);
 
 /*
- * Produces one record to the raw topic. Returns 0 when queued (done is called exactly
- * once later, from the event loop), or the librdkafka error when it could not be queued
- * (done is not called).
+ * Produces one record to topic. opaque is NULL (nobody waits for the report) or points
+ * to a struct whose first member is the struct ingest * of the publishing loop. Returns
+ * 0 when queued (done is called exactly once later, on that loop), or the librdkafka
+ * error when it could not be queued (done is not called).
  */
 rd_kafka_resp_err_t publish_record(struct ingest *in, const char *topic, const char *key,
                                    const void *value, size_t len, rd_kafka_headers_t *hdrs,

@@ -2,8 +2,8 @@
  * main.c — mailhook-ingest: arguments, config, signals and the staged shutdown.
  *
  * One event loop per core ([ingest] threads; 0 = one per online CPU), each on a thread
- * with its own HTTP server on its own SO_REUSEPORT socket and its own producer. The
- * main thread only handles signals and tells the loops what to do.
+ * with its own HTTP server on its own SO_REUSEPORT socket; the loops share one producer
+ * (publish.c). The main thread only handles signals and tells the loops what to do.
  *
  * SIGTERM/SIGINT: stop listening, answer new requests on open connections with 503,
  * wait for in-flight requests to get their delivery reports, flush the producer and
@@ -117,7 +117,7 @@ static void begin_shutdown(struct ingest *in)
         .arg = in,
         .grace_ms = SHUTDOWN_GRACE_MS,
         .poll_ms = 50,
-        .linger_ms = 0, /* then publish_drain flushes the producer (loop_main) */
+        .linger_ms = 0, /* then publish_drain answers or purges the rest (loop_main) */
         .what = "requests still waiting for kafka",
     };
     in->shutdown = mh_shutdown_begin(in->base, &spec);
@@ -149,12 +149,12 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-void ingest_fatal(struct ingest *in)
+void ingest_fatal(struct ingest_proc *p)
 {
-    if (atomic_exchange(&in->proc->exit_status, 1)) return;
+    if (atomic_exchange(&p->exit_status, 1)) return;
     mh_error("the kafka producer cannot go on: draining in-flight requests, then exiting "
              "for a restart");
-    event_active(in->proc->fatal_ev, EV_READ, 0);
+    event_active(p->fatal_ev, EV_READ, 0);
 }
 
 /* ---- the main thread: signals, reloads, the staged shutdown -------------------------- */
@@ -228,7 +228,15 @@ static int loop_init(struct ingest_proc *p, int id, struct ingest_cfg *ic, char 
     in->id = id;
     in->cur = ingest_cfg_ref(ic);
     pthread_mutex_init(&in->ctl_mu, NULL);
-    in->base = event_base_new();
+    /* The changelist folds the enable/disable pairs a request makes on its socket within
+     * one loop iteration into one epoll_ctl, or none. (It is unsafe only for descriptors
+     * made by dup(), which the loops never watch.) */
+    struct event_config *ec = event_config_new();
+    if (ec) {
+        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        in->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
     if (!in->base) {
         snprintf(err, errlen, "cannot create an event loop");
         return -1;
@@ -296,6 +304,11 @@ int main(int argc, char **argv)
         mh_error("%s", err);
         goto out;
     }
+    p.fatal_ev = event_new(p.base, -1, 0, on_fatal, &p);
+    if (publish_start(&p, cfg, err, sizeof(err)) < 0) {
+        mh_error("%s", err);
+        goto out;
+    }
     for (int i = 0; i < p.n_loops; i++) {
         if (loop_init(&p, i, ic, err, sizeof(err)) < 0) {
             mh_error("%s", err);
@@ -306,7 +319,6 @@ int main(int argc, char **argv)
         mh_error("%s", err);
         goto out;
     }
-    p.fatal_ev = event_new(p.base, -1, 0, on_fatal, &p);
     sig_term = evsignal_new(p.base, SIGTERM, on_term, &p);
     sig_int = evsignal_new(p.base, SIGINT, on_term, &p);
     sig_hup = evsignal_new(p.base, SIGHUP, on_hup, &p);
@@ -353,7 +365,9 @@ join:
     on_stats(-1, 0, &p);
 out:
     probe_stop(&p);
+    publish_stop(&p);
     for (int i = 0; p.loops && i < p.n_loops; i++) loop_free(&p.loops[i]);
+    publish_destroy(&p);
     if (sig_term) event_free(sig_term);
     if (sig_int) event_free(sig_int);
     if (sig_hup) event_free(sig_hup);

@@ -6,19 +6,28 @@
  * [ingest] ack_deadline_ms, so every record gets its delivery report within the
  * deadline and the waiting request its answer.
  *
+ * Defaults of its own, which [kafka] may replace (docs/kafka.md, "Ingest's producer
+ * defaults"): linger.ms = INGEST_LINGER_MS. librdkafka's 5 ms makes every request wait
+ * 5 ms before its record even leaves; 0 sends a produce request for every few records,
+ * which under many concurrent senders costs the broker and the producer more CPU per
+ * record than the wait saves. A short linger batches what concurrent senders bring and
+ * adds little to a single sender's answer.
+ *
  * Records on the quarantine topic (quarantine.c) share the producer; they carry no
  * opaque, and their delivery reports are only counted.
  *
- * Every loop has a producer of its own. librdkafka signals queued delivery reports by
- * writing to a pipe that the loop watches (rd_kafka_queue_io_event_enable), so reports
- * are served on the loop thread that holds the request, without polling. A small thread
- * asks the broker for the raw topic's metadata every two seconds (on the first loop's
- * producer): that is what /readyz reports, and while it fails requests get 503 at once
+ * The process has one producer, shared by its loops: the records that concurrent requests
+ * bring, whichever loop took them, go out in one produce request per batch, and the broker
+ * and the producer's own threads do the work once rather than once per loop. A thread of
+ * publish.c serves the producer's delivery reports (rd_kafka_poll) and hands each to the
+ * loop that holds its request: the report joins that loop's inbox and, when the inbox was
+ * empty, activates the loop's event, so a request is still answered on its own loop.
+ * The readiness probe thread asks the broker for the raw topic's metadata every two
+ * seconds: that is what /readyz reports, and while it fails requests get 503 at once
  * instead of waiting out the deadline.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,7 +39,15 @@
 #include "mailhook/shutdown.h"
 #include "mailhook/timeutil.h"
 
+static const char *const producer_defaults[] = {
+    "linger.ms", INGEST_LINGER_MS,
+    NULL,
+};
+
 static publish_done_cb done_cb;
+static pthread_t reports_thread;
+static int reports_started;
+static atomic_int reports_stop;
 static pthread_t probe_thread;
 static int probe_started;
 /* The probe's own copy: a SIGHUP reload frees the config the loop thread swaps out. */
@@ -41,66 +58,92 @@ void publish_set_done_cb(publish_done_cb cb)
     done_cb = cb;
 }
 
+/* A report for a loop's request, waiting in the loop's inbox. */
+struct report {
+    void *opaque;
+    rd_kafka_resp_err_t err;
+};
+
+/* On the reports thread (or wherever the producer is polled). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
-    struct ingest *in = opaque;
+    struct ingest_proc *p = opaque;
     (void)rk;
     /* A quarantine record (no request waits for it): only its outcome is counted. */
     if (!rkm->_private) {
         if (rkm->err) {
-            in->proc->stats.quarantine_failed++;
+            p->stats.quarantine_failed++;
             mh_warn("quarantine record not stored: %s", rd_kafka_err2str(rkm->err));
         } else {
-            in->proc->stats.quarantined++;
+            p->stats.quarantined++;
         }
         return;
     }
-    if (done_cb) done_cb(rkm->err, rkm->_private);
+    struct ingest *in = *(struct ingest **)rkm->_private; /* publish_record's contract */
+    pthread_mutex_lock(&in->inbox_mu);
+    if (in->inbox_n == in->inbox_cap) {
+        in->inbox_cap = in->inbox_cap ? in->inbox_cap * 2 : 64;
+        in->inbox = mh_realloc(in->inbox, in->inbox_cap * sizeof(*in->inbox));
+    }
+    in->inbox[in->inbox_n++] = (struct report){rkm->_private, rkm->err};
+    int first = in->inbox_n == 1;
+    pthread_mutex_unlock(&in->inbox_mu);
+    if (first) event_active(in->inbox_ev, EV_READ, 0);
+}
+
+/* Answers the requests whose reports are in the loop's inbox; returns how many. */
+static size_t serve_inbox(struct ingest *in)
+{
+    pthread_mutex_lock(&in->inbox_mu);
+    struct report *v = in->inbox;
+    size_t n = in->inbox_n, cap = in->inbox_cap;
+    in->inbox = in->inbox_spare;
+    in->inbox_cap = in->inbox_spare_cap;
+    in->inbox_n = 0;
+    pthread_mutex_unlock(&in->inbox_mu);
+    for (size_t i = 0; i < n; i++)
+        if (done_cb) done_cb(v[i].err, v[i].opaque);
+    in->inbox_spare = v;
+    in->inbox_spare_cap = cap;
+    return n;
+}
+
+static void on_inbox(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    serve_inbox(arg);
+}
+
+static void *reports_main(void *arg)
+{
+    struct ingest_proc *p = arg;
+    while (!atomic_load(&reports_stop)) rd_kafka_poll(p->rk, 100);
+    return NULL;
 }
 
 static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    struct ingest *in = opaque;
+    struct ingest_proc *p = opaque;
     (void)rk;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&in->proc->kafka_ok, 0);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&p->kafka_ok, 0);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char fatal[512];
         rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
         mh_error("kafka fatal error: %s", fatal);
-        atomic_store(&in->proc->kafka_ok, 0);
+        atomic_store(&p->kafka_ok, 0);
         /* Every produce fails from now on, and the probe would still call Kafka ready:
          * only a new producer (a new process) recovers. */
-        ingest_fatal(in);
+        ingest_fatal(p);
         return;
     }
     mh_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
-static void on_wake(evutil_socket_t fd, short what, void *arg)
-{
-    char buf[64];
-    (void)what;
-    while (read(fd, buf, sizeof(buf)) > 0) {
-    }
-    publish_poll(arg);
-}
-
-static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    publish_poll(arg);
-}
-
-void publish_poll(struct ingest *in)
-{
-    rd_kafka_poll(in->rk, 0);
-}
-
 static void *probe_main(void *arg)
 {
     struct ingest_proc *p = arg;
-    rd_kafka_t *rk = p->loops[0].rk;
+    rd_kafka_t *rk = p->rk;
     const char *topic = probe_topic;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     int was_ok = -1;
@@ -125,10 +168,9 @@ static void *probe_main(void *arg)
     return NULL;
 }
 
-int publish_init(struct ingest *in, char *err, size_t errlen)
+int publish_start(struct ingest_proc *p, const struct mh_config *cfg, char *err, size_t errlen)
 {
     char deadline[32], max_bytes[32];
-    const struct mh_config *cfg = in->cur->cfg;
     snprintf(deadline, sizeof(deadline), "%ld", cfg->ingest.ack_deadline_ms);
     snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(cfg));
     const char *overrides[] = {
@@ -138,33 +180,41 @@ int publish_init(struct ingest *in, char *err, size_t errlen)
         "message.max.bytes", max_bytes,
         NULL,
     };
-    rd_kafka_conf_t *conf = mh_kafka_conf(cfg, overrides, err, errlen);
+    rd_kafka_conf_t *conf = mh_kafka_conf_defaults(cfg, producer_defaults, overrides, err, errlen);
     if (!conf) return -1;
+    char linger[32];
+    size_t sz = sizeof(linger);
+    if (rd_kafka_conf_get(conf, "linger.ms", linger, &sz) == RD_KAFKA_CONF_OK)
+        mh_info("kafka producer: linger.ms = %s", linger);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
-    rd_kafka_conf_set_opaque(conf, in);
+    rd_kafka_conf_set_opaque(conf, p);
 
     char rkerr[512];
-    in->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
-    if (!in->rk) {
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
+    if (!p->rk) {
         snprintf(err, errlen, "kafka producer: %s", rkerr);
         rd_kafka_conf_destroy(conf);
         return -1;
     }
-
-    if (pipe2(in->wake_fds, O_NONBLOCK | O_CLOEXEC) < 0) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
+    for (int i = 0; i < p->n_loops; i++) p->loops[i].rk = p->rk;
+    atomic_store(&reports_stop, 0);
+    if (pthread_create(&reports_thread, NULL, reports_main, p) != 0) {
+        snprintf(err, errlen, "cannot start the delivery report thread");
         return -1;
     }
-    rd_kafka_queue_t *mainq = rd_kafka_queue_get_main(in->rk);
-    rd_kafka_queue_io_event_enable(mainq, in->wake_fds[1], "1", 1);
-    rd_kafka_queue_destroy(mainq);
-    in->wake_ev = event_new(in->base, in->wake_fds[0], EV_READ | EV_PERSIST, on_wake, in);
-    event_add(in->wake_ev, NULL);
-    /* A safety net: serve the queue every 100 ms even if a wake-up was coalesced away. */
-    struct timeval tv = {0, 100 * 1000};
-    in->poll_ev = event_new(in->base, -1, EV_PERSIST, on_poll_timer, in);
-    event_add(in->poll_ev, &tv);
+    reports_started = 1;
+    return 0;
+}
+
+int publish_init(struct ingest *in, char *err, size_t errlen)
+{
+    pthread_mutex_init(&in->inbox_mu, NULL);
+    in->inbox_ev = event_new(in->base, -1, 0, on_inbox, in);
+    if (!in->inbox_ev) {
+        snprintf(err, errlen, "cannot set up the delivery reports of loop %d", in->id);
+        return -1;
+    }
     return 0;
 }
 
@@ -203,29 +253,54 @@ rd_kafka_resp_err_t publish_record(struct ingest *in, const char *topic, const c
 
 void publish_drain(struct ingest *in)
 {
-    if (!in->rk) return;
-    /* Deliver what is still queued within what is left of the shutdown grace period;
-     * reports answer their requests. Then purge the rest: their reports (errors)
-     * release the requests, which get no 2xx. */
+    if (!in->rk || !in->inbox_ev) return;
+    /* Answer what Kafka acknowledges within what is left of the shutdown grace period.
+     * Then purge what is still queued or in flight: the producer is shared, but every
+     * loop's grace period ends at the same time, and nothing unacknowledged by then may
+     * get a 2xx. The purged records' reports (errors) release their requests. */
     int64_t end = in->shutting_down ? mh_shutdown_grace_end_ms(in->shutdown) : mh_mono_ms() + 9000;
-    int64_t left = end - mh_mono_ms();
-    rd_kafka_flush(in->rk, left > 0 ? (int)left : 0);
+    while (atomic_load(&in->inflight) > 0 && mh_mono_ms() < end)
+        if (!serve_inbox(in)) usleep(5 * 1000);
+    if (atomic_load(&in->inflight) <= 0) return;
     rd_kafka_purge(in->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    for (int i = 0; i < 10; i++) {
-        rd_kafka_poll(in->rk, atomic_load(&in->inflight) > 0 ? 50 : 0);
-        if (atomic_load(&in->inflight) <= 0) break;
+    for (int i = 0; i < 100 && atomic_load(&in->inflight) > 0; i++)
+        if (!serve_inbox(in)) usleep(5 * 1000);
+}
+
+void publish_stop(struct ingest_proc *p)
+{
+    if (p->rk) {
+        /* What is left is the quarantine's fire-and-forget records: a last chance, short
+         * enough for the shutdown to end within its 10 s. */
+        rd_kafka_flush(p->rk, 300);
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     }
+    if (reports_started) {
+        for (int i = 0; i < 10 && rd_kafka_outq_len(p->rk) > 0; i++) usleep(10 * 1000);
+        atomic_store(&reports_stop, 1);
+        pthread_join(reports_thread, NULL);
+        reports_started = 0;
+    }
+    if (p->rk) rd_kafka_poll(p->rk, 0); /* reports that came after the thread's last poll */
 }
 
 void publish_fini(struct ingest *in)
 {
-    if (in->rk) {
-        rd_kafka_destroy(in->rk);
-        in->rk = NULL;
+    if (in->inbox_ev) {
+        serve_inbox(in); /* reports that came after the loop's drain */
+        event_free(in->inbox_ev);
+        in->inbox_ev = NULL;
+        pthread_mutex_destroy(&in->inbox_mu);
     }
-    if (in->wake_ev) event_free(in->wake_ev);
-    if (in->poll_ev) event_free(in->poll_ev);
-    in->wake_ev = in->poll_ev = NULL;
-    for (int i = 0; i < 2; i++)
-        if (in->wake_fds[i] > 0) close(in->wake_fds[i]);
+    free(in->inbox);
+    free(in->inbox_spare);
+    in->inbox = in->inbox_spare = NULL;
+    in->inbox_n = in->inbox_cap = in->inbox_spare_cap = 0;
+    in->rk = NULL;
+}
+
+void publish_destroy(struct ingest_proc *p)
+{
+    if (p->rk) rd_kafka_destroy(p->rk);
+    p->rk = NULL;
 }

@@ -127,6 +127,11 @@ int mh_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
     return CRYPTO_memcmp(a, b, alen) == 0;
 }
 
+void mh_random_bytes(unsigned char *out, size_t n)
+{
+    if (RAND_bytes(out, (int)n) != 1) abort();
+}
+
 void mh_random_hex(size_t n, char *out)
 {
     unsigned char buf[64];

@@ -8,15 +8,30 @@
 
 #include "mailhook/log.h"
 
-void mh_headers_add(struct mh_headers *h, const char *name, const char *value)
+static struct mh_header *append(struct mh_headers *h)
 {
     if (h->n == h->cap) {
         h->cap = h->cap ? h->cap * 2 : 16;
         h->v = mh_realloc(h->v, h->cap * sizeof(*h->v));
     }
-    h->v[h->n].name = mh_strdup(name);
-    h->v[h->n].value = mh_strdup(value ? value : "");
-    h->n++;
+    return &h->v[h->n++];
+}
+
+void mh_headers_add(struct mh_headers *h, const char *name, const char *value)
+{
+    if (h->borrowed) abort(); /* a borrowed list cannot free a copy */
+    struct mh_header *e = append(h);
+    e->name = mh_strdup(name);
+    e->value = mh_strdup(value ? value : "");
+}
+
+void mh_headers_borrow(struct mh_headers *h, const char *name, const char *value)
+{
+    if (h->n > 0 && !h->borrowed) abort(); /* nor a copied list forget one */
+    h->borrowed = 1;
+    struct mh_header *e = append(h);
+    e->name = (char *)name;
+    e->value = (char *)(value ? value : "");
 }
 
 const char *mh_headers_get(const struct mh_headers *h, const char *name)
@@ -28,11 +43,12 @@ const char *mh_headers_get(const struct mh_headers *h, const char *name)
 
 void mh_headers_clear(struct mh_headers *h)
 {
-    for (size_t i = 0; i < h->n; i++) {
+    for (size_t i = 0; i < h->n && !h->borrowed; i++) {
         free(h->v[i].name);
         free(h->v[i].value);
     }
     free(h->v);
     h->v = NULL;
     h->n = h->cap = 0;
+    h->borrowed = 0;
 }

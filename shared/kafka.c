@@ -10,12 +10,38 @@
 #include "mailhook/config.h"
 #include "mailhook/log.h"
 
+/* Sets each (key, value) pair of a NULL-terminated list; what names the list in err. */
+static int set_pairs(rd_kafka_conf_t *conf, const char *const *pairs, const char *what,
+                     char *err, size_t errlen)
+{
+    char rkerr[512];
+    for (const char *const *o = pairs; o && o[0]; o += 2) {
+        if (rd_kafka_conf_set(conf, o[0], o[1], rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka %s %s: %s", what, o[0], rkerr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 rd_kafka_conf_t *mh_kafka_conf(const struct mh_config *cfg, const char *const *overrides,
                                char *err, size_t errlen)
+{
+    return mh_kafka_conf_defaults(cfg, NULL, overrides, err, errlen);
+}
+
+rd_kafka_conf_t *mh_kafka_conf_defaults(const struct mh_config *cfg, const char *const *defaults,
+                                        const char *const *overrides, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char rkerr[512];
 
+    /* Defaults first: a [kafka] key set below replaces one, under any of its librdkafka
+     * names (linger.ms and queue.buffering.max.ms are one property). */
+    if (set_pairs(conf, defaults, "default", err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     for (const struct mh_kv *kv = cfg->kafka; kv; kv = kv->next) {
         if (rd_kafka_conf_set(conf, kv->key, kv->value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
             if (kv->line > 0)
@@ -26,12 +52,9 @@ rd_kafka_conf_t *mh_kafka_conf(const struct mh_config *cfg, const char *const *o
             return NULL;
         }
     }
-    for (const char *const *o = overrides; o && o[0]; o += 2) {
-        if (rd_kafka_conf_set(conf, o[0], o[1], rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "kafka setting %s: %s", o[0], rkerr);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
+    if (set_pairs(conf, overrides, "setting", err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     return conf;
 }

@@ -12,8 +12,8 @@
 # (default 16). Prints the percentiles as JSON, then the same for GET /healthz at the
 # same rate — the same process without Kafka: the ceiling this machine allows — and the
 # p99 difference between the two. Fails only when a request is not answered 200.
-# LINGER_MS sets the producer's linger.ms ([kafka] linger.ms; librdkafka's default is
-# 5 ms, which is most of the median); THREADS sets [ingest] threads.
+# LINGER_MS sets the producer's linger.ms ([kafka] linger.ms; ingest's own default is
+# 1 ms, docs/kafka.md, which is most of the median); THREADS sets [ingest] threads.
 #
 # Kafka: MAILHOOK_KAFKA_BROKERS, else the local stack of deploy/local (started here if it
 # is not running, and stopped again). Uses the build in MH_BUILD_DIR (default build/).

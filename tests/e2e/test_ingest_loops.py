@@ -1,7 +1,8 @@
 """mailhook-ingest with several event loops ([ingest] threads): each loop has its own
-SO_REUSEPORT socket and producer, the kernel spreads connections over them, a SIGHUP
-reaches every loop, and a port that is already taken is still an error — unless
-[ingest] share_port lets several processes serve it."""
+SO_REUSEPORT socket, the kernel spreads connections over them, every loop's requests are
+answered from the producer the loops share, a SIGHUP reaches every loop, and a port that
+is already taken is still an error — unless [ingest] share_port lets several processes
+serve it."""
 
 from __future__ import annotations
 

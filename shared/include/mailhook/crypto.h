@@ -44,5 +44,7 @@ int mh_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 
 /* n random bytes as 2n hex chars into out (2n+1 bytes). */
 void mh_random_hex(size_t n, char *out);
+/* n bytes from OpenSSL's generator (aborts when it fails, as mh_random_hex does). */
+void mh_random_bytes(unsigned char *out, size_t n);
 
 #endif

@@ -18,6 +18,14 @@ struct mh_config;
  */
 rd_kafka_conf_t *mh_kafka_conf(const struct mh_config *cfg, const char *const *overrides,
                                char *err, size_t errlen);
+/*
+ * The same, with defaults (the same kind of list, may be NULL) set first: a client's own
+ * choice for a setting that [kafka] may replace. A [kafka] key replaces a default under
+ * any of librdkafka's names for it (linger.ms = queue.buffering.max.ms); overrides
+ * replace both.
+ */
+rd_kafka_conf_t *mh_kafka_conf_defaults(const struct mh_config *cfg, const char *const *defaults,
+                                        const char *const *overrides, char *err, size_t errlen);
 
 /*
  * A consumer that reads topics by assign() and explicit offsets, never joining group

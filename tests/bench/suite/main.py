@@ -53,6 +53,8 @@ def main() -> int:
     ap.add_argument("--growth", action="store_true")
     ap.add_argument("--scale", action="store_true")
     ap.add_argument("--growth-claims")
+    ap.add_argument("--kafka", action="append", default=[], metavar="KEY=VALUE",
+                    help="a [kafka] setting for every config the run writes (repeatable)")
     ap.add_argument("--bin", type=Path, required=True)
     ap.add_argument("--argv", default="")
     args = ap.parse_args()
@@ -75,7 +77,8 @@ def main() -> int:
     if args.perf:
         from perf import Perf
         perf = Perf(out)
-    bench = Bench(out, build, args.bin)
+    kafka = dict(kv.split("=", 1) for kv in args.kafka)
+    bench = Bench(out, build, args.bin, kafka)
     figs, failures, state = [], {}, {}
     try:
         bench.setup()
