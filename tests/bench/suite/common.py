@@ -249,5 +249,24 @@ class Bench:
                                        log)
 
 
+def wait_group(brokers: str, group: str, members: int, timeout: float = 60) -> None:
+    """Waits until the consumer group is stable with this many members, each holding
+    partitions: a join after the measurement began would put its rebalance in the tail."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": brokers})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            g = admin.describe_consumer_groups([group])[group].result(10)
+            if (g.state == ConsumerGroupState.STABLE and len(g.members) == members and
+                    all(m.assignment.topic_partitions for m in g.members)):
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"consumer group {group} not stable with {members} members")
+
+
 def dump_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

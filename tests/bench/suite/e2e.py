@@ -12,7 +12,7 @@ import statistics
 import threading
 import time
 
-from common import Bench, Figure, log, run
+from common import Bench, Figure, log, run, wait_group
 
 import loadgen
 
@@ -82,25 +82,6 @@ def send(bench: Bench, port: int, secret: str, rate: float, seconds: float,
         i, t = line.split()
         acked[ids[int(i)]] = float(t)
     return acked, summary["achieved_rate"]
-
-
-def wait_group(brokers: str, group: str, members: int, timeout: float = 60) -> None:
-    """Waits until the consumer group is stable with this many members, each holding
-    partitions: a join after the measurement began would put its rebalance in the tail."""
-    from confluent_kafka import ConsumerGroupState
-    from confluent_kafka.admin import AdminClient
-    admin = AdminClient({"bootstrap.servers": brokers})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            g = admin.describe_consumer_groups([group])[group].result(10)
-            if (g.state == ConsumerGroupState.STABLE and len(g.members) == members and
-                    all(m.assignment.topic_partitions for m in g.members)):
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"consumer group {group} not stable with {members} members")
 
 
 def latency(bench: Bench, cfg: dict, topic: str, key_of, rate: float, seconds: float,

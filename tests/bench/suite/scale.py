@@ -40,9 +40,9 @@ def workers(bench: Bench, sizes: dict, runs: int) -> list[Figure]:
                 tag = f"scale-p{parts}-w{n}-{i}"
                 cfg = bench.config(tag, partitions=parts, batch_size=batch)
                 raw = cfg["topics"]["raw"]
-                worker_part.prefill(bench, raw, records, 1, tag)
+                d = worker_part.drain(bench, cfg, n, 0, sizes["drain_timeout"],
+                                      fill=lambda: worker_part.prefill(bench, raw, records, 1, tag))
                 total = sum(check.end_offsets(bench.brokers, raw).values())
-                d = worker_part.drain(bench, cfg, n, total, sizes["drain_timeout"])
                 rate = d["records"] / d["seconds"] if d["seconds"] else 0.0
                 fig.samples.append(rate)
                 tcmd, t_rate = worker_part.txn_loops(bench, raw, n, batch, total, tag, parts)

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import os
 
 import cpu
-from common import TENANT, Bench, Figure, log, run, vm_hwm_kib
+from common import TENANT, Bench, Figure, log, run, vm_hwm_kib, wait_group
 
 import chaos  # WorkProgress: the group's committed offsets
 import check  # end_offsets
@@ -86,11 +86,21 @@ def prefill(bench: Bench, topic: str, records: int, per_record: int, tag: str) -
         raise RuntimeError("pre-fill: records left unsent")
 
 
-def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, perf=None) -> dict:
+def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, perf=None,
+          fill=None) -> dict:
     """Starts the workers on the backlog and times it from the first to the last advance
-    of the group's committed offsets (start-up and the group join are not counted)."""
+    of the group's committed offsets (start-up and the group join are not counted).
+    With fill, the workers start on an empty raw topic, and fill() writes the backlog
+    once the group is stable with every worker holding partitions: otherwise the first
+    worker to join takes every partition and works alone until the others' joins
+    rebalance the group, which on a backlog of seconds is most of the measurement."""
     started = time.monotonic()
     procs = [bench.worker(cfg, f"w{i}") for i in range(1, workers + 1)]
+    if fill is not None:
+        wait_group(bench.brokers, cfg["group"], workers)
+        fill()
+        total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
+        started = time.monotonic()
     work = chaos.WorkProgress(bench.brokers, cfg["group"], cfg["topics"]["raw"], interval=0.05)
     work.start()
     first = last = None
@@ -205,9 +215,9 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                 tag = f"{kind}{workers}-{i}"
                 cfg = bench.config(tag, batch_size=batch_size)
                 raw = cfg["topics"]["raw"]
-                prefill(bench, raw, records, per_record, tag)
+                d = drain(bench, cfg, workers, 0, sizes["drain_timeout"],
+                          fill=lambda: prefill(bench, raw, records, per_record, tag))
                 total = sum(check.end_offsets(bench.brokers, raw).values())
-                d = drain(bench, cfg, workers, total, sizes["drain_timeout"])
                 result["worker_hwm_kib"] = max(result["worker_hwm_kib"], d["hwm_kib"])
                 r_rate = d["records"] / d["seconds"] / workers if d["seconds"] else 0.0
                 rec.samples.append(r_rate)
