@@ -209,7 +209,25 @@ class Bench:
         for cmd in (["topics"] + (["migrate"] if migrate else [])):
             run([str(self.build / "mailhook"), "--config", str(path), cmd], 120, env=self.env)
         self.topics += topics.values()
+        self.wait_topics(list(topics.values()))
         return {"path": path, "topics": topics, "group": group, "port": port}
+
+    def wait_topics(self, names: list[str], timeout: float = 30) -> None:
+        """Waits until every broker knows every partition of the topics with a leader: on a
+        cluster a client that asks a broker the creation has not reached yet finds no such
+        topic, and a subscribed consumer then waits minutes for its next metadata refresh."""
+        from confluent_kafka.admin import AdminClient
+        deadline = time.monotonic() + timeout
+        for broker in self.brokers.split(","):
+            admin = AdminClient({"bootstrap.servers": broker})
+            while True:
+                md = admin.list_topics(timeout=10).topics
+                if all(n in md and md[n].error is None and md[n].partitions and
+                       all(p.leader >= 0 for p in md[n].partitions.values()) for n in names):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"broker {broker} does not know topics {names}")
+                time.sleep(0.1)
 
     def create_topic(self, name: str, partitions: int = 6) -> str:
         from confluent_kafka.admin import AdminClient, NewTopic
