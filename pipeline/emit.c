@@ -325,11 +325,7 @@ int emit_batch(struct worker *w, struct batch *b)
     rd_kafka_consumer_group_metadata_destroy(gmd);
     rd_kafka_topic_partition_list_destroy(offs);
     if (rc < 0) return -1;
-    if (rc == 1) {
-        if (emit_abort(w) < 0) return -1;
-        rewind_batch(w, b);
-        return 1;
-    }
+    if (rc == 1) return abort_and_rewind(w, b);
     emit_count(w, b);
     return 0;
 }

@@ -309,10 +309,8 @@ static int emit_overlapped(struct worker *w, struct claimed *c, struct batch *ne
         if (*next_ok) rewind_batch(w, next);
         rewind_batch(w, &c->b);
         *next_ok = 0;
-        suppression_release(w);
         batch_free(next);
-        batch_free(&c->b);
-        c->have = 0;
+        claimed_drop(w, c); /* releases next's locks, held on w->pg */
         return 1;
     }
     emit_count(w, &c->b);
