@@ -451,7 +451,7 @@ static void filter_events(struct replay *r, struct batch *b, struct replay_count
         for (size_t j = json_array_size(rec->events); j-- > 0;) {
             const char *type = json_string_value(json_object_get(json_array_get(rec->events, j), "type"));
             if (!type || !replay_names_has(&s->types, type)) {
-                json_array_remove(rec->events, j);
+                batch_rec_drop_event(rec, j);
                 c->events_filtered++;
             }
         }

@@ -10,7 +10,8 @@
  * duplicate, one claimed by its own record (after a crash between the PostgreSQL and
  * the Kafka commit, an aborted transaction, a rebalance or a replay) is emitted again,
  * not fresh. Because the claim never changes, processing the same record again makes
- * the same decision. The batch travels as one jsonb parameter, so a batch costs one
+ * the same decision. The batch travels as two jsonb parameters (the claims' columns, and
+ * the events as normalize.c serialized them, side by side), so a batch costs one
  * statement when every event is new, two otherwise, whatever its size.
  *
  * The dedup scope (dedup_scope.h) is the provider's name, or "provider/source" for a
@@ -42,7 +43,7 @@
 #include "mailhook/pg.h"
 #include "pipeline.h"
 
-/* Largest rows parameter of one claim statement. A jsonb value holds at most 256 MiB;
+/* Largest parameters of one claim statement. A jsonb value holds at most 256 MiB;
  * a batch over this is split (the bisection below) before PostgreSQL sees it. */
 #define CLAIM_PARAM_MAX_BYTES ((size_t)128 * 1024 * 1024)
 
@@ -53,9 +54,10 @@
  */
 static const char insert_sql[] =
     "WITH x AS (SELECT r.*, mh_claim_key(r.tenant, r.provider, r.event_id) AS k"
-    " FROM jsonb_to_recordset($1::jsonb) AS r(idx integer, tenant text, provider text,"
-    " event_id text, raw_topic text, raw_partition integer, raw_offset bigint, event_type text,"
-    " recipient text, message_id text, occurred_at timestamptz, event jsonb)),"
+    " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (idx integer, tenant text,"
+    " provider text, event_id text, raw_topic text, raw_partition integer, raw_offset bigint),"
+    " jsonb_array_elements($2::jsonb)) AS r(idx, tenant, provider, event_id, raw_topic,"
+    " raw_partition, raw_offset, event)),"
     " c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)"
     " SELECT k, (now() AT TIME ZONE 'UTC')::date, raw_topic, raw_partition, raw_offset"
     " FROM x ORDER BY k, idx ON CONFLICT DO NOTHING"
@@ -66,7 +68,9 @@ static const char insert_sql[] =
     " l AS (INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,"
     " raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)"
     " SELECT tenant, provider, event_id, claim_day, raw_topic, raw_partition, raw_offset,"
-    " event_type, recipient, message_id, occurred_at, event FROM n ON CONFLICT DO NOTHING)"
+    " CASE jsonb_typeof(event->'type') WHEN 'string' THEN event->>'type' ELSE 'other' END,"
+    " event->>'recipient', event->>'message_id', (event->>'occurred_at')::timestamptz, event"
+    " FROM n ON CONFLICT DO NOTHING)"
     " SELECT idx FROM n";
 
 /* The claims of the given events (their keys: idx, tenant, provider, event_id). */
@@ -101,11 +105,21 @@ static const char *str_or(json_t *ev, const char *key, const char *def)
     return s ? s : def;
 }
 
-/* Builds the rows parameter; idx numbers the (record, event) pairs in rec order. */
-static json_t *build_rows(struct batch *b)
+/*
+ * Builds the statement's two parameters: rows (the claims' columns; idx numbers the
+ * (record, event) pairs in rec order) and, in the same order, the events as a JSON array
+ * joined from the texts normalize.c made, so no event is serialized again here.
+ */
+static json_t *build_rows(struct batch *b, char **events_txt)
 {
     json_t *rows = json_array();
-    size_t idx = 0;
+    size_t idx = 0, cap = 2, len = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->recs[i].events)
+            for (size_t j = 0; j < json_array_size(b->recs[i].events); j++)
+                cap += b->recs[i].ev_len[j] + 1;
+    char *txt = mh_malloc(cap + 1);
+    txt[len++] = '[';
     for (size_t i = 0; i < b->n; i++) {
         struct batch_rec *r = &b->recs[i];
         if (!r->events) continue;
@@ -128,16 +142,17 @@ static json_t *build_rows(struct batch *b)
             json_object_set_new(row, "raw_topic", json_string(topic));
             json_object_set_new(row, "raw_partition", json_integer(r->rkm->partition));
             json_object_set_new(row, "raw_offset", json_integer(r->rkm->offset));
-            json_object_set_new(row, "event_type", json_string(str_or(ev, "type", "other")));
-            json_object_set(row, "recipient", json_object_get(ev, "recipient"));
-            json_object_set(row, "message_id", json_object_get(ev, "message_id"));
-            json_object_set(row, "occurred_at", json_object_get(ev, "occurred_at"));
-            json_object_set(row, "event", ev);
             json_array_append_new(rows, row);
             free(scope);
+            if (len > 1) txt[len++] = ',';
+            memcpy(txt + len, r->ev_text[j], r->ev_len[j]);
+            len += r->ev_len[j];
         }
         json_decref(seen);
     }
+    txt[len++] = ']';
+    txt[len] = '\0';
+    *events_txt = txt;
     return rows;
 }
 
@@ -152,6 +167,7 @@ struct claim_set {
     struct slot *slots;
     size_t nslots;
     json_t *rows;   /* insert_sql's rows: only an event's first copy in its record has one */
+    char *events;   /* insert_sql's events, in the order of rows */
 };
 
 /*
@@ -178,13 +194,14 @@ static size_t claim_set_build(struct batch *b, struct claim_set *cs)
         cs->slots = NULL;
         return 0;
     }
-    cs->rows = build_rows(b);
+    cs->rows = build_rows(b, &cs->events);
     return cs->nslots;
 }
 
 static void claim_set_free(struct claim_set *cs)
 {
     json_decref(cs->rows);
+    free(cs->events);
     free(cs->slots);
 }
 
@@ -307,9 +324,9 @@ static enum attempt claim_once(struct worker *w, struct batch *b, struct fault *
     if (claim_set_build(b, &cs) == 0) return A_OK;
     rows_txt = json_dumps(cs.rows, JSON_COMPACT);
     if (!rows_txt) mh_oom();
-    size_t rows_len = strlen(rows_txt);
+    size_t rows_len = strlen(rows_txt) + strlen(cs.events);
     if (rows_len > CLAIM_PARAM_MAX_BYTES) {
-        snprintf(f->err, f->errlen, "claim parameter of %zu bytes is over the %zu-byte limit",
+        snprintf(f->err, f->errlen, "claim parameters of %zu bytes are over the %zu-byte limit",
                  rows_len, CLAIM_PARAM_MAX_BYTES);
         rc = A_PERMANENT;
         goto out;
@@ -320,8 +337,8 @@ static enum attempt claim_once(struct worker *w, struct batch *b, struct fault *
     if (pg_check(w, res, PGRES_COMMAND_OK, "begin", f) < 0) goto rollback;
     PQclear(res);
 
-    const char *p1[] = {rows_txt};
-    res = PQexecParams(w->pg, insert_sql, 1, NULL, p1, NULL, NULL, 0);
+    const char *p1[] = {rows_txt, cs.events};
+    res = PQexecParams(w->pg, insert_sql, 2, NULL, p1, NULL, NULL, 0);
     if (pg_check(w, res, PGRES_TUPLES_OK, "insert claims", f) < 0) goto rollback;
     mark_claimed(&cs, res);
     PQclear(res);
@@ -395,7 +412,7 @@ out:
  */
 static int database_takes_empty_claim(struct worker *w, int lookup, char *err, size_t errlen)
 {
-    const char *empty[] = {"[]"};
+    const char *empty[] = {"[]", "[]"};
     char why[512] = "";
     struct fault f = {why, sizeof(why), 0};
     PGresult *res = NULL;
@@ -410,7 +427,7 @@ static int database_takes_empty_claim(struct worker *w, int lookup, char *err, s
     res = PQexec(w->pg, "BEGIN");
     if (pg_check(w, res, PGRES_COMMAND_OK, "begin", &f) < 0) goto rollback;
     PQclear(res);
-    res = PQexecParams(w->pg, insert_sql, 1, NULL, empty, NULL, NULL, 0);
+    res = PQexecParams(w->pg, insert_sql, 2, NULL, empty, NULL, NULL, 0);
     if (pg_check(w, res, PGRES_TUPLES_OK, "insert claims", &f) < 0) goto rollback;
     if (!w->skip_suppression) {
         PQclear(res);
@@ -439,11 +456,7 @@ static void dead_letter_store(struct batch_rec *r, const char *why)
     free(r->dlq_reason);
     r->dlq_reason = mh_strdup(why);
     r->dlq_stage = MH_DLQ_STAGE_STORE;
-    json_decref(r->events);
-    r->events = NULL;
-    free(r->emit);
-    free(r->fresh);
-    r->emit = r->fresh = NULL;
+    batch_rec_drop_events(r);
 }
 
 typedef enum attempt (*attempt_fn)(struct worker *w, struct batch *b, struct fault *f);

@@ -129,7 +129,8 @@ static void hdr(rd_kafka_headers_t *h, const char *name, const char *value)
     if (value) rd_kafka_header_add(h, name, -1, value, -1);
 }
 
-static rd_kafka_resp_err_t emit_event(struct worker *w, json_t *ev)
+/* ev's record value is text (normalize.c serialized it once). */
+static rd_kafka_resp_err_t emit_event(struct worker *w, json_t *ev, const char *text, size_t len)
 {
     const char *recipient = json_string_value(json_object_get(ev, "recipient"));
     const char *id = json_string_value(json_object_get(ev, "event_id"));
@@ -148,15 +149,10 @@ static rd_kafka_resp_err_t emit_event(struct worker *w, json_t *ev)
     hdr(h, "ce_time", time);
     hdr(h, "content-type", "application/json");
 
-    char *val = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!val) mh_oom();
     /* Keyed by recipient so one address's events stay in order on one partition;
      * events without one (domain.*, account.*) are keyed by event id. */
     const char *key = recipient ? recipient : (id ? id : "");
-    rd_kafka_resp_err_t err =
-        produce(w, w->cfg->worker.events_topic, key, strlen(key), val, strlen(val), h);
-    free(val);
-    return err;
+    return produce(w, w->cfg->worker.events_topic, key, strlen(key), text, len, h);
 }
 
 static rd_kafka_resp_err_t emit_dead_letter(struct worker *w, struct batch_rec *r)
@@ -232,7 +228,7 @@ int emit_produce(struct worker *w, struct batch *b)
             json_t *ev;
             json_array_foreach(r->events, j, ev) {
                 if (!r->emit || !r->emit[j]) continue;
-                if ((err = emit_event(w, ev))) break;
+                if ((err = emit_event(w, ev, r->ev_text[j], r->ev_len[j]))) break;
             }
         }
         if (err) {

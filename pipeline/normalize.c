@@ -77,22 +77,32 @@ static void parse_record(struct worker *w, struct batch_rec *r)
     }
     rd_kafka_timestamp_type_t tstype;
     int64_t record_ms = rd_kafka_message_timestamp(rkm, &tstype);
+    /* The size limit is checked here, on the text the claim and the events topic then
+     * use: each event is serialized once. */
     struct mh_event_limits lim = {
-        .max_event_bytes = event_max_bytes(w),
         .received_fallback_ms = received_ms > 0 ? received_ms : record_ms,
     };
+    size_t n = json_array_size(events), max_bytes = event_max_bytes(w);
+    r->events = events;
+    r->ev_text = mh_calloc(n ? n : 1, sizeof(*r->ev_text));
+    r->ev_len = mh_calloc(n ? n : 1, sizeof(*r->ev_len));
     size_t j;
     json_t *ev;
     json_array_foreach(events, j, ev) {
-        char why[256];
-        if (mh_event_make_storable(ev, &lim, why, sizeof(why)) < 0) {
-            snprintf(err, sizeof(err), "%s: event %zu cannot be stored: %s", p->name, j, why);
-            json_decref(events);
-            r->dlq_reason = mh_strdup(err);
-            goto done;
+        char why[256] = "";
+        if (mh_event_make_storable(ev, &lim, why, sizeof(why)) >= 0) {
+            r->ev_text[j] = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            if (!r->ev_text[j]) mh_oom();
+            r->ev_len[j] = strlen(r->ev_text[j]);
+            if (r->ev_len[j] <= max_bytes) continue;
+            snprintf(why, sizeof(why), "event of %zu bytes is over the %zu-byte limit",
+                     r->ev_len[j], max_bytes);
         }
+        snprintf(err, sizeof(err), "%s: event %zu cannot be stored: %s", p->name, j, why);
+        batch_rec_drop_events(r);
+        r->dlq_reason = mh_strdup(err);
+        goto done;
     }
-    r->events = events;
 done:
     if (r->dlq_reason)
         mh_log_at(MH_LOG_WARN, mh_headers_get(&h, MH_HDR_REQUEST_ID), mh_headers_get(&h, MH_HDR_SOURCE),
@@ -111,13 +121,37 @@ void normalize_batch(struct worker *w, struct batch *b)
     }
 }
 
+void batch_rec_drop_event(struct batch_rec *r, size_t j)
+{
+    size_t n = json_array_size(r->events);
+    if (j >= n) return;
+    json_array_remove(r->events, j);
+    if (!r->ev_text) return;
+    free(r->ev_text[j]);
+    memmove(r->ev_text + j, r->ev_text + j + 1, (n - j - 1) * sizeof(*r->ev_text));
+    memmove(r->ev_len + j, r->ev_len + j + 1, (n - j - 1) * sizeof(*r->ev_len));
+}
+
+void batch_rec_drop_events(struct batch_rec *r)
+{
+    if (r->ev_text)
+        for (size_t j = 0; j < json_array_size(r->events); j++) free(r->ev_text[j]);
+    free(r->ev_text);
+    free(r->ev_len);
+    json_decref(r->events);
+    free(r->emit);
+    free(r->fresh);
+    r->ev_text = NULL;
+    r->ev_len = NULL;
+    r->events = NULL;
+    r->emit = r->fresh = NULL;
+}
+
 void batch_free(struct batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_destroy(b->recs[i].rkm);
-        json_decref(b->recs[i].events);
-        free(b->recs[i].emit);
-        free(b->recs[i].fresh);
+        batch_rec_drop_events(&b->recs[i]);
         free(b->recs[i].dlq_reason);
     }
     free(b->recs);

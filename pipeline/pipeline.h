@@ -27,6 +27,11 @@
 struct batch_rec {
     rd_kafka_message_t *rkm; /* owned */
     json_t *events;          /* canonical events parsed from it (owned), NULL if dead */
+    /* Each event as the events topic and the event log take it — compact JSON, keys in
+     * the event's order — made once by normalize.c: ev_text[j] (ev_len[j] bytes) is
+     * events[j]. Kept in step with events by batch_rec_drop_event/batch_rec_drop_events. */
+    char **ev_text;
+    size_t *ev_len;
     unsigned char *emit;     /* per event: 1 when this record claims it (set by dedup) */
     unsigned char *fresh;    /* per event: 1 when claimed for the first time in this batch */
     char *dlq_reason;        /* why it goes to the dead-letter topic, or NULL */
@@ -90,6 +95,11 @@ struct worker {
 
 /* normalize.c: parses every record of the batch (pure; no I/O). */
 void normalize_batch(struct worker *w, struct batch *b);
+
+/* Removes event j of r (its text too). */
+void batch_rec_drop_event(struct batch_rec *r, size_t j);
+/* Frees r's events, their texts and flags (a record that turned into a dead letter). */
+void batch_rec_drop_events(struct batch_rec *r);
 
 /* dedup.c */
 int dedup_connect(struct worker *w, char *err, size_t errlen);

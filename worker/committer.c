@@ -1,11 +1,11 @@
 /*
- * committer.c — the Kafka commit of batch N on its own thread, overlapped with the
+ * committer.c — the Kafka transaction of batch N on its own thread, overlapped with the
  * PostgreSQL claim of batch N+1 on the main thread.
  *
- * A batch's Kafka transaction ends with two broker round trips (the offsets, then the
- * commit with its markers), during which the worker used to wait. Now the main thread
- * starts them here and goes on to normalize and claim the next batch. What keeps that
- * safe (docs/design.md, "Overlapped commits"):
+ * A batch's Kafka transaction is its events serialized into produce calls, then two
+ * broker round trips (the offsets, then the commit with its markers), during which the
+ * worker used to wait. Now the main thread starts all of it here and goes on to claim
+ * the next batch. What keeps that safe (docs/design.md, "Overlapped commits"):
  *   - the next batch's claim commits in PostgreSQL before this batch's Kafka transaction
  *     is known to have committed, which is the crash case the claims already cover:
  *     when this transaction aborts, the main thread rewinds both batches and their
@@ -17,25 +17,35 @@
  *     and so produces that address's state after this batch's;
  *   - the main thread does not poll the consumer meanwhile, so no rebalance happens
  *     while a transaction is open.
- * This thread touches only the producer (librdkafka's transactional calls are
- * thread-safe) and the connection it was given, which the main thread leaves alone
- * until the join.
+ * This thread touches the producer (librdkafka's transactional calls are thread-safe),
+ * the consumer only to rewind the batch after a failed produce (a seek, thread-safe too;
+ * the main thread rewinds again in order after the join), and the connection it was
+ * given, which the main thread leaves alone until the join.
  */
 #include <pthread.h>
 
 #include "committer.h"
+#include "mailhook/timeutil.h"
 
 static void *commit_thread(void *arg)
 {
     struct committer *c = arg;
-    c->rc = emit_commit(c->w, c->offsets, c->gmd);
+    int64_t t = mh_mono_ms();
+    /* emit_produce aborts (and rewinds) by itself; a failed commit is aborted here. */
+    c->rc = emit_produce(c->w, c->b);
+    if (c->rc == 0) {
+        c->rc = emit_commit(c->w, c->offsets, c->gmd);
+        if (c->rc == 1 && emit_abort(c->w) < 0) c->rc = -1;
+    }
     suppression_release_conn(c->pg, &c->pg_locks);
+    atomic_fetch_add_explicit(&c->w->stats.emit_ms, (uint64_t)(mh_mono_ms() - t),
+                              memory_order_relaxed);
     return NULL;
 }
 
-int committer_start(struct committer *c, struct worker *w, const struct batch *b)
+int committer_start(struct committer *c, struct worker *w, struct batch *b)
 {
-    *c = (struct committer){.w = w, .pg = w->pg, .pg_locks = w->pg_locks};
+    *c = (struct committer){.w = w, .b = b, .pg = w->pg, .pg_locks = w->pg_locks};
     c->offsets = emit_offsets(b);
     c->gmd = rd_kafka_consumer_group_metadata(w->consumer);
     w->pg = w->pg_spare;

@@ -4,10 +4,11 @@
  * Loop: collect up to [worker] batch_size records, or whatever arrived within
  * commit_interval_ms of the first one (so a lone event is committed within the
  * interval); parse them; claim their events in PostgreSQL; emit and commit in one Kafka
- * transaction. The commit of one batch overlaps the parse and claim of the next
- * (committer.c): a claimed batch waits until the next one is collected — only what
- * has already arrived, so a lone event is not held up — then its transaction is
- * produced and committed on the committer thread while the next is claimed. PostgreSQL down (or any transient error): retry the claim with backoff,
+ * transaction. Those three stages run at once on three batches (turn()): the committer
+ * thread sends the claimed batch to Kafka (committer.c), the parser thread parses the
+ * batch just collected (parser.c), and this thread claims the parsed one in between.
+ * With a batch in hand a turn collects only what has already arrived, so a lone event
+ * is not held up. PostgreSQL down (or any transient error): retry the claim with backoff,
  * and after 30 s rewind and poll again (keeping the group membership alive) — nothing
  * is committed meanwhile. A permanent error never comes back here: the claim isolates
  * the records that cause it and dead-letters them (dedup.c).
@@ -27,6 +28,7 @@
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
 #include "committer.h"
+#include "parser.h"
 #include "metrics.h"
 #include "pipeline.h"
 
@@ -257,73 +259,92 @@ static void busy(_Atomic uint64_t *counter, int64_t since_ms)
     atomic_fetch_add_explicit(counter, (uint64_t)(mh_mono_ms() - since_ms), memory_order_relaxed);
 }
 
-/* A batch claimed in PostgreSQL whose Kafka transaction is still to come. */
-struct claimed {
+/* A batch of the loop's pipeline: parsed (waiting for its claim) or claimed in
+ * PostgreSQL (waiting for its Kafka transaction). */
+struct staged {
     struct batch b;
-    int64_t t0; /* when its processing began */
+    int64_t t0; /* when it was collected */
     int have;
 };
 
-static void claimed_drop(struct worker *w, struct claimed *c)
+/* Drops a batch; a claimed one's per-address locks are on w->pg and are released. */
+static void staged_drop(struct worker *w, struct staged *s, int claimed)
 {
-    if (!c->have) return;
-    suppression_release(w);
-    batch_free(&c->b);
-    c->have = 0;
+    if (!s->have) return;
+    if (claimed) suppression_release(w);
+    batch_free(&s->b);
+    s->have = 0;
 }
 
-/* Emits c's batch in one transaction, committed on the committer thread while the main
- * thread parses and claims next (collected, not yet parsed; may be empty). Returns 0, 1
- * when the transaction failed and both batches were rewound (next is then emptied), or
- * -1 on a fatal error. With 0, next is claimed (or empty). */
-static int emit_overlapped(struct worker *w, struct claimed *c, struct batch *next, int *next_ok)
+/* Rewinds the loop's batches, the latest first, so every partition ends at the first
+ * record the earliest of them holds on it. */
+static void rewind_all(struct worker *w, struct batch *collected, struct staged *parsed,
+                       struct staged *claimed)
 {
-    int64_t t = mh_mono_ms();
-    *next_ok = 0;
-    int rc = emit_produce(w, &c->b);
-    busy(&w->stats.emit_ms, t);
-    if (rc != 0) {
-        /* Aborted and rewound to c's records, which come before next's. */
-        if (rc > 0 && next->n) rewind_batch(w, next);
-        if (rc > 0) rewind_batch(w, &c->b);
-        batch_free(next);
-        claimed_drop(w, c);
-        return rc;
-    }
-    struct committer cm;
-    committer_start(&cm, w, &c->b);
-    if (next->n) {
-        t = mh_mono_ms();
-        normalize_batch(w, next);
-        busy(&w->stats.normalize_ms, t);
-        t = mh_mono_ms();
-        *next_ok = claim_with_retry(w, next) == 0;
+    if (collected && collected->n) rewind_batch(w, collected);
+    if (parsed->have) rewind_batch(w, &parsed->b);
+    if (claimed->have) rewind_batch(w, &claimed->b);
+}
+
+/*
+ * One turn of the pipeline: c (claimed) goes to Kafka on the committer thread, p
+ * (parsed) is claimed here, and z (just collected) is parsed on the parser thread, all
+ * at once. Afterwards p is the claimed batch and z the parsed one. Returns 0, or -1 on
+ * a fatal error. When c's transaction aborts, or p's claim gives up, the batches after
+ * the last committed one are rewound and dropped: their records come again.
+ */
+static int turn(struct worker *w, struct staged *c, struct staged *p, struct batch *z,
+                int64_t t0)
+{
+    struct committer cm = {0};
+    struct parser ps = {0};
+    int committing = c->have, p_ok = 0, rc = 0;
+
+    if (committing) committer_start(&cm, w, &c->b);
+    if (z->n) parser_start(&ps, w, z);
+    if (p->have) {
+        int64_t t = mh_mono_ms();
+        p_ok = claim_with_retry(w, &p->b) == 0;
         busy(&w->stats.claim_ms, t);
     }
-    t = mh_mono_ms();
-    rc = committer_join(&cm);
-    busy(&w->stats.emit_ms, t);
+    parser_join(&ps);
+    if (committing) rc = committer_join(&cm);
     if (rc < 0) return -1;
-    if (rc > 0) {
-        if (emit_abort(w) < 0) return -1;
-        if (*next_ok) rewind_batch(w, next);
-        rewind_batch(w, &c->b);
-        *next_ok = 0;
-        batch_free(next);
-        claimed_drop(w, c); /* releases next's locks, held on w->pg */
-        return 1;
+    if (rc > 0 || (p->have && !p_ok)) {
+        /* c aborted (its records and all after them come again), or p's claim gave up
+         * (p's and z's). p's locks, when it claimed, are on w->pg. */
+        if (rc > 0) rewind_all(w, z, p, c);
+        else rewind_all(w, z, p, &(struct staged){0});
+        batch_free(z);
+        staged_drop(w, p, p_ok);
+        if (rc > 0) {
+            batch_free(&c->b);
+            c->have = 0;
+        }
     }
-    emit_count(w, &c->b);
-    mh_histogram_observe_us(&w->stats.batch_latency, (mh_mono_ms() - c->t0) * 1000);
-    batch_free(&c->b);
-    c->have = 0;
+    if (c->have) {
+        emit_count(w, &c->b);
+        mh_histogram_observe_us(&w->stats.batch_latency, (mh_mono_ms() - c->t0) * 1000);
+        batch_free(&c->b);
+        c->have = 0;
+    }
+    if (p->have) {
+        *c = *p;
+        p->have = 0;
+    }
+    if (z->n) {
+        p->b = *z;
+        p->t0 = t0;
+        p->have = 1;
+        *z = (struct batch){0};
+    }
     return 0;
 }
 
 static int run(struct worker *w)
 {
     int64_t next_stats = mh_mono_ms() + 60000, next_gauges = 0;
-    struct claimed c = {0};
+    struct staged c = {0}, p = {0};
     int rc = 0;
     while (!w->stop) {
         int64_t now = mh_mono_ms();
@@ -333,46 +354,35 @@ static int run(struct worker *w)
             next_gauges = now + 1000;
         }
         unsigned rebalances = w->rebalances;
-        struct batch b = {0};
-        collect(w, &b, !c.have);
+        struct batch z = {0};
+        /* Waits for records only when the pipeline is empty: a batch in hand goes on
+         * with whatever has arrived, so a lone event is not held up. */
+        collect(w, &z, !c.have && !p.have);
         int64_t t0 = mh_mono_ms();
-        /* A claimed batch of an assignment that changed is not emitted: its partitions
-         * start again from their committed offsets (its claims decide the same then). */
-        if (c.have && w->rebalances != rebalances) claimed_drop(w, &c);
-        int next_ok = 0;
-        if (c.have) {
-            rc = emit_overlapped(w, &c, &b, &next_ok);
-            if (rc < 0) {
-                batch_free(&b);
-                break;
-            }
-        } else if (b.n) {
-            normalize_batch(w, &b);
-            busy(&w->stats.normalize_ms, t0);
-            int64_t t = mh_mono_ms();
-            next_ok = claim_with_retry(w, &b) == 0;
-            busy(&w->stats.claim_ms, t);
+        /* Batches of an assignment that changed are not emitted: their partitions start
+         * again from their committed offsets (their claims decide the same then). */
+        if (w->rebalances != rebalances) {
+            staged_drop(w, &c, 1);
+            staged_drop(w, &p, 0);
         }
-        if (next_ok) {
-            c.b = b;
-            c.t0 = t0;
-            c.have = 1;
-        } else {
-            batch_free(&b);
-        }
+        if (c.have || p.have || z.n) rc = turn(w, &c, &p, &z, t0);
+        batch_free(&z);
+        if (rc < 0) break;
         if (mh_mono_ms() >= next_stats) {
             log_stats(w);
             next_stats = mh_mono_ms() + 60000;
         }
     }
-    /* Leaving: the batch in hand is emitted (or, after a fatal error, dropped). */
+    /* Leaving: the claimed batch is emitted (or, after a fatal error, dropped); a parsed
+     * one is dropped, its records come again to whoever takes the partitions. */
     if (c.have && rc >= 0 && w->stop != 2) {
         int64_t t = mh_mono_ms();
         rc = emit_batch(w, &c.b);
         busy(&w->stats.emit_ms, t);
         suppression_release(w);
     }
-    claimed_drop(w, &c);
+    staged_drop(w, &c, 1);
+    staged_drop(w, &p, 0);
     if (rc < 0) return -1;
     return w->stop == 2 ? -1 : 0;
 }
