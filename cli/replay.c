@@ -361,11 +361,14 @@ static int assign(struct replay *r, char *err, size_t errlen)
 
 /* --- the batch loop -------------------------------------------------------------------- */
 
-/* Collects up to batch_size records of the range; stops early when the range is read,
- * on a signal, or when nothing more arrives within a moment. */
+/* Collects up to batch_size records of the range ([worker] batch_max_bytes of bodies at
+ * most); stops early when the range is read, on a signal, or when nothing more arrives
+ * within a moment. */
 static void collect(struct replay *r, struct batch *b)
 {
-    while (!r->w.stop && b->n < (size_t)r->batch_size && !all_read(r)) {
+    size_t bytes = 0;
+    while (!r->w.stop && b->n < (size_t)r->batch_size && !all_read(r) &&
+           bytes < (size_t)r->cfg.worker.batch_max_bytes) {
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(r->w.consumer, b->n ? 20 : 200);
         if (!rkm) {
             if (b->n) break;
@@ -403,6 +406,7 @@ static void collect(struct replay *r, struct batch *b)
         }
         memset(&b->recs[b->n], 0, sizeof(b->recs[b->n]));
         b->recs[b->n++].rkm = rkm;
+        bytes += rkm->len;
         pt->next = rkm->offset + 1;
         if (pt->next >= pt->end) set_paused(r, pt, 1);
     }

@@ -34,6 +34,27 @@ static size_t event_max_bytes(const struct worker *w)
     return (size_t)mh_config_max_record_bytes(w->cfg) - 16 * 1024;
 }
 
+/*
+ * The fields of an event the pipeline reads once its text is made: the claim's key
+ * (tenant, provider, source, event_id), the suppression rules (type, recipient, the
+ * bounce's class, the time), the events topic's key and headers, the counters. The rest
+ * lives on in the text only, so a batch in flight holds small events.
+ */
+static const char *const kept_fields[] = {"tenant", "source", "provider", "type", "event_id",
+                                          "recipient", "occurred_at", "received_at", NULL};
+
+static json_t *event_slim(json_t *ev)
+{
+    json_t *slim = json_object();
+    for (const char *const *k = kept_fields; *k; k++) {
+        json_t *v = json_object_get(ev, *k);
+        if (v) json_object_set(slim, *k, v);
+    }
+    json_t *cls = json_object_get(json_object_get(ev, "bounce"), "class");
+    if (cls) json_object_set_new(slim, "bounce", json_pack("{sO}", "class", cls));
+    return slim;
+}
+
 static void parse_record(struct worker *w, struct batch_rec *r)
 {
     struct mh_headers h = {0};
@@ -94,7 +115,10 @@ static void parse_record(struct worker *w, struct batch_rec *r)
             r->ev_text[j] = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
             if (!r->ev_text[j]) mh_oom();
             r->ev_len[j] = strlen(r->ev_text[j]);
-            if (r->ev_len[j] <= max_bytes) continue;
+            if (r->ev_len[j] <= max_bytes) {
+                json_array_set_new(events, j, event_slim(ev));
+                continue;
+            }
             snprintf(why, sizeof(why), "event of %zu bytes is over the %zu-byte limit",
                      r->ev_len[j], max_bytes);
         }

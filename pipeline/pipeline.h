@@ -26,7 +26,10 @@
 /* One raw record of a batch and what parsing made of it. */
 struct batch_rec {
     rd_kafka_message_t *rkm; /* owned */
-    json_t *events;          /* canonical events parsed from it (owned), NULL if dead */
+    /* Canonical events parsed from it (owned), NULL if dead. Once parsed, each holds only
+     * the fields the pipeline reads afterwards (normalize.c, kept_fields); the whole event
+     * is its text. */
+    json_t *events;
     /* Each event as the events topic and the event log take it — compact JSON, keys in
      * the event's order — made once by normalize.c: ev_text[j] (ev_len[j] bytes) is
      * events[j]. Kept in step with events by batch_rec_drop_event/batch_rec_drop_events. */

@@ -143,12 +143,15 @@ static int consumer_init(struct worker *w, int static_member, char *err, size_t 
     return 0;
 }
 
-/* Collects one batch; returns the number of records (0 when none arrived). With wait 0,
- * takes only what has already arrived. */
+/* Collects one batch: up to batch_size records or batch_max_bytes of their bodies;
+ * returns the number of records (0 when none arrived). With wait 0, takes only what has
+ * already arrived. */
 static size_t collect(struct worker *w, struct batch *b, int wait)
 {
     int64_t first_ms = 0;
-    while (!w->stop && b->n < (size_t)w->cfg->worker.batch_size) {
+    size_t bytes = 0;
+    while (!w->stop && b->n < (size_t)w->cfg->worker.batch_size &&
+           bytes < (size_t)w->cfg->worker.batch_max_bytes) {
         int timeout = 500;
         if (!wait) {
             timeout = 0;
@@ -167,6 +170,7 @@ static size_t collect(struct worker *w, struct batch *b, int wait)
             batch_free(b);
             w->rebalanced = 0;
             first_ms = 0;
+            bytes = 0;
         }
         if (!rkm) {
             if (!first_ms || !wait) return b->n;
@@ -185,6 +189,7 @@ static size_t collect(struct worker *w, struct batch *b, int wait)
         }
         memset(&b->recs[b->n], 0, sizeof(b->recs[b->n]));
         b->recs[b->n++].rkm = rkm;
+        bytes += rkm->len;
         if (!first_ms) first_ms = mh_mono_ms();
     }
     return b->n;

@@ -124,6 +124,53 @@ def test_metrics_follow_the_batches(mailhook, tmp_path):
     assert not helpers.http_get_ok(base + "/healthz")
 
 
+def test_a_batch_closes_at_batch_max_bytes(mailhook, tmp_path):
+    """[worker] batch_max_bytes bounds what a batch holds: with the smallest value and
+    bodies over it, every record of a backlog is a batch of its own; a worker with the
+    default takes the same backlog in far fewer batches."""
+    sections, topics = _own_pipeline(mailhook, tmp_path, "maxbytes")
+    ingest_url = "http://" + sections["ingest"]["listen"]
+    helpers.write_ini(tmp_path / "ingest.ini", sections)
+    mailhook.start_ingest("ingest-maxbytes", config=tmp_path / "ingest.ini", url=ingest_url)
+    src = mailhook.sources["ivymail"]
+    rid = uid()
+    n = 12
+    try:
+        # The backlog is written before any worker runs, so a worker finds all of it.
+        for i in range(n):
+            body = dict(unique_bounce(f"b{i}.{rid}@example.com", f"maxbytes-{rid}-{i}"),
+                        padding="x" * 1500)
+            r = helpers.post(ingest_url, "ivymail", body, helpers.signature_headers(src, body))
+            assert r.status_code == 200, r.text
+
+        def drained(group: str, cap: int | None, instance: int) -> float:
+            port = helpers.free_port()
+            own = json.loads(json.dumps(sections))
+            own["worker"].update({"group_id": f"{own['worker']['group_id']}.{group}",
+                                  "metrics_listen": f"127.0.0.1:{port}"})
+            if cap is not None:
+                own["worker"]["batch_max_bytes"] = cap
+            path = tmp_path / f"{group}.ini"
+            helpers.write_ini(path, own)
+            mailhook.start_worker(instance, config=path)
+            try:
+                def done():
+                    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                    return _metric(text, "mailhook_worker_records_total") == n and text
+                text = helpers.wait_for(lambda: helpers.http_get_ok(
+                    f"http://127.0.0.1:{port}/healthz") and done(), 90,
+                    what=f"the {group} worker to commit {n} records")
+                return _metric(text, "mailhook_worker_batches_total")
+            finally:
+                mailhook.procs[f"worker-{instance}"].stop()
+
+        assert drained("capped", 1024, 92) == n
+        assert drained("default", None, 93) < n / 2
+    finally:
+        mailhook.procs["ingest-maxbytes"].stop()
+        helpers.delete_topics(topics.values(), mailhook.brokers)
+
+
 def test_metrics_listen_flag_overrides_the_config_and_a_taken_port_is_an_error(mailhook,
                                                                                 tmp_path):
     sections, topics = _own_pipeline(mailhook, tmp_path, "metricsflag")

@@ -116,6 +116,9 @@ struct mh_config {
         char *dlq_topic;
         char *suppressions_topic;
         long batch_size;
+        /* A batch closes once its raw records' bodies reach this many bytes (at least
+         * one record): what a batch holds in memory, whatever the webhooks' shape. */
+        long batch_max_bytes;
         long commit_interval_ms;
         long raw_partitions; /* used by `mailhook topics` */
         /* Replication of the topics `mailhook topics` creates: -1 and 0 take the broker's
