@@ -15,6 +15,10 @@
  * state in PostgreSQL. A redo produces the current state again: harmless on a compacted
  * topic.
  *
+ * A delivery's "reset" matters only to an address under a soft-bounce suppression, and
+ * deliveries are most events: their addresses are asked about first, as bare pairs, and
+ * only the resets of the addresses that matter become effects.
+ *
  * What this file does not do: count soft bounces (PostgreSQL does, over the event log)
  * or publish anything itself.
  */
@@ -29,9 +33,54 @@
 
 static const char apply_sql[] = "SELECT key, value FROM mh_suppression_apply($1::jsonb)";
 
+/*
+ * Of the given (tenant, address) pairs, the ones under a soft-bounce suppression: the
+ * only addresses a delivery's "reset" changes. mh_suppression_apply drops every other
+ * reset itself (migrations/0004) with the same test, but each reset would first be a
+ * whole effect object for the worker to build and PostgreSQL to parse — and deliveries
+ * are most of a batch. Returns the 1-based positions of the pairs that matter.
+ */
+static const char resets_that_matter_sql[] =
+    "SELECT x.i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, i)"
+    " WHERE EXISTS (SELECT 1 FROM mh_suppressions s WHERE s.tenant = x.e ->> 0"
+    " AND s.address = x.e ->> 1 AND s.temp_until > now())";
+
+/* An event of the batch whose effect is a reset, waiting for resets_that_matter_sql. */
+struct reset {
+    json_t *ev;
+    const struct mh_suppression_policy *pol;
+    int fresh;
+};
+
+/* Appends the effects of the resets that matter to effects. 0, or -1 with err. */
+static int add_resets(struct worker *w, const struct reset *resets, json_t *pairs,
+                      json_t *effects, char *err, size_t errlen)
+{
+    char *txt = json_dumps(pairs, JSON_COMPACT);
+    if (!txt) mh_oom();
+    const char *params[] = {txt};
+    PGresult *res = PQexecParams(w->pg, resets_that_matter_sql, 1, NULL, params, NULL, NULL, 0);
+    free(txt);
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, "select resets", err, errlen) < 0) {
+        int permanent = !mh_pg_sqlstate_transient(mh_pg_sqlstate(res));
+        PQclear(res);
+        return permanent ? -2 : -1;
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        long i = strtol(PQgetvalue(res, row, 0), NULL, 10) - 1;
+        if (i < 0 || (size_t)i >= json_array_size(pairs)) continue;
+        json_t *e = supp_effect(resets[i].pol, resets[i].ev, resets[i].fresh);
+        if (e) json_array_append_new(effects, e);
+    }
+    PQclear(res);
+    return 0;
+}
+
 int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errlen)
 {
-    json_t *effects = json_array();
+    json_t *effects = json_array(), *pairs = json_array();
+    struct reset *resets = NULL;
+    size_t n_resets = 0, cap = 0;
     char *txt = NULL;
     PGresult *res = NULL;
     int rc = -1;
@@ -46,11 +95,29 @@ int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errle
         json_array_foreach(r->events, j, ev) {
             if (!r->emit[j]) continue;
             const char *tenant = json_string_value(json_object_get(ev, "tenant"));
-            json_t *e = supp_effect(mh_config_suppression(w->cfg, tenant), ev,
-                                    r->fresh && r->fresh[j]);
+            const struct mh_suppression_policy *pol = mh_config_suppression(w->cfg, tenant);
+            int fresh = r->fresh && r->fresh[j];
+            const char *reason;
+            char addr[SUPP_ADDRESS_MAX + 1];
+            if (supp_rule(pol, ev, &reason) == SUPP_RESET) {
+                /* Only its pair for now: supp_effect once the address proves to matter. */
+                if (supp_address_normalize(json_string_value(json_object_get(ev, "recipient")),
+                                           addr, sizeof(addr)) < 0)
+                    continue;
+                if (n_resets == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    resets = mh_realloc(resets, cap * sizeof(*resets));
+                }
+                resets[n_resets++] = (struct reset){ev, pol, fresh};
+                json_array_append_new(pairs, json_pack("[ss]", tenant ? tenant : "", addr));
+                continue;
+            }
+            json_t *e = supp_effect(pol, ev, fresh);
             if (e) json_array_append_new(effects, e);
         }
     }
+    if (n_resets && (rc = add_resets(w, resets, pairs, effects, err, errlen)) < 0) goto out;
+    rc = -1;
     if (json_array_size(effects) == 0) {
         rc = 0;
         goto out;
@@ -77,6 +144,8 @@ int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errle
 out:
     PQclear(res);
     free(txt);
+    free(resets);
+    json_decref(pairs);
     json_decref(effects);
     return rc;
 }
