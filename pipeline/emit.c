@@ -106,15 +106,17 @@ void rewind_batch(struct worker *w, const struct batch *b)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
-/* Produce with back-pressure: a full local queue is served, then retried. */
+/* Produce with back-pressure: a full local queue is served, then retried. flags:
+ * RD_KAFKA_MSG_F_COPY, or RD_KAFKA_MSG_F_FREE to hand val (malloc'd) over to librdkafka
+ * once the record is queued; on an error it stays the caller's. */
 static rd_kafka_resp_err_t produce(struct worker *w, const char *topic, const void *key,
-                                   size_t keylen, const void *val, size_t len,
-                                   rd_kafka_headers_t *hdrs)
+                                   size_t keylen, void *val, size_t len,
+                                   rd_kafka_headers_t *hdrs, int flags)
 {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             w->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, keylen),
-            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(val, len), RD_KAFKA_V_MSGFLAGS(flags),
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (err) rd_kafka_headers_destroy(hdrs);
@@ -129,8 +131,9 @@ static void hdr(rd_kafka_headers_t *h, const char *name, const char *value)
     if (value) rd_kafka_header_add(h, name, -1, value, -1);
 }
 
-/* ev's record value is text (normalize.c serialized it once). */
-static rd_kafka_resp_err_t emit_event(struct worker *w, json_t *ev, const char *text, size_t len)
+/* ev's record value is *text (normalize.c serialized it once), handed over to the
+ * producer: *text is NULL once the record is queued, so the batch holds no second copy. */
+static rd_kafka_resp_err_t emit_event(struct worker *w, json_t *ev, char **text, size_t len)
 {
     const char *recipient = json_string_value(json_object_get(ev, "recipient"));
     const char *id = json_string_value(json_object_get(ev, "event_id"));
@@ -152,7 +155,10 @@ static rd_kafka_resp_err_t emit_event(struct worker *w, json_t *ev, const char *
     /* Keyed by recipient so one address's events stay in order on one partition;
      * events without one (domain.*, account.*) are keyed by event id. */
     const char *key = recipient ? recipient : (id ? id : "");
-    return produce(w, w->cfg->worker.events_topic, key, strlen(key), text, len, h);
+    rd_kafka_resp_err_t err = produce(w, w->cfg->worker.events_topic, key, strlen(key), *text,
+                                      len, h, RD_KAFKA_MSG_F_FREE);
+    if (!err) *text = NULL;
+    return err;
 }
 
 static rd_kafka_resp_err_t emit_dead_letter(struct worker *w, struct batch_rec *r)
@@ -173,7 +179,8 @@ static rd_kafka_resp_err_t emit_dead_letter(struct worker *w, struct batch_rec *
     hdr(h, MH_HDR_RAW_PARTITION, num);
     snprintf(num, sizeof(num), "%lld", (long long)rkm->offset);
     hdr(h, MH_HDR_RAW_OFFSET, num);
-    return produce(w, w->cfg->worker.dlq_topic, rkm->key, rkm->key_len, rkm->payload, rkm->len, h);
+    return produce(w, w->cfg->worker.dlq_topic, rkm->key, rkm->key_len, rkm->payload, rkm->len, h,
+                   RD_KAFKA_MSG_F_COPY);
 }
 
 rd_kafka_topic_partition_list_t *emit_offsets(const struct batch *b)
@@ -228,7 +235,7 @@ int emit_produce(struct worker *w, struct batch *b)
             json_t *ev;
             json_array_foreach(r->events, j, ev) {
                 if (!r->emit || !r->emit[j]) continue;
-                if ((err = emit_event(w, ev, r->ev_text[j], r->ev_len[j]))) break;
+                if ((err = emit_event(w, ev, &r->ev_text[j], r->ev_len[j]))) break;
             }
         }
         if (err) {
@@ -248,7 +255,8 @@ int emit_produce(struct worker *w, struct batch *b)
         rd_kafka_headers_t *h = rd_kafka_headers_new(1);
         if (val) hdr(h, "content-type", "application/json");
         rd_kafka_resp_err_t err = produce(w, w->cfg->worker.suppressions_topic, key ? key : "",
-                                          key ? strlen(key) : 0, val, val ? strlen(val) : 0, h);
+                                          key ? strlen(key) : 0, val, val ? strlen(val) : 0, h,
+                                          RD_KAFKA_MSG_F_COPY);
         free(val);
         if (err) {
             mh_warn("kafka produce: %s", rd_kafka_err2str(err));

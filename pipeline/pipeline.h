@@ -32,7 +32,8 @@ struct batch_rec {
     json_t *events;
     /* Each event as the events topic and the event log take it — compact JSON, keys in
      * the event's order — made once by normalize.c: ev_text[j] (ev_len[j] bytes) is
-     * events[j]. Kept in step with events by batch_rec_drop_event/batch_rec_drop_events. */
+     * events[j] — NULL once emit.c handed it to the producer. Kept in step with events by
+     * batch_rec_drop_event/batch_rec_drop_events. */
     char **ev_text;
     size_t *ev_len;
     unsigned char *emit;     /* per event: 1 when this record claims it (set by dedup) */
