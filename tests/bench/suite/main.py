@@ -104,7 +104,7 @@ def main() -> int:
                     f, r = e2e.measure(bench, sizes, runs)
                 else:
                     import memory
-                    f, r = memory.measure(bench, sizes, runs, state.get("worker_hwm_kib", 0))
+                    f, r = memory.measure(bench, sizes, runs, state.get("worker_hwm_kib"))
                 figs += f
                 state.update(r)
                 log(f"part {part} done in {time.monotonic() - t0:.0f}s")

@@ -47,7 +47,7 @@ def idle_hwm(server: Server, port: int, n: int, hold: float) -> tuple[int, int]:
             s.close()
 
 
-def measure(bench: Bench, sizes: dict, runs: int, worker_hwm_kib: int = 0) -> tuple[list[Figure], dict]:
+def measure(bench: Bench, sizes: dict, runs: int, worker_hwm_kib: dict | None = None) -> tuple[list[Figure], dict]:
     n = sizes["idle_connections"]
     limit = raise_nofile()
     # Each end is a process of its own: this one holds the client sockets, the server
@@ -83,18 +83,23 @@ def measure(bench: Bench, sizes: dict, runs: int, worker_hwm_kib: int = 0) -> tu
     fig.note = f"connections still open when measured: {min(opened)}..{max(opened)} of {n}"
     figs = [fig]
 
-    wfig = Figure("memory", "worker VmHWM at full load", "MiB",
-                  "mailhook-worker draining a pre-filled raw topic (single-event records), "
-                  "VmHWM from /proc/PID/status before it stops")
-    if worker_hwm_kib:
-        wfig.samples.append(worker_hwm_kib / 1024)
-        wfig.note = "the largest of the worker part's processes"
-    else:
-        cfg = bench.config("mem-worker")
-        raw = cfg["topics"]["raw"]
-        worker_part.prefill(bench, raw, sizes["worker_records"], 1, "memw")
-        total = sum(check.end_offsets(bench.brokers, raw).values())
-        d = worker_part.drain(bench, cfg, 1, total, sizes["drain_timeout"])
-        wfig.samples.append(d["hwm_kib"] / 1024)
-    figs.append(wfig)
+    hwm = worker_hwm_kib or {}
+    kinds = (("single", "single-event webhooks", 1), ("batch", "batch webhooks, 10 events each", 10))
+    for kind, what, per_record in kinds:
+        wfig = Figure("memory", f"worker VmHWM at full load, {what}", "MiB",
+                      f"mailhook-worker draining a pre-filled raw topic ({what}, [worker] "
+                      f"batch_size {sizes['batch_size']}), VmHWM from /proc/PID/status before "
+                      "it stops")
+        if hwm.get(kind):
+            wfig.samples.append(hwm[kind] / 1024)
+            wfig.note = "the largest of the worker part's processes of this kind"
+        else:
+            cfg = bench.config(f"mem-worker-{kind}", batch_size=sizes["batch_size"])
+            raw = cfg["topics"]["raw"]
+            records = sizes["worker_records"] // (1 if per_record == 1 else 4)  # as the worker part
+            worker_part.prefill(bench, raw, records, per_record, f"memw{kind}")
+            total = sum(check.end_offsets(bench.brokers, raw).values())
+            d = worker_part.drain(bench, cfg, 1, total, sizes["drain_timeout"])
+            wfig.samples.append(d["hwm_kib"] / 1024)
+        figs.append(wfig)
     return figs, {}

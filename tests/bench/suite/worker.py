@@ -182,7 +182,8 @@ def txn_loops(bench: Bench, topic: str, n: int, batch: int, total: int, tag: str
 
 def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figure], dict]:
     figs: list[Figure] = []
-    result = {"worker_hwm_kib": 0}
+    # The largest VmHWM of the workers, per kind of webhook (the memory part reports them).
+    result = {"worker_hwm_kib": {"single": 0, "batch": 0}}
     batch_size = sizes["batch_size"]
     if perf is not None:
         # A drain under perf, not counted (perf slows what it watches).
@@ -218,7 +219,8 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                 d = drain(bench, cfg, workers, 0, sizes["drain_timeout"],
                           fill=lambda: prefill(bench, raw, records, per_record, tag))
                 total = sum(check.end_offsets(bench.brokers, raw).values())
-                result["worker_hwm_kib"] = max(result["worker_hwm_kib"], d["hwm_kib"])
+                hwm = result["worker_hwm_kib"]
+                hwm[kind] = max(hwm[kind], d["hwm_kib"])
                 r_rate = d["records"] / d["seconds"] / workers if d["seconds"] else 0.0
                 rec.samples.append(r_rate)
                 if kind == "single" and workers == 1 and not d["cpu"]:
