@@ -182,3 +182,21 @@ void batch_free(struct batch *b)
     json_decref(b->suppression_out);
     memset(b, 0, sizeof(*b));
 }
+
+void batch_append(struct batch *into, struct batch *from)
+{
+    if (into->n + from->n > into->cap) {
+        into->cap = into->n + from->n;
+        into->recs = mh_realloc(into->recs, into->cap * sizeof(*into->recs));
+    }
+    memcpy(into->recs + into->n, from->recs, from->n * sizeof(*from->recs));
+    into->n += from->n;
+    into->n_events += from->n_events;
+    if (from->suppression_out) {
+        if (!into->suppression_out) into->suppression_out = json_array();
+        json_array_extend(into->suppression_out, from->suppression_out);
+        json_decref(from->suppression_out);
+    }
+    free(from->recs);
+    memset(from, 0, sizeof(*from));
+}

@@ -177,5 +177,8 @@ void emit_count(struct worker *w, struct batch *b);
 void rewind_batch(struct worker *w, const struct batch *b);
 
 void batch_free(struct batch *b);
+/* Moves from's records (parsed and claimed, after into's) to the end of into, with
+ * their suppression changes; from is left empty. */
+void batch_append(struct batch *into, struct batch *from);
 
 #endif

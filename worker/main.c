@@ -6,9 +6,10 @@
  * interval); parse them; claim their events in PostgreSQL; emit and commit in one Kafka
  * transaction. Those three stages run at once on three batches (turn()): the committer
  * thread sends the claimed batch to Kafka (committer.c), the parser thread parses the
- * batch just collected (parser.c), and this thread claims the parsed one in between.
- * With a batch in hand a turn collects only what has already arrived, so a lone event
- * is not held up. PostgreSQL down (or any transient error): retry the claim with backoff,
+ * batch just collected (parser.c), and this thread claims the parsed one in between;
+ * a batch that is not full (the worker is caught up) is claimed in the turn that parses
+ * it. With a batch in hand a turn collects only what has already arrived, so a lone
+ * event is not held up. PostgreSQL down (or any transient error): retry the claim with backoff,
  * and after 30 s rewind and poll again (keeping the group membership alive) — nothing
  * is committed meanwhile. A permanent error never comes back here: the claim isolates
  * the records that cause it and dead-letters them (dedup.c).
@@ -144,9 +145,9 @@ static int consumer_init(struct worker *w, int static_member, char *err, size_t 
 }
 
 /* Collects one batch: up to batch_size records or batch_max_bytes of their bodies;
- * returns the number of records (0 when none arrived). With wait 0, takes only what has
- * already arrived. */
-static size_t collect(struct worker *w, struct batch *b, int wait)
+ * returns 1 when it stopped at one of those limits (a backlog), else 0. With wait 0,
+ * takes only what has already arrived. */
+static int collect(struct worker *w, struct batch *b, int wait)
 {
     int64_t first_ms = 0;
     size_t bytes = 0;
@@ -173,7 +174,7 @@ static size_t collect(struct worker *w, struct batch *b, int wait)
             bytes = 0;
         }
         if (!rkm) {
-            if (!first_ms || !wait) return b->n;
+            if (!first_ms || !wait) return 0;
             continue;
         }
         if (rkm->err) {
@@ -192,7 +193,8 @@ static size_t collect(struct worker *w, struct batch *b, int wait)
         bytes += rkm->len;
         if (!first_ms) first_ms = mh_mono_ms();
     }
-    return b->n;
+    return b->n >= (size_t)w->cfg->worker.batch_size ||
+           bytes >= (size_t)w->cfg->worker.batch_max_bytes;
 }
 
 /* Claims with retry; 0 when claimed, 1 when PostgreSQL stayed down (batch rewound). */
@@ -291,37 +293,51 @@ static void rewind_all(struct worker *w, struct batch *collected, struct staged 
     if (claimed->have) rewind_batch(w, &claimed->b);
 }
 
+/* Claims b, timed; 1 when claimed, 0 when PostgreSQL stayed down (b rewound). */
+static int claim_timed(struct worker *w, struct batch *b)
+{
+    int64_t t = mh_mono_ms();
+    int ok = claim_with_retry(w, b) == 0;
+    busy(&w->stats.claim_ms, t);
+    return ok;
+}
+
 /*
  * One turn of the pipeline: c (claimed) goes to Kafka on the committer thread, p
  * (parsed) is claimed here, and z (just collected) is parsed on the parser thread, all
- * at once. Afterwards p is the claimed batch and z the parsed one. Returns 0, or -1 on
- * a fatal error. When c's transaction aborts, or p's claim gives up, the batches after
- * the last committed one are rewound and dropped: their records come again.
+ * at once. When z is a full batch (a backlog), it waits for the next turn's claim, so
+ * parsing, claims and commits overlap; when it is only what had arrived (the worker is
+ * caught up), it is claimed in this turn too, after p, and goes to Kafka with p: an
+ * event then waits two turns, not three. Afterwards c is what was claimed, p what waits
+ * for its claim. Returns 0, or -1 on a fatal error. When c's transaction aborts, or a
+ * claim gives up, the batches after the last committed one are rewound and dropped:
+ * their records come again.
  */
 static int turn(struct worker *w, struct staged *c, struct staged *p, struct batch *z,
-                int64_t t0)
+                int z_full, int64_t t0)
 {
     struct committer cm = {0};
     struct parser ps = {0};
-    int committing = c->have, p_ok = 0, rc = 0;
+    int committing = c->have, p_ok = 0, z_ok = 0, rc = 0;
 
     if (committing) committer_start(&cm, w, &c->b);
     if (z->n) parser_start(&ps, w, z);
-    if (p->have) {
-        int64_t t = mh_mono_ms();
-        p_ok = claim_with_retry(w, &p->b) == 0;
-        busy(&w->stats.claim_ms, t);
-    }
+    if (p->have) p_ok = claim_timed(w, &p->b);
     parser_join(&ps);
+    if (z->n && !z_full && (!p->have || p_ok)) {
+        z_ok = claim_timed(w, z);
+        if (!z_ok) batch_free(z); /* rewound: its records come again */
+    }
     if (committing) rc = committer_join(&cm);
     if (rc < 0) return -1;
     if (rc > 0 || (p->have && !p_ok)) {
         /* c aborted (its records and all after them come again), or p's claim gave up
-         * (p's and z's). p's locks, when it claimed, are on w->pg. */
+         * (p's and z's). The locks of p's and z's claims are on w->pg. */
         if (rc > 0) rewind_all(w, z, p, c);
         else rewind_all(w, z, p, &(struct staged){0});
         batch_free(z);
-        staged_drop(w, p, p_ok);
+        staged_drop(w, p, 0);
+        suppression_release(w);
         if (rc > 0) {
             batch_free(&c->b);
             c->have = 0;
@@ -337,10 +353,13 @@ static int turn(struct worker *w, struct staged *c, struct staged *p, struct bat
         *c = *p;
         p->have = 0;
     }
-    if (z->n) {
-        p->b = *z;
-        p->t0 = t0;
-        p->have = 1;
+    if (z->n && z_ok && c->have) {
+        batch_append(&c->b, z);
+    } else if (z->n) {
+        struct staged *to = z_ok ? c : p;
+        to->b = *z;
+        to->t0 = t0;
+        to->have = 1;
         *z = (struct batch){0};
     }
     return 0;
@@ -362,7 +381,7 @@ static int run(struct worker *w)
         struct batch z = {0};
         /* Waits for records only when the pipeline is empty: a batch in hand goes on
          * with whatever has arrived, so a lone event is not held up. */
-        collect(w, &z, !c.have && !p.have);
+        int z_full = collect(w, &z, !c.have && !p.have);
         int64_t t0 = mh_mono_ms();
         /* Batches of an assignment that changed are not emitted: their partitions start
          * again from their committed offsets (their claims decide the same then). */
@@ -370,7 +389,7 @@ static int run(struct worker *w)
             staged_drop(w, &c, 1);
             staged_drop(w, &p, 0);
         }
-        if (c.have || p.have || z.n) rc = turn(w, &c, &p, &z, t0);
+        if (c.have || p.have || z.n) rc = turn(w, &c, &p, &z, z_full, t0);
         batch_free(&z);
         if (rc < 0) break;
         if (mh_mono_ms() >= next_stats) {

@@ -38,7 +38,9 @@ class Visible(threading.Thread):
         c.subscribe([self.topic], on_assign=lambda *_: self.ready.set())
         try:
             while not self._stop_ev.is_set():
-                for m in c.consume(500, 0.05):
+                # consume() waits out its timeout unless 500 arrive first: the timeout is
+                # added to the latency of what it returns, so it is kept short.
+                for m in c.consume(500, 0.005):
                     if m.error():
                         continue
                     t = time.time()
