@@ -12,6 +12,8 @@
  * a source out from under an in-flight request.
  */
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <errno.h>
 #include <event2/keyvalq_struct.h>
 #include <stddef.h>
@@ -98,6 +100,19 @@ static void reply_json(struct evhttp_request *req, int code, const char *reason,
     evbuffer_free(buf);
 }
 
+/* The 200 of an acknowledged webhook, without formatting or a buffer of its own. */
+static void reply_accepted(struct evhttp_request *req, const char rid[33])
+{
+    static const char head[] = "{\"status\":\"accepted\",\"request_id\":\"", tail[] = "\"}\n";
+    char body[sizeof(head) - 1 + 32 + sizeof(tail) - 1];
+    memcpy(body, head, sizeof(head) - 1);
+    memcpy(body + sizeof(head) - 1, rid, 32);
+    memcpy(body + sizeof(head) - 1 + 32, tail, sizeof(tail) - 1);
+    evbuffer_add(evhttp_request_get_output_buffer(req), body, sizeof(body));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, 200, "OK", NULL);
+}
+
 static void reply_unavailable(struct ingest *in, struct source_stats *sst,
                               struct evhttp_request *req, const char *rid, const char *why)
 {
@@ -108,6 +123,33 @@ static void reply_unavailable(struct ingest *in, struct source_stats *sst,
     in->proc->stats.unavailable++;
     reply_json(req, 503, "Service Unavailable", "{\"error\":\"%s\",\"request_id\":\"%s\"}", why,
                rid);
+}
+
+/*
+ * Writes the reply just queued on evcon now, instead of on the loop's next turn.
+ *
+ * evhttp queues a reply in the connection's bufferevent, which watches the socket for
+ * writability (an epoll_ctl), writes on the next turn of the loop and then watches it
+ * for reading again (another). A reply to a request that waited for Kafka is small and
+ * the socket idle, so it is written here at once; when it all went out, the bufferevent's
+ * write callback tells evhttp so, as the bufferevent itself would have, and evhttp
+ * finishes the request (it may free the connection: evcon is not used afterwards). What
+ * does not go out at once, or an error, is left to the bufferevent as before. TLS
+ * connections are left to theirs. Only from ingest's own callbacks (a delivery report,
+ * a timer), never from within one of evhttp's.
+ */
+static void write_now(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev || bufferevent_openssl_get_ssl(bev)) return;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (fd < 0 || !evbuffer_get_length(out)) return;
+    /* A socket bufferevent keeps its output's front frozen between its own writes. */
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, fd);
+    evbuffer_freeze(out, 1);
+    if (n > 0 && !evbuffer_get_length(out)) bufferevent_trigger(bev, EV_WRITE, 0);
 }
 
 /*
@@ -125,8 +167,10 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     wr->answered = 1;
     mh_log_at(MH_LOG_WARN, wr->request_id, wr->source, "no kafka acknowledgement within %ld ms",
               wr->ic->cfg->ingest.ack_deadline_ms);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(wr->req);
     reply_unavailable(wr->in, wr->sst, wr->req, wr->request_id,
                       "event store too slow, retry later");
+    write_now(evcon);
 }
 
 /* Delivery report for one request: the only place a webhook gets its 200. */
@@ -136,14 +180,16 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
     struct ingest *in = wr->in;
     atomic_fetch_sub(&in->inflight, 1);
     event_del(wr->deadline);
+    /* The reply (if any) may free the request and its connection once written. */
+    struct evhttp_connection *evcon = wr->answered ? NULL : evhttp_request_get_connection(wr->req);
     if (wr->answered) {
         mh_log_at(MH_LOG_INFO, wr->request_id, wr->source, "late delivery report: %s",
                   err ? rd_kafka_err2str(err) : "acknowledged after the 503");
     } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         in->proc->stats.accepted++;
         if (wr->sst) wr->sst->accepted++;
-        reply_json(wr->req, 200, "OK", "{\"status\":\"accepted\",\"request_id\":\"%s\"}",
-                   wr->request_id);
+        reply_accepted(wr->req, wr->request_id);
+        write_now(evcon);
         int64_t ack_us = mh_mono_us() - wr->start_us;
         mh_histogram_observe_us(&in->proc->stats.ack_latency, ack_us);
         if (wr->sst) mh_histogram_observe_us(&wr->sst->ack_latency, ack_us);
@@ -153,6 +199,7 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
                   rd_kafka_err2str(err));
         reply_unavailable(in, wr->sst, wr->req, wr->request_id,
                           "event store unavailable, retry later");
+        write_now(evcon);
     }
     ingest_cfg_unref(wr->ic);
     free(wr);
