@@ -153,6 +153,51 @@ static void write_now(struct evhttp_connection *evcon)
 }
 
 /*
+ * While a webhook waits for Kafka, its connection is still read, with no read callback.
+ *
+ * evhttp stops reading a connection once it has a whole request and starts again once
+ * the answer is written: an epoll_ctl each way for every request. Instead the
+ * connection stays watched for reading all along, as evhttp itself watches it while it
+ * writes an answer: a client that closes its connection meanwhile is noticed at once
+ * (evhttp frees the connection and lets go of the request, whose answer then goes
+ * nowhere), and bytes it sends meanwhile (a pipelined request) wait in the input buffer
+ * for evhttp, at most WAIT_INPUT_MAX of them: past that the bufferevent stops reading,
+ * as evhttp would have. The inactivity timeout ([ingest] read_timeout_ms) is off
+ * meanwhile, as it was while evhttp did not read: the wait is the ack deadline's.
+ * stop_waiting restores both before the answer. TLS connections are left as evhttp
+ * has them.
+ */
+#define WAIT_INPUT_MAX (64 * 1024)
+
+static struct bufferevent *plain_bev(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev && !bufferevent_openssl_get_ssl(bev) ? bev : NULL;
+}
+
+static void keep_reading(struct evhttp_request *req)
+{
+    struct bufferevent *bev = plain_bev(evhttp_request_get_connection(req));
+    if (!bev) return;
+    bufferevent_data_cb on_write;
+    bufferevent_event_cb on_event;
+    void *arg;
+    bufferevent_getcb(bev, NULL, &on_write, &on_event, &arg);
+    bufferevent_setcb(bev, NULL, on_write, on_event, arg);
+    bufferevent_setwatermark(bev, EV_READ, 0, WAIT_INPUT_MAX);
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    bufferevent_enable(bev, EV_READ);
+}
+
+static void stop_waiting(struct ingest *in, struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = plain_bev(evcon);
+    if (!bev) return;
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
+    bufferevent_set_timeouts(bev, &in->http_timeout, &in->http_timeout);
+}
+
+/*
  * The ack deadline passed without a delivery report. librdkafka's own message timeout
  * is the same deadline, but an idempotent producer may hold a record that is in flight
  * past it; the provider must not wait, so it gets its 503 now. The record may still be
@@ -168,6 +213,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     mh_log_at(MH_LOG_WARN, wr->request_id, wr->source, "no kafka acknowledgement within %ld ms",
               wr->ic->cfg->ingest.ack_deadline_ms);
     struct evhttp_connection *evcon = evhttp_request_get_connection(wr->req);
+    stop_waiting(wr->in, evcon);
     reply_unavailable(wr->in, wr->sst, wr->req, wr->request_id,
                       "event store too slow, retry later");
     write_now(evcon);
@@ -182,6 +228,7 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
     event_del(wr->deadline);
     /* The reply (if any) may free the request and its connection once written. */
     struct evhttp_connection *evcon = wr->answered ? NULL : evhttp_request_get_connection(wr->req);
+    stop_waiting(in, evcon);
     if (wr->answered) {
         mh_log_at(MH_LOG_INFO, wr->request_id, wr->source, "late delivery report: %s",
                   err ? rd_kafka_err2str(err) : "acknowledged after the 503");
@@ -343,6 +390,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         goto done;
     }
     atomic_fetch_add(&in->inflight, 1);
+    keep_reading(req);
 done:
     mh_headers_clear(&headers);
     mh_headers_clear(&reply_headers);
@@ -568,6 +616,7 @@ int http_init(struct ingest *in, char *err, size_t errlen)
     evhttp_set_max_headers_size(in->http, cfg->ingest.max_header_bytes);
     struct timeval tv = {cfg->ingest.read_timeout_ms / 1000, (cfg->ingest.read_timeout_ms % 1000) * 1000};
     evhttp_set_timeout_tv(in->http, &tv);
+    in->http_timeout = tv;
     evhttp_set_allowed_methods(in->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                              EVHTTP_REQ_OPTIONS);

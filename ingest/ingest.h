@@ -110,6 +110,8 @@ struct ingest {
     /* http.c: random bytes for request ids, drawn from OpenSSL a pool at a time */
     unsigned char rid_pool[1024];
     size_t rid_left;
+    /* http.c: evhttp's inactivity timeout of every connection ([ingest] read_timeout_ms) */
+    struct timeval http_timeout;
     /* http.c: the common timeout of the ack deadline (its length in ms, for a reload) */
     long ack_tv_ms;
     const struct timeval *ack_tv;

@@ -11,6 +11,8 @@ import json
 import re
 import socket
 
+import requests
+
 import helpers
 from test_pipeline import uid, unique_bounce
 
@@ -31,8 +33,9 @@ def _connect(mailhook) -> socket.socket:
     return socket.create_connection((host, int(port)), timeout=15)
 
 
-def _read_replies(sock: socket.socket, n: int) -> list[tuple[int, dict, str]]:
-    """n whole replies (status, headers, body) from sock, in order."""
+def _read_replies(sock: socket.socket, n: int, exact: bool = True) -> list[tuple[int, dict, str]]:
+    """n whole replies (status, headers, body) from sock, in order; exact: and nothing
+    after them."""
     buf, out = b"", []
     while len(out) < n:
         while b"\r\n\r\n" not in buf:
@@ -54,7 +57,7 @@ def _read_replies(sock: socket.socket, n: int) -> list[tuple[int, dict, str]]:
             buf += chunk
         out.append((status, headers, buf[:length].decode()))
         buf = buf[length:]
-    assert not buf, f"bytes after the last reply: {buf!r}"
+    assert not exact or not buf, f"bytes after the last reply: {buf!r}"
     return out
 
 
@@ -111,3 +114,40 @@ def test_keep_alive_pipelined_and_closing_connections(mailhook):
     # Every 200 is a record on the raw topic, keyed by its request id.
     records = helpers.consume(raw, from_offsets=before, timeout=30, brokers_=mailhook.brokers)
     assert set(ids) <= {r.key for r in records}
+
+
+def _connections(mailhook) -> int:
+    text = requests.get(mailhook.base_url + "/metrics", timeout=5).text
+    return int(re.search(r"^mailhook_ingest_connections (\d+)$", text, re.M).group(1))
+
+
+def test_clients_that_leave_or_flood_while_waiting(mailhook):
+    """A connection is read while its webhook waits for Kafka: a client that closes it
+    meanwhile, or sends far more than a request meanwhile, neither stops the ingest nor
+    keeps the connection open."""
+    rid = uid()
+    baseline = _connections(mailhook)
+    # Sent, then closed at once (or reset): many of these close during the wait.
+    for i in range(100):
+        sock = _connect(mailhook)
+        sock.sendall(_request(mailhook, unique_bounce(f"gone{i}.{rid}@example.com",
+                                                      f"gone-{rid}-{i}")))
+        if i % 2:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+    # A request followed by 1 MiB of bytes that are no request: the 200, then the end
+    # of the connection (the bytes are answered as a bad request or not read at all).
+    with _connect(mailhook) as sock:
+        sock.sendall(_request(mailhook, unique_bounce(f"flood.{rid}@example.com",
+                                                      f"flood-{rid}")))
+        try:
+            sock.sendall(b"x" * (1 << 20))
+        except OSError:
+            pass  # the ingest closed the connection first
+        _assert_accepted(_read_replies(sock, 1, exact=False)[0])
+    # Still serving, and every one of those connections closed.
+    with _connect(mailhook) as sock:
+        sock.sendall(_request(mailhook, unique_bounce(f"after.{rid}@example.com", f"after-{rid}")))
+        _assert_accepted(_read_replies(sock, 1)[0])
+    helpers.wait_for(lambda: _connections(mailhook) <= baseline + 1, 15,
+                     what="the connections closed")
