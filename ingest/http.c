@@ -69,6 +69,28 @@ static void request_id(struct ingest *in, char out[33])
     mh_hex_encode(in->rid_pool + in->rid_left, 16, out);
 }
 
+/* mh_time_format(now_ms): the date and time to the second are formatted once a second
+ * per loop, only the milliseconds every time. */
+static void received_at(struct ingest *in, int64_t now_ms, char out[MH_TIME_BUFSZ])
+{
+    if (now_ms < 0) {
+        mh_time_format(now_ms, out);
+        return;
+    }
+    int64_t sec = now_ms / 1000;
+    if (!in->received_fmt[0] || sec != in->received_sec) {
+        mh_time_format(sec * 1000, in->received_fmt); /* "YYYY-MM-DDTHH:MM:SS.000Z" */
+        in->received_sec = sec;
+    }
+    int ms = (int)(now_ms % 1000);
+    memcpy(out, in->received_fmt, 20);
+    out[20] = (char)('0' + ms / 100);
+    out[21] = (char)('0' + ms / 10 % 10);
+    out[22] = (char)('0' + ms % 10);
+    out[23] = 'Z';
+    out[24] = '\0';
+}
+
 /* [ingest] ack_deadline_ms as a common timeout of the loop: every request's timer has
  * the same length, so adding and removing one is O(1). */
 static const struct timeval *ack_timeout(struct ingest *in, long ms)
@@ -267,7 +289,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     int64_t now = mh_now_ms(), start_us = mh_mono_us();
 
     request_id(in, rid);
-    mh_time_format(now, received);
+    received_at(in, now, received);
     evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", rid);
 
     struct mh_source *src = mh_config_source(ic->cfg, name);
