@@ -12,6 +12,8 @@
  * a source out from under an in-flight request.
  */
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <errno.h>
 #include <event2/keyvalq_struct.h>
 #include <stddef.h>
@@ -67,6 +69,28 @@ static void request_id(struct ingest *in, char out[33])
     mh_hex_encode(in->rid_pool + in->rid_left, 16, out);
 }
 
+/* mh_time_format(now_ms): the date and time to the second are formatted once a second
+ * per loop, only the milliseconds every time. */
+static void received_at(struct ingest *in, int64_t now_ms, char out[MH_TIME_BUFSZ])
+{
+    if (now_ms < 0) {
+        mh_time_format(now_ms, out);
+        return;
+    }
+    int64_t sec = now_ms / 1000;
+    if (!in->received_fmt[0] || sec != in->received_sec) {
+        mh_time_format(sec * 1000, in->received_fmt); /* "YYYY-MM-DDTHH:MM:SS.000Z" */
+        in->received_sec = sec;
+    }
+    int ms = (int)(now_ms % 1000);
+    memcpy(out, in->received_fmt, 20);
+    out[20] = (char)('0' + ms / 100);
+    out[21] = (char)('0' + ms / 10 % 10);
+    out[22] = (char)('0' + ms % 10);
+    out[23] = 'Z';
+    out[24] = '\0';
+}
+
 /* [ingest] ack_deadline_ms as a common timeout of the loop: every request's timer has
  * the same length, so adding and removing one is O(1). */
 static const struct timeval *ack_timeout(struct ingest *in, long ms)
@@ -98,6 +122,19 @@ static void reply_json(struct evhttp_request *req, int code, const char *reason,
     evbuffer_free(buf);
 }
 
+/* The 200 of an acknowledged webhook, without formatting or a buffer of its own. */
+static void reply_accepted(struct evhttp_request *req, const char rid[33])
+{
+    static const char head[] = "{\"status\":\"accepted\",\"request_id\":\"", tail[] = "\"}\n";
+    char body[sizeof(head) - 1 + 32 + sizeof(tail) - 1];
+    memcpy(body, head, sizeof(head) - 1);
+    memcpy(body + sizeof(head) - 1, rid, 32);
+    memcpy(body + sizeof(head) - 1 + 32, tail, sizeof(tail) - 1);
+    evbuffer_add(evhttp_request_get_output_buffer(req), body, sizeof(body));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, 200, "OK", NULL);
+}
+
 static void reply_unavailable(struct ingest *in, struct source_stats *sst,
                               struct evhttp_request *req, const char *rid, const char *why)
 {
@@ -108,6 +145,78 @@ static void reply_unavailable(struct ingest *in, struct source_stats *sst,
     in->proc->stats.unavailable++;
     reply_json(req, 503, "Service Unavailable", "{\"error\":\"%s\",\"request_id\":\"%s\"}", why,
                rid);
+}
+
+/*
+ * Writes the reply just queued on evcon now, instead of on the loop's next turn.
+ *
+ * evhttp queues a reply in the connection's bufferevent, which watches the socket for
+ * writability (an epoll_ctl), writes on the next turn of the loop and then watches it
+ * for reading again (another). A reply to a request that waited for Kafka is small and
+ * the socket idle, so it is written here at once; when it all went out, the bufferevent's
+ * write callback tells evhttp so, as the bufferevent itself would have, and evhttp
+ * finishes the request (it may free the connection: evcon is not used afterwards). What
+ * does not go out at once, or an error, is left to the bufferevent as before. TLS
+ * connections are left to theirs. Only from ingest's own callbacks (a delivery report,
+ * a timer), never from within one of evhttp's.
+ */
+static void write_now(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev || bufferevent_openssl_get_ssl(bev)) return;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (fd < 0 || !evbuffer_get_length(out)) return;
+    /* A socket bufferevent keeps its output's front frozen between its own writes. */
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, fd);
+    evbuffer_freeze(out, 1);
+    if (n > 0 && !evbuffer_get_length(out)) bufferevent_trigger(bev, EV_WRITE, 0);
+}
+
+/*
+ * While a webhook waits for Kafka, its connection is still read, with no read callback.
+ *
+ * evhttp stops reading a connection once it has a whole request and starts again once
+ * the answer is written: an epoll_ctl each way for every request. Instead the
+ * connection stays watched for reading all along, as evhttp itself watches it while it
+ * writes an answer: a client that closes its connection meanwhile is noticed at once
+ * (evhttp frees the connection and lets go of the request, whose answer then goes
+ * nowhere), and bytes it sends meanwhile (a pipelined request) wait in the input buffer
+ * for evhttp, at most WAIT_INPUT_MAX of them: past that the bufferevent stops reading,
+ * as evhttp would have. The inactivity timeout ([ingest] read_timeout_ms) is off
+ * meanwhile, as it was while evhttp did not read: the wait is the ack deadline's.
+ * stop_waiting restores both before the answer. TLS connections are left as evhttp
+ * has them.
+ */
+#define WAIT_INPUT_MAX (64 * 1024)
+
+static struct bufferevent *plain_bev(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev && !bufferevent_openssl_get_ssl(bev) ? bev : NULL;
+}
+
+static void keep_reading(struct evhttp_request *req)
+{
+    struct bufferevent *bev = plain_bev(evhttp_request_get_connection(req));
+    if (!bev) return;
+    bufferevent_data_cb on_write;
+    bufferevent_event_cb on_event;
+    void *arg;
+    bufferevent_getcb(bev, NULL, &on_write, &on_event, &arg);
+    bufferevent_setcb(bev, NULL, on_write, on_event, arg);
+    bufferevent_setwatermark(bev, EV_READ, 0, WAIT_INPUT_MAX);
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    bufferevent_enable(bev, EV_READ);
+}
+
+static void stop_waiting(struct ingest *in, struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = plain_bev(evcon);
+    if (!bev) return;
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
+    bufferevent_set_timeouts(bev, &in->http_timeout, &in->http_timeout);
 }
 
 /*
@@ -125,8 +234,11 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     wr->answered = 1;
     mh_log_at(MH_LOG_WARN, wr->request_id, wr->source, "no kafka acknowledgement within %ld ms",
               wr->ic->cfg->ingest.ack_deadline_ms);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(wr->req);
+    stop_waiting(wr->in, evcon);
     reply_unavailable(wr->in, wr->sst, wr->req, wr->request_id,
                       "event store too slow, retry later");
+    write_now(evcon);
 }
 
 /* Delivery report for one request: the only place a webhook gets its 200. */
@@ -136,14 +248,17 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
     struct ingest *in = wr->in;
     atomic_fetch_sub(&in->inflight, 1);
     event_del(wr->deadline);
+    /* The reply (if any) may free the request and its connection once written. */
+    struct evhttp_connection *evcon = wr->answered ? NULL : evhttp_request_get_connection(wr->req);
+    stop_waiting(in, evcon);
     if (wr->answered) {
         mh_log_at(MH_LOG_INFO, wr->request_id, wr->source, "late delivery report: %s",
                   err ? rd_kafka_err2str(err) : "acknowledged after the 503");
     } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         in->proc->stats.accepted++;
         if (wr->sst) wr->sst->accepted++;
-        reply_json(wr->req, 200, "OK", "{\"status\":\"accepted\",\"request_id\":\"%s\"}",
-                   wr->request_id);
+        reply_accepted(wr->req, wr->request_id);
+        write_now(evcon);
         int64_t ack_us = mh_mono_us() - wr->start_us;
         mh_histogram_observe_us(&in->proc->stats.ack_latency, ack_us);
         if (wr->sst) mh_histogram_observe_us(&wr->sst->ack_latency, ack_us);
@@ -153,6 +268,7 @@ static void on_published(rd_kafka_resp_err_t err, void *opaque)
                   rd_kafka_err2str(err));
         reply_unavailable(in, wr->sst, wr->req, wr->request_id,
                           "event store unavailable, retry later");
+        write_now(evcon);
     }
     ingest_cfg_unref(wr->ic);
     free(wr);
@@ -173,7 +289,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
     int64_t now = mh_now_ms(), start_us = mh_mono_us();
 
     request_id(in, rid);
-    mh_time_format(now, received);
+    received_at(in, now, received);
     evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", rid);
 
     struct mh_source *src = mh_config_source(ic->cfg, name);
@@ -296,6 +412,7 @@ static void handle_webhook(struct ingest *in, struct evhttp_request *req, const 
         goto done;
     }
     atomic_fetch_add(&in->inflight, 1);
+    keep_reading(req);
 done:
     mh_headers_clear(&headers);
     mh_headers_clear(&reply_headers);
@@ -521,6 +638,7 @@ int http_init(struct ingest *in, char *err, size_t errlen)
     evhttp_set_max_headers_size(in->http, cfg->ingest.max_header_bytes);
     struct timeval tv = {cfg->ingest.read_timeout_ms / 1000, (cfg->ingest.read_timeout_ms % 1000) * 1000};
     evhttp_set_timeout_tv(in->http, &tv);
+    in->http_timeout = tv;
     evhttp_set_allowed_methods(in->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                              EVHTTP_REQ_OPTIONS);

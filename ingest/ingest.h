@@ -23,6 +23,7 @@
 #include "mailhook/config.h"
 #include "mailhook/histogram.h"
 #include "mailhook/quarantine.h"
+#include "mailhook/timeutil.h"
 
 /* A loaded config plus the requests and loops still using it (SIGHUP swaps configs
  * under load). */
@@ -110,6 +111,11 @@ struct ingest {
     /* http.c: random bytes for request ids, drawn from OpenSSL a pool at a time */
     unsigned char rid_pool[1024];
     size_t rid_left;
+    /* http.c: the second of the last mh-received-at, formatted (received_at) */
+    int64_t received_sec;
+    char received_fmt[MH_TIME_BUFSZ];
+    /* http.c: evhttp's inactivity timeout of every connection ([ingest] read_timeout_ms) */
+    struct timeval http_timeout;
     /* http.c: the common timeout of the ack deadline (its length in ms, for a reload) */
     long ack_tv_ms;
     const struct timeval *ack_tv;

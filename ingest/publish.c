@@ -168,6 +168,46 @@ static void *probe_main(void *arg)
     return NULL;
 }
 
+/*
+ * Which partition a record goes to: the same one for every record of a STICKY_MS
+ * window, the next one in the following window. A record's key stays its request id,
+ * but the raw topic's partitions only spread the work over workers (nothing depends on
+ * which partition a webhook lands on, guarantees.md): with the key's hash, the records
+ * lingering together are split over every partition, one record batch each, and the
+ * producer and the broker pay per batch; here they make one batch. Over time every
+ * partition gets its share. A partition without a leader is skipped.
+ */
+#define STICKY_MS 10
+
+static int32_t sticky_partition(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
+                                int32_t partition_cnt, void *rkt_opaque, void *msg_opaque)
+{
+    (void)key;
+    (void)keylen;
+    (void)rkt_opaque;
+    (void)msg_opaque;
+    int32_t first = (int32_t)((mh_mono_ms() / STICKY_MS) % partition_cnt);
+    for (int32_t i = 0; i < partition_cnt; i++) {
+        int32_t p = (first + i) % partition_cnt;
+        if (rd_kafka_topic_partition_available(rkt, p)) return p;
+    }
+    return first;
+}
+
+/* The sticky partitioner, unless [kafka] names a partitioner of its own. */
+static int use_sticky_partitions(rd_kafka_conf_t *conf, const struct mh_config *cfg)
+{
+    for (const struct mh_kv *kv = cfg->kafka; kv; kv = kv->next)
+        if (!strcmp(kv->key, "partitioner")) return 0;
+    rd_kafka_topic_conf_t *tconf = rd_kafka_conf_get_default_topic_conf(conf);
+    if (!tconf) {
+        tconf = rd_kafka_topic_conf_new();
+        rd_kafka_conf_set_default_topic_conf(conf, tconf);
+    }
+    rd_kafka_topic_conf_set_partitioner_cb(tconf, sticky_partition);
+    return 1;
+}
+
 int publish_start(struct ingest_proc *p, const struct mh_config *cfg, char *err, size_t errlen)
 {
     char deadline[32], max_bytes[32];
@@ -186,6 +226,8 @@ int publish_start(struct ingest_proc *p, const struct mh_config *cfg, char *err,
     size_t sz = sizeof(linger);
     if (rd_kafka_conf_get(conf, "linger.ms", linger, &sz) == RD_KAFKA_CONF_OK)
         mh_info("kafka producer: linger.ms = %s", linger);
+    if (use_sticky_partitions(conf, cfg))
+        mh_info("kafka producer: partitions taken in turn, %d ms each", STICKY_MS);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     rd_kafka_conf_set_opaque(conf, p);

@@ -10,37 +10,109 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mailhook/log.h"
 
+/*
+ * Each thread keeps one HMAC context with the digest and key it last used: a verifier
+ * checks request after request with the same secret, and OpenSSL re-initialises a keyed
+ * context for the next message at a fraction of what fetching the algorithms, making a
+ * context and keying it cost every time. The HMAC algorithm itself is fetched once.
+ */
+struct hmac_cache {
+    EVP_MAC_CTX *ctx;
+    char md[32];        /* the digest ctx is set to, "" before the first use */
+    unsigned char *key; /* a copy of the key ctx holds, for comparison */
+    size_t keylen;
+    int keyed; /* ctx holds md and key: a re-initialisation starts a new MAC */
+};
+
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+static pthread_key_t hmac_key; /* frees a thread's cache when the thread ends */
+static EVP_MAC *hmac_alg;
+static _Thread_local struct hmac_cache *hmac_tl;
+
+static void hmac_forget_key(struct hmac_cache *c)
+{
+    if (c->key) OPENSSL_clear_free(c->key, c->keylen);
+    c->key = NULL;
+    c->keylen = 0;
+    c->keyed = 0;
+}
+
+static void hmac_cache_free(void *arg)
+{
+    struct hmac_cache *c = arg;
+    if (!c) return;
+    hmac_forget_key(c);
+    EVP_MAC_CTX_free(c->ctx);
+    free(c);
+    if (hmac_tl == c) hmac_tl = NULL;
+}
+
+static void hmac_setup(void)
+{
+    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (pthread_key_create(&hmac_key, hmac_cache_free) != 0) mh_oom();
+}
+
+static struct hmac_cache *hmac_cache(void)
+{
+    pthread_once(&hmac_once, hmac_setup);
+    if (hmac_tl || !hmac_alg) return hmac_tl;
+    struct hmac_cache *c = mh_calloc(1, sizeof(*c));
+    c->ctx = EVP_MAC_CTX_new(hmac_alg);
+    if (!c->ctx) {
+        free(c);
+        return NULL;
+    }
+    hmac_tl = c;
+    pthread_setspecific(hmac_key, c);
+    return c;
+}
+
+/* Sets c's context to md and key for a new MAC; 0 or -1 (c is then unkeyed). */
+static int hmac_start(struct hmac_cache *c, const char *md, const void *key, size_t keylen)
+{
+    int same_md = !strcmp(c->md, md);
+    if (c->keyed && same_md && c->keylen == keylen && !CRYPTO_memcmp(c->key, key, keylen))
+        return EVP_MAC_init(c->ctx, NULL, 0, NULL) == 1 ? 0 : (hmac_forget_key(c), -1);
+    hmac_forget_key(c);
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)md, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (EVP_MAC_init(c->ctx, key, keylen, same_md ? NULL : params) != 1) {
+        c->md[0] = '\0';
+        return -1;
+    }
+    snprintf(c->md, sizeof(c->md), "%s", md);
+    c->key = mh_malloc(keylen ? keylen : 1);
+    memcpy(c->key, key, keylen);
+    c->keylen = keylen;
+    c->keyed = 1;
+    return 0;
+}
+
 int mh_hmac(const char *md, const void *key, size_t keylen, const struct mh_buf *parts,
             size_t nparts, unsigned char *out)
 {
-    EVP_MAC *mac = NULL;
-    EVP_MAC_CTX *ctx = NULL;
     size_t outlen = 0;
-    int rc = -1;
-    OSSL_PARAM params[2];
-
-    if (!EVP_get_digestbyname(md)) return -1;
-    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (!mac) goto fail;
-    ctx = EVP_MAC_CTX_new(mac);
-    if (!ctx) goto fail;
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)md, 0);
-    params[1] = OSSL_PARAM_construct_end();
+    struct hmac_cache *c = hmac_cache();
+    if (!c || strlen(md) >= sizeof(c->md)) return -1;
+    if (strcmp(c->md, md) && !EVP_get_digestbyname(md)) return -1;
     /* An empty key is legal HMAC; OpenSSL wants a non-NULL pointer for it. */
-    if (EVP_MAC_init(ctx, keylen ? key : (const void *)"", keylen, params) != 1) goto fail;
+    if (hmac_start(c, md, keylen ? key : (const void *)"", keylen) < 0) return -1;
     for (size_t i = 0; i < nparts; i++)
-        if (EVP_MAC_update(ctx, parts[i].data, parts[i].len) != 1) goto fail;
-    if (EVP_MAC_final(ctx, out, &outlen, MH_MAX_MD) != 1) goto fail;
-    rc = (int)outlen;
+        if (EVP_MAC_update(c->ctx, parts[i].data, parts[i].len) != 1) goto fail;
+    if (EVP_MAC_final(c->ctx, out, &outlen, MH_MAX_MD) != 1) goto fail;
+    return (int)outlen;
 fail:
-    EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
-    return rc;
+    hmac_forget_key(c);
+    return -1;
 }
 
 void mh_sha256_hex(const struct mh_buf *parts, size_t nparts, char out[65])

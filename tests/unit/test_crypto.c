@@ -2,6 +2,7 @@
  * test_crypto.c — HMAC against RFC 4231's test vectors, hex/base64 round trips,
  * constant-time comparison, and mh_verify_hmac_any with rotated secrets.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -90,6 +91,94 @@ static void test_hmac_split_parts(void **state)
     assert_int_equal(mh_hmac("sha256", "Jefe", 4, parts, 3, b), 32);
     assert_memory_equal(a, b, 32);
     assert_int_equal(mh_hmac("no-such-digest", "Jefe", 4, &whole, 1, a), -1);
+}
+
+/* RFC 4231 test case 2 ("Jefe") with each digest, and with an empty key. */
+static const char *jefe_mac(const char *md)
+{
+    if (!strcmp(md, "sha256"))
+        return "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+    if (!strcmp(md, "sha512"))
+        return "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554"
+               "9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737";
+    return "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"; /* sha1 */
+}
+
+static void check_jefe(const char *md, const char *key, size_t keylen, const char *want)
+{
+    const char *msg = "what do ya want for nothing?";
+    struct mh_buf part = {msg, strlen(msg)};
+    unsigned char mac[MH_MAX_MD];
+    char hex[2 * MH_MAX_MD + 1];
+    int n = mh_hmac(md, key, keylen, &part, 1, mac);
+    assert_true(n > 0);
+    mh_hex_encode(mac, (size_t)n, hex);
+    assert_string_equal(hex, want);
+}
+
+/* Each thread reuses one keyed context: a change of key, of digest, or of key length
+ * with a common prefix must never give a MAC of the previous key. */
+static void test_hmac_reused_context(void **state)
+{
+    (void)state;
+    /* HMAC-SHA256 of the message with the key "Jef" (a prefix of "Jefe") and with the
+     * empty key (Python's hmac module). */
+    const char *jef = "89630a7f7bb95aced9efa60255f18a10e7d378665751be11dd40bb9594158c29";
+    const char *empty = "76d9e7194e7dbc3aa00bbe8ffb9f6fcb5a932170f971f948bb2ab61607d2b9d6";
+    const char *msg = "what do ya want for nothing?";
+    struct mh_buf part = {msg, strlen(msg)};
+    unsigned char mac[MH_MAX_MD];
+    for (int round = 0; round < 3; round++) {
+        check_jefe("sha256", "Jefe", 4, jefe_mac("sha256"));
+        check_jefe("sha256", "Jefe", 4, jefe_mac("sha256"));
+        check_jefe("sha512", "Jefe", 4, jefe_mac("sha512"));
+        check_jefe("sha1", "Jefe", 4, jefe_mac("sha1"));
+        check_jefe("sha256", "Jefe", 3, jef);
+        check_jefe("sha256", "Jefe", 4, jefe_mac("sha256"));
+        check_jefe("sha256", "", 0, empty);
+        check_jefe("sha256", NULL, 0, empty);
+        check_jefe("sha256", "Jefe", 4, jefe_mac("sha256"));
+        /* An unknown digest fails and leaves the next MAC right. */
+        assert_int_equal(mh_hmac("no-such-digest", "Jefe", 4, &part, 1, mac), -1);
+        check_jefe("sha256", "Jefe", 4, jefe_mac("sha256"));
+    }
+}
+
+struct hmac_thread {
+    const char *md;
+    int failures;
+};
+
+static void *hmac_thread_main(void *arg)
+{
+    struct hmac_thread *t = arg;
+    const char *msg = "what do ya want for nothing?";
+    struct mh_buf part = {msg, strlen(msg)};
+    for (int i = 0; i < 2000; i++) {
+        unsigned char mac[MH_MAX_MD];
+        char hex[2 * MH_MAX_MD + 1];
+        int n = mh_hmac(t->md, "Jefe", 4, &part, 1, mac);
+        if (n <= 0) {
+            t->failures++;
+            continue;
+        }
+        mh_hex_encode(mac, (size_t)n, hex);
+        if (strcmp(hex, jefe_mac(t->md))) t->failures++;
+    }
+    return NULL;
+}
+
+/* Threads with different digests at once: each has its own context. */
+static void test_hmac_threads(void **state)
+{
+    (void)state;
+    struct hmac_thread t[3] = {{"sha256", 0}, {"sha512", 0}, {"sha1", 0}};
+    pthread_t tid[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&tid[i], NULL, hmac_thread_main, &t[i]), 0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(tid[i], NULL);
+        assert_int_equal(t[i].failures, 0);
+    }
 }
 
 static void test_hex_base64(void **state)
@@ -186,6 +275,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc4231),        cmocka_unit_test(test_hmac_split_parts),
+        cmocka_unit_test(test_hmac_reused_context), cmocka_unit_test(test_hmac_threads),
         cmocka_unit_test(test_hex_base64),     cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_verify_rotation), cmocka_unit_test(test_timestamp_window),
     };
