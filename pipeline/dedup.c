@@ -110,7 +110,7 @@ static const char *str_or(json_t *ev, const char *key, const char *def)
  * (record, event) pairs in rec order) and, in the same order, the events as a JSON array
  * joined from the texts normalize.c made, so no event is serialized again here.
  */
-static json_t *build_rows(struct batch *b, char **events_txt)
+static json_t *build_rows(struct batch *b, char **events_txt, size_t *events_len)
 {
     json_t *rows = json_array();
     size_t idx = 0, cap = 2, len = 0;
@@ -153,6 +153,7 @@ static json_t *build_rows(struct batch *b, char **events_txt)
     txt[len++] = ']';
     txt[len] = '\0';
     *events_txt = txt;
+    *events_len = len;
     return rows;
 }
 
@@ -168,6 +169,7 @@ struct claim_set {
     size_t nslots;
     json_t *rows;   /* insert_sql's rows: only an event's first copy in its record has one */
     char *events;   /* insert_sql's events, in the order of rows */
+    size_t events_len;
 };
 
 /*
@@ -194,7 +196,7 @@ static size_t claim_set_build(struct batch *b, struct claim_set *cs)
         cs->slots = NULL;
         return 0;
     }
-    cs->rows = build_rows(b, &cs->events);
+    cs->rows = build_rows(b, &cs->events, &cs->events_len);
     return cs->nslots;
 }
 
@@ -324,7 +326,7 @@ static enum attempt claim_once(struct worker *w, struct batch *b, struct fault *
     if (claim_set_build(b, &cs) == 0) return A_OK;
     rows_txt = json_dumps(cs.rows, JSON_COMPACT);
     if (!rows_txt) mh_oom();
-    size_t rows_len = strlen(rows_txt) + strlen(cs.events);
+    size_t rows_len = strlen(rows_txt) + cs.events_len;
     if (rows_len > CLAIM_PARAM_MAX_BYTES) {
         snprintf(f->err, f->errlen, "claim parameters of %zu bytes are over the %zu-byte limit",
                  rows_len, CLAIM_PARAM_MAX_BYTES);

@@ -52,7 +52,15 @@ struct reset {
     int fresh;
 };
 
-/* Appends the effects of the resets that matter to effects. 0, or -1 with err. */
+/* mh_pg_ok for a statement of suppression_apply: 0, or -1 (transient) / -2 (permanent, by
+ * SQLSTATE) with err. */
+static int check(PGresult *res, const char *what, char *err, size_t errlen)
+{
+    if (mh_pg_ok(res, PGRES_TUPLES_OK, what, err, errlen) == 0) return 0;
+    return mh_pg_sqlstate_transient(mh_pg_sqlstate(res)) ? -1 : -2;
+}
+
+/* Appends the effects of the resets that matter to effects. 0, or -1 / -2 with err. */
 static int add_resets(struct worker *w, const struct reset *resets, json_t *pairs,
                       json_t *effects, char *err, size_t errlen)
 {
@@ -61,10 +69,10 @@ static int add_resets(struct worker *w, const struct reset *resets, json_t *pair
     const char *params[] = {txt};
     PGresult *res = PQexecParams(w->pg, resets_that_matter_sql, 1, NULL, params, NULL, NULL, 0);
     free(txt);
-    if (mh_pg_ok(res, PGRES_TUPLES_OK, "select resets", err, errlen) < 0) {
-        int permanent = !mh_pg_sqlstate_transient(mh_pg_sqlstate(res));
+    int rc = check(res, "select resets", err, errlen);
+    if (rc < 0) {
         PQclear(res);
-        return permanent ? -2 : -1;
+        return rc;
     }
     for (int row = 0; row < PQntuples(res); row++) {
         long i = strtol(PQgetvalue(res, row, 0), NULL, 10) - 1;
@@ -117,20 +125,14 @@ int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errle
         }
     }
     if (n_resets && (rc = add_resets(w, resets, pairs, effects, err, errlen)) < 0) goto out;
-    rc = -1;
-    if (json_array_size(effects) == 0) {
-        rc = 0;
-        goto out;
-    }
+    rc = 0;
+    if (json_array_size(effects) == 0) goto out;
     txt = json_dumps(effects, JSON_COMPACT);
     if (!txt) mh_oom();
     const char *params[] = {txt};
     w->pg_locks = 1; /* set before: a failure may leave some taken */
     res = PQexecParams(w->pg, apply_sql, 1, NULL, params, NULL, NULL, 0);
-    if (mh_pg_ok(res, PGRES_TUPLES_OK, "apply suppressions", err, errlen) < 0) {
-        if (!mh_pg_sqlstate_transient(mh_pg_sqlstate(res))) rc = -2;
-        goto out;
-    }
+    if ((rc = check(res, "apply suppressions", err, errlen)) < 0) goto out;
     b->suppression_out = json_array();
     for (int row = 0; row < PQntuples(res); row++) {
         json_t *change = json_object();
@@ -140,7 +142,6 @@ int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errle
         json_object_set_new(change, "value", value ? value : json_null());
         json_array_append_new(b->suppression_out, change);
     }
-    rc = 0;
 out:
     PQclear(res);
     free(txt);
