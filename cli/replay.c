@@ -606,7 +606,7 @@ static int process(struct replay *r, struct batch *b)
     replay_counts_init(&c);
     c.records = b->n;
     filter_records(r, b, &c);
-    normalize_batch(&r->w, b);
+    normalize_batch(&r->w, b, 0);
     filter_events(r, b, &c);
 
     if (with_pg_retry(r, dedup_lookup, b) < 0) goto out;

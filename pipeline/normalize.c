@@ -135,14 +135,29 @@ done:
     mh_headers_clear(&h);
 }
 
-void normalize_batch(struct worker *w, struct batch *b)
+size_t normalize_batch(struct worker *w, struct batch *b, size_t max_events)
 {
     b->n_events = 0;
     for (size_t i = 0; i < b->n; i++) {
+        if (max_events && i > 0 && b->n_events >= max_events) return i;
         struct batch_rec *r = &b->recs[i];
         if (!r->events && !r->dlq_reason) parse_record(w, r);
         if (r->events) b->n_events += json_array_size(r->events);
     }
+    return b->n;
+}
+
+void batch_split(struct batch *b, size_t k, struct batch *tail)
+{
+    if (k >= b->n) return;
+    size_t n = b->n - k;
+    if (tail->n + n > tail->cap) {
+        tail->cap = tail->n + n;
+        tail->recs = mh_realloc(tail->recs, tail->cap * sizeof(*tail->recs));
+    }
+    memcpy(tail->recs + tail->n, b->recs + k, n * sizeof(*b->recs));
+    tail->n += n;
+    b->n = k;
 }
 
 void batch_rec_drop_event(struct batch_rec *r, size_t j)

@@ -72,6 +72,7 @@ struct worker_stats {
     _Atomic int64_t assigned_partitions;
     _Atomic int64_t lag_records; /* high watermark - position, summed over the assignment */
     _Atomic int64_t loop_ms;     /* mh_mono_ms() when the main loop last went round */
+    _Atomic int64_t batch_events_max; /* most events one parsed batch held */
     struct mh_histogram batch_latency; /* normalize + claim + emit of one batch */
     struct event_counts events; /* emitted events by source and type */
 };
@@ -97,8 +98,13 @@ struct worker {
     int skip_suppression;
 };
 
-/* normalize.c: parses every record of the batch (pure; no I/O). */
-void normalize_batch(struct worker *w, struct batch *b);
+/* normalize.c: parses the batch's records in order (pure; no I/O) and returns how many it
+ * parsed: all of them, or with max_events > 0, those up to the one that brought the
+ * batch's events to max_events (at least one record). The rest are left as collected,
+ * for batch_split. */
+size_t normalize_batch(struct worker *w, struct batch *b, size_t max_events);
+/* Moves b's records from k on, in order, to the end of tail (records not parsed yet). */
+void batch_split(struct batch *b, size_t k, struct batch *tail);
 
 /* Removes event j of r (its text too). */
 void batch_rec_drop_event(struct batch_rec *r, size_t j);

@@ -3,7 +3,7 @@
  *
  * Loop: collect up to [worker] batch_size records, or whatever arrived within
  * commit_interval_ms of the first one (so a lone event is committed within the
- * interval); parse them; claim their events in PostgreSQL; emit and commit in one Kafka
+ * interval); parse them (up to batch_max_events events: the rest start the next batch); claim their events in PostgreSQL; emit and commit in one Kafka
  * transaction. Those three stages run at once on three batches (turn()): the committer
  * thread sends the claimed batch to Kafka (committer.c), the parser thread parses the
  * batch just collected (parser.c), and this thread claims the parsed one in between;
@@ -144,13 +144,15 @@ static int consumer_init(struct worker *w, int static_member, char *err, size_t 
     return 0;
 }
 
-/* Collects one batch: up to batch_size records or batch_max_bytes of their bodies;
- * returns 1 when it stopped at one of those limits (a backlog), else 0. With wait 0,
- * takes only what has already arrived. */
+/* Collects one batch: up to batch_size records or batch_max_bytes of their bodies,
+ * after the records b already holds (those the last parse left over); returns 1 when it
+ * stopped at one of those limits (a backlog), else 0. With wait 0, takes only what has
+ * already arrived. */
 static int collect(struct worker *w, struct batch *b, int wait)
 {
     int64_t first_ms = 0;
     size_t bytes = 0;
+    for (size_t i = 0; i < b->n; i++) bytes += b->recs[i].rkm->len;
     while (!w->stop && b->n < (size_t)w->cfg->worker.batch_size &&
            bytes < (size_t)w->cfg->worker.batch_max_bytes) {
         int timeout = 500;
@@ -308,13 +310,14 @@ static int claim_timed(struct worker *w, struct batch *b)
  * at once. When z is a full batch (a backlog), it waits for the next turn's claim, so
  * parsing, claims and commits overlap; when it is only what had arrived (the worker is
  * caught up), it is claimed in this turn too, after p, and goes to Kafka with p: an
- * event then waits two turns, not three. Afterwards c is what was claimed, p what waits
- * for its claim. Returns 0, or -1 on a fatal error. When c's transaction aborts, or a
- * claim gives up, the batches after the last committed one are rewound and dropped:
- * their records come again.
+ * event then waits two turns, not three. The parse stops at batch_max_events: z's
+ * records after that go to carry, unparsed, to start the next batch (z is then full).
+ * Afterwards c is what was claimed, p what waits for its claim. Returns 0, or -1 on a
+ * fatal error. When c's transaction aborts, or a claim gives up, the batches after the
+ * last committed one are rewound and dropped: their records come again.
  */
 static int turn(struct worker *w, struct staged *c, struct staged *p, struct batch *z,
-                int z_full, int64_t t0)
+                struct batch *carry, int z_full, int64_t t0)
 {
     struct committer cm = {0};
     struct parser ps = {0};
@@ -324,6 +327,12 @@ static int turn(struct worker *w, struct staged *c, struct staged *p, struct bat
     if (z->n) parser_start(&ps, w, z);
     if (p->have) p_ok = claim_timed(w, &p->b);
     parser_join(&ps);
+    if (z->n && ps.parsed < z->n) {
+        batch_split(z, ps.parsed, carry);
+        z_full = 1;
+    }
+    if ((int64_t)z->n_events > atomic_load_explicit(&w->stats.batch_events_max, memory_order_relaxed))
+        atomic_store_explicit(&w->stats.batch_events_max, (int64_t)z->n_events, memory_order_relaxed);
     if (z->n && !z_full && (!p->have || p_ok)) {
         z_ok = claim_timed(w, z);
         if (!z_ok) batch_free(z); /* rewound: its records come again */
@@ -332,7 +341,10 @@ static int turn(struct worker *w, struct staged *c, struct staged *p, struct bat
     if (rc < 0) return -1;
     if (rc > 0 || (p->have && !p_ok)) {
         /* c aborted (its records and all after them come again), or p's claim gave up
-         * (p's and z's). The locks of p's and z's claims are on w->pg. */
+         * (p's and z's). The locks of p's and z's claims are on w->pg. The carried
+         * records are the latest: rewound first. */
+        if (carry->n) rewind_batch(w, carry);
+        batch_free(carry);
         if (rc > 0) rewind_all(w, z, p, c);
         else rewind_all(w, z, p, &(struct staged){0});
         batch_free(z);
@@ -369,6 +381,7 @@ static int run(struct worker *w)
 {
     int64_t next_stats = mh_mono_ms() + 60000, next_gauges = 0;
     struct staged c = {0}, p = {0};
+    struct batch carry = {0}; /* records the last parse left for the next batch */
     int rc = 0;
     while (!w->stop) {
         int64_t now = mh_mono_ms();
@@ -378,10 +391,11 @@ static int run(struct worker *w)
             next_gauges = now + 1000;
         }
         unsigned rebalances = w->rebalances;
-        struct batch z = {0};
+        struct batch z = carry;
+        carry = (struct batch){0};
         /* Waits for records only when the pipeline is empty: a batch in hand goes on
          * with whatever has arrived, so a lone event is not held up. */
-        int z_full = collect(w, &z, !c.have && !p.have);
+        int z_full = collect(w, &z, !c.have && !p.have && !z.n);
         int64_t t0 = mh_mono_ms();
         /* Batches of an assignment that changed are not emitted: their partitions start
          * again from their committed offsets (their claims decide the same then). */
@@ -389,7 +403,7 @@ static int run(struct worker *w)
             staged_drop(w, &c, 1);
             staged_drop(w, &p, 0);
         }
-        if (c.have || p.have || z.n) rc = turn(w, &c, &p, &z, z_full, t0);
+        if (c.have || p.have || z.n) rc = turn(w, &c, &p, &z, &carry, z_full, t0);
         batch_free(&z);
         if (rc < 0) break;
         if (mh_mono_ms() >= next_stats) {
@@ -407,6 +421,7 @@ static int run(struct worker *w)
     }
     staged_drop(w, &c, 1);
     staged_drop(w, &p, 0);
+    batch_free(&carry);
     if (rc < 0) return -1;
     return w->stop == 2 ? -1 : 0;
 }

@@ -112,9 +112,14 @@ static void handle_metrics(struct worker_metrics *m, struct evhttp_request *req)
                         "# HELP mailhook_worker_loop_age_seconds Seconds since the pipeline "
                         "loop last went round.\n"
                         "# TYPE mailhook_worker_loop_age_seconds gauge\n"
-                        "mailhook_worker_loop_age_seconds %.3f\n",
+                        "mailhook_worker_loop_age_seconds %.3f\n"
+                        "# HELP mailhook_worker_batch_events_max Most canonical events one "
+                        "batch held once parsed, since the worker started.\n"
+                        "# TYPE mailhook_worker_batch_events_max gauge\n"
+                        "mailhook_worker_batch_events_max %lld\n",
                         (long long)gauge(&s->assigned_partitions),
-                        (long long)gauge(&s->lag_records), loop_age_s(m->w));
+                        (long long)gauge(&s->lag_records), loop_age_s(m->w),
+                        (long long)gauge(&s->batch_events_max));
     write_event_counts(b, &s->events);
     mh_histogram_write(&s->batch_latency, "mailhook_worker_batch_seconds",
                        "Time to parse, claim and emit one committed batch.", b);

@@ -14,7 +14,7 @@ static void *parse_thread(void *arg)
 {
     struct parser *p = arg;
     int64_t t = mh_mono_ms();
-    normalize_batch(p->w, p->b);
+    p->parsed = normalize_batch(p->w, p->b, (size_t)p->w->cfg->worker.batch_max_events);
     atomic_fetch_add_explicit(&p->w->stats.normalize_ms, (uint64_t)(mh_mono_ms() - t),
                               memory_order_relaxed);
     return NULL;

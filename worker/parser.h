@@ -13,12 +13,14 @@
 struct parser {
     struct worker *w;
     struct batch *b;
+    size_t parsed; /* records parsed, after the join: the rest are over batch_max_events */
     pthread_t thread;
     int running;
 };
 
-/* Starts normalize_batch(w, b); b must stay as it is until the join. When no thread
- * can be started, parses here. normalize_batch only reads w's configuration. */
+/* Starts normalize_batch(w, b, [worker] batch_max_events); b must stay as it is until the
+ * join. When no thread can be started, parses here. normalize_batch only reads w's
+ * configuration. */
 void parser_start(struct parser *p, struct worker *w, struct batch *b);
 /* Waits until the batch is parsed. */
 void parser_join(struct parser *p);

@@ -125,6 +125,7 @@ class Run:
                        "suppressions_topic": self.topics["suppressions"],
                        "raw_partitions": self.args.partitions,
                        "batch_size": self.args.batch_size,
+                       "batch_max_events": self.args.batch_max_events,
                        "commit_interval_ms": self.args.commit_interval_ms,
                        **self.replication()},
             "postgres": {"dsn": self.dsn()},
@@ -504,6 +505,8 @@ def main() -> int:
                     help="longest pause before a retry in seconds (Retry-After is capped to it)")
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--batch-max-events", type=int, default=2000,
+                    help="[worker] batch_max_events (a small value splits most batches)")
     ap.add_argument("--commit-interval-ms", type=int, default=200)
     ap.add_argument("--ack-deadline-ms", type=int, default=5000)
     ap.add_argument("--drain-timeout", type=float, default=600.0)

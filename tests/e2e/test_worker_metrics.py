@@ -124,6 +124,32 @@ def test_metrics_follow_the_batches(mailhook, tmp_path):
     assert not helpers.http_get_ok(base + "/healthz")
 
 
+def _drain_backlog(mailhook, tmp_path, sections: dict, group: str, worker: dict,
+                   instance: int, records: int) -> str:
+    """Runs a worker of its own group, with these [worker] settings, on the raw topic's
+    backlog until it has committed every record; its /metrics text then."""
+    port = helpers.free_port()
+    own = json.loads(json.dumps(sections))
+    own["worker"].update({"group_id": f"{own['worker']['group_id']}.{group}",
+                          "metrics_listen": f"127.0.0.1:{port}", **worker})
+    path = tmp_path / f"{group}.ini"
+    helpers.write_ini(path, own)
+    mailhook.start_worker(instance, config=path)
+    try:
+        def done():
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            return _metric(text, "mailhook_worker_records_total") == records and text
+        return helpers.wait_for(lambda: helpers.http_get_ok(
+            f"http://127.0.0.1:{port}/healthz") and done(), 90,
+            what=f"the {group} worker to commit {records} records")
+    finally:
+        mailhook.procs[f"worker-{instance}"].stop()
+
+
+def _batches(text: str) -> float:
+    return _metric(text, "mailhook_worker_batches_total")
+
+
 def test_a_batch_closes_at_batch_max_bytes(mailhook, tmp_path):
     """[worker] batch_max_bytes bounds what a batch holds: with the smallest value and
     bodies over it, every record of a backlog is a batch of its own; a worker with the
@@ -143,31 +169,47 @@ def test_a_batch_closes_at_batch_max_bytes(mailhook, tmp_path):
             r = helpers.post(ingest_url, "ivymail", body, helpers.signature_headers(src, body))
             assert r.status_code == 200, r.text
 
-        def drained(group: str, cap: int | None, instance: int) -> float:
-            port = helpers.free_port()
-            own = json.loads(json.dumps(sections))
-            own["worker"].update({"group_id": f"{own['worker']['group_id']}.{group}",
-                                  "metrics_listen": f"127.0.0.1:{port}"})
-            if cap is not None:
-                own["worker"]["batch_max_bytes"] = cap
-            path = tmp_path / f"{group}.ini"
-            helpers.write_ini(path, own)
-            mailhook.start_worker(instance, config=path)
-            try:
-                def done():
-                    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-                    return _metric(text, "mailhook_worker_records_total") == n and text
-                text = helpers.wait_for(lambda: helpers.http_get_ok(
-                    f"http://127.0.0.1:{port}/healthz") and done(), 90,
-                    what=f"the {group} worker to commit {n} records")
-                return _metric(text, "mailhook_worker_batches_total")
-            finally:
-                mailhook.procs[f"worker-{instance}"].stop()
-
-        assert drained("capped", 1024, 92) == n
-        assert drained("default", None, 93) < n / 2
+        capped = _drain_backlog(mailhook, tmp_path, sections, "capped",
+                                {"batch_max_bytes": 1024}, 92, n)
+        assert _batches(capped) == n
+        default = _drain_backlog(mailhook, tmp_path, sections, "default", {}, 93, n)
+        assert _batches(default) < n / 2
     finally:
         mailhook.procs["ingest-maxbytes"].stop()
+        helpers.delete_topics(topics.values(), mailhook.brokers)
+
+
+def test_a_batch_closes_at_batch_max_events(mailhook, tmp_path):
+    """[worker] batch_max_events bounds a batch by its parsed events: with 5, and
+    webhooks of 3 events each, no batch holds more than two records once parsed (the
+    parse stops after the second and the rest start the next batch, unparsed), where the
+    default takes more at once; and every event of the split batches is emitted, once."""
+    sections, topics = _own_pipeline(mailhook, tmp_path, "maxevents")
+    ingest_url = "http://" + sections["ingest"]["listen"]
+    helpers.write_ini(tmp_path / "ingest.ini", sections)
+    mailhook.start_ingest("ingest-maxevents", config=tmp_path / "ingest.ini", url=ingest_url)
+    src = mailhook.sources["ivymail"]
+    rid = uid()
+    n, per = 12, 3
+    try:
+        for i in range(n):
+            body = [unique_bounce(f"e{i}.{k}.{rid}@example.com", f"maxevents-{rid}-{i}-{k}")
+                    for k in range(per)]
+            r = helpers.post(ingest_url, "ivymail", body, helpers.signature_headers(src, body))
+            assert r.status_code == 200, r.text
+
+        capped = _drain_backlog(mailhook, tmp_path, sections, "capped",
+                                {"batch_max_events": 5}, 94, n)
+        assert _metric(capped, "mailhook_worker_batch_events_max") == 2 * per
+        assert _metric(capped, "mailhook_worker_events_emitted_total") == n * per
+        events = mailhook.consume(topics["events"], expect_n=n * per, settle=2)
+        ids = [e.value["event_id"] for e in events]
+        assert len(ids) == n * per and len(set(ids)) == n * per
+        # The same backlog again, with the default, in a group of its own.
+        default = _drain_backlog(mailhook, tmp_path, sections, "default", {}, 95, n)
+        assert _metric(default, "mailhook_worker_batch_events_max") > 2 * per
+    finally:
+        mailhook.procs["ingest-maxevents"].stop()
         helpers.delete_topics(topics.values(), mailhook.brokers)
 
 

@@ -119,6 +119,9 @@ struct mh_config {
         /* A batch closes once its raw records' bodies reach this many bytes (at least
          * one record): what a batch holds in memory, whatever the webhooks' shape. */
         long batch_max_bytes;
+        /* ...and once its records' canonical events reach this many (at least one
+         * record): a parsed event takes far more memory than its part of the body. */
+        long batch_max_events;
         long commit_interval_ms;
         long raw_partitions; /* used by `mailhook topics` */
         /* Replication of the topics `mailhook topics` creates: -1 and 0 take the broker's
