@@ -20,7 +20,10 @@ CONNECTIONS = 256
 
 
 class Visible(threading.Thread):
-    """Reads a topic read_committed from the start; when each message id became visible."""
+    """Reads a topic read_committed from its end as it was when started (ready is set
+    once the reader is placed there); when each message id became visible. Starting at
+    the end, not the beginning, keeps the earlier runs' records out of the measurement:
+    a reader still working through them would add its own delay to the first events."""
 
     def __init__(self, brokers: str, topic: str, key_of):
         super().__init__(daemon=True)
@@ -30,13 +33,20 @@ class Visible(threading.Thread):
         self._stop_ev = threading.Event()
 
     def run(self) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import Consumer, TopicPartition
         c = Consumer({"bootstrap.servers": self.brokers, "group.id": f"bench-visible-{time.time_ns()}",
                       "enable.auto.commit": False, "auto.offset.reset": "earliest",
                       "isolation.level": "read_committed", "fetch.wait.max.ms": 5,
                       "log_level": 0})
-        c.subscribe([self.topic], on_assign=lambda *_: self.ready.set())
         try:
+            # Each partition's high watermark, asked before anything of this run is sent:
+            # everything after it is this run's (or a later transaction of the one before).
+            parts = c.list_topics(self.topic, timeout=30).topics[self.topic].partitions
+            c.assign([TopicPartition(self.topic, p,
+                                     c.get_watermark_offsets(TopicPartition(self.topic, p),
+                                                             timeout=30)[1])
+                      for p in sorted(parts)])
+            self.ready.set()
             while not self._stop_ev.is_set():
                 # consume() waits out its timeout unless 500 arrive first: the timeout is
                 # added to the latency of what it returns, so it is kept short.
@@ -90,7 +100,9 @@ def latency(bench: Bench, cfg: dict, topic: str, key_of, rate: float, seconds: f
             tag: str) -> tuple[dict, float]:
     vis = Visible(bench.brokers, topic, key_of)
     vis.start()
-    vis.ready.wait(30)
+    if not vis.ready.wait(60):
+        vis.stop()
+        raise RuntimeError(f"the reader of {topic} could not find the topic's end")
     try:
         acked, achieved = send(bench, cfg["port"], bench.secret, rate, seconds, tag)
         deadline = time.monotonic() + 60
