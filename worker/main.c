@@ -3,7 +3,8 @@
  *
  * Loop: collect up to [worker] batch_size records, or whatever arrived within
  * commit_interval_ms of the first one (so a lone event is committed within the
- * interval); parse them (up to batch_max_events events: the rest start the next batch); claim their events in PostgreSQL; emit and commit in one Kafka
+ * interval); parse them (up to batch_max_events events: the records after that start
+ * the next batch); claim their events in PostgreSQL; emit and commit in one Kafka
  * transaction. Those three stages run at once on three batches (turn()): the committer
  * thread sends the claimed batch to Kafka (committer.c), the parser thread parses the
  * batch just collected (parser.c), and this thread claims the parsed one in between;
@@ -331,8 +332,9 @@ static int turn(struct worker *w, struct staged *c, struct staged *p, struct bat
         batch_split(z, ps.parsed, carry);
         z_full = 1;
     }
-    if ((int64_t)z->n_events > atomic_load_explicit(&w->stats.batch_events_max, memory_order_relaxed))
-        atomic_store_explicit(&w->stats.batch_events_max, (int64_t)z->n_events, memory_order_relaxed);
+    int64_t events = (int64_t)z->n_events;
+    if (events > atomic_load_explicit(&w->stats.batch_events_max, memory_order_relaxed))
+        atomic_store_explicit(&w->stats.batch_events_max, events, memory_order_relaxed);
     if (z->n && !z_full && (!p->have || p_ok)) {
         z_ok = claim_timed(w, z);
         if (!z_ok) batch_free(z); /* rewound: its records come again */
