@@ -146,6 +146,16 @@ def _drain_backlog(mailhook, tmp_path, sections: dict, group: str, worker: dict,
         mailhook.procs[f"worker-{instance}"].stop()
 
 
+def _own_ingest(mailhook, tmp_path, name: str) -> tuple[dict, dict, str]:
+    """_own_pipeline with an ingest of its own running on it (process ingest-<name>):
+    (sections, topics, the ingest's URL)."""
+    sections, topics = _own_pipeline(mailhook, tmp_path, name)
+    ingest_url = "http://" + sections["ingest"]["listen"]
+    helpers.write_ini(tmp_path / "ingest.ini", sections)
+    mailhook.start_ingest(f"ingest-{name}", config=tmp_path / "ingest.ini", url=ingest_url)
+    return sections, topics, ingest_url
+
+
 def _batches(text: str) -> float:
     return _metric(text, "mailhook_worker_batches_total")
 
@@ -154,10 +164,7 @@ def test_a_batch_closes_at_batch_max_bytes(mailhook, tmp_path):
     """[worker] batch_max_bytes bounds what a batch holds: with the smallest value and
     bodies over it, every record of a backlog is a batch of its own; a worker with the
     default takes the same backlog in far fewer batches."""
-    sections, topics = _own_pipeline(mailhook, tmp_path, "maxbytes")
-    ingest_url = "http://" + sections["ingest"]["listen"]
-    helpers.write_ini(tmp_path / "ingest.ini", sections)
-    mailhook.start_ingest("ingest-maxbytes", config=tmp_path / "ingest.ini", url=ingest_url)
+    sections, topics, ingest_url = _own_ingest(mailhook, tmp_path, "maxbytes")
     src = mailhook.sources["ivymail"]
     rid = uid()
     n = 12
@@ -184,10 +191,7 @@ def test_a_batch_closes_at_batch_max_events(mailhook, tmp_path):
     webhooks of 3 events each, no batch holds more than two records once parsed (the
     parse stops after the second and the rest start the next batch, unparsed), where the
     default takes more at once; and every event of the split batches is emitted, once."""
-    sections, topics = _own_pipeline(mailhook, tmp_path, "maxevents")
-    ingest_url = "http://" + sections["ingest"]["listen"]
-    helpers.write_ini(tmp_path / "ingest.ini", sections)
-    mailhook.start_ingest("ingest-maxevents", config=tmp_path / "ingest.ini", url=ingest_url)
+    sections, topics, ingest_url = _own_ingest(mailhook, tmp_path, "maxevents")
     src = mailhook.sources["ivymail"]
     rid = uid()
     n, per = 12, 3
