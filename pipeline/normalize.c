@@ -147,16 +147,21 @@ size_t normalize_batch(struct worker *w, struct batch *b, size_t max_events)
     return b->n;
 }
 
+/* Moves n records to the end of into (their ownership with them). */
+static void recs_append(struct batch *into, const struct batch_rec *recs, size_t n)
+{
+    if (into->n + n > into->cap) {
+        into->cap = into->n + n;
+        into->recs = mh_realloc(into->recs, into->cap * sizeof(*into->recs));
+    }
+    memcpy(into->recs + into->n, recs, n * sizeof(*recs));
+    into->n += n;
+}
+
 void batch_split(struct batch *b, size_t k, struct batch *tail)
 {
     if (k >= b->n) return;
-    size_t n = b->n - k;
-    if (tail->n + n > tail->cap) {
-        tail->cap = tail->n + n;
-        tail->recs = mh_realloc(tail->recs, tail->cap * sizeof(*tail->recs));
-    }
-    memcpy(tail->recs + tail->n, b->recs + k, n * sizeof(*b->recs));
-    tail->n += n;
+    recs_append(tail, b->recs + k, b->n - k);
     b->n = k;
 }
 
@@ -200,12 +205,7 @@ void batch_free(struct batch *b)
 
 void batch_append(struct batch *into, struct batch *from)
 {
-    if (into->n + from->n > into->cap) {
-        into->cap = into->n + from->n;
-        into->recs = mh_realloc(into->recs, into->cap * sizeof(*into->recs));
-    }
-    memcpy(into->recs + into->n, from->recs, from->n * sizeof(*from->recs));
-    into->n += from->n;
+    recs_append(into, from->recs, from->n);
     into->n_events += from->n_events;
     if (from->suppression_out) {
         if (!into->suppression_out) into->suppression_out = json_array();

@@ -286,12 +286,14 @@ static void staged_drop(struct worker *w, struct staged *s, int claimed)
     s->have = 0;
 }
 
-/* Rewinds the loop's batches, the latest first, so every partition ends at the first
- * record the earliest of them holds on it. */
-static void rewind_all(struct worker *w, struct batch *collected, struct staged *parsed,
-                       struct staged *claimed)
+/* Rewinds the loop's batches, the latest first (the records a parse carried over, the
+ * batch just collected, the parsed one, the claimed one), so every partition ends at the
+ * first record the earliest of them holds on it. */
+static void rewind_all(struct worker *w, struct batch *carried, struct batch *collected,
+                       struct staged *parsed, struct staged *claimed)
 {
-    if (collected && collected->n) rewind_batch(w, collected);
+    if (carried->n) rewind_batch(w, carried);
+    if (collected->n) rewind_batch(w, collected);
     if (parsed->have) rewind_batch(w, &parsed->b);
     if (claimed->have) rewind_batch(w, &claimed->b);
 }
@@ -343,12 +345,10 @@ static int turn(struct worker *w, struct staged *c, struct staged *p, struct bat
     if (rc < 0) return -1;
     if (rc > 0 || (p->have && !p_ok)) {
         /* c aborted (its records and all after them come again), or p's claim gave up
-         * (p's and z's). The locks of p's and z's claims are on w->pg. The carried
-         * records are the latest: rewound first. */
-        if (carry->n) rewind_batch(w, carry);
+         * (p's, z's and the carried ones). The locks of p's and z's claims are on w->pg. */
+        struct staged committed = {0};
+        rewind_all(w, carry, z, p, rc > 0 ? c : &committed);
         batch_free(carry);
-        if (rc > 0) rewind_all(w, z, p, c);
-        else rewind_all(w, z, p, &(struct staged){0});
         batch_free(z);
         staged_drop(w, p, 0);
         suppression_release(w);
