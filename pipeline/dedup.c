@@ -335,7 +335,13 @@ static enum attempt claim_once(struct worker *w, struct batch *b, struct fault *
     }
     if (dedup_connect(w, f->err, f->errlen) < 0) goto out;
 
-    res = PQexec(w->pg, "BEGIN");
+    if (w->lock_timeout_ms > 0) {
+        char begin[96];
+        snprintf(begin, sizeof(begin), "BEGIN; SET LOCAL lock_timeout = %ld", w->lock_timeout_ms);
+        res = PQexec(w->pg, begin);
+    } else {
+        res = PQexec(w->pg, "BEGIN");
+    }
     if (pg_check(w, res, PGRES_COMMAND_OK, "begin", f) < 0) goto rollback;
     PQclear(res);
 

@@ -27,6 +27,10 @@ int emit_init(struct worker *w, char *err, size_t errlen)
     char txid[256], max_bytes[32];
     snprintf(txid, sizeof(txid), "%s-%s", w->cfg->worker.group_id, w->instance);
     snprintf(max_bytes, sizeof(max_bytes), "%ld", mh_config_max_record_bytes(w->cfg));
+    /* A transaction's first requests wait for the previous one's markers; retried after
+     * librdkafka's default 100 ms that wait would dwarf the transaction (emit_produce).
+     * [kafka] retry.backoff.ms replaces this. */
+    const char *defaults[] = {"retry.backoff.ms", "10", NULL};
     const char *overrides[] = {
         "transactional.id", txid,
         "message.max.bytes", max_bytes,
@@ -35,7 +39,7 @@ int emit_init(struct worker *w, char *err, size_t errlen)
         "transaction.timeout.ms", "60000",
         NULL,
     };
-    rd_kafka_conf_t *conf = mh_kafka_conf(w->cfg, overrides, err, errlen);
+    rd_kafka_conf_t *conf = mh_kafka_conf_defaults(w->cfg, defaults, overrides, err, errlen);
     if (!conf) return -1;
     char rkerr[512];
     w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
@@ -56,7 +60,11 @@ int emit_init(struct worker *w, char *err, size_t errlen)
         mh_warn("%s (retrying)", err);
         sleep(1);
     }
-    mh_info("transactional producer ready: transactional.id=%s", txid);
+    char backoff[32] = "?";
+    size_t backoff_len = sizeof(backoff);
+    rd_kafka_conf_get(rd_kafka_conf(w->producer), "retry.backoff.ms", backoff, &backoff_len);
+    mh_info("transactional producer ready: transactional.id=%s, retry.backoff.ms=%s", txid,
+            backoff);
     return 0;
 }
 
@@ -219,9 +227,23 @@ static int abort_and_rewind(struct worker *w, const struct batch *b)
     return 1;
 }
 
-int emit_produce(struct worker *w, struct batch *b)
+/*
+ * The offsets go first, the records after them. Right after a commit the coordinator is
+ * still writing the previous transaction's markers, and both first requests of the next
+ * one (AddOffsetsToTxn, AddPartitionsToTxn) are refused with CONCURRENT_TRANSACTIONS
+ * until it is done. librdkafka retries AddPartitionsToTxn after a fixed 20 ms, but
+ * AddOffsetsToTxn after retry.backoff.ms (the worker's producer sets 10 ms, emit_init):
+ * with the offsets sent first, the wait ends at the first retry that finds the
+ * coordinator done, and the partitions the records need are then added at once.
+ */
+int emit_produce(struct worker *w, struct batch *b, rd_kafka_topic_partition_list_t *offsets,
+                 rd_kafka_consumer_group_metadata_t *gmd)
 {
     enum triage t = triage(rd_kafka_begin_transaction(w->producer), "begin");
+    if (t == T_FATAL) return -1;
+    if (t != T_OK) return abort_and_rewind(w, b);
+    t = triage(rd_kafka_send_offsets_to_transaction(w->producer, offsets, gmd, TXN_TIMEOUT_MS),
+               "send offsets");
     if (t == T_FATAL) return -1;
     if (t != T_OK) return abort_and_rewind(w, b);
 
@@ -267,16 +289,10 @@ int emit_produce(struct worker *w, struct batch *b)
     return 0;
 }
 
-int emit_commit(struct worker *w, rd_kafka_topic_partition_list_t *offsets,
-                rd_kafka_consumer_group_metadata_t *gmd)
+int emit_commit(struct worker *w)
 {
-    enum triage t = triage(rd_kafka_send_offsets_to_transaction(w->producer, offsets, gmd,
-                                                                TXN_TIMEOUT_MS),
-                           "send offsets");
-    if (t == T_FATAL) return -1;
-    if (t != T_OK) return 1;
     for (;;) {
-        t = triage(rd_kafka_commit_transaction(w->producer, TXN_TIMEOUT_MS), "commit");
+        enum triage t = triage(rd_kafka_commit_transaction(w->producer, TXN_TIMEOUT_MS), "commit");
         if (t == T_OK) return 0;
         if (t == T_FATAL) return -1;
         if (t == T_ABORT || w->stop) return 1;
@@ -321,13 +337,13 @@ void emit_count(struct worker *w, struct batch *b)
 
 int emit_batch(struct worker *w, struct batch *b)
 {
-    int rc = emit_produce(w, b);
-    if (rc != 0) return rc;
     rd_kafka_topic_partition_list_t *offs = emit_offsets(b);
     rd_kafka_consumer_group_metadata_t *gmd = rd_kafka_consumer_group_metadata(w->consumer);
-    rc = emit_commit(w, offs, gmd);
+    int rc = emit_produce(w, b, offs, gmd);
     rd_kafka_consumer_group_metadata_destroy(gmd);
     rd_kafka_topic_partition_list_destroy(offs);
+    if (rc != 0) return rc;
+    rc = emit_commit(w);
     if (rc < 0) return -1;
     if (rc == 1) return abort_and_rewind(w, b);
     emit_count(w, b);

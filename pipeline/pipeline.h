@@ -68,6 +68,9 @@ struct worker_stats {
     /* Milliseconds spent in each stage of a batch (monotonic clock), so an operator can
      * see whether parsing, PostgreSQL or the Kafka transaction bounds throughput. */
     _Atomic uint64_t normalize_ms, claim_ms, emit_ms;
+    /* Claims run in more than one lane (worker/lanes.c), and the lane transactions of
+     * those claims. */
+    _Atomic uint64_t lane_claims, lane_transactions;
     /* Gauges the pipeline thread refreshes about once a second (main.c). */
     _Atomic int64_t assigned_partitions;
     _Atomic int64_t lag_records; /* high watermark - position, summed over the assignment */
@@ -76,6 +79,9 @@ struct worker_stats {
     struct mh_histogram batch_latency; /* normalize + claim + emit of one batch */
     struct event_counts events; /* emitted events by source and type */
 };
+
+/* Most claim lanes a worker runs ([worker] claim_lanes, worker/lanes.c). */
+#define MH_CLAIM_LANES_MAX 8
 
 struct worker {
     struct mh_config *cfg;
@@ -89,6 +95,14 @@ struct worker {
     /* The worker's second connection: the one the batch being committed claimed on,
      * while w->pg claims the next (worker/main.c). */
     PGconn *pg_spare;
+    /* The claim's other lanes (worker/lanes.c), NULL and 0 for one lane: each a worker
+     * of its own for PostgreSQL alone (cfg, pg, pg_locks, pg_spare), claiming part of a
+     * batch at once with w->pg. */
+    struct worker **lanes;
+    size_t n_lanes;
+    /* When > 0, a claim transaction on w->pg waits at most this long for a lock (set by
+     * worker/lanes.c for the lanes of a split claim); 0: as long as it takes. */
+    long lock_timeout_ms;
     volatile sig_atomic_t stop;
     int rebalanced; /* set by the rebalance callback: drop the batch being collected */
     unsigned rebalances; /* revocations so far (the rebalance callback) */
@@ -147,7 +161,8 @@ int dedup_lookup(struct worker *w, struct batch *b, char *err, size_t errlen);
  * rolled back), -2 when the error is permanent (mh_pg_sqlstate_transient says no).
  */
 int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errlen);
-/* Releases the per-address locks w->pg holds; called after the Kafka transaction ended. */
+/* Releases the per-address locks w->pg and its lanes' connections hold; called after the
+ * Kafka transaction ended. */
 void suppression_release(struct worker *w);
 /* The same for a connection of the worker's that is not w->pg (the committer's). */
 void suppression_release_conn(PGconn *pg, int *locks_held);
@@ -162,19 +177,19 @@ int emit_init(struct worker *w, char *err, size_t errlen);
 int emit_batch(struct worker *w, struct batch *b);
 /*
  * emit_batch in its parts, for a caller that commits one batch while it claims the
- * next (worker/committer.c). emit_produce begins the transaction and produces the
- * batch's outputs: 0 when the transaction is open, 1 when it was aborted and the
- * consumer rewound, -1 fatal. emit_commit sends the offsets (emit_offsets: the next
- * offset of each of the batch's partitions) with the consumer's group metadata and
- * commits, retrying what librdkafka calls retriable; it touches nothing but the
- * producer, so it may run on another thread: 0 committed, 1 the transaction must be
- * aborted (emit_abort; the caller rewinds), -1 fatal. emit_count adds a committed
- * batch to the counters.
+ * next (worker/committer.c). emit_produce begins the transaction, sends the offsets
+ * (emit_offsets: the next offset of each of the batch's partitions) with the consumer's
+ * group metadata, and produces the batch's outputs: 0 when the transaction is open, 1
+ * when it was aborted and the consumer rewound, -1 fatal. emit_commit commits,
+ * retrying what librdkafka calls retriable; it touches nothing but the producer, so it
+ * may run on another thread: 0 committed, 1 the transaction must be aborted
+ * (emit_abort; the caller rewinds), -1 fatal. emit_count adds a committed batch to the
+ * counters.
  */
-int emit_produce(struct worker *w, struct batch *b);
+int emit_produce(struct worker *w, struct batch *b, rd_kafka_topic_partition_list_t *offsets,
+                 rd_kafka_consumer_group_metadata_t *gmd);
 rd_kafka_topic_partition_list_t *emit_offsets(const struct batch *b);
-int emit_commit(struct worker *w, rd_kafka_topic_partition_list_t *offsets,
-                rd_kafka_consumer_group_metadata_t *gmd);
+int emit_commit(struct worker *w);
 int emit_abort(struct worker *w);
 void emit_count(struct worker *w, struct batch *b);
 /* Rewinds the consumer to the group's committed offsets — the batch's first record on

@@ -162,4 +162,6 @@ void suppression_release_conn(PGconn *pg, int *locks_held)
 void suppression_release(struct worker *w)
 {
     suppression_release_conn(w->pg, &w->pg_locks);
+    for (size_t i = 0; i < w->n_lanes; i++)
+        suppression_release_conn(w->lanes[i]->pg, &w->lanes[i]->pg_locks);
 }

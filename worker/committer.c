@@ -2,9 +2,9 @@
  * committer.c — the Kafka transaction of batch N on its own thread, overlapped with the
  * PostgreSQL claim of batch N+1 on the main thread.
  *
- * A batch's Kafka transaction is its events serialized into produce calls, then two
- * broker round trips (the offsets, then the commit with its markers), during which the
- * worker used to wait. Now the main thread starts all of it here and goes on to claim
+ * A batch's Kafka transaction is broker round trips (the offsets, the partitions its
+ * records go to, the commit with its markers) around its events' produce calls, during
+ * which the worker used to wait. Now the main thread starts all of it here and goes on to claim
  * the next batch. What keeps that safe (docs/design.md, "Overlapped commits"):
  *   - the next batch's claim commits in PostgreSQL before this batch's Kafka transaction
  *     is known to have committed, which is the crash case the claims already cover:
@@ -32,12 +32,14 @@ static void *commit_thread(void *arg)
     struct committer *c = arg;
     int64_t t = mh_mono_ms();
     /* emit_produce aborts (and rewinds) by itself; a failed commit is aborted here. */
-    c->rc = emit_produce(c->w, c->b);
+    c->rc = emit_produce(c->w, c->b, c->offsets, c->gmd);
     if (c->rc == 0) {
-        c->rc = emit_commit(c->w, c->offsets, c->gmd);
+        c->rc = emit_commit(c->w);
         if (c->rc == 1 && emit_abort(c->w) < 0) c->rc = -1;
     }
     suppression_release_conn(c->pg, &c->pg_locks);
+    for (size_t i = 0; i < c->w->n_lanes; i++)
+        suppression_release_conn(c->lane_pg[i], &c->lane_locks[i]);
     atomic_fetch_add_explicit(&c->w->stats.emit_ms, (uint64_t)(mh_mono_ms() - t),
                               memory_order_relaxed);
     return NULL;
@@ -51,6 +53,14 @@ int committer_start(struct committer *c, struct worker *w, struct batch *b)
     w->pg = w->pg_spare;
     w->pg_locks = 0;
     w->pg_spare = NULL;
+    for (size_t i = 0; i < w->n_lanes; i++) {
+        struct worker *l = w->lanes[i];
+        c->lane_pg[i] = l->pg;
+        c->lane_locks[i] = l->pg_locks;
+        l->pg = l->pg_spare;
+        l->pg_locks = 0;
+        l->pg_spare = NULL;
+    }
     if (pthread_create(&c->thread, NULL, commit_thread, c) != 0) {
         commit_thread(c);
         return -1;
@@ -65,6 +75,7 @@ int committer_join(struct committer *c)
     c->running = 0;
     /* The connection is idle again: the next batch's spare. */
     c->w->pg_spare = c->pg;
+    for (size_t i = 0; i < c->w->n_lanes; i++) c->w->lanes[i]->pg_spare = c->lane_pg[i];
     rd_kafka_consumer_group_metadata_destroy(c->gmd);
     rd_kafka_topic_partition_list_destroy(c->offsets);
     return c->rc;

@@ -30,6 +30,7 @@
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
 #include "committer.h"
+#include "lanes.h"
 #include "parser.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -206,8 +207,10 @@ static int claim_with_retry(struct worker *w, struct batch *b)
     char err[1024];
     int64_t start = mh_mono_ms();
     int delay_ms = 100;
-    for (;;) {
-        if (dedup_claim(w, b, err, sizeof(err)) == 0) return 0;
+    for (int attempt = 0;; attempt++) {
+        /* A retry claims in one lane: a split claim that failed may have met another
+         * worker's lanes in a wait cycle (worker/lanes.c). */
+        if (lanes_claim(w, b, attempt == 0, err, sizeof(err)) == 0) return 0;
         /* Session-level address locks outlive the rolled-back transaction that took
          * them; held across the retry they could close a wait cycle with another
          * worker's claim insert. */
@@ -493,14 +496,15 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    lanes_init(&w);
     if (dedup_connect(&w, err, sizeof(err)) < 0) mh_warn("%s (will retry)", err);
     if (emit_init(&w, err, sizeof(err)) < 0 ||
         consumer_init(&w, instance != default_instance, err, sizeof(err)) < 0) {
         mh_error("%s", err);
         goto out;
     }
-    mh_info("mailhook-worker %s started: instance %s, group %s, raw topic %s%s%s", MH_VERSION,
-            instance, w.cfg->worker.group_id, w.cfg->worker.raw_topic,
+    mh_info("mailhook-worker %s started: instance %s, group %s, raw topic %s, claim lanes %zu%s%s",
+            MH_VERSION, instance, w.cfg->worker.group_id, w.cfg->worker.raw_topic, 1 + w.n_lanes,
             metrics ? ", metrics on " : "", metrics ? metrics_listen : "");
     rc = run(&w) < 0 ? 1 : 0;
     log_stats(&w);
@@ -517,6 +521,7 @@ out:
     }
     if (w.pg) PQfinish(w.pg);
     if (w.pg_spare) PQfinish(w.pg_spare);
+    lanes_free(&w);
     worker_metrics_stop(metrics);
     event_counts_free(&w.stats.events);
     mh_config_free(w.cfg);

@@ -91,6 +91,11 @@ static void handle_metrics(struct worker_metrics *m, struct evhttp_request *req)
             "Kafka transactions aborted (the batch is processed again).", get(&s->aborts));
     counter(b, "mailhook_worker_pg_retries_total", "Claim transactions retried after an error.",
             get(&s->pg_retries));
+    counter(b, "mailhook_worker_lane_claims_total",
+            "Claims split over more than one lane ([worker] claim_lanes).", get(&s->lane_claims));
+    counter(b, "mailhook_worker_lane_transactions_total",
+            "PostgreSQL transactions of the claims split over lanes.",
+            get(&s->lane_transactions));
     evbuffer_add_printf(b,
                         "# HELP mailhook_worker_stage_seconds_total Time spent in each stage "
                         "of a batch.\n"

@@ -39,7 +39,8 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char 
           rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err)) ||
           rd_kafka_conf_set(c, "auto.offset.reset", "earliest", err, sizeof(err)))) ||
         (type == RD_KAFKA_PRODUCER &&
-         rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof(err)))) {
+         (rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof(err)) ||
+          rd_kafka_conf_set(c, "retry.backoff.ms", "10", err, sizeof(err))))) {
         fprintf(stderr, "txn_loop: config: %s\n", err);
         rd_kafka_conf_destroy(c);
         return NULL;
@@ -68,14 +69,15 @@ int main(int argc, char **argv)
     int batch = atoi(argv[6]);
     long total = atol(argv[7]);
     int index = atoi(argv[8]), count = atoi(argv[9]), partitions = atoi(argv[10]);
-    if (count < 1 || index < 0 || index >= count || partitions < 1) {
-        fprintf(stderr, "txn_loop: bad INDEX/COUNT/PARTITIONS\n");
+    if (count < 1 || index < 0 || index >= count || partitions < 1 || batch < 1) {
+        fprintf(stderr, "txn_loop: bad BATCH/INDEX/COUNT/PARTITIONS\n");
         return 2;
     }
     rd_kafka_t *cons = client(RD_KAFKA_CONSUMER, brokers, "group.id", argv[4]);
     rd_kafka_t *prod = client(RD_KAFKA_PRODUCER, brokers, "transactional.id", argv[5]);
+    rd_kafka_message_t **msgs = calloc((size_t)batch, sizeof(*msgs));
     int rc = 1;
-    if (!cons || !prod) goto out;
+    if (!cons || !prod || !msgs) goto out;
     rd_kafka_poll_set_consumer(cons);
     rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(partitions);
     for (int p = index; p < partitions; p += count)
@@ -98,28 +100,30 @@ int main(int argc, char **argv)
             continue;
         }
         if (!first) first = now_s();
-        if (check(rd_kafka_begin_transaction(prod), "begin_transaction")) {
-            rd_kafka_message_destroy(m);
-            goto out;
-        }
+        /* As the worker does (pipeline/emit.c): the batch, then the offsets, then its
+         * records, so a transaction's wait for the previous one's markers is retried at
+         * retry.backoff.ms. */
         int n = 0;
         while (m) {
-            if (!m->err) {
-                rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(out),
-                                  RD_KAFKA_V_VALUE(m->payload, m->len),
-                                  RD_KAFKA_V_KEY(m->key, m->key_len),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-                n++;
-            }
-            rd_kafka_message_destroy(m);
+            if (!m->err) msgs[n++] = m;
+            else rd_kafka_message_destroy(m);
             m = n < batch ? rd_kafka_consumer_poll(cons, 0) : NULL;
         }
         rd_kafka_topic_partition_list_t *pos = NULL;
         rd_kafka_assignment(cons, &pos);
         rd_kafka_position(cons, pos);
         rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(cons);
-        int bad = check(rd_kafka_send_offsets_to_transaction(prod, pos, md, 30000), "send_offsets") ||
-                  check(rd_kafka_commit_transaction(prod, 30000), "commit_transaction");
+        int bad = check(rd_kafka_begin_transaction(prod), "begin_transaction") ||
+                  check(rd_kafka_send_offsets_to_transaction(prod, pos, md, 30000), "send_offsets");
+        for (int i = 0; i < n; i++) {
+            if (!bad)
+                rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(out),
+                                  RD_KAFKA_V_VALUE(msgs[i]->payload, msgs[i]->len),
+                                  RD_KAFKA_V_KEY(msgs[i]->key, msgs[i]->key_len),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            rd_kafka_message_destroy(msgs[i]);
+        }
+        bad = bad || check(rd_kafka_commit_transaction(prod, 30000), "commit_transaction");
         rd_kafka_consumer_group_metadata_destroy(md);
         rd_kafka_topic_partition_list_destroy(pos);
         if (bad) goto out;
@@ -134,5 +138,6 @@ out:
         rd_kafka_destroy(cons);
     }
     if (prod) rd_kafka_destroy(prod);
+    free(msgs);
     return rc;
 }

@@ -68,6 +68,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->worker.batch_size, 500);
     assert_int_equal(cfg->worker.batch_max_bytes, 4194304);
     assert_int_equal(cfg->worker.batch_max_events, 2000);
+    assert_int_equal(cfg->worker.claim_lanes, 2);
     assert_int_equal(cfg->n_sources, 0);
     assert_string_equal(cfg->api.listen, "127.0.0.1:8081");
     assert_int_equal(cfg->api.db_connections, 4);
@@ -150,6 +151,7 @@ static void test_errors_name_file_and_line(void **state)
                  "[worker] batch_max_bytes: 100 is outside 1024..1073741824");
     expect_error("[worker]\nbatch_max_events = 0\n", 2,
                  "[worker] batch_max_events: 0 is outside 1..10000000");
+    expect_error("[worker]\nclaim_lanes = 9\n", 2, "[worker] claim_lanes: 9 is outside 1..8");
     expect_error("[api]\ntoken = t\ndb_connections = 0\n", 3, "outside 1..64");
     expect_error("[ingest]\nlisten = x:1\nrequest_deadline_ms = 50\n", 3,
                  "[ingest] request_deadline_ms: 50 is outside 100..600000");

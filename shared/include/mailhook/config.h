@@ -123,6 +123,9 @@ struct mh_config {
          * record): a parsed event takes far more memory than its part of the body. */
         long batch_max_events;
         long commit_interval_ms;
+        /* A batch's claim runs in up to this many PostgreSQL transactions at once, each
+         * on its own connection, over records that share no address (worker/lanes.c). */
+        long claim_lanes;
         long raw_partitions; /* used by `mailhook topics` */
         /* Replication of the topics `mailhook topics` creates: -1 and 0 take the broker's
          * default.replication.factor and min.insync.replicas. */

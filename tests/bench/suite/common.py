@@ -143,9 +143,11 @@ class Bench:
     are all named after the run id. cleanup() drops the database and deletes every topic
     made here."""
 
-    def __init__(self, out: Path, build: Path, bin_dir: Path, kafka: dict | None = None):
+    def __init__(self, out: Path, build: Path, bin_dir: Path, kafka: dict | None = None,
+                 worker: dict | None = None):
         self.out, self.build, self.bin = out, build, bin_dir
         self.kafka = kafka or {}  # --kafka: [kafka] settings for every config
+        self.worker_kv = worker or {}  # --worker: [worker] settings for every config
         self.id = time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(2)
         self.work = out / "work"
         self.work.mkdir(parents=True, exist_ok=True)
@@ -195,7 +197,7 @@ class Bench:
                        "events_topic": topics["events"], "dlq_topic": topics["dlq"],
                        "suppressions_topic": topics["suppressions"],
                        "raw_partitions": partitions, "batch_size": batch_size,
-                       "log_level": "warn"},
+                       "log_level": "warn", **self.worker_kv},
             "postgres": {"dsn": self.dsn()},
             "kafka": {"bootstrap.servers": self.brokers, **self.kafka},
             "source.ivymail": {"provider": "ivymail", "tenant": TENANT, "secret": self.secret},

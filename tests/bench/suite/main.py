@@ -55,6 +55,8 @@ def main() -> int:
     ap.add_argument("--growth-claims")
     ap.add_argument("--kafka", action="append", default=[], metavar="KEY=VALUE",
                     help="a [kafka] setting for every config the run writes (repeatable)")
+    ap.add_argument("--worker", action="append", default=[], metavar="KEY=VALUE",
+                    help="a [worker] setting for every config the run writes (repeatable)")
     ap.add_argument("--bin", type=Path, required=True)
     ap.add_argument("--argv", default="")
     args = ap.parse_args()
@@ -78,7 +80,8 @@ def main() -> int:
         from perf import Perf
         perf = Perf(out)
     kafka = dict(kv.split("=", 1) for kv in args.kafka)
-    bench = Bench(out, build, args.bin, kafka)
+    worker_kv = dict(kv.split("=", 1) for kv in args.worker)
+    bench = Bench(out, build, args.bin, kafka, worker_kv)
     figs, failures, state = [], {}, {}
     try:
         bench.setup()

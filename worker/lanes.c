@@ -1,0 +1,252 @@
+/*
+ * lanes.c — a batch's claim in several PostgreSQL transactions at once (lanes.h).
+ *
+ * One claim transaction runs on one PostgreSQL backend, which works on one core: its
+ * rate is a ceiling for a worker that claims on one connection, however idle the other
+ * cores are. So a batch is split into lanes, each claimed by dedup_claim on a
+ * connection of its own, the first on the main thread, the others on threads of their
+ * own, all at once. What keeps that as safe as one transaction:
+ *   - a lane is a claim like any other: its events' claims, event log rows and
+ *     suppression effects commit together, and a lane that fails leaves what the others
+ *     committed as claims the batch finds again (as after a crash between the
+ *     PostgreSQL and the Kafka commit), so the batch is simply claimed again;
+ *   - one address, one lane: records are assigned so that no (tenant, normalized
+ *     recipient) is in two lanes. A lane's per-address locks stay held until the
+ *     batch's Kafka transaction ended, so a second lane asking for one of them would
+ *     wait for a commit that waits for it. The soft-bounce count of an address reads its
+ *     event log rows, which are then all in its lane's transaction;
+ *   - no wait for good across workers: one claim transaction takes its address locks in
+ *     key order, so two of them never wait for each other in a cycle, but the lanes of
+ *     one batch take theirs in separate transactions and hold all of them until one
+ *     Kafka commit. Worker A's lane 1 could then wait for an address B's lane 2 holds
+ *     while B's lane 1 waits for one A's lane 2 holds, neither commit coming. So the
+ *     records with a suppression effect (a bounce, a complaint, an unsubscribe: all that
+ *     take locks but a delivery's reset, which locks only an address under a soft-bounce
+ *     suppression) all go to the first lane, where one transaction takes their locks in
+ *     order, leaving a cycle only to the rare reset that matters in another lane; and
+ *     every lane of a split claim waits at most LANE_LOCK_TIMEOUT_MS for a lock, which
+ *     breaks any cycle: the lane fails, the worker releases all its lanes' locks and
+ *     claims the batch again in one lane;
+ *   - two lanes proposing one event (two records with the same event id) meet on the
+ *     claim's primary key as two workers do: each inserts in key order, so one waits for
+ *     the other's commit and never the reverse, and the one that waited finds the claim
+ *     taken by another record, a provider duplicate.
+ * The records of a lane stay in their order, so the events of one address (one lane) are
+ * produced in the order they came; guarantees.md promises no order across addresses.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lanes.h"
+#include "mailhook/log.h"
+#include "mailhook/suppression_rules.h"
+
+void lanes_init(struct worker *w)
+{
+    long n = w->cfg->worker.claim_lanes;
+    if (n <= 1) return;
+    w->n_lanes = (size_t)n - 1;
+    w->lanes = mh_calloc(w->n_lanes, sizeof(*w->lanes));
+    for (size_t i = 0; i < w->n_lanes; i++) {
+        struct worker *l = mh_calloc(1, sizeof(*l));
+        l->cfg = w->cfg;
+        l->instance = w->instance;
+        l->skip_suppression = w->skip_suppression;
+        w->lanes[i] = l;
+    }
+}
+
+void lanes_free(struct worker *w)
+{
+    for (size_t i = 0; i < w->n_lanes; i++) {
+        struct worker *l = w->lanes[i];
+        if (l->pg) PQfinish(l->pg);
+        if (l->pg_spare) PQfinish(l->pg_spare);
+        free(l);
+    }
+    free(w->lanes);
+    w->lanes = NULL;
+    w->n_lanes = 0;
+}
+
+/* An address's key: tenant and normalized recipient, joined by a byte neither holds
+ * (tenants are names from the configuration; a collision would only merge two
+ * addresses' lanes). Returns 0, or -1 when the event has no address (no suppression
+ * effect, no lock: it may go to any lane). */
+static int address_key(json_t *ev, char *key, size_t keylen)
+{
+    char addr[SUPP_ADDRESS_MAX + 1];
+    if (supp_address_normalize(json_string_value(json_object_get(ev, "recipient")), addr,
+                               sizeof(addr)) < 0)
+        return -1;
+    const char *tenant = json_string_value(json_object_get(ev, "tenant"));
+    snprintf(key, keylen, "%s\x1f%s", tenant ? tenant : "", addr);
+    return 0;
+}
+
+/* Whether one of r's events changes suppression state by its tenant's rules, other than
+ * a delivery's reset (which only matters to an address under a soft-bounce
+ * suppression). */
+static int has_effect(const struct mh_config *cfg, const struct batch_rec *r)
+{
+    size_t j;
+    json_t *ev;
+    const char *reason;
+    if (!cfg) return 0;
+    json_array_foreach(r->events, j, ev) {
+        const struct mh_suppression_policy *pol =
+            mh_config_suppression(cfg, json_string_value(json_object_get(ev, "tenant")));
+        enum supp_op op = supp_rule(pol, ev, &reason);
+        if (op != SUPP_NONE && op != SUPP_RESET) return 1;
+    }
+    return 0;
+}
+
+/*
+ * Assigns each of b's records a lane of n (lane[i]): a record with a suppression effect
+ * (has_effect) to the first, else the lane that already has one of its addresses, else
+ * the one with the fewest events so far. -1 when a record has addresses in two lanes
+ * already (the batch is then claimed in one lane).
+ */
+static int assign(const struct mh_config *cfg, const struct batch *b, size_t n, size_t *lane)
+{
+    json_t *seen = json_object(); /* address key -> its lane */
+    size_t load[MH_CLAIM_LANES_MAX] = {0};
+    char key[SUPP_ADDRESS_MAX + 256];
+    int rc = 0;
+    for (size_t i = 0; i < b->n && rc == 0; i++) {
+        const struct batch_rec *r = &b->recs[i];
+        long to = has_effect(cfg, r) ? 0 : -1;
+        size_t j, events = r->events ? json_array_size(r->events) : 0;
+        json_t *ev;
+        json_array_foreach(r->events, j, ev) {
+            if (address_key(ev, key, sizeof(key)) < 0) continue;
+            json_t *has = json_object_get(seen, key);
+            if (!has) continue;
+            long l = (long)json_integer_value(has);
+            if (to >= 0 && l != to) {
+                rc = -1;
+                break;
+            }
+            to = l;
+        }
+        if (rc < 0) break;
+        if (to < 0) {
+            to = 0;
+            for (size_t l = 1; l < n; l++)
+                if (load[l] < load[to]) to = (long)l;
+        }
+        json_array_foreach(r->events, j, ev) {
+            if (address_key(ev, key, sizeof(key)) == 0)
+                json_object_set_new(seen, key, json_integer(to));
+        }
+        lane[i] = (size_t)to;
+        load[to] += events ? events : 1;
+    }
+    json_decref(seen);
+    return rc;
+}
+
+/* Puts b's records in lane order, each lane's in their order; start[l] is lane l's first
+ * record, start[n] == b->n. */
+static void reorder(struct batch *b, size_t n, const size_t *lane, size_t *start)
+{
+    size_t count[MH_CLAIM_LANES_MAX + 1] = {0};
+    for (size_t i = 0; i < b->n; i++) count[lane[i] + 1]++;
+    start[0] = 0;
+    for (size_t l = 1; l <= n; l++) start[l] = start[l - 1] + count[l];
+    struct batch_rec *recs = mh_malloc((b->n ? b->n : 1) * sizeof(*recs));
+    size_t at[MH_CLAIM_LANES_MAX];
+    memcpy(at, start, n * sizeof(*at));
+    for (size_t i = 0; i < b->n; i++) recs[at[lane[i]]++] = b->recs[i];
+    memcpy(b->recs, recs, b->n * sizeof(*recs));
+    free(recs);
+}
+
+int lanes_plan(const struct mh_config *cfg, struct batch *b, size_t n, size_t *start)
+{
+    if (n < 1 || n > MH_CLAIM_LANES_MAX) return -1;
+    size_t *lane = mh_malloc((b->n ? b->n : 1) * sizeof(*lane));
+    int rc = assign(cfg, b, n, lane);
+    if (rc == 0) reorder(b, n, lane, start);
+    free(lane);
+    return rc;
+}
+
+struct lane_job {
+    struct worker *w;
+    struct batch part; /* records of the batch's own array: no copy */
+    char err[1024];
+    int rc;
+    pthread_t thread;
+    int running;
+};
+
+static void *lane_thread(void *arg)
+{
+    struct lane_job *j = arg;
+    j->rc = dedup_claim(j->w, &j->part, j->err, sizeof(j->err));
+    return NULL;
+}
+
+int lanes_claim(struct worker *w, struct batch *b, int split, char *err, size_t errlen)
+{
+    size_t events = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->recs[i].events) events += json_array_size(b->recs[i].events);
+    size_t n = 1 + w->n_lanes;
+    if (n > events / LANE_MIN_EVENTS) n = events / LANE_MIN_EVENTS;
+    if (!split || n <= 1) return dedup_claim(w, b, err, errlen);
+
+    size_t start[MH_CLAIM_LANES_MAX + 1];
+    if (lanes_plan(w->cfg, b, n, start) < 0) return dedup_claim(w, b, err, errlen);
+
+    struct lane_job jobs[MH_CLAIM_LANES_MAX];
+    for (size_t l = 0; l < n; l++) {
+        jobs[l] = (struct lane_job){.w = l ? w->lanes[l - 1] : w};
+        jobs[l].part = (struct batch){.recs = b->recs + start[l], .n = start[l + 1] - start[l]};
+        jobs[l].w->lock_timeout_ms = LANE_LOCK_TIMEOUT_MS;
+    }
+    /* The other lanes on their threads (or here, when no thread can be started); a lane
+     * the plan left empty has nothing to claim. */
+    size_t used = 0;
+    for (size_t l = 1; l < n; l++) {
+        if (!jobs[l].part.n) continue;
+        used++;
+        if (pthread_create(&jobs[l].thread, NULL, lane_thread, &jobs[l]) == 0)
+            jobs[l].running = 1;
+        else
+            lane_thread(&jobs[l]);
+    }
+    if (jobs[0].part.n) {
+        used++;
+        lane_thread(&jobs[0]);
+    }
+    int rc = 0;
+    json_decref(b->suppression_out);
+    b->suppression_out = NULL;
+    for (size_t l = 0; l < n; l++) {
+        if (jobs[l].running) pthread_join(jobs[l].thread, NULL);
+        jobs[l].w->lock_timeout_ms = 0;
+        if (jobs[l].rc < 0 && rc == 0) {
+            snprintf(err, errlen, "%s", jobs[l].err);
+            rc = -1;
+        }
+        if (jobs[l].part.suppression_out) {
+            if (!b->suppression_out) b->suppression_out = json_array();
+            json_array_extend(b->suppression_out, jobs[l].part.suppression_out);
+            json_decref(jobs[l].part.suppression_out);
+        }
+    }
+    if (rc < 0) {
+        json_decref(b->suppression_out);
+        b->suppression_out = NULL;
+    }
+    if (used > 1) {
+        atomic_fetch_add_explicit(&w->stats.lane_claims, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->stats.lane_transactions, used, memory_order_relaxed);
+    }
+    return rc;
+}
