@@ -23,12 +23,14 @@ GROWTH_CLAIMS = {"full": "0,1000000,10000000", "quick": "0,1000,10000"}
 
 SIZES = {
     "full": {"quick": False, "connections": 64, "seconds": 5, "requests": 0,
-             "py_requests": 5000, "latency_seconds": 5, "worker_records": 20000,
+             "py_requests": 5000, "latency_seconds": 5, "latency_rates": [5000],
+             "worker_records": 20000,
              "batch_size": 500, "drain_timeout": 300, "pgbench_seconds": 5, "e2e_rates": [1000, 5000],
              "e2e_seconds": 5, "idle_connections": 10000, "idle_hold": 2,
              "scale_records": 30000, "e2e_ladder": [2000, 4000, 6000, 8000, 10000, 12000, 15000]},
     "quick": {"quick": True, "connections": 64, "seconds": 1, "requests": 640,
-              "py_requests": 300, "latency_seconds": 1, "worker_records": 200,
+              "py_requests": 300, "latency_seconds": 1, "latency_rates": [],
+              "worker_records": 200,
               "batch_size": 10, "drain_timeout": 60, "pgbench_seconds": 1, "e2e_rates": [100],
               "e2e_seconds": 1, "idle_connections": 500, "idle_hold": 0.5,
               "scale_records": 200, "e2e_ladder": [100, 200]},
