@@ -4,8 +4,8 @@
  *
  * A batch's Kafka transaction is broker round trips (the offsets, the partitions its
  * records go to, the commit with its markers) around its events' produce calls, during
- * which the worker used to wait. Now the main thread starts all of it here and goes on to claim
- * the next batch. What keeps that safe (docs/design.md, "Overlapped commits"):
+ * which the worker used to wait. Now the main thread starts all of it here and goes on
+ * to claim the next batch. What keeps that safe (docs/design.md, "Overlapped commits"):
  *   - the next batch's claim commits in PostgreSQL before this batch's Kafka transaction
  *     is known to have committed, which is the crash case the claims already cover:
  *     when this transaction aborts, the main thread rewinds both batches and their
