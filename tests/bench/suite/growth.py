@@ -56,7 +56,7 @@ def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[li
             log(f"growth: {n} claims stored ({secs:.0f}s to add {n - have})")
             have = n
         rec = Figure("growth", f"worker records/s, single-event, 1 worker, {n:,} claims stored",
-                     "records/s", f"mailhook-worker on a backlog of {sizes['worker_records']} raw "
+                     "records/s", f"mailhook-worker on a backlog of {sizes['growth_records']} raw "
                                   f"records written once it holds the partitions, {n} claims "
                                   f"pre-filled by generate_series",
                      ceiling_name="pgbench claim statement, same table, 1 client, rows/s")
@@ -66,10 +66,12 @@ def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[li
             raw = cfg["topics"]["raw"]
             # The backlog is written once the worker holds the partitions, as in the
             # worker part: a backlog the worker finds at its start is partly taken before
-            # the first commit, which the timing starts from.
+            # the first commit, which the timing starts from. The worker is stopped
+            # meanwhile, so it does not drain while the generator still writes.
             d = worker_part.drain(bench, cfg, 1, 0, sizes["drain_timeout"],
                                   fill=lambda: worker_part.prefill(
-                                      bench, raw, sizes["worker_records"], 1, tag))
+                                      bench, raw, sizes["growth_records"], 1, tag),
+                                  stop_for_fill=True)
             rec.samples.append(d["records"] / d["seconds"] if d["seconds"] else 0.0)
             pcmd, rows = worker_part.pgbench(bench, 1, sizes["batch_size"], sizes["pgbench_seconds"])
             rec.ceiling_command = pcmd

@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timezone
 
 import os
+import signal
 
 import cpu
 from common import TENANT, Bench, Figure, log, run, vm_hwm_kib, wait_group
@@ -87,18 +88,26 @@ def prefill(bench: Bench, topic: str, records: int, per_record: int, tag: str) -
 
 
 def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, perf=None,
-          fill=None) -> dict:
+          fill=None, stop_for_fill: bool = False) -> dict:
     """Starts the workers on the backlog and times it from the first to the last advance
     of the group's committed offsets (start-up and the group join are not counted).
     With fill, the workers start on an empty raw topic, and fill() writes the backlog
     once the group is stable with every worker holding partitions: otherwise the first
     worker to join takes every partition and works alone until the others' joins
-    rebalance the group, which on a backlog of seconds is most of the measurement."""
+    rebalance the group, which on a backlog of seconds is most of the measurement. With
+    stop_for_fill the workers are stopped (SIGSTOP) while fill() writes, so the load
+    generator does not share the cores with them during the measurement."""
     started = time.monotonic()
     procs = [bench.worker(cfg, f"w{i}") for i in range(1, workers + 1)]
     if fill is not None:
         wait_group(bench.brokers, cfg["group"], workers)
-        fill()
+        for p in procs if stop_for_fill else []:
+            os.kill(p.pid, signal.SIGSTOP)
+        try:
+            fill()
+        finally:
+            for p in procs if stop_for_fill else []:
+                os.kill(p.pid, signal.SIGCONT)
         total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
         started = time.monotonic()
     work = chaos.WorkProgress(bench.brokers, cfg["group"], cfg["topics"]["raw"], interval=0.05)
