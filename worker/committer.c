@@ -45,22 +45,25 @@ static void *commit_thread(void *arg)
     return NULL;
 }
 
+/* Takes the connection a lane (or the worker itself) claimed on, and its locks; the
+ * lane claims on its spare next. */
+static void take_claim_conn(struct worker *l, PGconn **pg, int *locks)
+{
+    *pg = l->pg;
+    *locks = l->pg_locks;
+    l->pg = l->pg_spare;
+    l->pg_locks = 0;
+    l->pg_spare = NULL;
+}
+
 int committer_start(struct committer *c, struct worker *w, struct batch *b)
 {
-    *c = (struct committer){.w = w, .b = b, .pg = w->pg, .pg_locks = w->pg_locks};
+    *c = (struct committer){.w = w, .b = b};
     c->offsets = emit_offsets(b);
     c->gmd = rd_kafka_consumer_group_metadata(w->consumer);
-    w->pg = w->pg_spare;
-    w->pg_locks = 0;
-    w->pg_spare = NULL;
-    for (size_t i = 0; i < w->n_lanes; i++) {
-        struct worker *l = w->lanes[i];
-        c->lane_pg[i] = l->pg;
-        c->lane_locks[i] = l->pg_locks;
-        l->pg = l->pg_spare;
-        l->pg_locks = 0;
-        l->pg_spare = NULL;
-    }
+    take_claim_conn(w, &c->pg, &c->pg_locks);
+    for (size_t i = 0; i < w->n_lanes; i++)
+        take_claim_conn(w->lanes[i], &c->lane_pg[i], &c->lane_locks[i]);
     if (pthread_create(&c->thread, NULL, commit_thread, c) != 0) {
         commit_thread(c);
         return -1;
