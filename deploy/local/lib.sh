@@ -29,6 +29,8 @@
 #                           ports instead of the single broker (deploy/local/cluster.sh:
 #                           MH_KAFKA_CLUSTER_PORT, MH_KAFKA_CLUSTER_HEAP, ...)
 #   MH_PG_PORT              local PostgreSQL port                 (default 5433)
+#   MH_PG_SHARED_BUFFERS    local PostgreSQL shared_buffers   (default an eighth of
+#                           memory, 128MB..2GB: mh_pg_shared_buffers)
 #   MH_INGEST_PORT          mailhook-ingest port in a new config  (default 8080)
 #   MH_API_PORT             mailhook-api port in a new config     (default 8081)
 #   MH_CONFIG               the local config file       (default $MH_LOCAL/mailhook.ini)
@@ -674,8 +676,9 @@ listen_addresses = '127.0.0.1'
 port = $MH_PG_PORT
 unix_socket_directories = '$MH_PG_HOME/run'
 max_connections = 200
-# Enough to keep a million-address suppression list and its index in memory.
-shared_buffers = 512MB
+# Claims land on random leaves of mh_claims's primary key: the index in shared memory
+# keeps a growing claim table from reading and writing back a page per claim.
+shared_buffers = $(mh_pg_shared_buffers)
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = 1000
@@ -701,6 +704,22 @@ EOF
     mh_log "creating database mailhook"
     "$bin/createdb" -h 127.0.0.1 -p "$MH_PG_PORT" -U postgres mailhook </dev/null || return 1
   fi
+}
+
+# mh_pg_shared_buffers: MH_PG_SHARED_BUFFERS, else an eighth of the machine's memory
+# between 128MB and 2GB (PostgreSQL's usual advice is a quarter on a database host; this
+# stack shares the machine with Kafka, mailhook and the load generators).
+mh_pg_shared_buffers() {
+  if [[ -n ${MH_PG_SHARED_BUFFERS:-} ]]; then
+    printf '%s\n' "$MH_PG_SHARED_BUFFERS"
+    return
+  fi
+  local kib mib
+  kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)
+  mib=$((${kib:-0} / 1024 / 8))
+  ((mib >= 128)) || mib=128
+  ((mib <= 2048)) || mib=2048
+  printf '%dMB\n' "$mib"
 }
 
 # mh_pg_down: stop our server (fast shutdown: active transactions roll back).

@@ -142,3 +142,27 @@ def test_local_up_serves_the_api_and_down_stops_it(stack, own_database, tmp_path
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{api}/healthz", timeout=5)
     assert not list((local / "run").glob("*.pid"))
+
+
+# ---------------------------------------------------------------------------------------
+# the local PostgreSQL's shared memory
+
+LIB = helpers.ROOT / "deploy" / "local" / "lib.sh"
+
+
+def _shared_buffers(env_extra: dict) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "MH_PG_SHARED_BUFFERS"}
+    env.update(env_extra)
+    out = _run(["bash", "-c", 'source "$0" && mh_pg_shared_buffers', LIB], env, 30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_local_postgres_shared_buffers_follow_memory():
+    """The local stack gives PostgreSQL an eighth of the machine's memory, between 128MB
+    and 2GB, unless MH_PG_SHARED_BUFFERS says otherwise."""
+    kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+               if line.startswith("MemTotal:"))
+    want = min(max(kib // 1024 // 8, 128), 2048)
+    assert _shared_buffers({}) == f"{want}MB"
+    assert _shared_buffers({"MH_PG_SHARED_BUFFERS": "768MB"}) == "768MB"

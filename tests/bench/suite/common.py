@@ -181,6 +181,16 @@ class Bench:
         # The database schema once, with the first config.
         self.config("setup", ingest_port=free_port(), migrate=True)
 
+    # The server settings a claim's cost depends on, for the report's header.
+    PG_SETTINGS = ("server_version", "shared_buffers", "max_wal_size", "checkpoint_timeout",
+                   "wal_compression", "synchronous_commit")
+
+    def pg_settings(self) -> str:
+        import psycopg
+        with psycopg.connect(self.dsn()) as conn:
+            return ", ".join(f"{k} {conn.execute(f'show {k}').fetchone()[0]}"
+                             for k in self.PG_SETTINGS)
+
     def config(self, tag: str, ingest_port: int = 0, partitions: int = 6,
                batch_size: int = 500, migrate: bool = False, ingest_threads: int = 0,
                ingest_extra: dict | None = None) -> dict:

@@ -87,6 +87,7 @@ def main() -> int:
     figs, failures, state = [], {}, {}
     try:
         bench.setup()
+        meta["postgres"] = bench.pg_settings()
         for part in parts:
             t0 = time.monotonic()
             log(f"part {part}")

@@ -30,6 +30,7 @@ def markdown(meta: dict, figs: list[Figure], perf: dict[str, str]) -> str:
              f"- command: `{meta['command']}`",
              f"- machine: {meta['machine']}",
              f"- load average before / after: {meta['load_before']} / {meta['load_after']}",
+             f"- PostgreSQL: {meta.get('postgres') or 'not read'}",
              f"- runs per figure: {meta['runs']} (median, then min..max)", ""]
     for part in dict.fromkeys(f.part for f in figs):
         lines += [f"## {part}", "",
