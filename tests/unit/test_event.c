@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -91,6 +93,26 @@ static void test_time(void **state)
     assert_int_equal((int)strlen(buf), 24);
     mh_time_format(INT64_MAX, buf);
     assert_int_equal(strncmp(buf, "9999-", 5), 0);
+    /* The formatter agrees with strftime's fields over years 0..9999, before and after
+     * the epoch, and parses back to the same millisecond. */
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t v = (int64_t)(x % 315537897600000ULL) - 62167219200000LL;
+        mh_time_format(v, buf);
+        time_t secs = (time_t)(v >= 0 ? v / 1000 : (v - 999) / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        char want[64];
+        strftime(want, sizeof(want), "-%m-%dT%H:%M:%S", &tm);
+        assert_int_equal((int)strlen(buf), 24);
+        assert_int_equal(atoi(buf), tm.tm_year + 1900);
+        assert_memory_equal(buf + 4, want, 15);
+        assert_int_equal(atoi(buf + 20), (int)(v - (int64_t)secs * 1000));
+        int64_t back;
+        assert_int_equal(mh_time_parse(buf, &back), 0);
+        assert_true(back == v);
+    }
     assert_int_equal(mh_time_parse("Wed, 25 Feb 2026 12:00:00 GMT", &ms), 0);
     assert_int_equal(ms, 1772020800000LL);
     assert_int_equal(mh_time_parse("Wed, 25 Feb 2026 14:00:00 +0200", &ms), 0);
