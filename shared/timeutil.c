@@ -46,7 +46,7 @@ void mh_time_format(int64_t ms, char *out)
     if (ms > limit) ms = limit;
     time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
     int millis = (int)(ms - (int64_t)secs * 1000);
-    struct tm tm;
+    struct tm tm = {0};
     gmtime_r(&secs, &tm);
     /* Years outside 0..9999 cannot be written in RFC 3339; clamp rather than truncate. */
     int year = tm.tm_year + 1900;
