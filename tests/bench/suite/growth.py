@@ -6,6 +6,7 @@ would be."""
 
 from __future__ import annotations
 
+import statistics
 import time
 
 from common import TENANT, Bench, Figure, log
@@ -78,4 +79,10 @@ def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[li
             rec.ceiling_samples.append(rows)
             log(f"growth {n}: {rec.samples[-1]:.0f} records/s (pgbench {rows:.0f} rows/s)")
         figs.append(rec)
+    # Each size against the smallest measured in this run, as the target reads it.
+    base = figs[0] if figs else None
+    for f in figs[1:]:
+        if base.samples and f.samples and statistics.median(base.samples):
+            d = statistics.median(f.samples) / statistics.median(base.samples) - 1
+            f.note = f"{d:+.0%} against {base.name.split(', ')[-1]}"
     return figs, {}
