@@ -101,12 +101,13 @@ def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, per
     procs = [bench.worker(cfg, f"w{i}") for i in range(1, workers + 1)]
     if fill is not None:
         wait_group(bench.brokers, cfg["group"], workers)
-        for p in procs if stop_for_fill else []:
+        stopped = procs if stop_for_fill else []
+        for p in stopped:
             os.kill(p.pid, signal.SIGSTOP)
         try:
             fill()
         finally:
-            for p in procs if stop_for_fill else []:
+            for p in stopped:
                 os.kill(p.pid, signal.SIGCONT)
         total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
         started = time.monotonic()
