@@ -32,6 +32,7 @@
 #include "committer.h"
 #include "lanes.h"
 #include "parser.h"
+#include "prefetch.h"
 #include "metrics.h"
 #include "pipeline.h"
 
@@ -123,7 +124,9 @@ static int consumer_init(struct worker *w, int static_member, char *err, size_t 
         static_member ? "group.instance.id" : NULL, w->instance,
         NULL,
     };
-    rd_kafka_conf_t *conf = mh_kafka_conf(w->cfg, overrides, err, errlen);
+    struct prefetch_defaults pf;
+    prefetch_defaults(&pf, w->cfg->worker.batch_size);
+    rd_kafka_conf_t *conf = mh_kafka_conf_defaults(w->cfg, pf.pairs, overrides, err, errlen);
     if (!conf) return -1;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, w);

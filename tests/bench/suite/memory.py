@@ -1,5 +1,7 @@
 """Memory: VmHWM of mailhook-ingest holding many open idle connections (next to the bare
-libevent server holding as many), and of a worker draining a backlog at full speed."""
+libevent server holding as many), of a worker draining a backlog at full speed, and of
+one draining a deep backlog (next to the same worker reading ahead as far as
+librdkafka's own defaults let it)."""
 
 from __future__ import annotations
 
@@ -102,4 +104,40 @@ def measure(bench: Bench, sizes: dict, runs: int, worker_hwm_kib: dict | None = 
             d = worker_part.drain(bench, cfg, 1, total, sizes["drain_timeout"])
             wfig.samples.append(d["hwm_kib"] / 1024)
         figs.append(wfig)
+    figs.append(deep_backlog(bench, sizes, runs))
     return figs, {}
+
+
+# librdkafka's own read-ahead, which the worker's defaults replace (worker/prefetch.h).
+LIBRDKAFKA_READ_AHEAD = {"queued.min.messages": "100000", "queued.max.messages.kbytes": "65536"}
+
+
+def deep_backlog(bench: Bench, sizes: dict, runs: int) -> Figure:
+    """A worker's VmHWM on a backlog many times its read-ahead: the memory a blast
+    campaign's backlog costs, next to the same worker with librdkafka's read-ahead."""
+    records = sizes["backlog_records"]
+    shown = ", ".join(f"{k} {v}" for k, v in LIBRDKAFKA_READ_AHEAD.items())
+    fig = Figure("memory", f"worker VmHWM on a deep backlog, {records} single-event records",
+                 "MiB",
+                 f"mailhook-worker draining {records} pre-filled raw records ([worker] batch_size "
+                 f"{sizes['batch_size']}, its own read-ahead), VmHWM from /proc/PID/status "
+                 "before it stops",
+                 ceiling_name=f"the same with librdkafka's read-ahead ([kafka] {shown})",
+                 ceiling_command=f"the same, [kafka] {shown}")
+    rates = {"own": [], "librdkafka": []}
+    for i in range(runs):
+        for which, extra in (("own", None), ("librdkafka", LIBRDKAFKA_READ_AHEAD)):
+            tag = f"mem-deep-{which}-{i}"
+            cfg = bench.config(tag, batch_size=sizes["batch_size"], kafka_extra=extra)
+            raw = cfg["topics"]["raw"]
+            d = worker_part.drain(bench, cfg, 1, 0, sizes["drain_timeout"],
+                                  fill=lambda: worker_part.prefill(bench, raw, records, 1, tag),
+                                  stop_for_fill=True)
+            (fig.samples if which == "own" else fig.ceiling_samples).append(d["hwm_kib"] / 1024)
+            rates[which].append(d["records"] / d["seconds"] if d["seconds"] else 0.0)
+            log(f"worker VmHWM on {records} records, {which} read-ahead: "
+                f"{d['hwm_kib'] / 1024:.1f} MiB, {rates[which][-1]:.0f} records/s")
+    own, lib = (Figure.stats(rates[k]) for k in ("own", "librdkafka"))
+    fig.note = (f"records/s while draining, median: {own['median']:.0f} with its own read-ahead, "
+                f"{lib['median']:.0f} with librdkafka's")
+    return fig
