@@ -29,6 +29,7 @@
 #include "mailhook/kafka.h"
 #include "mailhook/log.h"
 #include "mailhook/timeutil.h"
+#include "arenas.h"
 #include "committer.h"
 #include "lanes.h"
 #include "parser.h"
@@ -102,6 +103,18 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* The read-ahead in use (prefetch.h; [kafka] may have replaced it), for the operator. */
+static void log_read_ahead(rd_kafka_t *rk)
+{
+    char records[32] = "?", kbytes[32] = "?";
+    size_t records_len = sizeof(records), kbytes_len = sizeof(kbytes);
+    const rd_kafka_conf_t *conf = rd_kafka_conf(rk);
+    rd_kafka_conf_get(conf, "queued.min.messages", records, &records_len);
+    rd_kafka_conf_get(conf, "queued.max.messages.kbytes", kbytes, &kbytes_len);
+    mh_info("consumer read-ahead: queued.min.messages=%s, queued.max.messages.kbytes=%s",
+            records, kbytes);
+}
+
 /*
  * A worker started with --instance is a *static* member of the group (KIP-345,
  * group.instance.id = the instance name): when it is restarted — after a crash, by a
@@ -138,6 +151,7 @@ static int consumer_init(struct worker *w, int static_member, char *err, size_t 
         return -1;
     }
     rd_kafka_poll_set_consumer(w->consumer);
+    log_read_ahead(w->consumer);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, w->cfg->worker.raw_topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(w->consumer, topics);
@@ -461,6 +475,7 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    arenas_limit();
     if (!instance) {
         char host[256] = "host";
         gethostname(host, sizeof(host) - 1);

@@ -14,8 +14,6 @@
 #ifndef MH_WORKER_PREFETCH_H
 #define MH_WORKER_PREFETCH_H
 
-#include <stddef.h>
-
 /* Read-ahead in records: this many, or two batches when batches are larger. */
 #define MH_PREFETCH_MIN_RECORDS 20000
 /* Read-ahead in KiB of record payload. */
