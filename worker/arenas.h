@@ -5,8 +5,8 @@
  * of its own, up to eight per core. A worker's threads — its pipeline's three (claim,
  * parse, commit) and librdkafka's — allocate a batch in one arena and free it in
  * another, and every arena keeps the pages its freed chunks leave behind, so the
- * process held far more than it used: with two arenas a worker draining batch
- * webhooks peaked 7–14 MiB lower at the same speed (docs/performance.md, "Memory").
+ * process held far more than it used: with two arenas a worker peaked 4–16 MiB lower
+ * for the same CPU a record (docs/performance.md, "Memory").
  * MALLOC_ARENA_MAX, or glibc.malloc.arena_max in GLIBC_TUNABLES, replaces the limit.
  */
 #ifndef MH_WORKER_ARENAS_H
