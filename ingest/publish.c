@@ -223,9 +223,8 @@ int publish_start(struct ingest_proc *p, const struct mh_config *cfg, char *err,
     rd_kafka_conf_t *conf = mh_kafka_conf_defaults(cfg, producer_defaults, overrides, err, errlen);
     if (!conf) return -1;
     char linger[32];
-    size_t sz = sizeof(linger);
-    if (rd_kafka_conf_get(conf, "linger.ms", linger, &sz) == RD_KAFKA_CONF_OK)
-        mh_info("kafka producer: linger.ms = %s", linger);
+    mh_info("kafka producer: linger.ms = %s",
+            mh_kafka_setting(conf, "linger.ms", linger, sizeof(linger)));
     if (use_sticky_partitions(conf, cfg))
         mh_info("kafka producer: partitions taken in turn, %d ms each", STICKY_MS);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);

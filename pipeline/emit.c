@@ -60,11 +60,10 @@ int emit_init(struct worker *w, char *err, size_t errlen)
         mh_warn("%s (retrying)", err);
         sleep(1);
     }
-    char backoff[32] = "?";
-    size_t backoff_len = sizeof(backoff);
-    rd_kafka_conf_get(rd_kafka_conf(w->producer), "retry.backoff.ms", backoff, &backoff_len);
+    char backoff[32];
     mh_info("transactional producer ready: transactional.id=%s, retry.backoff.ms=%s", txid,
-            backoff);
+            mh_kafka_setting(rd_kafka_conf(w->producer), "retry.backoff.ms", backoff,
+                             sizeof(backoff)));
     return 0;
 }
 

@@ -87,6 +87,16 @@ const char *mh_kafka_header(const rd_kafka_message_t *rkm, const char *name, cha
     return buf;
 }
 
+const char *mh_kafka_setting(const rd_kafka_conf_t *conf, const char *key, char *buf,
+                             size_t buflen)
+{
+    size_t sz = buflen;
+    if (buflen == 0) return buf;
+    if (rd_kafka_conf_get(conf, key, buf, &sz) != RD_KAFKA_CONF_OK)
+        snprintf(buf, buflen, "?");
+    return buf;
+}
+
 const char *mh_kafka_header_cut(const rd_kafka_message_t *rkm, const char *name, char *buf,
                                 size_t buflen)
 {

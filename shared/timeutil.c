@@ -62,7 +62,7 @@ void mh_time_format(int64_t ms, char *out)
     put_digits(out + 11, tm.tm_hour, 2);
     put_digits(out + 14, tm.tm_min, 2);
     put_digits(out + 17, tm.tm_sec, 2);
-    put_digits(out + 20, (millis % 1000 + 1000) % 1000, 3);
+    put_digits(out + 20, millis, 3); /* 0..999: secs is ms / 1000 rounded down */
 }
 
 static int digits(const char *s, int n, int *out)

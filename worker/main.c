@@ -106,13 +106,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* The read-ahead in use (prefetch.h; [kafka] may have replaced it), for the operator. */
 static void log_read_ahead(rd_kafka_t *rk)
 {
-    char records[32] = "?", kbytes[32] = "?";
-    size_t records_len = sizeof(records), kbytes_len = sizeof(kbytes);
+    char records[32], kbytes[32];
     const rd_kafka_conf_t *conf = rd_kafka_conf(rk);
-    rd_kafka_conf_get(conf, "queued.min.messages", records, &records_len);
-    rd_kafka_conf_get(conf, "queued.max.messages.kbytes", kbytes, &kbytes_len);
     mh_info("consumer read-ahead: queued.min.messages=%s, queued.max.messages.kbytes=%s",
-            records, kbytes);
+            mh_kafka_setting(conf, "queued.min.messages", records, sizeof(records)),
+            mh_kafka_setting(conf, "queued.max.messages.kbytes", kbytes, sizeof(kbytes)));
 }
 
 /*

@@ -119,6 +119,18 @@ static void test_bad_kafka_value_names_the_line(void **state)
     assert_non_null(strstr(err, "test.ini:2: [kafka]"));
 }
 
+/* A setting's value for a log line, and "?" for a key librdkafka does not know. */
+static void test_setting_for_a_log_line(void **state)
+{
+    (void)state;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char buf[32];
+    assert_int_equal(rd_kafka_conf_set(conf, "linger.ms", "7", NULL, 0), RD_KAFKA_CONF_OK);
+    assert_string_equal(mh_kafka_setting(conf, "linger.ms", buf, sizeof(buf)), "7");
+    assert_string_equal(mh_kafka_setting(conf, "no.such.setting", buf, sizeof(buf)), "?");
+    rd_kafka_conf_destroy(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_forced_setting_wins_over_kafka_and_defaults),
         cmocka_unit_test(test_without_defaults_librdkafka_decides),
         cmocka_unit_test(test_bad_kafka_value_names_the_line),
+        cmocka_unit_test(test_setting_for_a_log_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,6 +39,11 @@ rd_kafka_t *mh_kafka_reader_new(const struct mh_config *cfg, const char *group, 
 /* Copies a message's Kafka headers into h (values as text). */
 void mh_kafka_headers_read(const rd_kafka_message_t *rkm, struct mh_headers *h);
 
+/* A configuration's value of one setting in buf, for a log line: "?" when librdkafka has
+ * none (or it does not fit). Returns buf. */
+const char *mh_kafka_setting(const rd_kafka_conf_t *conf, const char *key, char *buf,
+                             size_t buflen);
+
 /* Value of one header of a message as a NUL-terminated copy in buf; NULL when absent. */
 const char *mh_kafka_header(const rd_kafka_message_t *rkm, const char *name, char *buf,
                             size_t buflen);
