@@ -27,13 +27,15 @@ SIZES = {
              "worker_records": 20000, "growth_records": 60000, "backlog_records": 300000,
              "batch_size": 500, "drain_timeout": 300, "pgbench_seconds": 5, "e2e_rates": [1000, 5000],
              "e2e_seconds": 5, "idle_connections": 10000, "idle_hold": 2,
-             "scale_records": 30000, "e2e_ladder": [2000, 4000, 6000, 8000, 10000, 12000, 15000]},
+             "scale_records": 30000, "e2e_ladder": [2000, 4000, 6000, 8000, 10000, 12000, 13000, 14000, 15000],
+             "e2e_batch_ladder": [5000, 10000, 15000, 20000, 25000, 30000]},
     "quick": {"quick": True, "connections": 64, "seconds": 1, "requests": 640,
               "py_requests": 300, "latency_seconds": 1, "latency_rates": [],
               "worker_records": 200, "growth_records": 200, "backlog_records": 2000,
               "batch_size": 10, "drain_timeout": 60, "pgbench_seconds": 1, "e2e_rates": [100],
               "e2e_seconds": 1, "idle_connections": 500, "idle_hold": 0.5,
-              "scale_records": 200, "e2e_ladder": [100, 200]},
+              "scale_records": 200, "e2e_ladder": [100, 200],
+              "e2e_batch_ladder": [100, 200]},
 }
 
 
