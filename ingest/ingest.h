@@ -139,7 +139,7 @@ void ingest_cfg_unref(struct ingest_cfg *ic);
 
 /* publish.c */
 /* The producer's linger.ms when [kafka] sets neither linger.ms nor queue.buffering.max.ms. */
-#define INGEST_LINGER_MS "1"
+#define INGEST_LINGER_MS "0.3"
 /* Makes the process's producer and starts its delivery report thread (p->loops exist). */
 int publish_start(struct ingest_proc *p, const struct mh_config *cfg, char *err, size_t errlen);
 /* A loop's share: its inbox of delivery reports. */

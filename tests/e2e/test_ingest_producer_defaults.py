@@ -10,7 +10,7 @@ import time
 import helpers
 from test_pipeline import uid, unique_bounce
 
-INGEST_LINGER_MS = "1"  # ingest/ingest.h
+INGEST_LINGER_MS = "0.3"  # ingest/ingest.h
 
 
 def _start(mailhook, tmp_path, name: str, raw: str, kafka: dict):
