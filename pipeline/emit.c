@@ -22,7 +22,7 @@
 
 #define TXN_TIMEOUT_MS 30000
 /* How long start-up waits for one topic's metadata. */
-#define TOPIC_METADATA_TIMEOUT_MS 5000
+#define TOPIC_METADATA_TIMEOUT_MS 2000
 
 /*
  * Asks the broker about the topics the worker writes before its first transaction.
@@ -31,22 +31,25 @@
  * for it inside a transaction: a new worker's first transaction took 530–880 ms, the
  * next ones 15. The answer stays in the producer's metadata cache, where a produce call
  * finds it. A topic the broker does not know is worth a warning: every transaction that
- * writes to it fails until it exists.
+ * writes to it fails until it exists. Without an answer in time the first transaction
+ * asks again itself.
  */
 static void learn_topics(struct worker *w)
 {
     const char *names[] = {w->cfg->worker.events_topic, w->cfg->worker.dlq_topic,
                            w->cfg->worker.suppressions_topic};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !w->stop; i++) {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->producer, names[i], NULL);
         if (!rkt) continue;
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t e =
             rd_kafka_metadata(w->producer, 0, rkt, &md, TOPIC_METADATA_TIMEOUT_MS);
         if (!e && md->topic_cnt == 1) e = md->topics[0].err;
-        if (e)
+        if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
             mh_warn("topic %s: %s (run `mailhook topics` if it does not exist)", names[i],
                     rd_kafka_err2str(e));
+        else if (e)
+            mh_info("topic %s: no metadata yet (%s)", names[i], rd_kafka_err2str(e));
         if (md) rd_kafka_metadata_destroy(md);
         rd_kafka_topic_destroy(rkt);
     }

@@ -75,10 +75,10 @@ class Visible(threading.Thread):
         self.join(15)
 
 
-# The first "message_id" of a record: an event's (the only message id the sender's
-# ivymail events carry), a raw single-event body's, a raw batch body's first event's. A search, not
-# json.loads: at tens of thousands of events a second the reader's own CPU would otherwise
-# take a share of the cores the pipeline is measured on.
+# The first "message_id" of a record: an event's (the only message id the sender's ivymail
+# events carry), a raw single-event body's, a raw batch body's first event's. A search,
+# not json.loads: at tens of thousands of events a second the reader's own CPU would
+# otherwise take a share of the cores the pipeline is measured on.
 _MESSAGE_ID = re.compile(rb'"message_id":\s*"([^"\\]*)"')
 
 
@@ -219,8 +219,9 @@ def measure(bench: Bench, sizes: dict, runs: int) -> tuple[list[Figure], dict]:
                           f"the first not sustained; ingest + 2 workers",
                           ceiling_name="the same ladder on the raw topic (workers running)")
             for i in range(runs):
-                sust.samples.append(highest_sustained(bench, cfg, cfg["topics"]["events"], ladder,
-                                                      sizes["e2e_seconds"], f"ladder{per}-{i}", per))
+                sust.samples.append(highest_sustained(
+                    bench, cfg, cfg["topics"]["events"], ladder, sizes["e2e_seconds"],
+                    f"ladder{per}-{i}", per))
                 sust.ceiling_samples.append(highest_sustained(
                     bench, cfg, cfg["topics"]["raw"], ladder, sizes["e2e_seconds"],
                     f"ladder{per}-{i}-raw", per))
