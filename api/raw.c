@@ -108,16 +108,11 @@ static void not_found(struct raw_call *c, const char *fmt, ...)
 /* 1 when topic has the partition, 0 when not, -1 with c->err when Kafka did not say. */
 static int has_partition(struct raw_call *c, rd_kafka_t *rk, const char *topic, int64_t deadline)
 {
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
+    const struct rd_kafka_metadata *md;
     int left = (int)(deadline - mh_mono_ms());
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, left > 0 ? left : 1);
-    rd_kafka_topic_destroy(t);
-    if (e || md->topic_cnt != 1 || md->topics[0].err) {
-        snprintf(c->err, sizeof(c->err), "%s: %s", topic,
-                 rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err
-                                                        : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
-        if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_resp_err_t e = mh_kafka_topic_metadata(rk, topic, left > 0 ? left : 1, &md);
+    if (e) {
+        snprintf(c->err, sizeof(c->err), "%s: %s", topic, rd_kafka_err2str(e));
         return -1;
     }
     int found = 0;

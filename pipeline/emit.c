@@ -39,19 +39,15 @@ static void learn_topics(struct worker *w)
     const char *names[] = {w->cfg->worker.events_topic, w->cfg->worker.dlq_topic,
                            w->cfg->worker.suppressions_topic};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !w->stop; i++) {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->producer, names[i], NULL);
-        if (!rkt) continue;
-        const struct rd_kafka_metadata *md = NULL;
+        const struct rd_kafka_metadata *md;
         rd_kafka_resp_err_t e =
-            rd_kafka_metadata(w->producer, 0, rkt, &md, TOPIC_METADATA_TIMEOUT_MS);
-        if (!e && md->topic_cnt == 1) e = md->topics[0].err;
+            mh_kafka_topic_metadata(w->producer, names[i], TOPIC_METADATA_TIMEOUT_MS, &md);
         if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
             mh_warn("topic %s: %s (run `mailhook topics` if it does not exist)", names[i],
                     rd_kafka_err2str(e));
         else if (e)
             mh_info("topic %s: no metadata yet (%s)", names[i], rd_kafka_err2str(e));
         if (md) rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
     }
 }
 

@@ -87,6 +87,24 @@ const char *mh_kafka_header(const rd_kafka_message_t *rkm, const char *name, cha
     return buf;
 }
 
+rd_kafka_resp_err_t mh_kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                                            const struct rd_kafka_metadata **md)
+{
+    *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (!rkt) return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    const struct rd_kafka_metadata *m = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &m, timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (!e) e = m->topic_cnt == 1 ? m->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (e) {
+        if (m) rd_kafka_metadata_destroy(m);
+        return e;
+    }
+    *md = m;
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 const char *mh_kafka_setting(const rd_kafka_conf_t *conf, const char *key, char *buf,
                              size_t buflen)
 {

@@ -155,15 +155,10 @@ int dlq_read_windows(rd_kafka_t *rk, const char *topic, struct dlq_window *w, si
 struct dlq_window *dlq_partitions(rd_kafka_t *rk, const char *topic, size_t *n, int timeout_ms,
                                   char *err, size_t errlen)
 {
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
-    rd_kafka_topic_destroy(t);
-    if (e || md->topic_cnt != 1 || md->topics[0].err) {
-        snprintf(err, errlen, "%s: %s", topic,
-                 rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err
-                                                        : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
-        if (md) rd_kafka_metadata_destroy(md);
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t e = mh_kafka_topic_metadata(rk, topic, timeout_ms, &md);
+    if (e) {
+        snprintf(err, errlen, "%s: %s", topic, rd_kafka_err2str(e));
         return NULL;
     }
     size_t cnt = (size_t)md->topics[0].partition_cnt;

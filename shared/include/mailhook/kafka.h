@@ -44,6 +44,12 @@ void mh_kafka_headers_read(const rd_kafka_message_t *rkm, struct mh_headers *h);
 const char *mh_kafka_setting(const rd_kafka_conf_t *conf, const char *key, char *buf,
                              size_t buflen);
 
+/* One topic's metadata: the call's error or, when the call worked, the topic's own
+ * (__UNKNOWN_TOPIC when the answer does not hold it). *md is set only on NO_ERROR, for
+ * rd_kafka_metadata_destroy. */
+rd_kafka_resp_err_t mh_kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                                            const struct rd_kafka_metadata **md);
+
 /* Value of one header of a message as a NUL-terminated copy in buf; NULL when absent. */
 const char *mh_kafka_header(const rd_kafka_message_t *rkm, const char *name, char *buf,
                             size_t buflen);
