@@ -33,7 +33,7 @@ FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
-      librdkafka-dev libevent-dev libjansson-dev libinih-dev libssl-dev libpq-dev \
+      librdkafka-dev libevent-dev libjansson-dev libinih-dev libssl-dev libpq-dev libjemalloc-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # The programs' default [postgres] migrations_dir is <source dir>/migrations: building
@@ -75,7 +75,7 @@ LABEL org.opencontainers.image.title="mailhook" \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       librdkafka1 libevent-2.1-7 libevent-pthreads-2.1-7 libevent-openssl-2.1-7 libjansson4 \
-      libinih1 libssl3 libpq5 \
+      libinih1 libssl3 libpq5 libjemalloc2 \
       ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 mailhook \

@@ -47,6 +47,9 @@
  * a batch over this is split (the bisection below) before PostgreSQL sees it. */
 #define CLAIM_PARAM_MAX_BYTES ((size_t)128 * 1024 * 1024)
 
+/* insert_sql's name on each connection (dedup_connect prepares it). */
+#define CLAIM_STATEMENT "mh_claim"
+
 /*
  * Claims the batch's events and writes the log rows of those it claimed; returns the idx
  * of every event this statement claimed for its own record. Two records of one batch
@@ -96,6 +99,19 @@ int dedup_connect(struct worker *w, char *err, size_t errlen)
         w->pg = NULL;
         return -1;
     }
+    /* Parsed and planned once a connection, not once a batch: the plan is the same for
+     * every batch (the rows come as two jsonb parameters), and planning the statement
+     * cost about a tenth of what running it on 250 events did. A connection is made only
+     * here, so every one the worker claims on has it. A database that refuses it (no
+     * schema yet) refuses the claim too: the connection is dropped and the claim retried. */
+    PGresult *res = PQprepare(w->pg, CLAIM_STATEMENT, insert_sql, 2, NULL);
+    if (mh_pg_ok(res, PGRES_COMMAND_OK, "prepare the claim statement", err, errlen) < 0) {
+        PQclear(res);
+        PQfinish(w->pg);
+        w->pg = NULL;
+        return -1;
+    }
+    PQclear(res);
     return 0;
 }
 
@@ -346,7 +362,7 @@ static enum attempt claim_once(struct worker *w, struct batch *b, struct fault *
     PQclear(res);
 
     const char *p1[] = {rows_txt, cs.events};
-    res = PQexecParams(w->pg, insert_sql, 2, NULL, p1, NULL, NULL, 0);
+    res = PQexecPrepared(w->pg, CLAIM_STATEMENT, 2, p1, NULL, NULL, 0);
     if (pg_check(w, res, PGRES_TUPLES_OK, "insert claims", f) < 0) goto rollback;
     mark_claimed(&cs, res);
     PQclear(res);

@@ -473,7 +473,9 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    arenas_limit();
+#ifndef MH_JEMALLOC
+    arenas_limit(); /* glibc's allocator; jemalloc has its settings (jemalloc_conf.c) */
+#endif
     if (!instance) {
         char host[256] = "host";
         gethostname(host, sizeof(host) - 1);

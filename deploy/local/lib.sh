@@ -72,6 +72,7 @@ MH_PG_STARTED=0
 MH_APT_PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev libevent-dev libjansson-dev libinih-dev libcmocka-dev libssl-dev libpq-dev
+  libjemalloc-dev
   postgresql openjdk-17-jre-headless maven
   python3 python3-pip python3-venv
   curl openssl procps

@@ -28,17 +28,17 @@ PARTITIONS = 6  # the raw topic's, as Bench.config makes it
 PGBENCH_SCRIPT = """\\set base random(1, 1000000000000)
 WITH p AS (SELECT jsonb_agg(jsonb_build_object(
     'idx', g, 'tenant', 'acme', 'provider', 'ivymail',
-    'event_id', 'pgb-' || :base || '-' || g, 'raw_topic', 'mailhook.raw',
-    'raw_partition', g % 6, 'raw_offset', :base + g, 'event_type', 'email.delivered',
-    'recipient', 'u' || g || '@acme.example', 'message_id', 'pgb-' || :base || '-' || g,
+    'event_id', 'pgb-' || :base::bigint || '-' || g, 'raw_topic', 'mailhook.raw',
+    'raw_partition', g % 6, 'raw_offset', :base::bigint + g, 'event_type', 'email.delivered',
+    'recipient', 'u' || g || '@acme.example', 'message_id', 'pgb-' || :base::bigint || '-' || g,
     'occurred_at', now(),
     'event', jsonb_build_object('schema', 'mailhook.event.v1', 'type', 'email.delivered',
         'provider', 'ivymail', 'source', 'ivymail', 'tenant', 'acme',
-        'recipient', 'u' || g || '@acme.example', 'message_id', 'pgb-' || :base || '-' || g,
-        'event_id', 'pgb-' || :base || '-' || g, 'provider_event', 'delivered',
+        'recipient', 'u' || g || '@acme.example', 'message_id', 'pgb-' || :base::bigint || '-' || g,
+        'event_id', 'pgb-' || :base::bigint || '-' || g, 'provider_event', 'delivered',
         'occurred_at', now(), 'received_at', now(),
         'raw', jsonb_build_object('topic', 'mailhook.raw', 'partition', g % 6, 'offset', g))))
-    AS j FROM generate_series(1, :batch) g),
+    AS j FROM generate_series(1, :batch::integer) g),
  x AS (SELECT r.*, mh_claim_key(r.tenant, r.provider, r.event_id) AS k
     FROM p, jsonb_to_recordset(p.j) AS r(idx integer, tenant text,
     provider text, event_id text, raw_topic text, raw_partition integer, raw_offset bigint,
@@ -156,7 +156,7 @@ def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, per
 def pgbench(bench: Bench, clients: int, batch: int, seconds: float) -> tuple[str, float]:
     script = bench.work / "claim.sql"
     script.write_text(PGBENCH_SCRIPT)
-    argv = ["pgbench", "-n", "-f", str(script), "-c", str(clients), "-j", str(clients),
+    argv = ["pgbench", "-n", "-M", "prepared", "-f", str(script), "-c", str(clients), "-j", str(clients),
             "-T", str(max(int(seconds), 1)), "-D", f"batch={batch}", bench.dsn()]
     out = run(argv, seconds + 120)
     m = re.search(r"tps = ([\d.]+)", out)
