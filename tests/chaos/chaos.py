@@ -451,16 +451,24 @@ class Run:
 class WorkProgress(threading.Thread):
     """Raw records the worker group has committed, read every interval seconds."""
 
-    def __init__(self, brokers: str, group: str, topic: str, interval: float = 0.5):
+    def __init__(self, brokers: str, group: str, topic: str, interval: float = 0.5,
+                 stable: bool = True):
         super().__init__(daemon=True)
         self.brokers, self.group, self.topic, self.interval = brokers, group, topic, interval
+        # A read_committed reader asks for *stable* offsets (KIP-447): the broker answers
+        # only once no transaction holds offsets of the group's partitions pending, which
+        # under a backlog of pipelined transactions may be never until the end. With
+        # stable=False it reads the offsets of the transactions committed so far.
+        self.isolation = "read_committed" if stable else "read_uncommitted"
         self.done = 0
+        self.ready = threading.Event()  # set once the first reading is in
         self._stop_ev = threading.Event()
 
     def run(self) -> None:
         from confluent_kafka import Consumer, TopicPartition
         c = Consumer({"bootstrap.servers": self.brokers, "group.id": self.group,
-                      "enable.auto.commit": False, "log_level": 0})
+                      "enable.auto.commit": False, "log_level": 0,
+                      "isolation.level": self.isolation})
         try:
             parts = None
             while not self._stop_ev.wait(self.interval):
@@ -469,6 +477,7 @@ class WorkProgress(threading.Thread):
                         parts = [TopicPartition(self.topic, p)
                                  for p in check.partitions(self.brokers, self.topic)]
                     self.done = sum(max(tp.offset, 0) for tp in c.committed(parts, timeout=5))
+                    self.ready.set()
                 except Exception:
                     pass  # the broker is away: keep the last figure
         finally:

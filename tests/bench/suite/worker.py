@@ -96,22 +96,14 @@ def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, per
     worker to join takes every partition and works alone until the others' joins
     rebalance the group, which on a backlog of seconds is most of the measurement. With
     stop_for_fill the workers are stopped (SIGSTOP) while fill() writes, so the load
-    generator does not share the cores with them during the measurement."""
+    generator does not share the cores with them during the measurement. The group's
+    offsets are read from before the workers can commit anything (before the fill, or
+    from their start), so the first advance is seen when it happens, not when a reader
+    started after it has joined the broker."""
     started = time.monotonic()
     procs = [bench.worker(cfg, f"w{i}") for i in range(1, workers + 1)]
-    if fill is not None:
-        wait_group(bench.brokers, cfg["group"], workers)
-        stopped = procs if stop_for_fill else []
-        for p in stopped:
-            os.kill(p.pid, signal.SIGSTOP)
-        try:
-            fill()
-        finally:
-            for p in stopped:
-                os.kill(p.pid, signal.SIGCONT)
-        total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
-        started = time.monotonic()
-    work = chaos.WorkProgress(bench.brokers, cfg["group"], cfg["topics"]["raw"], interval=0.05)
+    work = chaos.WorkProgress(bench.brokers, cfg["group"], cfg["topics"]["raw"], interval=0.05,
+                              stable=False)
     work.start()
     first = last = None
     hwm = 0
@@ -119,18 +111,33 @@ def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, per
     # CPU from the first commit on, as the rate; the workers' own at their end.
     cpu_first = cpu_last = None
     try:
+        if not work.ready.wait(30):
+            raise RuntimeError("the group's committed offsets could not be read")
+        if fill is not None:
+            wait_group(bench.brokers, cfg["group"], workers)
+            stopped = procs if stop_for_fill else []
+            for p in stopped:
+                os.kill(p.pid, signal.SIGSTOP)
+            try:
+                fill()
+            finally:
+                for p in stopped:
+                    os.kill(p.pid, signal.SIGCONT)
+            total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
+            started = time.monotonic()
+        sampler = cpu.Sampler([p.pid for p in procs])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             done, now = work.done, time.monotonic()
             if done and (last is None or done != last[1]):
                 if first is None:
                     first = (now, done)
-                    cpu_first = cpu.snapshot([p.pid for p in procs])
+                    cpu_first = sampler.snapshot()
                     if perf is not None:
                         perf.start("worker", procs[0].pid)
                         perf_on = True
                 last = (now, done)
-                cpu_last = cpu.snapshot([p.pid for p in procs])
+                cpu_last = sampler.snapshot()
             if done >= total:
                 break
             if not all(p.alive() for p in procs):
@@ -227,7 +234,8 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                 cfg = bench.config(tag, batch_size=batch_size)
                 raw = cfg["topics"]["raw"]
                 d = drain(bench, cfg, workers, 0, sizes["drain_timeout"],
-                          fill=lambda: prefill(bench, raw, records, per_record, tag))
+                          fill=lambda: prefill(bench, raw, records, per_record, tag),
+                          stop_for_fill=True)
                 total = sum(check.end_offsets(bench.brokers, raw).values())
                 hwm = result["worker_hwm_kib"]
                 hwm[kind] = max(hwm[kind], d["hwm_kib"])
