@@ -215,15 +215,15 @@ def measure(bench: Bench, sizes: dict, runs: int) -> tuple[list[Figure], dict]:
             sust = Figure("e2e", f"highest sustained rate, {kind} (every event visible within "
                                  f"{SUSTAINED_DRAIN_S:.0f} s of the last 200)", "events/s",
                           f"open-loop sender (e2e_sender.c), {', '.join(map(str, ladder))} "
-                          f"events/s ({per} a request) for {sizes['e2e_seconds']}s each, up to "
+                          f"events/s ({per} a request) for {sizes['e2e_ladder_seconds']:g}s each, up to "
                           f"the first not sustained; ingest + 2 workers",
                           ceiling_name="the same ladder on the raw topic (workers running)")
             for i in range(runs):
                 sust.samples.append(highest_sustained(
-                    bench, cfg, cfg["topics"]["events"], ladder, sizes["e2e_seconds"],
+                    bench, cfg, cfg["topics"]["events"], ladder, sizes["e2e_ladder_seconds"],
                     f"ladder{per}-{i}", per))
                 sust.ceiling_samples.append(highest_sustained(
-                    bench, cfg, cfg["topics"]["raw"], ladder, sizes["e2e_seconds"],
+                    bench, cfg, cfg["topics"]["raw"], ladder, sizes["e2e_ladder_seconds"],
                     f"ladder{per}-{i}-raw", per))
             sust.note = (f"ladder {', '.join(map(str, ladder))} events/s; the top of the ladder "
                          f"is a floor, not a maximum")

@@ -61,6 +61,13 @@ def main() -> int:
                     help="a [kafka] setting for every config the run writes (repeatable)")
     ap.add_argument("--worker", action="append", default=[], metavar="KEY=VALUE",
                     help="a [worker] setting for every config the run writes (repeatable)")
+    ap.add_argument("--ladder", metavar="RATE,...",
+                    help="the e2e part's single-event ladder, events/s (default 2000 to 15000)")
+    ap.add_argument("--batch-ladder", metavar="RATE,...",
+                    help="the e2e part's batch-webhook ladder, events/s (default 5000 to 30000)")
+    ap.add_argument("--ladder-seconds", type=float, metavar="S",
+                    help="how long each ladder step sends (default 5): a longer step tells a "
+                         "rate the pipeline holds from a burst it absorbs")
     ap.add_argument("--bin", type=Path, required=True)
     ap.add_argument("--argv", default="")
     args = ap.parse_args()
@@ -72,7 +79,11 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown part(s) {', '.join(unknown)}; parts: {', '.join(PARTS + OPTIONAL)}")
     runs = args.runs or (1 if args.quick else 3)
-    sizes = SIZES["quick" if args.quick else "full"]
+    sizes = dict(SIZES["quick" if args.quick else "full"])
+    for key, value in (("e2e_ladder", args.ladder), ("e2e_batch_ladder", args.batch_ladder)):
+        if value:
+            sizes[key] = sorted(int(r) for r in value.split(","))
+    sizes["e2e_ladder_seconds"] = args.ladder_seconds or sizes["e2e_seconds"]
     out = args.out or ROOT / ".local" / "bench" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
     build = Path(os.environ.get("MH_BUILD_DIR") or ROOT / "build").resolve()
