@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import configparser
 import dataclasses
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -601,3 +602,21 @@ class Mailhook:
             if any(m in text for m in marks):
                 found.append(name)
         return found
+
+
+# A test that compares the database's day (now() at time zone 'UTC') with its own waits
+# for the next day when it starts this close to midnight UTC.
+MIDNIGHT_MARGIN_S = 120
+
+
+def today_with_margin() -> dt.date:
+    """Today (UTC), with at least MIDNIGHT_MARGIN_S of it left: a test that takes its
+    day when its module is collected, or near the day's end, would meet a database
+    already on the next one."""
+    now = dt.datetime.now(dt.timezone.utc)
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(0, 0),
+                                   tzinfo=dt.timezone.utc)
+    left = (midnight - now).total_seconds()
+    if left < MIDNIGHT_MARGIN_S:
+        time.sleep(left + 1)
+    return dt.datetime.now(dt.timezone.utc).date()

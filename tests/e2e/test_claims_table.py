@@ -17,6 +17,7 @@ import helpers
 from test_pipeline import ROOT, uid
 
 MIGRATION = "0008_narrow_claims.sql"
+# Set when a test starts (db), not when the module is collected: see helpers.today_with_margin.
 TODAY = datetime.now(timezone.utc).date()
 
 
@@ -30,6 +31,8 @@ def key(tenant: str, scope: str, event_id: str) -> bytes:
 def db(stack, mailhook, tmp_path):
     """(dsn, migrate(dir)) for a database of its own; migrate runs `mailhook migrate`
     with the given migrations directory."""
+    global TODAY
+    TODAY = helpers.today_with_margin()
     name = f"mailhook_e2e_claims_{uid()}"
     with psycopg.connect(stack.dsn, autocommit=True) as admin:
         admin.execute(f'create database "{name}"')

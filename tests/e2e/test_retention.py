@@ -16,6 +16,8 @@ import pytest
 
 import helpers
 
+# The UTC day the test runs in, which the database's now() must share: set when a test
+# starts (ret_db), not when the module is collected, which may be the day before.
 TODAY = datetime.now(timezone.utc).date()
 
 
@@ -26,6 +28,8 @@ def at_noon(d: date) -> datetime:
 @pytest.fixture
 def ret_db(mailhook, stack, tmp_path):
     """A freshly migrated database, a config for it and a runner for the CLI."""
+    global TODAY
+    TODAY = helpers.today_with_margin()
     name = "mailhook_ret_" + helpers.new_secret()[:10]
     with psycopg.connect(stack.dsn, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
