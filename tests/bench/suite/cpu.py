@@ -28,29 +28,12 @@ def seconds(pid: int, children: bool = False) -> float:
     return ticks / TICK
 
 
-def postgres() -> float | None:
-    """CPU seconds of the local PostgreSQL so far, or None when none runs here."""
-    master = _pgrep(["-o", "-x", "postgres"])
-    if not master:
-        return None
-    return seconds(master[0], True) + sum(seconds(p) for p in _pgrep(["-P", str(master[0])]))
-
-
-def kafka() -> float | None:
-    """CPU seconds of the local Kafka broker processes so far, or None when none runs here."""
-    pids = _pgrep(["-f", "kafka.Kafka"])
-    return sum(seconds(p) for p in pids) if pids else None
-
-
-def snapshot(pids: list[int]) -> dict:
-    return {"processes": sum(seconds(p) for p in pids), "postgres": postgres(), "kafka": kafka()}
-
-
 class Sampler:
-    """snapshot() for a measurement that samples often: PostgreSQL's postmaster and the
-    broker are looked up once, and the postmaster's live children are read from /proc,
-    so a sample costs file reads, not the three pgrep processes snapshot() starts, which
-    would take CPU from the processes measured."""
+    """CPU seconds of the given pids, the local PostgreSQL and the Kafka broker(s), for a
+    measurement that samples often: the postmaster and the broker are looked up once and
+    the postmaster's live children are read from /proc, so a sample costs file reads, not
+    pgrep processes that would take CPU from the processes measured. A part is None when
+    no such local process runs (an external stack)."""
 
     def __init__(self, pids: list[int]):
         self.pids = pids
