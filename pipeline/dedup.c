@@ -10,9 +10,11 @@
  * duplicate, one claimed by its own record (after a crash between the PostgreSQL and
  * the Kafka commit, an aborted transaction, a rebalance or a replay) is emitted again,
  * not fresh. Because the claim never changes, processing the same record again makes
- * the same decision. The batch travels as two jsonb parameters (the claims' columns, and
- * the events as normalize.c serialized them, side by side), so a batch costs one
- * statement when every event is new, two otherwise, whatever its size.
+ * the same decision. The batch travels as eight parameters, one array per column in the
+ * binary format (the claims' columns, and the events as the texts normalize.c
+ * serialized, side by side; pg_array.h), so a batch costs one statement when every event
+ * is new, two otherwise, whatever its size, and neither side writes or parses JSON for
+ * the claims' columns.
  *
  * The dedup scope (dedup_scope.h) is the provider's name, or "provider/source" for a
  * generic provider whose ids are unique only per sender; it is what the claim's
@@ -41,14 +43,24 @@
 #include "mailhook/event_limits.h"
 #include "mailhook/log.h"
 #include "mailhook/pg.h"
+#include "mailhook/pg_array.h"
 #include "pipeline.h"
 
-/* Largest parameters of one claim statement. A jsonb value holds at most 256 MiB;
+/* Largest parameters of one claim statement. An array value holds at most 1 GiB;
  * a batch over this is split (the bisection below) before PostgreSQL sees it. */
 #define CLAIM_PARAM_MAX_BYTES ((size_t)128 * 1024 * 1024)
 
 /* insert_sql's name on each connection (dedup_connect prepares it). */
 #define CLAIM_STATEMENT "mh_claim"
+
+/* insert_sql's parameters: one array per column, in this order. */
+enum { COL_IDX, COL_TENANT, COL_PROVIDER, COL_EVENT_ID, COL_TOPIC, COL_PARTITION, COL_OFFSET,
+       COL_EVENT, CLAIM_PARAMS };
+
+static const Oid claim_param_types[CLAIM_PARAMS] = {
+    MH_PG_INT4_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
+    MH_PG_TEXT_ARRAY_OID, MH_PG_INT4_ARRAY_OID, MH_PG_INT8_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
+};
 
 /*
  * Claims the batch's events and writes the log rows of those it claimed; returns the idx
@@ -56,11 +68,11 @@
  * carrying the same event both propose it; in key, then idx order the first wins.
  */
 static const char insert_sql[] =
-    "WITH x AS (SELECT r.*, mh_claim_key(r.tenant, r.provider, r.event_id) AS k"
-    " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (idx integer, tenant text,"
-    " provider text, event_id text, raw_topic text, raw_partition integer, raw_offset bigint),"
-    " jsonb_array_elements($2::jsonb)) AS r(idx, tenant, provider, event_id, raw_topic,"
-    " raw_partition, raw_offset, event)),"
+    "WITH x AS (SELECT r.idx, r.tenant, r.provider, r.event_id, r.raw_topic, r.raw_partition,"
+    " r.raw_offset, r.event::jsonb AS event, mh_claim_key(r.tenant, r.provider, r.event_id) AS k"
+    " FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    " $6::integer[], $7::bigint[], $8::text[]) AS r(idx, tenant, provider, event_id,"
+    " raw_topic, raw_partition, raw_offset, event)),"
     " c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)"
     " SELECT k, (now() AT TIME ZONE 'UTC')::date, raw_topic, raw_partition, raw_offset"
     " FROM x ORDER BY k, idx ON CONFLICT DO NOTHING"
@@ -100,11 +112,11 @@ int dedup_connect(struct worker *w, char *err, size_t errlen)
         return -1;
     }
     /* Parsed and planned once a connection, not once a batch: the plan is the same for
-     * every batch (the rows come as two jsonb parameters), and planning the statement
+     * every batch (the rows come as array parameters), and planning the statement
      * cost about a tenth of what running it on 250 events did. A connection is made only
      * here, so every one the worker claims on has it. A database that refuses it (no
      * schema yet) refuses the claim too: the connection is dropped and the claim retried. */
-    PGresult *res = PQprepare(w->pg, CLAIM_STATEMENT, insert_sql, 2, NULL);
+    PGresult *res = PQprepare(w->pg, CLAIM_STATEMENT, insert_sql, CLAIM_PARAMS, claim_param_types);
     if (mh_pg_ok(res, PGRES_COMMAND_OK, "prepare the claim statement", err, errlen) < 0) {
         PQclear(res);
         PQfinish(w->pg);
@@ -121,21 +133,44 @@ static const char *str_or(json_t *ev, const char *key, const char *def)
     return s ? s : def;
 }
 
+/* A row of insert_sql: an event's first copy in its record. */
+struct claim_row {
+    size_t idx;         /* its slot */
+    const char *tenant; /* the event's, alive as long as the batch */
+    char *scope;        /* mh_event_dedup_scope's, owned */
+    const char *event_id;
+};
+
+/* Where an event lives: its record and its index in that record's events. */
+struct slot {
+    struct batch_rec *rec;
+    size_t j;
+};
+
+/* A batch's events as both statements see them; idx (build_rows) indexes slots. */
+struct claim_set {
+    struct slot *slots;
+    size_t nslots;
+    struct claim_row *rows; /* only an event's first copy in its record has one */
+    size_t nrows;
+    struct mh_pg_array cols[CLAIM_PARAMS]; /* insert_sql's parameters, in the order of rows */
+    size_t param_bytes;
+};
+
 /*
- * Builds the statement's two parameters: rows (the claims' columns; idx numbers the
- * (record, event) pairs in rec order) and, in the same order, the events as a JSON array
- * joined from the texts normalize.c made, so no event is serialized again here.
+ * Builds the rows and the statement's parameters: the claims' columns (idx numbers the
+ * (record, event) pairs in rec order) and, in the same order, the events as the texts
+ * normalize.c made, so no event is serialized again here.
  */
-static json_t *build_rows(struct batch *b, char **events_txt, size_t *events_len)
+static void build_rows(struct batch *b, struct claim_set *cs)
 {
-    json_t *rows = json_array();
-    size_t idx = 0, cap = 2, len = 0;
-    for (size_t i = 0; i < b->n; i++)
-        if (b->recs[i].events)
-            for (size_t j = 0; j < json_array_size(b->recs[i].events); j++)
-                cap += b->recs[i].ev_len[j] + 1;
-    char *txt = mh_malloc(cap + 1);
-    txt[len++] = '[';
+    static const uint32_t elem[CLAIM_PARAMS] = {
+        MH_PG_INT4_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID,
+        MH_PG_TEXT_OID, MH_PG_INT4_OID, MH_PG_INT8_OID, MH_PG_TEXT_OID,
+    };
+    for (int c = 0; c < CLAIM_PARAMS; c++) mh_pg_array_init(&cs->cols[c], elem[c]);
+    cs->rows = mh_calloc(cs->nslots, sizeof(*cs->rows));
+    size_t idx = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct batch_rec *r = &b->recs[i];
         if (!r->events) continue;
@@ -149,49 +184,30 @@ static json_t *build_rows(struct batch *b, char **events_txt, size_t *events_len
             /* The same event twice in one record: only its first copy may claim. */
             if (json_object_get(seen, id)) continue;
             json_object_set_new(seen, id, json_true());
-            char *scope = mh_event_dedup_scope(ev);
-            json_t *row = json_object();
-            json_object_set_new(row, "idx", json_integer((json_int_t)this_idx));
-            json_object_set_new(row, "tenant", json_string(str_or(ev, "tenant", "")));
-            json_object_set_new(row, "provider", json_string(scope));
-            json_object_set_new(row, "event_id", json_string(id));
-            json_object_set_new(row, "raw_topic", json_string(topic));
-            json_object_set_new(row, "raw_partition", json_integer(r->rkm->partition));
-            json_object_set_new(row, "raw_offset", json_integer(r->rkm->offset));
-            json_array_append_new(rows, row);
-            free(scope);
-            if (len > 1) txt[len++] = ',';
-            memcpy(txt + len, r->ev_text[j], r->ev_len[j]);
-            len += r->ev_len[j];
+            struct claim_row *row = &cs->rows[cs->nrows++];
+            *row = (struct claim_row){this_idx, str_or(ev, "tenant", ""),
+                                      mh_event_dedup_scope(ev), id};
+            mh_pg_array_add_int4(&cs->cols[COL_IDX], (int32_t)this_idx);
+            mh_pg_array_add_text(&cs->cols[COL_TENANT], row->tenant, strlen(row->tenant));
+            mh_pg_array_add_text(&cs->cols[COL_PROVIDER], row->scope, strlen(row->scope));
+            mh_pg_array_add_text(&cs->cols[COL_EVENT_ID], id, strlen(id));
+            mh_pg_array_add_text(&cs->cols[COL_TOPIC], topic, strlen(topic));
+            mh_pg_array_add_int4(&cs->cols[COL_PARTITION], r->rkm->partition);
+            mh_pg_array_add_int8(&cs->cols[COL_OFFSET], r->rkm->offset);
+            mh_pg_array_add_text(&cs->cols[COL_EVENT], r->ev_text[j], r->ev_len[j]);
         }
         json_decref(seen);
     }
-    txt[len++] = ']';
-    txt[len] = '\0';
-    *events_txt = txt;
-    *events_len = len;
-    return rows;
+    for (int c = 0; c < CLAIM_PARAMS; c++) {
+        mh_pg_array_finish(&cs->cols[c]);
+        cs->param_bytes += cs->cols[c].len;
+    }
 }
-
-/* Where an event lives: its record and its index in that record's events. */
-struct slot {
-    struct batch_rec *rec;
-    size_t j;
-};
-
-/* A batch's events as both statements see them; idx (build_rows) indexes slots. */
-struct claim_set {
-    struct slot *slots;
-    size_t nslots;
-    json_t *rows;   /* insert_sql's rows: only an event's first copy in its record has one */
-    char *events;   /* insert_sql's events, in the order of rows */
-    size_t events_len;
-};
 
 /*
  * Resets every record's emit and fresh flags to 0 and numbers the batch's events in rec
- * order. Returns the number of events; when there are any, cs holds their slots and rows
- * (claim_set_free), else nothing is allocated.
+ * order. Returns the number of events; when there are any, cs holds their slots, rows and
+ * parameters (claim_set_free), else nothing is allocated.
  */
 static size_t claim_set_build(struct batch *b, struct claim_set *cs)
 {
@@ -212,22 +228,16 @@ static size_t claim_set_build(struct batch *b, struct claim_set *cs)
         cs->slots = NULL;
         return 0;
     }
-    cs->rows = build_rows(b, &cs->events, &cs->events_len);
+    build_rows(b, cs);
     return cs->nslots;
 }
 
 static void claim_set_free(struct claim_set *cs)
 {
-    json_decref(cs->rows);
-    free(cs->events);
+    for (size_t k = 0; k < cs->nrows; k++) free(cs->rows[k].scope);
+    free(cs->rows);
+    for (int c = 0; c < CLAIM_PARAMS; c++) mh_pg_array_free(&cs->cols[c]);
     free(cs->slots);
-}
-
-/* The idx of a row (build_rows), or -1. */
-static long row_idx(const struct claim_set *cs, json_t *row)
-{
-    json_int_t idx = json_integer_value(json_object_get(row, "idx"));
-    return idx >= 0 && (size_t)idx < cs->nslots ? (long)idx : -1;
 }
 
 /* claims_sql's keys: those of the rows whose event is not yet fresh (after the insert:
@@ -235,16 +245,14 @@ static long row_idx(const struct claim_set *cs, json_t *row)
 static json_t *keys_to_read(const struct claim_set *cs)
 {
     json_t *keys = json_array();
-    size_t k;
-    json_t *row;
-    json_array_foreach(cs->rows, k, row) {
-        long idx = row_idx(cs, row);
-        if (idx < 0 || cs->slots[idx].rec->fresh[cs->slots[idx].j]) continue;
+    for (size_t k = 0; k < cs->nrows; k++) {
+        const struct claim_row *row = &cs->rows[k];
+        if (cs->slots[row->idx].rec->fresh[cs->slots[row->idx].j]) continue;
         json_t *key = json_object();
-        json_object_set(key, "idx", json_object_get(row, "idx"));
-        json_object_set(key, "tenant", json_object_get(row, "tenant"));
-        json_object_set(key, "provider", json_object_get(row, "provider"));
-        json_object_set(key, "event_id", json_object_get(row, "event_id"));
+        json_object_set_new(key, "idx", json_integer((json_int_t)row->idx));
+        json_object_set_new(key, "tenant", json_string(row->tenant));
+        json_object_set_new(key, "provider", json_string(row->scope));
+        json_object_set_new(key, "event_id", json_string(row->event_id));
         json_array_append_new(keys, key);
     }
     return keys;
@@ -334,18 +342,14 @@ static void mark_claimed(struct claim_set *cs, PGresult *res)
 static enum attempt claim_once(struct worker *w, struct batch *b, struct fault *f)
 {
     PGresult *res = NULL;
-    char *rows_txt = NULL;
     struct claim_set cs;
     enum attempt rc = A_TRANSIENT;
 
     f->permanent = 0;
     if (claim_set_build(b, &cs) == 0) return A_OK;
-    rows_txt = json_dumps(cs.rows, JSON_COMPACT);
-    if (!rows_txt) mh_oom();
-    size_t rows_len = strlen(rows_txt) + cs.events_len;
-    if (rows_len > CLAIM_PARAM_MAX_BYTES) {
+    if (cs.param_bytes > CLAIM_PARAM_MAX_BYTES) {
         snprintf(f->err, f->errlen, "claim parameters of %zu bytes are over the %zu-byte limit",
-                 rows_len, CLAIM_PARAM_MAX_BYTES);
+                 cs.param_bytes, CLAIM_PARAM_MAX_BYTES);
         rc = A_PERMANENT;
         goto out;
     }
@@ -361,8 +365,14 @@ static enum attempt claim_once(struct worker *w, struct batch *b, struct fault *
     if (pg_check(w, res, PGRES_COMMAND_OK, "begin", f) < 0) goto rollback;
     PQclear(res);
 
-    const char *p1[] = {rows_txt, cs.events};
-    res = PQexecPrepared(w->pg, CLAIM_STATEMENT, 2, p1, NULL, NULL, 0);
+    const char *values[CLAIM_PARAMS];
+    int lengths[CLAIM_PARAMS], formats[CLAIM_PARAMS];
+    for (int c = 0; c < CLAIM_PARAMS; c++) {
+        values[c] = (const char *)cs.cols[c].buf;
+        lengths[c] = (int)cs.cols[c].len;
+        formats[c] = 1;
+    }
+    res = PQexecPrepared(w->pg, CLAIM_STATEMENT, CLAIM_PARAMS, values, lengths, formats, 0);
     if (pg_check(w, res, PGRES_TUPLES_OK, "insert claims", f) < 0) goto rollback;
     mark_claimed(&cs, res);
     PQclear(res);
@@ -393,7 +403,6 @@ out:
         if (f->permanent) rc = A_PERMANENT;
         drop_broken_connection(w);
     }
-    free(rows_txt);
     claim_set_free(&cs);
     return rc;
 }
@@ -412,11 +421,9 @@ static enum attempt lookup_once(struct worker *w, struct batch *b, struct fault 
     if (read_claims(w, &cs, found, f) < 0) goto out;
     /* An event without a claim would be claimed anew by this record. Only an event's
      * first copy in its record has a row (build_rows). */
-    size_t k;
-    json_t *row;
-    json_array_foreach(cs.rows, k, row) {
-        long idx = row_idx(&cs, row);
-        if (idx >= 0 && !found[idx]) cs.slots[idx].rec->fresh[cs.slots[idx].j] = 1;
+    for (size_t k = 0; k < cs.nrows; k++) {
+        size_t idx = cs.rows[k].idx;
+        if (!found[idx]) cs.slots[idx].rec->fresh[cs.slots[idx].j] = 1;
     }
     rc = A_OK;
 out:
@@ -436,7 +443,9 @@ out:
  */
 static int database_takes_empty_claim(struct worker *w, int lookup, char *err, size_t errlen)
 {
-    const char *empty[] = {"[]", "[]"};
+    const char *empty[] = {"[]"};
+    const char *no_rows[CLAIM_PARAMS];
+    for (int c = 0; c < CLAIM_PARAMS; c++) no_rows[c] = "{}";
     char why[512] = "";
     struct fault f = {why, sizeof(why), 0};
     PGresult *res = NULL;
@@ -451,7 +460,7 @@ static int database_takes_empty_claim(struct worker *w, int lookup, char *err, s
     res = PQexec(w->pg, "BEGIN");
     if (pg_check(w, res, PGRES_COMMAND_OK, "begin", &f) < 0) goto rollback;
     PQclear(res);
-    res = PQexecParams(w->pg, insert_sql, 2, NULL, empty, NULL, NULL, 0);
+    res = PQexecParams(w->pg, insert_sql, CLAIM_PARAMS, NULL, no_rows, NULL, NULL, 0);
     if (pg_check(w, res, PGRES_TUPLES_OK, "insert claims", &f) < 0) goto rollback;
     if (!w->skip_suppression) {
         PQclear(res);

@@ -10,6 +10,7 @@ import re
 import subprocess
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import os
 import signal
@@ -22,40 +23,44 @@ import check  # end_offsets
 
 PARTITIONS = 6  # the raw topic's, as Bench.config makes it
 
-# The claim statement of pipeline/dedup.c (claims into mh_claims, the log rows of those
-# it inserted into mh_event_claims) with its jsonb parameter made in SQL: BATCH rows like
-# a claim's (an ivymail delivery event of ~300 bytes) per transaction.
-PGBENCH_SCRIPT = """\\set base random(1, 1000000000000)
-WITH p AS (SELECT jsonb_agg(jsonb_build_object(
-    'idx', g, 'tenant', 'acme', 'provider', 'ivymail',
-    'event_id', 'pgb-' || :base::bigint || '-' || g, 'raw_topic', 'mailhook.raw',
-    'raw_partition', g % 6, 'raw_offset', :base::bigint + g, 'event_type', 'email.delivered',
-    'recipient', 'u' || g || '@acme.example', 'message_id', 'pgb-' || :base::bigint || '-' || g,
-    'occurred_at', now(),
-    'event', jsonb_build_object('schema', 'mailhook.event.v1', 'type', 'email.delivered',
+# pgbench's script: the claim statement of pipeline/dedup.c (claims into mh_claims, the log
+# rows of those it inserted into mh_event_claims) as the worker prepares it, read from that
+# file so the ceiling runs the same SQL, with its array parameters made in SQL (p): BATCH
+# rows like a claim's per transaction, each event an ivymail delivery of ~400 bytes of
+# JSON text, which the statement parses into jsonb as it does the worker's.
+DEDUP_C = Path(__file__).resolve().parents[3] / "pipeline" / "dedup.c"
+PGBENCH_PARAMS = """\\set base random(1, 1000000000000)
+WITH p AS (SELECT array_agg(g ORDER BY g) AS a1, array_agg('acme'::text ORDER BY g) AS a2,
+    array_agg('ivymail'::text ORDER BY g) AS a3, array_agg(eid ORDER BY g) AS a4,
+    array_agg('mailhook.raw'::text ORDER BY g) AS a5, array_agg(g % 6 ORDER BY g) AS a6,
+    array_agg(:base::bigint + g ORDER BY g) AS a7,
+    array_agg(json_build_object('schema', 'mailhook.event.v1', 'type', 'email.delivered',
         'provider', 'ivymail', 'source', 'ivymail', 'tenant', 'acme',
-        'recipient', 'u' || g || '@acme.example', 'message_id', 'pgb-' || :base::bigint || '-' || g,
-        'event_id', 'pgb-' || :base::bigint || '-' || g, 'provider_event', 'delivered',
-        'occurred_at', now(), 'received_at', now(),
-        'raw', jsonb_build_object('topic', 'mailhook.raw', 'partition', g % 6, 'offset', g))))
-    AS j FROM generate_series(1, :batch::integer) g),
- x AS (SELECT r.*, mh_claim_key(r.tenant, r.provider, r.event_id) AS k
-    FROM p, jsonb_to_recordset(p.j) AS r(idx integer, tenant text,
-    provider text, event_id text, raw_topic text, raw_partition integer, raw_offset bigint,
-    event_type text, recipient text, message_id text, occurred_at timestamptz, event jsonb)),
- c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)
-    SELECT k, (now() AT TIME ZONE 'UTC')::date, raw_topic, raw_partition, raw_offset
-    FROM x ORDER BY k, idx ON CONFLICT DO NOTHING
-    RETURNING claim_key, claim_day, raw_topic, raw_partition, raw_offset),
- n AS (SELECT x.*, c.claim_day FROM x JOIN c ON c.claim_key = x.k
-    AND c.raw_topic = x.raw_topic AND c.raw_partition = x.raw_partition
-    AND c.raw_offset = x.raw_offset),
- l AS (INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,
-    raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)
-    SELECT tenant, provider, event_id, claim_day, raw_topic, raw_partition, raw_offset,
-    event_type, recipient, message_id, occurred_at, event FROM n ON CONFLICT DO NOTHING)
-SELECT count(*) FROM n;
+        'recipient', 'u' || g || '@acme.example', 'message_id', eid, 'event_id', eid,
+        'provider_event', 'delivered', 'occurred_at', now(), 'received_at', now(),
+        'raw', json_build_object('topic', 'mailhook.raw', 'partition', g % 6,
+                                 'offset', :base::bigint + g))::text ORDER BY g) AS a8
+    FROM (SELECT g, 'pgb-' || :base::bigint || '-' || g AS eid
+          FROM generate_series(1, :batch::integer) g) s),
 """
+
+
+def pgbench_script() -> str:
+    """The claim statement of pipeline/dedup.c with p's arrays for its parameters."""
+    src = DEDUP_C.read_text()
+    m = re.search(r"static const char insert_sql\[\] =((?:\s*\"[^\"]*\")+);", src)
+    if not m:
+        raise RuntimeError(f"no insert_sql in {DEDUP_C}: the bench's pgbench script needs updating")
+    sql = "".join(re.findall(r'"([^"]*)"', m.group(1)))
+    if not sql.startswith("WITH ") or " FROM unnest(" not in sql:
+        raise RuntimeError(f"insert_sql of {DEDUP_C} is not WITH ... FROM unnest($n ...): "
+                           "the bench's pgbench script needs updating")
+    sql = sql.replace(" FROM unnest(", " FROM p, unnest(", 1)
+    sql, n = re.subn(r"\$(\d+)::[a-z]+\[\]", r"p.a\1", sql)
+    if n != 8 or "$" in sql:
+        raise RuntimeError(f"insert_sql of {DEDUP_C} has other parameters than 8 arrays: "
+                           "the bench's pgbench script needs updating")
+    return PGBENCH_PARAMS + sql[len("WITH "):] + ";\n"
 
 
 def ivymail_event(mid: str, n: int) -> dict:
@@ -162,7 +167,7 @@ def drain(bench: Bench, cfg: dict, workers: int, total: int, timeout: float, per
 
 def pgbench(bench: Bench, clients: int, batch: int, seconds: float) -> tuple[str, float]:
     script = bench.work / "claim.sql"
-    script.write_text(PGBENCH_SCRIPT)
+    script.write_text(pgbench_script())
     argv = ["pgbench", "-n", "-M", "prepared", "-f", str(script), "-c", str(clients), "-j", str(clients),
             "-T", str(max(int(seconds), 1)), "-D", f"batch={batch}", bench.dsn()]
     out = run(argv, seconds + 120)
