@@ -67,8 +67,9 @@ void mh_pg_array_add_int8(struct mh_pg_array *a, int64_t v)
 
 void mh_pg_array_add_text(struct mh_pg_array *a, const char *s, size_t len)
 {
-    /* An element's length is a signed 32-bit number; the parameter's size is bounded
-     * far below that by its caller, so a longer one is a bug, not input. */
+    /* An element's length is a signed 32-bit number. Callers bound a parameter far
+     * below that (the claim's at 128 MiB), so a longer element cannot come from input;
+     * like an allocation that fails, it stops the process. */
     if (len > INT32_MAX) mh_oom();
     unsigned char *p = grow(a, 4 + len);
     put32(p, (uint32_t)len);
