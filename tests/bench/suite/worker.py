@@ -10,13 +10,12 @@ import re
 import subprocess
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import os
 import signal
 
 import cpu
-from common import TENANT, Bench, Figure, log, run, vm_hwm_kib, wait_group
+from common import ROOT, TENANT, Bench, Figure, log, run, vm_hwm_kib, wait_group
 
 import chaos  # WorkProgress: the group's committed offsets
 import check  # end_offsets
@@ -28,7 +27,7 @@ PARTITIONS = 6  # the raw topic's, as Bench.config makes it
 # file so the ceiling runs the same SQL, with its array parameters made in SQL (p): BATCH
 # rows like a claim's per transaction, each event an ivymail delivery of ~400 bytes of
 # JSON text, which the statement parses into jsonb as it does the worker's.
-DEDUP_C = Path(__file__).resolve().parents[3] / "pipeline" / "dedup.c"
+DEDUP_C = ROOT / "pipeline" / "dedup.c"
 PGBENCH_PARAMS = """\\set base random(1, 1000000000000)
 WITH p AS (SELECT array_agg(g ORDER BY g) AS a1, array_agg('acme'::text ORDER BY g) AS a2,
     array_agg('ivymail'::text ORDER BY g) AS a3, array_agg(eid ORDER BY g) AS a4,
