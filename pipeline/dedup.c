@@ -10,11 +10,13 @@
  * duplicate, one claimed by its own record (after a crash between the PostgreSQL and
  * the Kafka commit, an aborted transaction, a rebalance or a replay) is emitted again,
  * not fresh. Because the claim never changes, processing the same record again makes
- * the same decision. The batch travels as eight parameters, one array per column in the
- * binary format (the claims' columns, and the events as the texts normalize.c
- * serialized, side by side; pg_array.h), so a batch costs one statement when every event
- * is new, two otherwise, whatever its size, and neither side writes or parses JSON for
- * the claims' columns.
+ * the same decision. The batch travels as twelve parameters, one array per column in
+ * the binary format (the claims' columns, the events as the texts normalize.c
+ * serialized, and the event log's search columns: type, recipient, message id, time;
+ * pg_array.h), so a batch costs one statement when every event is new, two otherwise,
+ * whatever its size. Neither side writes or parses JSON for the columns, and PostgreSQL
+ * only checks an event's text once, as the json of the log row of an event it claims
+ * (migrations/0010), never building a jsonb of it.
  *
  * The dedup scope (dedup_scope.h) is the provider's name, or "provider/source" for a
  * generic provider whose ids are unique only per sender; it is what the claim's
@@ -55,11 +57,12 @@
 
 /* insert_sql's parameters: one array per column, in this order. */
 enum { COL_IDX, COL_TENANT, COL_PROVIDER, COL_EVENT_ID, COL_TOPIC, COL_PARTITION, COL_OFFSET,
-       COL_EVENT, CLAIM_PARAMS };
+       COL_EVENT, COL_TYPE, COL_RECIPIENT, COL_MESSAGE_ID, COL_OCCURRED_AT, CLAIM_PARAMS };
 
 static const Oid claim_param_types[CLAIM_PARAMS] = {
     MH_PG_INT4_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
     MH_PG_TEXT_ARRAY_OID, MH_PG_INT4_ARRAY_OID, MH_PG_INT8_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
+    MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
 };
 
 /*
@@ -68,11 +71,11 @@ static const Oid claim_param_types[CLAIM_PARAMS] = {
  * carrying the same event both propose it; in key, then idx order the first wins.
  */
 static const char insert_sql[] =
-    "WITH x AS (SELECT r.idx, r.tenant, r.provider, r.event_id, r.raw_topic, r.raw_partition,"
-    " r.raw_offset, r.event::jsonb AS event, mh_claim_key(r.tenant, r.provider, r.event_id) AS k"
+    "WITH x AS (SELECT r.*, mh_claim_key(r.tenant, r.provider, r.event_id) AS k"
     " FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[],"
-    " $6::integer[], $7::bigint[], $8::text[]) AS r(idx, tenant, provider, event_id,"
-    " raw_topic, raw_partition, raw_offset, event)),"
+    " $6::integer[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[],"
+    " $12::text[]) AS r(idx, tenant, provider, event_id, raw_topic, raw_partition,"
+    " raw_offset, event, event_type, recipient, message_id, occurred_at)),"
     " c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)"
     " SELECT k, (now() AT TIME ZONE 'UTC')::date, raw_topic, raw_partition, raw_offset"
     " FROM x ORDER BY k, idx ON CONFLICT DO NOTHING"
@@ -83,8 +86,7 @@ static const char insert_sql[] =
     " l AS (INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,"
     " raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)"
     " SELECT tenant, provider, event_id, claim_day, raw_topic, raw_partition, raw_offset,"
-    " CASE jsonb_typeof(event->'type') WHEN 'string' THEN event->>'type' ELSE 'other' END,"
-    " event->>'recipient', event->>'message_id', (event->>'occurred_at')::timestamptz, event"
+    " event_type, recipient, message_id, occurred_at::timestamptz, event::json"
     " FROM n ON CONFLICT DO NOTHING)"
     " SELECT idx FROM n";
 
@@ -133,6 +135,17 @@ static const char *str_or(json_t *ev, const char *key, const char *def)
     return s ? s : def;
 }
 
+/* ev[key] as a text element: NULL when the event has no such string (make_storable
+ * leaves recipient, message_id and occurred_at strings or absent). */
+static void add_text_or_null(struct mh_pg_array *a, json_t *ev, const char *key)
+{
+    json_t *v = json_object_get(ev, key);
+    if (json_is_string(v))
+        mh_pg_array_add_text(a, json_string_value(v), json_string_length(v));
+    else
+        mh_pg_array_add_null(a);
+}
+
 /* A row of insert_sql: an event's first copy in its record. */
 struct claim_row {
     size_t idx;         /* its slot */
@@ -160,13 +173,15 @@ struct claim_set {
 /*
  * Builds the rows and the statement's parameters: the claims' columns (idx numbers the
  * (record, event) pairs in rec order) and, in the same order, the events as the texts
- * normalize.c made, so no event is serialized again here.
+ * normalize.c made, so no event is serialized again here, and the log's search columns
+ * from the slim events (an event whose type is not a string is logged as "other").
  */
 static void build_rows(struct batch *b, struct claim_set *cs)
 {
     static const uint32_t elem[CLAIM_PARAMS] = {
         MH_PG_INT4_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID,
         MH_PG_TEXT_OID, MH_PG_INT4_OID, MH_PG_INT8_OID, MH_PG_TEXT_OID,
+        MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID,
     };
     for (int c = 0; c < CLAIM_PARAMS; c++) mh_pg_array_init(&cs->cols[c], elem[c]);
     cs->rows = mh_calloc(cs->nslots, sizeof(*cs->rows));
@@ -195,6 +210,11 @@ static void build_rows(struct batch *b, struct claim_set *cs)
             mh_pg_array_add_int4(&cs->cols[COL_PARTITION], r->rkm->partition);
             mh_pg_array_add_int8(&cs->cols[COL_OFFSET], r->rkm->offset);
             mh_pg_array_add_text(&cs->cols[COL_EVENT], r->ev_text[j], r->ev_len[j]);
+            const char *type = str_or(ev, "type", "other");
+            mh_pg_array_add_text(&cs->cols[COL_TYPE], type, strlen(type));
+            add_text_or_null(&cs->cols[COL_RECIPIENT], ev, "recipient");
+            add_text_or_null(&cs->cols[COL_MESSAGE_ID], ev, "message_id");
+            add_text_or_null(&cs->cols[COL_OCCURRED_AT], ev, "occurred_at");
         }
         json_decref(seen);
     }

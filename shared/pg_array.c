@@ -10,6 +10,7 @@
 
 /* ndim, has-nulls, element OID, dimension length, lower bound. */
 #define HEADER_BYTES 20
+#define HAS_NULLS_AT 4
 #define DIM_LEN_AT 12
 
 static void put32(unsigned char *p, uint32_t v)
@@ -42,7 +43,7 @@ void mh_pg_array_init(struct mh_pg_array *a, uint32_t elem_oid)
     *a = (struct mh_pg_array){.elem_oid = elem_oid};
     unsigned char *h = grow(a, HEADER_BYTES);
     put32(h, 1);
-    put32(h + 4, 0);
+    put32(h + HAS_NULLS_AT, 0);
     put32(h + 8, elem_oid);
     put32(h + DIM_LEN_AT, 0);
     put32(h + 16, 1);
@@ -74,6 +75,13 @@ void mh_pg_array_add_text(struct mh_pg_array *a, const char *s, size_t len)
     unsigned char *p = grow(a, 4 + len);
     put32(p, (uint32_t)len);
     if (len) memcpy(p + 4, s, len);
+    a->n++;
+}
+
+void mh_pg_array_add_null(struct mh_pg_array *a)
+{
+    put32(grow(a, 4), UINT32_MAX);
+    put32(a->buf + HAS_NULLS_AT, 1);
     a->n++;
 }
 

@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jsonschema
@@ -104,13 +105,19 @@ def test_ivymail_bounce_becomes_one_canonical_event(mailhook, pg):
     assert headers["ce_time"] == ev["occurred_at"]
     assert headers["content-type"] == "application/json"
 
-    row = pg.execute("select raw_partition, raw_offset, event_type, recipient, event "
-                     "from mh_event_claims where event_id = %s", (ev["event_id"],)).fetchall()
+    # The event log row: its search columns from the event, and the event itself as the
+    # very text of the record on the events topic (json, migrations/0010).
+    row = pg.execute("select raw_partition, raw_offset, event_type, recipient, message_id,"
+                     " occurred_at, event::text, pg_typeof(event)::text"
+                     " from mh_event_claims where event_id = %s", (ev["event_id"],)).fetchall()
     assert len(row) == 1
     assert (row[0][0], row[0][1]) == (raw[0].partition, raw[0].offset)
     assert row[0][2] == "email.bounced"
     assert row[0][3] == f"invalid.{rid}@example.com"
-    assert row[0][4]["event_id"] == ev["event_id"]
+    assert row[0][4] == f"msg-{rid}"
+    assert row[0][5] == datetime(2026, 2, 25, 12, 0, tzinfo=timezone.utc)
+    assert row[0][7] == "json"
+    assert row[0][6].encode() == got[0].raw_value
 
 
 MAILDOG_CASES = [

@@ -94,6 +94,27 @@ static void test_text_elements_are_their_bytes_with_a_length(void **state)
     mh_pg_array_free(&a);
 }
 
+/* A NULL is the length -1 with no bytes, and sets the header's has-nulls flag. */
+static void test_null_elements_set_the_has_nulls_flag(void **state)
+{
+    (void)state;
+    struct mh_pg_array a;
+    mh_pg_array_init(&a, MH_PG_TEXT_OID);
+    mh_pg_array_add_text(&a, "a", 1);
+    mh_pg_array_finish(&a);
+    assert_int_equal(get32(a.buf + 4), 0);
+    mh_pg_array_add_null(&a);
+    mh_pg_array_add_text(&a, "b", 1);
+    mh_pg_array_finish(&a);
+    assert_int_equal(get32(a.buf), 1);
+    assert_int_equal(get32(a.buf + 4), 1);
+    assert_int_equal(get32(a.buf + 12), 3);
+    static const unsigned char want[] = {0, 0, 0, 1, 'a', 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 'b'};
+    assert_int_equal(a.len, 20 + sizeof(want));
+    assert_memory_equal(a.buf + 20, want, sizeof(want));
+    mh_pg_array_free(&a);
+}
+
 /* Elements past the first allocation move the buffer; the count follows a later finish. */
 static void test_many_elements_and_a_second_finish(void **state)
 {
@@ -121,6 +142,7 @@ int main(void)
         cmocka_unit_test(test_int4_elements_are_big_endian_and_signed),
         cmocka_unit_test(test_int8_elements_keep_all_64_bits),
         cmocka_unit_test(test_text_elements_are_their_bytes_with_a_length),
+        cmocka_unit_test(test_null_elements_set_the_has_nulls_flag),
         cmocka_unit_test(test_many_elements_and_a_second_finish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,10 +3,10 @@
  * batch's columns as parameters (`unnest($1::integer[], $2::text[], ...)`) with no
  * text to escape on this side and none to parse on the server's.
  *
- * The format is array_send's: dimensions (1), a has-nulls flag (0: no element is NULL),
- * the element type's OID, the length and lower bound (1) of the dimension, then each
- * element as a 4-byte length and its bytes (big-endian integers, text as it is). Every
- * number is big-endian.
+ * The format is array_send's: dimensions (1), a has-nulls flag (1 once an element is
+ * NULL), the element type's OID, the length and lower bound (1) of the dimension, then
+ * each element as a 4-byte length and its bytes (big-endian integers, text as it is), a
+ * NULL as the length -1 alone. Every number is big-endian.
  */
 #ifndef MH_PG_ARRAY_H
 #define MH_PG_ARRAY_H
@@ -40,6 +40,9 @@ void mh_pg_array_add_int8(struct mh_pg_array *a, int64_t v);
 /* A text element of len bytes (no terminator is sent; s need not have one). Text
  * PostgreSQL holds has no zero byte; the server refuses one. */
 void mh_pg_array_add_text(struct mh_pg_array *a, const char *s, size_t len);
+
+/* A NULL element, of any type. */
+void mh_pg_array_add_null(struct mh_pg_array *a);
 
 /* Writes the element count into the header; a->buf and a->len are then the parameter
  * (paramFormats 1). More elements may be added and finish called again. */

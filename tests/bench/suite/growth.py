@@ -22,11 +22,11 @@ INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,
 SELECT %(tenant)s::text, 'ivymail', 'grow-' || n, (now() AT TIME ZONE 'UTC')::date,
        'mailhook.raw', n %% 6, n, 'email.delivered', 'g' || n || '@acme.example',
        'grow-' || n, now() - make_interval(secs => n %% 86400),
-       jsonb_build_object('schema', 'mailhook.event.v1', 'type', 'email.delivered',
+       json_build_object('schema', 'mailhook.event.v1', 'type', 'email.delivered',
            'provider', 'ivymail', 'source', 'ivymail', 'tenant', %(tenant)s::text,
            'recipient', 'g' || n || '@acme.example', 'message_id', 'grow-' || n,
            'event_id', 'grow-' || n, 'provider_event', 'delivered',
-           'raw', jsonb_build_object('topic', 'mailhook.raw', 'partition', n %% 6, 'offset', n))
+           'raw', json_build_object('topic', 'mailhook.raw', 'partition', n %% 6, 'offset', n))
   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS n
 """
 

@@ -26,7 +26,8 @@ PARTITIONS = 6  # the raw topic's, as Bench.config makes it
 # rows of those it inserted into mh_event_claims) as the worker prepares it, read from that
 # file so the ceiling runs the same SQL, with its array parameters made in SQL (p): BATCH
 # rows like a claim's per transaction, each event an ivymail delivery of ~400 bytes of
-# JSON text, which the statement parses into jsonb as it does the worker's.
+# JSON text, which the statement stores as json as it does the worker's, with its log
+# columns (type, recipient, message id, time) beside it.
 DEDUP_C = ROOT / "pipeline" / "dedup.c"
 PGBENCH_PARAMS = """\\set base random(1, 1000000000000)
 WITH p AS (SELECT array_agg(g ORDER BY g) AS a1, array_agg('acme'::text ORDER BY g) AS a2,
@@ -38,7 +39,10 @@ WITH p AS (SELECT array_agg(g ORDER BY g) AS a1, array_agg('acme'::text ORDER BY
         'recipient', 'u' || g || '@acme.example', 'message_id', eid, 'event_id', eid,
         'provider_event', 'delivered', 'occurred_at', now(), 'received_at', now(),
         'raw', json_build_object('topic', 'mailhook.raw', 'partition', g % 6,
-                                 'offset', :base::bigint + g))::text ORDER BY g) AS a8
+                                 'offset', :base::bigint + g))::text ORDER BY g) AS a8,
+    array_agg('email.delivered'::text ORDER BY g) AS a9,
+    array_agg('u' || g || '@acme.example' ORDER BY g) AS a10, array_agg(eid ORDER BY g) AS a11,
+    array_agg(now()::text ORDER BY g) AS a12
     FROM (SELECT g, 'pgb-' || :base::bigint || '-' || g AS eid
           FROM generate_series(1, :batch::integer) g) s),
 """
@@ -56,8 +60,8 @@ def pgbench_script() -> str:
                            "the bench's pgbench script needs updating")
     sql = sql.replace(" FROM unnest(", " FROM p, unnest(", 1)
     sql, n = re.subn(r"\$(\d+)::[a-z]+\[\]", r"p.a\1", sql)
-    if n != 8 or "$" in sql:
-        raise RuntimeError(f"insert_sql of {DEDUP_C} has other parameters than 8 arrays: "
+    if n != 12 or "$" in sql:
+        raise RuntimeError(f"insert_sql of {DEDUP_C} has other parameters than 12 arrays: "
                            "the bench's pgbench script needs updating")
     return PGBENCH_PARAMS + sql[len("WITH "):] + ";\n"
 
