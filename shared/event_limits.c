@@ -48,6 +48,11 @@ int mh_text_storable(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
+        /* ASCII but NUL, most of every event: a byte at a time, without a call. */
+        if ((unsigned)p[i] - 1u < 0x7Fu) {
+            i++;
+            continue;
+        }
         size_t n = utf8_seq(p + i, len - i);
         if (!n) return 0;
         i += n;
