@@ -42,7 +42,7 @@ struct stats_call {
 };
 
 static const char sql[] =
-    "SELECT event->>'source', event_type,"
+    "SELECT coalesce(source, event->>'source'), event_type,"
     " (floor(extract(epoch FROM log_at) / $2::bigint) * $2::bigint)::bigint, count(*)"
     " FROM mh_event_claims"
     " WHERE tenant IN (SELECT jsonb_array_elements_text($1::jsonb))"

@@ -10,13 +10,13 @@
  * duplicate, one claimed by its own record (after a crash between the PostgreSQL and
  * the Kafka commit, an aborted transaction, a rebalance or a replay) is emitted again,
  * not fresh. Because the claim never changes, processing the same record again makes
- * the same decision. The batch travels as twelve parameters, one array per column in
- * the binary format (the claims' columns, the events as the texts normalize.c
- * serialized, and the event log's search columns: type, recipient, message id, time;
- * pg_array.h), so a batch costs one statement when every event is new, two otherwise,
- * whatever its size. Neither side writes or parses JSON for the columns, and PostgreSQL
- * only checks an event's text once, as the json of the log row of an event it claims
- * (migrations/0010), never building a jsonb of it.
+ * the same decision. The batch travels as thirteen parameters, one array per column in
+ * the binary format (pg_array.h): the claims' columns, the events as the texts
+ * normalize.c serialized, and the event log's search columns (type, recipient, message
+ * id, time, source). So a batch costs one statement when every event is new, two
+ * otherwise, whatever its size; neither side writes or parses JSON for the columns, and
+ * PostgreSQL only checks an event's text once, as the json of the log row of an event
+ * it claims (migrations/0010), never building a jsonb of it.
  *
  * The dedup scope (dedup_scope.h) is the provider's name, or "provider/source" for a
  * generic provider whose ids are unique only per sender; it is what the claim's
@@ -57,12 +57,14 @@
 
 /* insert_sql's parameters: one array per column, in this order. */
 enum { COL_IDX, COL_TENANT, COL_PROVIDER, COL_EVENT_ID, COL_TOPIC, COL_PARTITION, COL_OFFSET,
-       COL_EVENT, COL_TYPE, COL_RECIPIENT, COL_MESSAGE_ID, COL_OCCURRED_AT, CLAIM_PARAMS };
+       COL_EVENT, COL_TYPE, COL_RECIPIENT, COL_MESSAGE_ID, COL_OCCURRED_AT, COL_SOURCE,
+       CLAIM_PARAMS };
 
 static const Oid claim_param_types[CLAIM_PARAMS] = {
     MH_PG_INT4_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
     MH_PG_TEXT_ARRAY_OID, MH_PG_INT4_ARRAY_OID, MH_PG_INT8_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
     MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
+    MH_PG_TEXT_ARRAY_OID,
 };
 
 /*
@@ -74,8 +76,9 @@ static const char insert_sql[] =
     "WITH x AS (SELECT r.*, mh_claim_key(r.tenant, r.provider, r.event_id) AS k"
     " FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[],"
     " $6::integer[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[],"
-    " $12::text[]) AS r(idx, tenant, provider, event_id, raw_topic, raw_partition,"
-    " raw_offset, event, event_type, recipient, message_id, occurred_at)),"
+    " $12::text[], $13::text[]) AS r(idx, tenant, provider, event_id, raw_topic,"
+    " raw_partition, raw_offset, event, event_type, recipient, message_id, occurred_at,"
+    " source)),"
     " c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)"
     " SELECT k, (now() AT TIME ZONE 'UTC')::date, raw_topic, raw_partition, raw_offset"
     " FROM x ORDER BY k, idx ON CONFLICT DO NOTHING"
@@ -84,9 +87,10 @@ static const char insert_sql[] =
     " AND c.raw_topic = x.raw_topic AND c.raw_partition = x.raw_partition"
     " AND c.raw_offset = x.raw_offset),"
     " l AS (INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,"
-    " raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)"
+    " raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, source,"
+    " event)"
     " SELECT tenant, provider, event_id, claim_day, raw_topic, raw_partition, raw_offset,"
-    " event_type, recipient, message_id, occurred_at::timestamptz, event::json"
+    " event_type, recipient, message_id, occurred_at::timestamptz, source, event::json"
     " FROM n ON CONFLICT DO NOTHING)"
     " SELECT idx FROM n";
 
@@ -136,7 +140,7 @@ static const char *str_or(json_t *ev, const char *key, const char *def)
 }
 
 /* ev[key] as a text element: NULL when the event has no such string (make_storable
- * leaves recipient, message_id and occurred_at strings or absent). */
+ * leaves recipient, message_id, source and occurred_at strings or absent). */
 static void add_text_or_null(struct mh_pg_array *a, json_t *ev, const char *key)
 {
     json_t *v = json_object_get(ev, key);
@@ -181,7 +185,7 @@ static void build_rows(struct batch *b, struct claim_set *cs)
     static const uint32_t elem[CLAIM_PARAMS] = {
         MH_PG_INT4_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID,
         MH_PG_TEXT_OID, MH_PG_INT4_OID, MH_PG_INT8_OID, MH_PG_TEXT_OID,
-        MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID,
+        MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID,
     };
     for (int c = 0; c < CLAIM_PARAMS; c++) mh_pg_array_init(&cs->cols[c], elem[c]);
     cs->rows = mh_calloc(cs->nslots, sizeof(*cs->rows));
@@ -215,6 +219,7 @@ static void build_rows(struct batch *b, struct claim_set *cs)
             add_text_or_null(&cs->cols[COL_RECIPIENT], ev, "recipient");
             add_text_or_null(&cs->cols[COL_MESSAGE_ID], ev, "message_id");
             add_text_or_null(&cs->cols[COL_OCCURRED_AT], ev, "occurred_at");
+            add_text_or_null(&cs->cols[COL_SOURCE], ev, "source");
         }
         json_decref(seen);
     }

@@ -10,10 +10,11 @@
  * microseconds), an mh_cursor (JSON in URL-safe base64): opaque to clients, any stored
  * value round-trips, stable under inserts, and served by the mh_event_claims_log index.
  *
- * Source and provider are read from the stored event itself: the `provider` column is the
- * dedup scope ("hmac/maildog" for a per-source provider), not the provider's name, and
- * no column holds the source. Every event has carried both since the first release, so
- * no migration is needed; like tenant, they filter the rows the log index yields.
+ * The source is its column (migrations/0010), or the stored event's own for a row a
+ * worker of an earlier release wrote after that migration (NULL there). The provider is
+ * the `provider` column's first part: that column is the dedup scope, the provider's
+ * name or "hmac/maildog" for a per-source provider (dedup_scope.h), and no provider's
+ * name holds a slash. Like tenant, they filter the rows the log index yields.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +31,8 @@
     " WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR event_type = $2)"     \
     " AND ($3::text IS NULL OR recipient = $3) AND ($4::text IS NULL OR message_id = $4)"   \
     " AND ($5::timestamptz IS NULL OR log_at >= $5) AND ($6::timestamptz IS NULL OR log_at < $6)" \
-    " AND ($11::text IS NULL OR event ->> 'source' = $11)"                                   \
-    " AND ($12::text IS NULL OR event ->> 'provider' = $12)"
+    " AND ($11::text IS NULL OR coalesce(source, event ->> 'source') = $11)"                 \
+    " AND ($12::text IS NULL OR split_part(provider, '/', 1) = $12)"
 
 #define COLUMNS                                                                              \
     "SELECT event, to_char(log_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"  \

@@ -108,7 +108,7 @@ def test_ivymail_bounce_becomes_one_canonical_event(mailhook, pg):
     # The event log row: its search columns from the event, and the event itself as the
     # very text of the record on the events topic (json, migrations/0010).
     row = pg.execute("select raw_partition, raw_offset, event_type, recipient, message_id,"
-                     " occurred_at, event::text, pg_typeof(event)::text"
+                     " occurred_at, event::text, pg_typeof(event)::text, source"
                      " from mh_event_claims where event_id = %s", (ev["event_id"],)).fetchall()
     assert len(row) == 1
     assert (row[0][0], row[0][1]) == (raw[0].partition, raw[0].offset)
@@ -118,6 +118,7 @@ def test_ivymail_bounce_becomes_one_canonical_event(mailhook, pg):
     assert row[0][5] == datetime(2026, 2, 25, 12, 0, tzinfo=timezone.utc)
     assert row[0][7] == "json"
     assert row[0][6].encode() == got[0].raw_value
+    assert row[0][8] == ev["source"] == "ivymail"
 
 
 MAILDOG_CASES = [

@@ -18,10 +18,10 @@ SELECT mh_claim_key(%(tenant)s::text, 'ivymail', 'grow-' || n), (now() AT TIME Z
        'mailhook.raw', n %% 6, n
   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS n)
 INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,
-    raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, event)
+    raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, source, event)
 SELECT %(tenant)s::text, 'ivymail', 'grow-' || n, (now() AT TIME ZONE 'UTC')::date,
        'mailhook.raw', n %% 6, n, 'email.delivered', 'g' || n || '@acme.example',
-       'grow-' || n, now() - make_interval(secs => n %% 86400),
+       'grow-' || n, now() - make_interval(secs => n %% 86400), 'ivymail',
        json_build_object('schema', 'mailhook.event.v1', 'type', 'email.delivered',
            'provider', 'ivymail', 'source', 'ivymail', 'tenant', %(tenant)s::text,
            'recipient', 'g' || n || '@acme.example', 'message_id', 'grow-' || n,
