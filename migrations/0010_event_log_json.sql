@@ -35,19 +35,24 @@ CREATE FUNCTION mh_is_soft(p_type text, p_event json, p_count_delays boolean) RE
             AND coalesce(p_event -> 'bounce' ->> 'class', 'undetermined') <> 'hard')
         OR (p_count_delays AND p_type = 'email.delivery_delayed');
 
--- As 0008's, with the source among the columns of the rows it moves.
+-- As 0008's, with the columns of the rows it moves read from the catalog: every stored
+-- column of the event log (the source now, and any a later migration adds), not a list
+-- that has to follow the table.
 CREATE OR REPLACE FUNCTION mh_event_claims_create_partition(d date) RETURNS boolean
     LANGUAGE plpgsql AS $$
 DECLARE
     w date := mh_claim_week(d);
     part text := format('mh_event_claims_w%s', to_char(w, 'YYYYMMDD'));
-    cols text := 'tenant, provider, event_id, claim_day, raw_topic, raw_partition, raw_offset,'
-                 ' event_type, recipient, message_id, occurred_at, claimed_at, event, source';
+    cols text;
     moved bigint;
 BEGIN
     IF to_regclass(part) IS NOT NULL THEN
         RETURN false;
     END IF;
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
+      FROM pg_attribute
+     WHERE attrelid = 'mh_event_claims'::regclass AND attnum > 0 AND NOT attisdropped
+       AND attgenerated = '';
     PERFORM set_config('mailhook.keep_claims', 'on', true);
     -- Rows of the week that came before its partition wait in the default partition, and
     -- a partition cannot be created while the default one holds rows of its range.

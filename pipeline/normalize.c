@@ -36,10 +36,10 @@ static size_t event_max_bytes(const struct worker *w)
 
 /*
  * The fields of an event the pipeline reads once its text is made: the claim's key
- * (tenant, provider, source, event_id), the event log's search columns (type, recipient,
- * message id, time, source), the suppression rules (type, recipient, the bounce's class, the
- * time), the events topic's key and headers, the counters. The rest lives on in the text
- * only, so a batch in flight holds small events.
+ * (tenant, provider, source, event_id), the event log's search columns (type,
+ * recipient, message id, time, source), the suppression rules (type, recipient, the
+ * bounce's class, the time), the events topic's key and headers, the counters. The rest
+ * lives on in the text only, so a batch in flight holds small events.
  */
 static const char *const kept_fields[] = {"tenant",     "source",      "provider",
                                           "type",       "event_id",    "recipient",
