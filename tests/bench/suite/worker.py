@@ -21,6 +21,7 @@ import chaos  # WorkProgress: the group's committed offsets
 import check  # end_offsets
 
 PARTITIONS = 6  # the raw topic's, as Bench.config makes it
+WARM_ROUNDS = 3  # the drain before the counted ones: this many worker parts' backlogs
 
 # pgbench's script: the claim statement of pipeline/dedup.c (claims into mh_claims, the log
 # rows of those it inserted into mh_event_claims) as the worker prepares it, read from that
@@ -210,12 +211,15 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
     # The largest VmHWM of the workers, per kind of webhook (the memory part reports them).
     result = {"worker_hwm_kib": {"single": 0, "batch": 0}}
     batch_size = sizes["batch_size"]
-    if perf is not None:
-        # A drain under perf, not counted (perf slows what it watches).
-        cfg = bench.config("perf", batch_size=batch_size)
-        prefill(bench, cfg["topics"]["raw"], sizes["worker_records"], 1, "perf")
-        total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
-        drain(bench, cfg, 1, total, sizes["drain_timeout"], perf)
+    # A drain not counted, first, under perf when asked (perf slows what it watches). It
+    # also warms the broker: in the first drains after a broker starts, while its JVM
+    # still compiles, the broker spent three to four times the CPU a record it spends
+    # warm (docs/performance.md, "Where the time goes").
+    tag = "perf" if perf is not None else "warm"
+    cfg = bench.config(tag, batch_size=batch_size)
+    prefill(bench, cfg["topics"]["raw"], WARM_ROUNDS * sizes["worker_records"], 1, tag)
+    total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
+    drain(bench, cfg, 1, total, sizes["drain_timeout"], perf)
     cores = os.cpu_count() or 1
     per_rec = {k: Figure("worker", f"CPU per record, single-event webhooks, 1 worker: {what}",
                          "µs/record", "", ceiling_name=ceiling)
