@@ -2,21 +2,23 @@
  * dedup.c — event claims in PostgreSQL: dedup and exactly-once's durable half.
  *
  * For a batch, one statement inserts a claim per event id into mh_claims (keyed by
- * mh_claim_key(tenant, dedup scope, event_id)) carrying the raw record (topic,
- * partition, offset) that proposes it, ON CONFLICT DO NOTHING, in key order, and in the
- * same statement writes the event log row (mh_event_claims) of every event it inserted
- * (migrations/0008). An event inserted by its own record is fresh and emitted. Only the
- * events it did not insert are read back: one claimed by another record is a provider
- * duplicate, one claimed by its own record (after a crash between the PostgreSQL and
- * the Kafka commit, an aborted transaction, a rebalance or a replay) is emitted again,
- * not fresh. Because the claim never changes, processing the same record again makes
- * the same decision. The batch travels as thirteen parameters, one array per column in
- * the binary format (pg_array.h): the claims' columns, the events as the texts
- * normalize.c serialized, and the event log's search columns (type, recipient, message
- * id, time, source). So a batch costs one statement when every event is new, two
- * otherwise, whatever its size; neither side writes or parses JSON for the columns, and
- * PostgreSQL only checks an event's text once, as the json of the log row of an event
- * it claims (migrations/0010), never building a jsonb of it.
+ * mh_claim_key(tenant, dedup scope, event_id), which the worker computes: dedup_scope.h)
+ * carrying the raw record (topic, partition, offset) that proposes it, ON CONFLICT DO
+ * NOTHING, in key order, and in the same statement writes the event log row
+ * (mh_event_claims) of every event it inserted (migrations/0008). The claim is what keeps
+ * the log's rows distinct: a row is written only with the claim this statement made, so
+ * the log needs no unique index of its own (migrations/0011). An event inserted by its own
+ * record is fresh and emitted. Only the events it did not insert are read back: one
+ * claimed by another record is a provider duplicate, one claimed by its own record (after
+ * a crash between the PostgreSQL and the Kafka commit, an aborted transaction, a rebalance
+ * or a replay) is emitted again, not fresh. Because the claim never changes, processing
+ * the same record again makes the same decision. The batch travels as fourteen parameters,
+ * one array per column in the binary format (pg_array.h): the claims' columns, the events
+ * as the texts normalize.c serialized, the event log's search columns (type, recipient,
+ * message id, time, source) and the claim keys. So a batch costs one statement when every
+ * event is new, two otherwise, whatever its size; neither side writes or parses JSON for
+ * the columns, and PostgreSQL only checks an event's text once, as the json of the log row
+ * of an event it claims (migrations/0010), never building a jsonb of it.
  *
  * The dedup scope (dedup_scope.h) is the provider's name, or "provider/source" for a
  * generic provider whose ids are unique only per sender; it is what the claim's
@@ -58,13 +60,13 @@
 /* insert_sql's parameters: one array per column, in this order. */
 enum { COL_IDX, COL_TENANT, COL_PROVIDER, COL_EVENT_ID, COL_TOPIC, COL_PARTITION, COL_OFFSET,
        COL_EVENT, COL_TYPE, COL_RECIPIENT, COL_MESSAGE_ID, COL_OCCURRED_AT, COL_SOURCE,
-       CLAIM_PARAMS };
+       COL_KEY, CLAIM_PARAMS };
 
 static const Oid claim_param_types[CLAIM_PARAMS] = {
     MH_PG_INT4_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
     MH_PG_TEXT_ARRAY_OID, MH_PG_INT4_ARRAY_OID, MH_PG_INT8_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
     MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID,
-    MH_PG_TEXT_ARRAY_OID,
+    MH_PG_TEXT_ARRAY_OID, MH_PG_BYTEA_ARRAY_OID,
 };
 
 /*
@@ -73,12 +75,11 @@ static const Oid claim_param_types[CLAIM_PARAMS] = {
  * carrying the same event both propose it; in key, then idx order the first wins.
  */
 static const char insert_sql[] =
-    "WITH x AS (SELECT r.*, mh_claim_key(r.tenant, r.provider, r.event_id) AS k"
-    " FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[],"
-    " $6::integer[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[],"
-    " $12::text[], $13::text[]) AS r(idx, tenant, provider, event_id, raw_topic,"
-    " raw_partition, raw_offset, event, event_type, recipient, message_id, occurred_at,"
-    " source)),"
+    "WITH x AS (SELECT r.* FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[],"
+    " $5::text[], $6::integer[], $7::bigint[], $8::text[], $9::text[], $10::text[],"
+    " $11::text[], $12::text[], $13::text[], $14::bytea[]) AS r(idx, tenant, provider,"
+    " event_id, raw_topic, raw_partition, raw_offset, event, event_type, recipient,"
+    " message_id, occurred_at, source, k)),"
     " c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)"
     " SELECT k, (now() AT TIME ZONE 'UTC')::date, raw_topic, raw_partition, raw_offset"
     " FROM x ORDER BY k, idx ON CONFLICT DO NOTHING"
@@ -91,22 +92,24 @@ static const char insert_sql[] =
     " event)"
     " SELECT tenant, provider, event_id, claim_day, raw_topic, raw_partition, raw_offset,"
     " event_type, recipient, message_id, occurred_at::timestamptz, source, event::json"
-    " FROM n ON CONFLICT DO NOTHING)"
+    " FROM n)"
     " SELECT idx FROM n";
 
-/* The claims of the given events (their keys: idx, tenant, provider, event_id). */
+/* The claims of the given events: their idx and claim keys, two arrays. */
 static const char claims_sql[] =
     "SELECT x.idx, c.raw_topic, c.raw_partition, c.raw_offset"
-    " FROM jsonb_to_recordset($1::jsonb) AS x(idx integer, tenant text, provider text,"
-    " event_id text)"
-    " JOIN mh_claims c ON c.claim_key = mh_claim_key(x.tenant, x.provider, x.event_id)";
+    " FROM unnest($1::integer[], $2::bytea[]) AS x(idx, k)"
+    " JOIN mh_claims c ON c.claim_key = x.k";
 
 int dedup_connect(struct worker *w, char *err, size_t errlen)
 {
     if (w->pg && PQstatus(w->pg) == CONNECTION_OK) return 0;
     if (w->pg) PQfinish(w->pg);
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {w->cfg->postgres.dsn, "mailhook-worker", "5", NULL};
+    /* Events are UTF-8, and so are the strings claim keys are computed over: the server
+     * takes them as that whatever its own encoding, as mh_claim_key reads them back. */
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", "client_encoding",
+                          NULL};
+    const char *vals[] = {w->cfg->postgres.dsn, "mailhook-worker", "5", "UTF8", NULL};
     w->pg = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(w->pg) != CONNECTION_OK) {
         snprintf(err, errlen, "postgres: %s", PQerrorMessage(w->pg));
@@ -156,6 +159,7 @@ struct claim_row {
     const char *tenant; /* the event's, alive as long as the batch */
     char *scope;        /* mh_event_dedup_scope's, owned */
     const char *event_id;
+    unsigned char key[MH_CLAIM_KEY_LEN]; /* mh_claim_key of the three */
 };
 
 /* Where an event lives: its record and its index in that record's events. */
@@ -186,6 +190,7 @@ static void build_rows(struct batch *b, struct claim_set *cs)
         MH_PG_INT4_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID,
         MH_PG_TEXT_OID, MH_PG_INT4_OID, MH_PG_INT8_OID, MH_PG_TEXT_OID,
         MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID, MH_PG_TEXT_OID,
+        MH_PG_BYTEA_OID,
     };
     for (int c = 0; c < CLAIM_PARAMS; c++) mh_pg_array_init(&cs->cols[c], elem[c]);
     cs->rows = mh_calloc(cs->nslots, sizeof(*cs->rows));
@@ -205,7 +210,8 @@ static void build_rows(struct batch *b, struct claim_set *cs)
             json_object_set_new(seen, id, json_true());
             struct claim_row *row = &cs->rows[cs->nrows++];
             *row = (struct claim_row){this_idx, str_or(ev, "tenant", ""),
-                                      mh_event_dedup_scope(ev), id};
+                                      mh_event_dedup_scope(ev), id, {0}};
+            mh_claim_key(row->tenant, row->scope, id, row->key);
             mh_pg_array_add_int4(&cs->cols[COL_IDX], (int32_t)this_idx);
             mh_pg_array_add_text(&cs->cols[COL_TENANT], row->tenant, strlen(row->tenant));
             mh_pg_array_add_text(&cs->cols[COL_PROVIDER], row->scope, strlen(row->scope));
@@ -220,6 +226,7 @@ static void build_rows(struct batch *b, struct claim_set *cs)
             add_text_or_null(&cs->cols[COL_MESSAGE_ID], ev, "message_id");
             add_text_or_null(&cs->cols[COL_OCCURRED_AT], ev, "occurred_at");
             add_text_or_null(&cs->cols[COL_SOURCE], ev, "source");
+            mh_pg_array_add_bytes(&cs->cols[COL_KEY], row->key, sizeof(row->key));
         }
         json_decref(seen);
     }
@@ -265,22 +272,22 @@ static void claim_set_free(struct claim_set *cs)
     free(cs->slots);
 }
 
-/* claims_sql's keys: those of the rows whose event is not yet fresh (after the insert:
- * the events it did not claim; before any: all). */
-static json_t *keys_to_read(const struct claim_set *cs)
+/* claims_sql's parameters (idx, key): the rows whose event is not yet fresh (after the
+ * insert: the events it did not claim; before any: all). Returns how many. */
+static size_t keys_to_read(const struct claim_set *cs, struct mh_pg_array *idx,
+                           struct mh_pg_array *keys)
 {
-    json_t *keys = json_array();
+    mh_pg_array_init(idx, MH_PG_INT4_OID);
+    mh_pg_array_init(keys, MH_PG_BYTEA_OID);
     for (size_t k = 0; k < cs->nrows; k++) {
         const struct claim_row *row = &cs->rows[k];
         if (cs->slots[row->idx].rec->fresh[cs->slots[row->idx].j]) continue;
-        json_t *key = json_object();
-        json_object_set_new(key, "idx", json_integer((json_int_t)row->idx));
-        json_object_set_new(key, "tenant", json_string(row->tenant));
-        json_object_set_new(key, "provider", json_string(row->scope));
-        json_object_set_new(key, "event_id", json_string(row->event_id));
-        json_array_append_new(keys, key);
+        mh_pg_array_add_int4(idx, (int32_t)row->idx);
+        mh_pg_array_add_bytes(keys, row->key, sizeof(row->key));
     }
-    return keys;
+    mh_pg_array_finish(idx);
+    mh_pg_array_finish(keys);
+    return idx->n;
 }
 
 /* After a failure, drops a connection that broke so the next batch reconnects. */
@@ -321,17 +328,18 @@ static int pg_check(struct worker *w, PGresult *res, ExecStatusType want, const 
 static int read_claims(struct worker *w, const struct claim_set *cs, unsigned char *found,
                        struct fault *f)
 {
-    json_t *keys = keys_to_read(cs);
-    if (json_array_size(keys) == 0) {
-        json_decref(keys);
+    struct mh_pg_array ids, keys;
+    if (keys_to_read(cs, &ids, &keys) == 0) {
+        mh_pg_array_free(&ids);
+        mh_pg_array_free(&keys);
         return 0;
     }
-    char *keys_txt = json_dumps(keys, JSON_COMPACT);
-    json_decref(keys);
-    if (!keys_txt) mh_oom();
-    const char *p[] = {keys_txt};
-    PGresult *res = PQexecParams(w->pg, claims_sql, 1, NULL, p, NULL, NULL, 0);
-    free(keys_txt);
+    static const Oid types[] = {MH_PG_INT4_ARRAY_OID, MH_PG_BYTEA_ARRAY_OID};
+    const char *values[] = {(const char *)ids.buf, (const char *)keys.buf};
+    const int lengths[] = {(int)ids.len, (int)keys.len}, formats[] = {1, 1};
+    PGresult *res = PQexecParams(w->pg, claims_sql, 2, types, values, lengths, formats, 0);
+    mh_pg_array_free(&ids);
+    mh_pg_array_free(&keys);
     if (pg_check(w, res, PGRES_TUPLES_OK, "read claims", f) < 0) {
         PQclear(res);
         return -1;
@@ -469,6 +477,7 @@ out:
 static int database_takes_empty_claim(struct worker *w, int lookup, char *err, size_t errlen)
 {
     const char *empty[] = {"[]"};
+    const char *no_keys[] = {"{}", "{}"};
     const char *no_rows[CLAIM_PARAMS];
     for (int c = 0; c < CLAIM_PARAMS; c++) no_rows[c] = "{}";
     char why[512] = "";
@@ -478,7 +487,7 @@ static int database_takes_empty_claim(struct worker *w, int lookup, char *err, s
 
     if (dedup_connect(w, why, sizeof(why)) < 0) goto out;
     if (lookup) {
-        res = PQexecParams(w->pg, claims_sql, 1, NULL, empty, NULL, NULL, 0);
+        res = PQexecParams(w->pg, claims_sql, 2, NULL, no_keys, NULL, NULL, 0);
         rc = pg_check(w, res, PGRES_TUPLES_OK, "read claims", &f);
         goto out;
     }

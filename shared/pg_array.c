@@ -66,7 +66,7 @@ void mh_pg_array_add_int8(struct mh_pg_array *a, int64_t v)
     a->n++;
 }
 
-void mh_pg_array_add_text(struct mh_pg_array *a, const char *s, size_t len)
+void mh_pg_array_add_bytes(struct mh_pg_array *a, const void *s, size_t len)
 {
     /* An element's length is a signed 32-bit number. Callers bound a parameter far
      * below that (the claim's at 128 MiB), so a longer element cannot come from input;
@@ -76,6 +76,11 @@ void mh_pg_array_add_text(struct mh_pg_array *a, const char *s, size_t len)
     put32(p, (uint32_t)len);
     if (len) memcpy(p + 4, s, len);
     a->n++;
+}
+
+void mh_pg_array_add_text(struct mh_pg_array *a, const char *s, size_t len)
+{
+    mh_pg_array_add_bytes(a, s, len);
 }
 
 void mh_pg_array_add_null(struct mh_pg_array *a)

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import psycopg
 
-from test_claims_table import TODAY, db  # noqa: F401  (db is a fixture)
+from test_claims_table import TODAY, db, key  # noqa: F401  (db is a fixture)
 from test_pipeline import ROOT
 
 MIGRATION = "0010_event_log_json.sql"
@@ -80,25 +80,40 @@ def test_migration_keeps_every_stored_event(db, tmp_path):
                           " where event_id = 'b-1'").fetchone()[0] is False
 
 
+def claim_statement() -> str:
+    """The worker's claim statement, read from pipeline/dedup.c, with psycopg's %s for
+    its parameters."""
+    src = (ROOT / "pipeline" / "dedup.c").read_text()
+    m = re.search(r"static const char insert_sql\[\] =((?:\s*\"[^\"]*\")+);", src)
+    return re.sub(r"\$(\d+)", "%s", "".join(re.findall(r'"([^"]*)"', m.group(1))))
+
+
+def claim_params(events: list[dict], offset: int = 50) -> tuple:
+    """The statement's arrays for ivymail events of tenant acme, in the worker's order,
+    the records at offset, offset + 1, ... of partition 3."""
+    n = len(events)
+    return (list(range(n)), ["acme"] * n, ["ivymail"] * n, [e["event_id"] for e in events],
+            ["mailhook.raw"] * n, [3] * n, list(range(offset, offset + n)),
+            [json.dumps(e, separators=(",", ":")) for e in events],
+            [e["type"] for e in events], [e.get("recipient") for e in events],
+            [e.get("message_id") for e in events], [e.get("occurred_at") for e in events],
+            [e.get("source") for e in events],
+            [key("acme", "ivymail", e["event_id"]) for e in events])
+
+
 def test_claim_statement_fills_the_search_columns_from_its_arrays(db):
     """The worker's claim statement (its SQL read from pipeline/dedup.c, psycopg's arrays
     for its parameters) on one event with every search field and one with none."""
     dsn, migrate = db
     migrate(ROOT / "migrations")
-    src = (ROOT / "pipeline" / "dedup.c").read_text()
-    m = re.search(r"static const char insert_sql\[\] =((?:\s*\"[^\"]*\")+);", src)
-    sql = re.sub(r"\$(\d+)", "%s", "".join(re.findall(r'"([^"]*)"', m.group(1))))
+    sql = claim_statement()
     full = {"event_id": "f-1", "type": "email.delivered", "recipient": "f@example.com",
             "message_id": "<m-1@example.com>", "occurred_at": "2026-02-25T12:00:00.000Z",
             "source": "ivy-a"}
     bare = {"event_id": "f-2", "type": "email.opened"}
     events = [full, bare]
-    texts = [json.dumps(e, separators=(",", ":")) for e in events]
-    params = ([0, 1], ["acme"] * 2, ["ivymail"] * 2, [e["event_id"] for e in events],
-              ["mailhook.raw"] * 2, [3, 3], [50, 51], texts,
-              [e["type"] for e in events], [e.get("recipient") for e in events],
-              [e.get("message_id") for e in events], [e.get("occurred_at") for e in events],
-              [e.get("source") for e in events])
+    params = claim_params(events)
+    texts = params[7]
     with psycopg.connect(dsn, autocommit=True) as pg:
         claimed = sorted(r[0] for r in pg.execute(sql, params).fetchall())
         assert claimed == [0, 1]

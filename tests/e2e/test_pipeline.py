@@ -169,6 +169,33 @@ def test_maildog_events_normalize(mailhook):
     assert len({e["event_id"] for e in by_event.values()}) == len(MAILDOG_CASES)
 
 
+def test_claim_keys_are_the_databases_own_for_any_text(mailhook, pg):
+    """The worker computes each claim's key (dedup_scope.h); the database's mh_claim_key,
+    which retention and the log's triggers use, finds that same claim, for a platform
+    provider's derived id and for a per-source provider's id outside ASCII."""
+    rid = uid()
+    before = mailhook.end_offsets("events")
+    r = mailhook.post("ivymail", unique_bounce(f"key.{rid}@example.com", f"key-{rid}"))
+    assert r.status_code == 200, r.text
+    dog_id = f"\u00e9v\u00e9-{rid}-\U0001F4E7"
+    r = mailhook.post("maildog", {"id": dog_id, "event": "delivered",
+                                  "timestamp": "2026-06-15T10:32:00Z",
+                                  "message_id": f"key-{rid}", "recipient": f"key.{rid}@example.com"})
+    assert r.status_code == 200, r.text
+    got = events_for(mailhook, before, 2, settle=2)
+    assert sorted(rec.value["source"] for rec in got) == ["ivymail", "maildog"]
+    for rec in got:
+        ev = rec.value
+        if ev["source"] == "maildog":
+            assert ev["event_id"] == dog_id
+        rows = pg.execute(
+            "select l.provider, c.raw_partition, c.raw_offset from mh_event_claims l"
+            " join mh_claims c on c.claim_key = mh_claim_key(l.tenant, l.provider, l.event_id)"
+            " and c.claim_day = l.claim_day where l.event_id = %s", (ev["event_id"],)).fetchall()
+        scope = "ivymail" if ev["source"] == "ivymail" else "hmac/maildog"
+        assert rows == [(scope, ev["raw"]["partition"], ev["raw"]["offset"])]
+
+
 def test_duplicate_delivery_gives_one_event(mailhook, pg):
     rid = uid()
     body = unique_bounce(f"dup.{rid}@example.com", f"dup-{rid}")

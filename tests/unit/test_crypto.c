@@ -205,6 +205,24 @@ static void test_hex_base64(void **state)
     assert_int_equal(mh_b64_decode("aGVsbG8/Pg==", 12, out, 3), -1);
 }
 
+/* FIPS 180-2's "abc", whole and in parts, as bytes and as hex. */
+static void test_sha256_parts(void **state)
+{
+    (void)state;
+    static const char *want = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    const struct mh_buf whole = {"abc", 3};
+    const struct mh_buf parts[] = {{"a", 1}, {"", 0}, {"bc", 2}};
+    unsigned char a[32], b[32];
+    char hex[65];
+    mh_sha256(&whole, 1, a);
+    mh_sha256(parts, 3, b);
+    assert_memory_equal(a, b, 32);
+    mh_hex_encode(a, 32, hex);
+    assert_string_equal(hex, want);
+    mh_sha256_hex(parts, 3, hex);
+    assert_string_equal(hex, want);
+}
+
 static void test_ct_equal(void **state)
 {
     (void)state;
@@ -277,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_rfc4231),        cmocka_unit_test(test_hmac_split_parts),
         cmocka_unit_test(test_hmac_reused_context), cmocka_unit_test(test_hmac_threads),
         cmocka_unit_test(test_hex_base64),     cmocka_unit_test(test_ct_equal),
+        cmocka_unit_test(test_sha256_parts),
         cmocka_unit_test(test_verify_rotation), cmocka_unit_test(test_timestamp_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /*
  * test_dedup_scope.c — the scope dedup keys a claim on: the provider's name, or
  * "provider/source" for the generic providers whose ids are unique only per sender; and
- * migrations/0006, which converts old claims, naming exactly the providers so marked.
+ * migrations/0006, which converts old claims, naming exactly the providers so marked; and
+ * the claim key the worker computes for mh_claims, as migrations/0008 documents it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "mailhook/crypto.h"
 #include "mailhook/dedup_scope.h"
 #include "mailhook/event.h"
 #include "mailhook/provider.h"
@@ -114,6 +116,34 @@ static void test_events_of_two_sources(void **state)
     json_decref(i);
 }
 
+static void assert_claim_key(const char *tenant, const char *scope, const char *event_id,
+                             const char *want_hex)
+{
+    unsigned char key[MH_CLAIM_KEY_LEN];
+    char hex[2 * MH_CLAIM_KEY_LEN + 1];
+    mh_claim_key(tenant, scope, event_id, key);
+    mh_hex_encode(key, sizeof(key), hex);
+    assert_string_equal(hex, want_hex);
+}
+
+/* The first 16 bytes of SHA-256 over the three UTF-8 strings joined by a zero byte (the
+ * expected keys: Python's hashlib over the same bytes). The zero byte keeps ("ab", "c")
+ * and ("a", "bc") apart. */
+static void test_claim_key_is_documented_digest(void **state)
+{
+    (void)state;
+    assert_claim_key("acme", "ivymail", "ivy-1", "7b60f4ce64b2971f6d8b43ab3eaf3fd5");
+    assert_claim_key("acme", "hmac/dog-a", "1", "8fbc570c754f4f5e7e2f043f7654f777");
+    assert_claim_key("", "", "", "96a296d224f285c67bee93c30f8a3091");
+    assert_claim_key(NULL, NULL, NULL, "96a296d224f285c67bee93c30f8a3091");
+    assert_claim_key("t\xc3\xa9", "resend", "\xc3\xa9v\xc3\xa9nement-\xf0\x9f\x93\xa7",
+                     "e3d16a7e2c51777d924b01008f8abd3d");
+    unsigned char ab_c[MH_CLAIM_KEY_LEN], a_bc[MH_CLAIM_KEY_LEN];
+    mh_claim_key("t", "ab", "c", ab_c);
+    mh_claim_key("t", "a", "bc", a_bc);
+    assert_memory_not_equal(ab_c, a_bc, MH_CLAIM_KEY_LEN);
+}
+
 static char *slurp(const char *path)
 {
     FILE *fp = fopen(path, "rb");
@@ -155,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_platform_providers_scope_by_name),
         cmocka_unit_test(test_only_hmac_and_standard_are_generic),
         cmocka_unit_test(test_events_of_two_sources),
+        cmocka_unit_test(test_claim_key_is_documented_digest),
         cmocka_unit_test(test_migration_converts_exactly_the_generic_providers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

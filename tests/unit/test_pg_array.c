@@ -94,6 +94,23 @@ static void test_text_elements_are_their_bytes_with_a_length(void **state)
     mh_pg_array_free(&a);
 }
 
+/* bytea's binary form is its bytes, zero bytes included. */
+static void test_bytea_elements_keep_zero_bytes(void **state)
+{
+    (void)state;
+    struct mh_pg_array a;
+    mh_pg_array_init(&a, MH_PG_BYTEA_OID);
+    static const unsigned char key[4] = {0, 0xff, 0, 7};
+    mh_pg_array_add_bytes(&a, key, sizeof(key));
+    mh_pg_array_add_bytes(&a, key, 0);
+    mh_pg_array_finish(&a);
+    assert_header(&a, MH_PG_BYTEA_OID, 2);
+    static const unsigned char want[] = {0, 0, 0, 4, 0, 0xff, 0, 7, 0, 0, 0, 0};
+    assert_int_equal(a.len, 20 + sizeof(want));
+    assert_memory_equal(a.buf + 20, want, sizeof(want));
+    mh_pg_array_free(&a);
+}
+
 /* A NULL is the length -1 with no bytes, and sets the header's has-nulls flag. */
 static void test_null_elements_set_the_has_nulls_flag(void **state)
 {
@@ -142,6 +159,7 @@ int main(void)
         cmocka_unit_test(test_int4_elements_are_big_endian_and_signed),
         cmocka_unit_test(test_int8_elements_keep_all_64_bits),
         cmocka_unit_test(test_text_elements_are_their_bytes_with_a_length),
+        cmocka_unit_test(test_bytea_elements_keep_zero_bytes),
         cmocka_unit_test(test_null_elements_set_the_has_nulls_flag),
         cmocka_unit_test(test_many_elements_and_a_second_finish),
     };

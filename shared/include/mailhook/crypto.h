@@ -23,6 +23,9 @@ struct mh_buf {
 int mh_hmac(const char *md, const void *key, size_t keylen, const struct mh_buf *parts,
             size_t nparts, unsigned char *out);
 
+/* SHA-256 of the concatenation of parts, as 32 bytes. */
+void mh_sha256(const struct mh_buf *parts, size_t nparts, unsigned char out[32]);
+
 /* SHA-256 of the concatenation of parts, as 64 lower-case hex chars + NUL. */
 void mh_sha256_hex(const struct mh_buf *parts, size_t nparts, char out[65]);
 

@@ -27,4 +27,16 @@ char *mh_dedup_scope(const char *provider, const char *source);
 /* The same for a canonical event, from its "provider" and "source" members. */
 char *mh_event_dedup_scope(const json_t *ev);
 
+/* A claim key's length in bytes. */
+#define MH_CLAIM_KEY_LEN 16
+
+/*
+ * The key of the claim of (tenant, scope, event_id) in mh_claims: the first 16 bytes of
+ * SHA-256 over the three UTF-8 strings joined by a zero byte, as the database's
+ * mh_claim_key (migrations/0008) computes it. The worker sends the keys it computes here,
+ * so PostgreSQL hashes nothing for a claim. NULL strings count as "".
+ */
+void mh_claim_key(const char *tenant, const char *scope, const char *event_id,
+                  unsigned char out[MH_CLAIM_KEY_LEN]);
+
 #endif

@@ -28,7 +28,8 @@ WARM_ROUNDS = 3  # the drain before the counted ones: this many worker parts' ba
 # file so the ceiling runs the same SQL, with its array parameters made in SQL (p): BATCH
 # rows like a claim's per transaction, each event an ivymail delivery of ~400 bytes of
 # JSON text, which the statement stores as json as it does the worker's, with its log
-# columns (type, recipient, message id, time, source) beside it.
+# columns (type, recipient, message id, time, source) and claim keys beside it. Making
+# the parameters is the database's work here, the worker's in the pipeline.
 DEDUP_C = ROOT / "pipeline" / "dedup.c"
 PGBENCH_PARAMS = """\\set base random(1, 1000000000000)
 WITH p AS (SELECT array_agg(g ORDER BY g) AS a1, array_agg('acme'::text ORDER BY g) AS a2,
@@ -43,7 +44,8 @@ WITH p AS (SELECT array_agg(g ORDER BY g) AS a1, array_agg('acme'::text ORDER BY
                                  'offset', :base::bigint + g))::text ORDER BY g) AS a8,
     array_agg('email.delivered'::text ORDER BY g) AS a9,
     array_agg('u' || g || '@acme.example' ORDER BY g) AS a10, array_agg(eid ORDER BY g) AS a11,
-    array_agg(now()::text ORDER BY g) AS a12, array_agg('ivymail'::text ORDER BY g) AS a13
+    array_agg(now()::text ORDER BY g) AS a12, array_agg('ivymail'::text ORDER BY g) AS a13,
+    array_agg(mh_claim_key('acme', 'ivymail', eid) ORDER BY g) AS a14
     FROM (SELECT g, 'pgb-' || :base::bigint || '-' || g AS eid
           FROM generate_series(1, :batch::integer) g) s),
 """
@@ -61,8 +63,8 @@ def pgbench_script() -> str:
                            "the bench's pgbench script needs updating")
     sql = sql.replace(" FROM unnest(", " FROM p, unnest(", 1)
     sql, n = re.subn(r"\$(\d+)::[a-z]+\[\]", r"p.a\1", sql)
-    if n != 13 or "$" in sql:
-        raise RuntimeError(f"insert_sql of {DEDUP_C} has other parameters than 13 arrays: "
+    if n != 14 or "$" in sql:
+        raise RuntimeError(f"insert_sql of {DEDUP_C} has other parameters than 14 arrays: "
                            "the bench's pgbench script needs updating")
     return PGBENCH_PARAMS + sql[len("WITH "):] + ";\n"
 

@@ -1,0 +1,23 @@
+-- The event log loses its primary key on (tenant, provider, event_id, claim_day).
+--
+-- Since 0008 an event's claim is its row in mh_claims, keyed by mh_claim_key(tenant,
+-- provider, event_id), and the worker writes an event log row only in the statement that
+-- inserted that claim, for the claims it inserted: a second row of one event would need a
+-- second claim of it, which mh_claims's key refuses. The log's own key caught nothing the
+-- claim does not (a claim made again after retention removed the first has another
+-- claim_day, so the two rows never met on it either), and nothing reads the log by it:
+-- the API pages through the log index, and filters by tenant, type, recipient, message id,
+-- source and time. It cost every stored event a b-tree entry on four text columns
+-- written at a random place, and a search of that index before the insert (the log's ON
+-- CONFLICT): a quarter of PostgreSQL's CPU a claim together with the claim key, which
+-- the worker now computes.
+--
+-- Dropping the parent's key drops each partition's with it, without a rewrite; only the
+-- lock waits for the claims in flight. A worker of the previous release still names no
+-- conflict target, so it keeps working.
+--
+-- Without a key, logical replication of the log publishes inserts only, unless the
+-- table is given REPLICA IDENTITY FULL: the log's rows are never updated, and deleted
+-- only by retention (docs/suppression.md, "Retention").
+
+ALTER TABLE mh_event_claims DROP CONSTRAINT mh_event_claims_pkey;
