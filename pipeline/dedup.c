@@ -105,8 +105,9 @@ int dedup_connect(struct worker *w, char *err, size_t errlen)
 {
     if (w->pg && PQstatus(w->pg) == CONNECTION_OK) return 0;
     if (w->pg) PQfinish(w->pg);
-    /* Events are UTF-8, and so are the strings claim keys are computed over: the server
-     * takes them as that whatever its own encoding, as mh_claim_key reads them back. */
+    /* Events are UTF-8 and a claim key is a digest of their UTF-8 bytes (dedup_scope.h):
+     * the connection says so, the server converts to its own encoding on the way in, and
+     * mh_claim_key's convert_to(..., 'UTF8') gives the database the same bytes back. */
     const char *keys[] = {"dbname", "application_name", "connect_timeout", "client_encoding",
                           NULL};
     const char *vals[] = {w->cfg->postgres.dsn, "mailhook-worker", "5", "UTF8", NULL};

@@ -19,11 +19,12 @@ from test_pipeline import ROOT
 MIGRATION = "0010_event_log_json.sql"
 
 
-def migrations_before(tmp_path):
+def migrations_before(tmp_path, migration: str = MIGRATION):
+    """A directory of the migrations that come before the given one."""
     before = tmp_path / "migrations-before"
     before.mkdir()
     for f in (ROOT / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql"):
-        if f.name < MIGRATION:
+        if f.name < migration:
             shutil.copy(f, before / f.name)
     return before
 

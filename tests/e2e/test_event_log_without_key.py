@@ -11,7 +11,7 @@ import threading
 import psycopg
 
 from test_claims_table import TODAY, db  # noqa: F401  (db is a fixture)
-from test_event_log_json import claim_params, claim_statement, stored
+from test_event_log_json import claim_params, claim_statement, migrations_before, stored
 from test_pipeline import ROOT
 
 MIGRATION = "0011_event_log_without_primary_key.sql"
@@ -38,12 +38,7 @@ def events(prefix: str, n: int) -> list[dict]:
 
 def test_migration_keeps_the_rows_and_drops_only_the_key(db, tmp_path):
     dsn, migrate = db
-    before = tmp_path / "migrations-before"
-    before.mkdir()
-    for f in (ROOT / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql"):
-        if f.name < MIGRATION:
-            (before / f.name).write_bytes(f.read_bytes())
-    migrate(before)
+    migrate(migrations_before(tmp_path, MIGRATION))
     with psycopg.connect(dsn, autocommit=True) as pg:
         for i, ev in enumerate(events("m", 3)):
             stored(pg, ev["event_id"], TODAY, 10 + i, ev)
