@@ -208,20 +208,25 @@ def txn_loops(bench: Bench, topic: str, n: int, batch: int, total: int, tag: str
             records / secs if secs else 0.0)
 
 
+def warm_up(bench: Bench, sizes: dict, perf=None, part: str = "worker") -> None:
+    """A drain not counted, under perf when asked (perf slows what it watches). It warms
+    the broker: in the first drains after a broker starts, while its JVM still compiles,
+    the broker spent three to four times the CPU a record it spends warm
+    (docs/performance.md, "Where the time goes"). Each part's drain has topics and a
+    group of its own (bench.config's tag)."""
+    tag = f"{part}-{'perf' if perf is not None else 'warm'}"
+    cfg = bench.config(tag, batch_size=sizes["batch_size"])
+    prefill(bench, cfg["topics"]["raw"], WARM_ROUNDS * sizes["worker_records"], 1, tag)
+    total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
+    drain(bench, cfg, 1, total, sizes["drain_timeout"], perf)
+
+
 def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figure], dict]:
     figs: list[Figure] = []
     # The largest VmHWM of the workers, per kind of webhook (the memory part reports them).
     result = {"worker_hwm_kib": {"single": 0, "batch": 0}}
     batch_size = sizes["batch_size"]
-    # A drain not counted, first, under perf when asked (perf slows what it watches). It
-    # also warms the broker: in the first drains after a broker starts, while its JVM
-    # still compiles, the broker spent three to four times the CPU a record it spends
-    # warm (docs/performance.md, "Where the time goes").
-    tag = "perf" if perf is not None else "warm"
-    cfg = bench.config(tag, batch_size=batch_size)
-    prefill(bench, cfg["topics"]["raw"], WARM_ROUNDS * sizes["worker_records"], 1, tag)
-    total = sum(check.end_offsets(bench.brokers, cfg["topics"]["raw"]).values())
-    drain(bench, cfg, 1, total, sizes["drain_timeout"], perf)
+    warm_up(bench, sizes, perf)
     cores = os.cpu_count() or 1
     per_rec = {k: Figure("worker", f"CPU per record, single-event webhooks, 1 worker: {what}",
                          "µs/record", "", ceiling_name=ceiling)
