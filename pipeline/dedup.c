@@ -154,13 +154,11 @@ static void add_text_or_null(struct mh_pg_array *a, json_t *ev, const char *key)
         mh_pg_array_add_null(a);
 }
 
-/* A row of insert_sql: an event's first copy in its record. */
+/* A row of insert_sql: an event's first copy in its record. Its tenant, scope and id
+ * are in the statement's arrays; claims_sql needs only its slot and key. */
 struct claim_row {
-    size_t idx;         /* its slot */
-    const char *tenant; /* the event's, alive as long as the batch */
-    char *scope;        /* mh_event_dedup_scope's, owned */
-    const char *event_id;
-    unsigned char key[MH_CLAIM_KEY_LEN]; /* mh_claim_key of the three */
+    size_t idx;                          /* its slot */
+    unsigned char key[MH_CLAIM_KEY_LEN]; /* mh_claim_key of tenant, scope and event id */
 };
 
 /* Where an event lives: its record and its index in that record's events. */
@@ -210,12 +208,14 @@ static void build_rows(struct batch *b, struct claim_set *cs)
             if (json_object_get(seen, id)) continue;
             json_object_set_new(seen, id, json_true());
             struct claim_row *row = &cs->rows[cs->nrows++];
-            *row = (struct claim_row){this_idx, str_or(ev, "tenant", ""),
-                                      mh_event_dedup_scope(ev), id, {0}};
-            mh_claim_key(row->tenant, row->scope, id, row->key);
+            const char *tenant = str_or(ev, "tenant", "");
+            char *scope = mh_event_dedup_scope(ev);
+            row->idx = this_idx;
+            mh_claim_key(tenant, scope, id, row->key);
             mh_pg_array_add_int4(&cs->cols[COL_IDX], (int32_t)this_idx);
-            mh_pg_array_add_text(&cs->cols[COL_TENANT], row->tenant, strlen(row->tenant));
-            mh_pg_array_add_text(&cs->cols[COL_PROVIDER], row->scope, strlen(row->scope));
+            mh_pg_array_add_text(&cs->cols[COL_TENANT], tenant, strlen(tenant));
+            mh_pg_array_add_text(&cs->cols[COL_PROVIDER], scope, strlen(scope));
+            free(scope);
             mh_pg_array_add_text(&cs->cols[COL_EVENT_ID], id, strlen(id));
             mh_pg_array_add_text(&cs->cols[COL_TOPIC], topic, strlen(topic));
             mh_pg_array_add_int4(&cs->cols[COL_PARTITION], r->rkm->partition);
@@ -267,7 +267,6 @@ static size_t claim_set_build(struct batch *b, struct claim_set *cs)
 
 static void claim_set_free(struct claim_set *cs)
 {
-    for (size_t k = 0; k < cs->nrows; k++) free(cs->rows[k].scope);
     free(cs->rows);
     for (int c = 0; c < CLAIM_PARAMS; c++) mh_pg_array_free(&cs->cols[c]);
     free(cs->slots);
