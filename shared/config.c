@@ -62,7 +62,7 @@ static const struct key_def key_defs[] = {
     {"worker", "dlq_topic", KEY_STR, OFF(worker.dlq_topic), "mailhook.dlq", 0, 0},
     {"worker", "suppressions_topic", KEY_STR, OFF(worker.suppressions_topic),
      "mailhook.suppressions", 0, 0},
-    {"worker", "batch_size", KEY_LONG, OFF(worker.batch_size), "500", 1, 100000},
+    {"worker", "batch_size", KEY_LONG, OFF(worker.batch_size), "1000", 1, 100000},
     {"worker", "batch_max_bytes", KEY_LONG, OFF(worker.batch_max_bytes), "4194304", 1024,
      1073741824},
     {"worker", "batch_max_events", KEY_LONG, OFF(worker.batch_max_events), "2000", 1, 10000000},

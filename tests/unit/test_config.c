@@ -65,7 +65,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->worker.events_topic, "mailhook.events");
     assert_int_equal(cfg->worker.replication_factor, -1);
     assert_int_equal(cfg->worker.min_insync_replicas, 0);
-    assert_int_equal(cfg->worker.batch_size, 500);
+    assert_int_equal(cfg->worker.batch_size, 1000);
     assert_int_equal(cfg->worker.batch_max_bytes, 4194304);
     assert_int_equal(cfg->worker.batch_max_events, 2000);
     assert_int_equal(cfg->worker.claim_lanes, 2);

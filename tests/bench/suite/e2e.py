@@ -179,7 +179,7 @@ def highest_sustained(bench: Bench, cfg: dict, topic: str, ladder: list[int], se
 
 def measure(bench: Bench, sizes: dict, runs: int) -> tuple[list[Figure], dict]:
     figs: list[Figure] = []
-    cfg = bench.config("e2e", batch_size=500)
+    cfg = bench.config("e2e", batch_size=sizes["batch_size"])
     ingest = bench.ingest(cfg)
     workers = [bench.worker(cfg, f"e{i}") for i in (1, 2)]
     try:

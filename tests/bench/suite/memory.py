@@ -98,7 +98,7 @@ def measure(bench: Bench, sizes: dict, runs: int, worker_hwm_kib: dict | None = 
         else:
             cfg = bench.config(f"mem-worker-{kind}", batch_size=sizes["batch_size"])
             raw = cfg["topics"]["raw"]
-            records = sizes["worker_records"] // (1 if per_record == 1 else 4)  # as the worker part
+            records = sizes["worker_records" if per_record == 1 else "worker_batch_records"]  # as the worker part
             worker_part.prefill(bench, raw, records, per_record, f"memw{kind}")
             total = sum(check.end_offsets(bench.brokers, raw).values())
             d = worker_part.drain(bench, cfg, 1, total, sizes["drain_timeout"])

@@ -238,7 +238,7 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                    ("kafka", "Kafka broker", "-"))}
     cpu_skip = "no local PostgreSQL or Kafka process to read (an external stack)"
     for kind, per_record, records in (("single", 1, sizes["worker_records"]),
-                                      ("batch", 10, sizes["worker_records"] // 4)):
+                                      ("batch", 10, sizes["worker_batch_records"])):
         for workers in (1, 2):
             label = f"worker, {kind}-event webhooks ({per_record} event{'s' if per_record > 1 else ''}/record), {workers} worker{'s' if workers > 1 else ''}"
             rec = Figure("worker", f"{label}: records/s per process", "records/s",
