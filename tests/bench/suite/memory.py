@@ -98,8 +98,8 @@ def measure(bench: Bench, sizes: dict, runs: int, worker_hwm_kib: dict | None = 
         else:
             cfg = bench.config(f"mem-worker-{kind}", batch_size=sizes["batch_size"])
             raw = cfg["topics"]["raw"]
-            records = sizes["worker_records" if per_record == 1 else "worker_batch_records"]  # as the worker part
-            worker_part.prefill(bench, raw, records, per_record, f"memw{kind}")
+            worker_part.prefill(bench, raw, worker_part.backlog_records(sizes, per_record),
+                                per_record, f"memw{kind}")
             total = sum(check.end_offsets(bench.brokers, raw).values())
             d = worker_part.drain(bench, cfg, 1, total, sizes["drain_timeout"])
             wfig.samples.append(d["hwm_kib"] / 1024)
