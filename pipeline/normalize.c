@@ -58,13 +58,40 @@ static json_t *event_slim(json_t *ev)
     return slim;
 }
 
-static void parse_record(struct worker *w, struct batch_rec *r)
+/*
+ * Where jansson writes an event's text before it is copied out at its exact size, kept
+ * for a whole batch: json_dumps would grow a buffer of its own from a few bytes for each
+ * event and then copy it again.
+ */
+struct text_buf {
+    char *data;
+    size_t cap;
+};
+
+static char *event_text(const json_t *ev, struct text_buf *tb, size_t *len)
+{
+    const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+    size_t n = json_dumpb(ev, tb->data, tb->cap, flags);
+    if (n == 0) return NULL;
+    if (n > tb->cap) {
+        tb->data = mh_realloc(tb->data, n);
+        tb->cap = n;
+        if (json_dumpb(ev, tb->data, tb->cap, flags) != n) return NULL;
+    }
+    char *text = mh_malloc(n + 1);
+    memcpy(text, tb->data, n);
+    text[n] = '\0';
+    *len = n;
+    return text;
+}
+
+static void parse_record(struct worker *w, struct batch_rec *r, struct text_buf *tb)
 {
     struct mh_headers h = {0};
     char err[512] = "";
     const rd_kafka_message_t *rkm = r->rkm;
 
-    mh_kafka_headers_read(rkm, &h);
+    mh_kafka_headers_borrow(rkm, &h);
     const char *provider_name = mh_headers_get(&h, MH_HDR_PROVIDER);
     const char *received = mh_headers_get(&h, MH_HDR_RECEIVED_AT);
     int64_t received_ms = 0;
@@ -115,9 +142,8 @@ static void parse_record(struct worker *w, struct batch_rec *r)
     json_array_foreach(events, j, ev) {
         char why[256] = "";
         if (mh_event_make_storable(ev, &lim, why, sizeof(why)) >= 0) {
-            r->ev_text[j] = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            r->ev_text[j] = event_text(ev, tb, &r->ev_len[j]);
             if (!r->ev_text[j]) mh_oom();
-            r->ev_len[j] = strlen(r->ev_text[j]);
             if (r->ev_len[j] <= max_bytes) {
                 json_array_set_new(events, j, event_slim(ev));
                 continue;
@@ -140,14 +166,17 @@ done:
 
 size_t normalize_batch(struct worker *w, struct batch *b, size_t max_events)
 {
+    struct text_buf tb = {.data = mh_malloc(4096), .cap = 4096};
+    size_t i;
     b->n_events = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        if (max_events && i > 0 && b->n_events >= max_events) return i;
+    for (i = 0; i < b->n; i++) {
+        if (max_events && i > 0 && b->n_events >= max_events) break;
         struct batch_rec *r = &b->recs[i];
-        if (!r->events && !r->dlq_reason) parse_record(w, r);
+        if (!r->events && !r->dlq_reason) parse_record(w, r, &tb);
         if (r->events) b->n_events += json_array_size(r->events);
     }
-    return b->n;
+    free(tb.data);
+    return i;
 }
 
 /* Moves n records to the end of into (their ownership with them). */

@@ -28,6 +28,7 @@
 
 #include "mailhook/log.h"
 #include "mailhook/pg.h"
+#include "mailhook/pg_array.h"
 #include "mailhook/suppression_rules.h"
 #include "pipeline.h"
 
@@ -41,9 +42,9 @@ static const char apply_sql[] = "SELECT key, value FROM mh_suppression_apply($1:
  * are most of a batch. Returns the 1-based positions of the pairs that matter.
  */
 static const char resets_that_matter_sql[] =
-    "SELECT x.i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, i)"
-    " WHERE EXISTS (SELECT 1 FROM mh_suppressions s WHERE s.tenant = x.e ->> 0"
-    " AND s.address = x.e ->> 1 AND s.temp_until > now())";
+    "SELECT x.i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(tenant, address, i)"
+    " WHERE EXISTS (SELECT 1 FROM mh_suppressions s WHERE s.tenant = x.tenant"
+    " AND s.address = x.address AND s.temp_until > now())";
 
 /* An event of the batch whose effect is a reset, waiting for resets_that_matter_sql. */
 struct reset {
@@ -61,14 +62,17 @@ static int check(PGresult *res, const char *what, char *err, size_t errlen)
 }
 
 /* Appends the effects of the resets that matter to effects. 0, or -1 / -2 with err. */
-static int add_resets(struct worker *w, const struct reset *resets, json_t *pairs,
+static int add_resets(struct worker *w, const struct reset *resets, size_t n_resets,
+                      struct mh_pg_array *tenants, struct mh_pg_array *addresses,
                       json_t *effects, char *err, size_t errlen)
 {
-    char *txt = json_dumps(pairs, JSON_COMPACT);
-    if (!txt) mh_oom();
-    const char *params[] = {txt};
-    PGresult *res = PQexecParams(w->pg, resets_that_matter_sql, 1, NULL, params, NULL, NULL, 0);
-    free(txt);
+    mh_pg_array_finish(tenants);
+    mh_pg_array_finish(addresses);
+    static const Oid types[] = {MH_PG_TEXT_ARRAY_OID, MH_PG_TEXT_ARRAY_OID};
+    const char *values[] = {(const char *)tenants->buf, (const char *)addresses->buf};
+    const int lengths[] = {(int)tenants->len, (int)addresses->len}, formats[] = {1, 1};
+    PGresult *res = PQexecParams(w->pg, resets_that_matter_sql, 2, types, values, lengths,
+                                 formats, 0);
     int rc = check(res, "select resets", err, errlen);
     if (rc < 0) {
         PQclear(res);
@@ -76,7 +80,7 @@ static int add_resets(struct worker *w, const struct reset *resets, json_t *pair
     }
     for (int row = 0; row < PQntuples(res); row++) {
         long i = strtol(PQgetvalue(res, row, 0), NULL, 10) - 1;
-        if (i < 0 || (size_t)i >= json_array_size(pairs)) continue;
+        if (i < 0 || (size_t)i >= n_resets) continue;
         json_t *e = supp_effect(resets[i].pol, resets[i].ev, resets[i].fresh);
         if (e) json_array_append_new(effects, e);
     }
@@ -86,7 +90,10 @@ static int add_resets(struct worker *w, const struct reset *resets, json_t *pair
 
 int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errlen)
 {
-    json_t *effects = json_array(), *pairs = json_array();
+    json_t *effects = json_array();
+    struct mh_pg_array tenants, addresses;
+    mh_pg_array_init(&tenants, MH_PG_TEXT_OID);
+    mh_pg_array_init(&addresses, MH_PG_TEXT_OID);
     struct reset *resets = NULL;
     size_t n_resets = 0, cap = 0;
     char *txt = NULL;
@@ -117,14 +124,17 @@ int suppression_apply(struct worker *w, struct batch *b, char *err, size_t errle
                     resets = mh_realloc(resets, cap * sizeof(*resets));
                 }
                 resets[n_resets++] = (struct reset){ev, pol, fresh};
-                json_array_append_new(pairs, json_pack("[ss]", tenant ? tenant : "", addr));
+                mh_pg_array_add_text(&tenants, tenant ? tenant : "", tenant ? strlen(tenant) : 0);
+                mh_pg_array_add_text(&addresses, addr, strlen(addr));
                 continue;
             }
             json_t *e = supp_effect(pol, ev, fresh);
             if (e) json_array_append_new(effects, e);
         }
     }
-    if (n_resets && (rc = add_resets(w, resets, pairs, effects, err, errlen)) < 0) goto out;
+    if (n_resets && (rc = add_resets(w, resets, n_resets, &tenants, &addresses, effects, err,
+                                     errlen)) < 0)
+        goto out;
     rc = 0;
     if (json_array_size(effects) == 0) goto out;
     txt = json_dumps(effects, JSON_COMPACT);
@@ -146,7 +156,8 @@ out:
     PQclear(res);
     free(txt);
     free(resets);
-    json_decref(pairs);
+    mh_pg_array_free(&tenants);
+    mh_pg_array_free(&addresses);
     json_decref(effects);
     return rc;
 }

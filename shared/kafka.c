@@ -59,18 +59,15 @@ rd_kafka_conf_t *mh_kafka_conf_defaults(const struct mh_config *cfg, const char 
     return conf;
 }
 
-void mh_kafka_headers_read(const rd_kafka_message_t *rkm, struct mh_headers *h)
+void mh_kafka_headers_borrow(const rd_kafka_message_t *rkm, struct mh_headers *h)
 {
     rd_kafka_headers_t *hdrs = NULL;
     if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs) return;
     const char *name;
     const void *val;
     size_t size;
-    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-        char *v = mh_strndup(val ? val : "", val ? size : 0);
-        mh_headers_add(h, name, v);
-        free(v);
-    }
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+        mh_headers_borrow(h, name, val ? (const char *)val : "");
 }
 
 const char *mh_kafka_header(const rd_kafka_message_t *rkm, const char *name, char *buf,

@@ -36,8 +36,12 @@ rd_kafka_conf_t *mh_kafka_conf_defaults(const struct mh_config *cfg, const char 
 rd_kafka_t *mh_kafka_reader_new(const struct mh_config *cfg, const char *group, char *err,
                                 size_t errlen);
 
-/* Copies a message's Kafka headers into h (values as text). */
-void mh_kafka_headers_read(const rd_kafka_message_t *rkm, struct mh_headers *h);
+/*
+ * A message's Kafka headers in h (values as text), borrowed from the message: librdkafka
+ * keeps each value null-terminated (rdkafka.h), so h points into rkm and is valid while
+ * rkm is, with no copy of its own. h is cleared with mh_headers_clear as any other.
+ */
+void mh_kafka_headers_borrow(const rd_kafka_message_t *rkm, struct mh_headers *h);
 
 /* A configuration's value of one setting in buf, for a log line: "?" when librdkafka has
  * none (or it does not fit). Returns buf. */
