@@ -71,19 +71,42 @@ void lanes_free(struct worker *w)
     w->n_lanes = 0;
 }
 
-/* An address's key: tenant and normalized recipient, joined by a byte neither holds
- * (tenants are names from the configuration; a collision would only merge two
- * addresses' lanes). Returns 0, or -1 when the event has no address (no suppression
- * effect, no lock: it may go to any lane). */
-static int address_key(json_t *ev, char *key, size_t keylen)
+/*
+ * The address keys of one record's events: tenant and normalized recipient, joined by a
+ * byte neither holds (tenants are names from the configuration; a collision would only
+ * merge two addresses' lanes). An event with no address (no suppression effect, no
+ * lock: it may go to any lane) has none. Made once a record, for assign's two passes.
+ */
+struct record_keys {
+    char *buf;   /* the keys, each null-terminated, one after the other */
+    size_t len, cap;
+    size_t n;    /* keys in buf */
+};
+
+static void record_keys_fill(struct record_keys *k, const struct batch_rec *r)
 {
-    char addr[SUPP_ADDRESS_MAX + 1];
-    if (supp_address_normalize(json_string_value(json_object_get(ev, "recipient")), addr,
-                               sizeof(addr)) < 0)
-        return -1;
-    const char *tenant = json_string_value(json_object_get(ev, "tenant"));
-    snprintf(key, keylen, "%s\x1f%s", tenant ? tenant : "", addr);
-    return 0;
+    size_t j;
+    json_t *ev;
+    k->len = k->n = 0;
+    json_array_foreach(r->events, j, ev) {
+        char addr[SUPP_ADDRESS_MAX + 1];
+        if (supp_address_normalize(json_string_value(json_object_get(ev, "recipient")), addr,
+                                   sizeof(addr)) < 0)
+            continue;
+        const char *tenant = json_string_value(json_object_get(ev, "tenant"));
+        size_t tlen = tenant ? strlen(tenant) : 0, alen = strlen(addr);
+        size_t need = k->len + tlen + alen + 2;
+        if (need > k->cap) {
+            k->cap = need > 2 * k->cap ? need : 2 * k->cap;
+            k->buf = mh_realloc(k->buf, k->cap);
+        }
+        char *p = k->buf + k->len;
+        if (tlen) memcpy(p, tenant, tlen);
+        p[tlen] = '\x1f';
+        memcpy(p + tlen + 1, addr, alen + 1);
+        k->len = need;
+        k->n++;
+    }
 }
 
 /* Whether one of r's events changes suppression state by its tenant's rules, other than
@@ -112,17 +135,18 @@ static int has_effect(const struct mh_config *cfg, const struct batch_rec *r)
  */
 static int assign(const struct mh_config *cfg, const struct batch *b, size_t n, size_t *lane)
 {
-    json_t *seen = json_object(); /* address key -> its lane */
+    json_t *seen = json_object(); /* address key -> its lane (lane_no[l]) */
+    json_t *lane_no[MH_CLAIM_LANES_MAX] = {0};
     size_t load[MH_CLAIM_LANES_MAX] = {0};
-    char key[SUPP_ADDRESS_MAX + 256];
+    struct record_keys keys = {0};
     int rc = 0;
     for (size_t i = 0; i < b->n && rc == 0; i++) {
         const struct batch_rec *r = &b->recs[i];
         long to = has_effect(cfg, r) ? 0 : -1;
-        size_t j, events = r->events ? json_array_size(r->events) : 0;
-        json_t *ev;
-        json_array_foreach(r->events, j, ev) {
-            if (address_key(ev, key, sizeof(key)) < 0) continue;
+        size_t events = r->events ? json_array_size(r->events) : 0;
+        record_keys_fill(&keys, r);
+        const char *key = keys.buf;
+        for (size_t k = 0; k < keys.n; k++, key += strlen(key) + 1) {
             json_t *has = json_object_get(seen, key);
             if (!has) continue;
             long l = (long)json_integer_value(has);
@@ -138,13 +162,15 @@ static int assign(const struct mh_config *cfg, const struct batch *b, size_t n, 
             for (size_t l = 1; l < n; l++)
                 if (load[l] < load[to]) to = (long)l;
         }
-        json_array_foreach(r->events, j, ev) {
-            if (address_key(ev, key, sizeof(key)) == 0)
-                json_object_set_new(seen, key, json_integer(to));
-        }
+        if (!lane_no[to]) lane_no[to] = json_integer(to);
+        key = keys.buf;
+        for (size_t k = 0; k < keys.n; k++, key += strlen(key) + 1)
+            json_object_set(seen, key, lane_no[to]);
         lane[i] = (size_t)to;
         load[to] += events ? events : 1;
     }
+    for (size_t l = 0; l < MH_CLAIM_LANES_MAX; l++) json_decref(lane_no[l]);
+    free(keys.buf);
     json_decref(seen);
     return rc;
 }
