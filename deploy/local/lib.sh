@@ -337,6 +337,19 @@ mh_brokers() {
   printf '%s\n' "${MAILHOOK_KAFKA_BROKERS:-127.0.0.1:$MH_KAFKA_PORT}"
 }
 
+# mh_kafka_new_cluster_id: a random KRaft cluster id (16 random bytes in URL-safe base64,
+# unpadded) that does not start with "-": kafka-storage would take such an id for an
+# option, so Kafka's own Uuid.randomUuid draws again in that case, and so does this.
+mh_kafka_new_cluster_id() {
+  python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break'
+}
+
 # mh_kafka_libs: copy the broker's jars (with every runtime dependency) from Maven into
 # $MH_KAFKA_HOME/libs, unless the same version is already there.
 mh_kafka_libs() {
@@ -494,10 +507,12 @@ mh_kafka_up() {
     "-Dkafka.logs.dir=$MH_KAFKA_HOME")
   if [[ ! -f $MH_KAFKA_HOME/data/meta.properties ]]; then
     local cluster_id
-    if [[ -f $MH_KAFKA_HOME/cluster-id ]]; then
+    # An id that starts with "-" (drawn before mh_kafka_new_cluster_id) never formatted
+    # anything: it is drawn again.
+    if [[ -f $MH_KAFKA_HOME/cluster-id && $(cat "$MH_KAFKA_HOME/cluster-id") != -* ]]; then
       cluster_id=$(cat "$MH_KAFKA_HOME/cluster-id")
     else
-      cluster_id=$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+      cluster_id=$(mh_kafka_new_cluster_id)
       printf '%s\n' "$cluster_id" >"$MH_KAFKA_HOME/cluster-id"
     fi
     mh_log "formatting Kafka storage (cluster id $cluster_id)"
