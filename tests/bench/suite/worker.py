@@ -208,10 +208,14 @@ def txn_loops(bench: Bench, topic: str, n: int, batch: int, total: int, tag: str
             records / secs if secs else 0.0)
 
 
-def backlog_records(sizes: dict, per_record: int) -> int:
+def backlog_records(sizes: dict, per_record: int, workers: int = 1) -> int:
     """The raw records a drain of this kind of webhook starts from: the single-event
-    backlog, or the batch webhooks' own (the memory part drains the same)."""
-    return sizes["worker_records" if per_record == 1 else "worker_batch_records"]
+    backlog, or the batch webhooks' own (the memory part drains the same), for each
+    worker. Two workers drain twice as many as one, so each works through as many
+    batches as one worker alone: the pipeline's start (a batch parsed and claimed before
+    the first commit) and its end (the last batches no longer overlap, and a worker whose
+    partitions held fewer records finishes first) weigh the same in both figures."""
+    return workers * sizes["worker_records" if per_record == 1 else "worker_batch_records"]
 
 
 def warm_up(bench: Bench, sizes: dict, perf=None, part: str = "worker") -> None:
@@ -244,8 +248,8 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                    ("kafka", "Kafka broker", "-"))}
     cpu_skip = "no local PostgreSQL or Kafka process to read (an external stack)"
     for kind, per_record in (("single", 1), ("batch", 10)):
-        records = backlog_records(sizes, per_record)
         for workers in (1, 2):
+            records = backlog_records(sizes, per_record, workers)
             label = f"worker, {kind}-event webhooks ({per_record} event{'s' if per_record > 1 else ''}/record), {workers} worker{'s' if workers > 1 else ''}"
             rec = Figure("worker", f"{label}: records/s per process", "records/s",
                          f"mailhook-worker x{workers} on {records} pre-filled raw records, "
