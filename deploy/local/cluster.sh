@@ -226,9 +226,7 @@ mh_kafka_cluster_up() {
   mkdir -p "$MH_KAFKA_CLUSTER_HOME"
   # log4j.properties of the single broker is the template of the nodes'.
   [[ -f $MH_KAFKA_HOME/log4j.properties ]] || mh_kafka_write_config
-  if [[ ! -s $MH_KAFKA_CLUSTER_HOME/cluster-id || $(cat "$MH_KAFKA_CLUSTER_HOME/cluster-id") == -* ]]; then
-    mh_kafka_new_cluster_id >"$MH_KAFKA_CLUSTER_HOME/cluster-id"
-  fi
+  mh_kafka_cluster_id "$MH_KAFKA_CLUSTER_HOME/cluster-id" >/dev/null || return 1
   for ((i = 1; i <= $(mh_kafka_cluster_n); i++)); do
     if ! mh_kafka_node_running "$i" >/dev/null; then
       mh_kafka_node_start "$i" || return 1

@@ -337,17 +337,25 @@ mh_brokers() {
   printf '%s\n' "${MAILHOOK_KAFKA_BROKERS:-127.0.0.1:$MH_KAFKA_PORT}"
 }
 
-# mh_kafka_new_cluster_id: a random KRaft cluster id (16 random bytes in URL-safe base64,
-# unpadded) that does not start with "-": kafka-storage would take such an id for an
-# option, so Kafka's own Uuid.randomUuid draws again in that case, and so does this.
-mh_kafka_new_cluster_id() {
-  python3 -c '
+# mh_kafka_cluster_id FILE: the KRaft cluster id kept in FILE; one is drawn (16 random
+# bytes in URL-safe base64, unpadded) and written there first when FILE holds none, or
+# one that starts with "-": kafka-storage would take such an id for an option (it never
+# formatted anything), so Kafka's own Uuid.randomUuid draws again in that case, as this
+# does.
+mh_kafka_cluster_id() {
+  local file=$1 id=""
+  [[ -s $file ]] && id=$(<"$file")
+  if [[ -z $id || $id == -* ]]; then
+    id=$(python3 -c '
 import base64, uuid
 while True:
     s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     if not s.startswith("-"):
         print(s)
-        break'
+        break') || return 1
+    printf '%s\n' "$id" >"$file"
+  fi
+  printf '%s\n' "$id"
 }
 
 # mh_kafka_libs: copy the broker's jars (with every runtime dependency) from Maven into
@@ -507,14 +515,7 @@ mh_kafka_up() {
     "-Dkafka.logs.dir=$MH_KAFKA_HOME")
   if [[ ! -f $MH_KAFKA_HOME/data/meta.properties ]]; then
     local cluster_id
-    # An id that starts with "-" (drawn before mh_kafka_new_cluster_id) never formatted
-    # anything: it is drawn again.
-    if [[ -f $MH_KAFKA_HOME/cluster-id && $(cat "$MH_KAFKA_HOME/cluster-id") != -* ]]; then
-      cluster_id=$(cat "$MH_KAFKA_HOME/cluster-id")
-    else
-      cluster_id=$(mh_kafka_new_cluster_id)
-      printf '%s\n' "$cluster_id" >"$MH_KAFKA_HOME/cluster-id"
-    fi
+    cluster_id=$(mh_kafka_cluster_id "$MH_KAFKA_HOME/cluster-id") || return 1
     mh_log "formatting Kafka storage (cluster id $cluster_id)"
     "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format --ignore-formatted \
       -t "$cluster_id" -c "$MH_KAFKA_HOME/server.properties" \
