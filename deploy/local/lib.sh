@@ -305,14 +305,16 @@ mh_build() {
   mh_log "building mailhook in $dir"
   cmake -S "$MH_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${args[@]}" </dev/null || return 1
   cmake --build "$dir" -j"${MH_BUILD_JOBS:-2}" "${targets[@]}" </dev/null || return 1
-  mh_check_binaries
+  mh_check_binaries "$@"
 }
 
-# mh_check_binaries: the four programs exist in the build directory.
+# mh_check_binaries [PROGRAM...]: the given programs (default the four) exist in the
+# build directory.
 mh_check_binaries() {
-  local dir b missing=()
+  local dir b missing=() want=("$@")
+  ((${#want[@]})) || want=(mailhook-ingest mailhook-worker mailhook-api mailhook)
   dir=$(mh_build_dir)
-  for b in mailhook-ingest mailhook-worker mailhook-api mailhook; do
+  for b in "${want[@]}"; do
     [[ -x $dir/$b ]] || missing+=("$b")
   done
   if ((${#missing[@]})); then
