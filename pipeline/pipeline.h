@@ -73,6 +73,7 @@ struct worker_stats {
     _Atomic uint64_t lane_claims, lane_transactions;
     /* Gauges the pipeline thread refreshes about once a second (main.c). */
     _Atomic int64_t assigned_partitions;
+    _Atomic int64_t claim_lanes; /* lanes a claim is split into now (worker->lanes_active) */
     _Atomic int64_t lag_records; /* high watermark - position, summed over the assignment */
     _Atomic int64_t loop_ms;     /* mh_mono_ms() when the main loop last went round */
     _Atomic int64_t batch_events_max; /* most events one parsed batch held */
@@ -80,7 +81,7 @@ struct worker_stats {
     struct event_counts events; /* emitted events by source and type */
 };
 
-/* Most claim lanes a worker runs ([worker] claim_lanes, worker/lanes.c). */
+/* Most claim lanes one worker runs (of the group's [worker] claim_lanes, worker/lanes.c). */
 #define MH_CLAIM_LANES_MAX 8
 
 struct worker {
@@ -100,6 +101,12 @@ struct worker {
      * batch at once with w->pg. */
     struct worker **lanes;
     size_t n_lanes;
+    /* Lanes a claim is split into now, 1..1 + n_lanes: the worker's share of
+     * [worker] claim_lanes by the raw partitions it holds (lanes_follow_assignment). */
+    size_t lanes_active;
+    /* The partitions of the latest assignment, set by the rebalance callback, -1 once
+     * lanes_follow_assignment has taken it. */
+    int lanes_assigned;
     /* When > 0, a claim transaction on w->pg waits at most this long for a lock (set by
      * worker/lanes.c for the lanes of a split claim); 0: as long as it takes. */
     long lock_timeout_ms;

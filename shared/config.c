@@ -67,7 +67,7 @@ static const struct key_def key_defs[] = {
      1073741824},
     {"worker", "batch_max_events", KEY_LONG, OFF(worker.batch_max_events), "2000", 1, 10000000},
     {"worker", "commit_interval_ms", KEY_LONG, OFF(worker.commit_interval_ms), "20", 1, 60000},
-    {"worker", "claim_lanes", KEY_LONG, OFF(worker.claim_lanes), "2", 1, 8},
+    {"worker", "claim_lanes", KEY_LONG, OFF(worker.claim_lanes), "2", 1, 64},
     {"worker", "raw_partitions", KEY_LONG, OFF(worker.raw_partitions), "6", 1, 10000},
     /* -1 / 0: the broker's default.replication.factor / min.insync.replicas. */
     {"worker", "replication_factor", KEY_LONG, OFF(worker.replication_factor), "-1", -1, 32},

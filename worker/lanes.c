@@ -33,6 +33,15 @@
  *     taken by another record, a provider duplicate.
  * The records of a lane stay in their order, so the events of one address (one lane) are
  * produced in the order they came; guarantees.md promises no order across addresses.
+ *
+ * claim_lanes is what the worker group runs at once, shared by the raw partitions each
+ * worker holds: a worker with k of the topic's P partitions splits into
+ * ceil(claim_lanes * k / P) lanes (at least one). Lanes pay only while PostgreSQL has
+ * cores the worker's one transaction leaves idle; several workers already keep as many
+ * transactions running, and a split then costs more CPU (threads, the plan, a
+ * transaction and its commit a lane) than it saves. On the 2-core bench machine two
+ * workers drained 11 % more single-event records a second with one lane each than with
+ * two (docs/performance.md), while one worker alone gains from its two.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -40,15 +49,19 @@
 #include <string.h>
 
 #include "lanes.h"
+#include "mailhook/kafka.h"
 #include "mailhook/log.h"
 #include "mailhook/suppression_rules.h"
 
 void lanes_init(struct worker *w)
 {
+    /* The group's lanes (claim_lanes); one worker runs at most MH_CLAIM_LANES_MAX. */
     long n = w->cfg->worker.claim_lanes;
-    if (n <= 1) return;
-    w->n_lanes = (size_t)n - 1;
-    w->lanes = mh_calloc(w->n_lanes, sizeof(*w->lanes));
+    if (n > MH_CLAIM_LANES_MAX) n = MH_CLAIM_LANES_MAX;
+    w->lanes_assigned = -1;
+    w->n_lanes = 0;
+    if (n > 1) w->n_lanes = (size_t)n - 1;
+    w->lanes = w->n_lanes ? mh_calloc(w->n_lanes, sizeof(*w->lanes)) : NULL;
     for (size_t i = 0; i < w->n_lanes; i++) {
         struct worker *l = mh_calloc(1, sizeof(*l));
         l->cfg = w->cfg;
@@ -56,6 +69,58 @@ void lanes_init(struct worker *w)
         l->skip_suppression = w->skip_suppression;
         w->lanes[i] = l;
     }
+    w->lanes_active = 1 + w->n_lanes;
+    atomic_store_explicit(&w->stats.claim_lanes, (int64_t)w->lanes_active, memory_order_relaxed);
+}
+
+size_t lanes_for_share(long claim_lanes, int assigned, int partitions)
+{
+    if (claim_lanes <= 1) return 1;
+    if (assigned <= 0 || partitions <= 0 || assigned >= partitions) return (size_t)claim_lanes;
+    return ((size_t)claim_lanes * (size_t)assigned + (size_t)partitions - 1) / (size_t)partitions;
+}
+
+/* How long the raw topic's partition count may take to arrive (a rebalance's). */
+#define LANES_METADATA_TIMEOUT_MS 2000
+
+void lanes_follow_assignment(struct worker *w)
+{
+    int assigned = w->lanes_assigned;
+    if (assigned < 0) return;
+    w->lanes_assigned = -1;
+    long budget = w->cfg->worker.claim_lanes;
+    size_t n = 1 + w->n_lanes;
+    int partitions = -1;
+    if (n > 1 && assigned > 0) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = mh_kafka_topic_metadata(
+            w->producer ? w->producer : w->consumer, w->cfg->worker.raw_topic,
+            LANES_METADATA_TIMEOUT_MS, &md);
+        if (e) {
+            mh_info("claim lanes: %zu (the partitions of %s are unknown: %s)", n,
+                    w->cfg->worker.raw_topic, rd_kafka_err2str(e));
+        } else {
+            partitions = md->topics[0].partition_cnt;
+            size_t share = lanes_for_share(budget, assigned, partitions);
+            if (share < n) n = share;
+            rd_kafka_metadata_destroy(md);
+        }
+    }
+    /* The lanes given up close their connections (a worker that held every partition
+     * for a while keeps no more than its share open); one still holding address locks
+     * keeps them until the next assignment. */
+    for (size_t i = n - 1; i < w->n_lanes; i++) {
+        struct worker *l = w->lanes[i];
+        if (l->pg_locks) continue;
+        if (l->pg) PQfinish(l->pg);
+        if (l->pg_spare) PQfinish(l->pg_spare);
+        l->pg = l->pg_spare = NULL;
+    }
+    if (n != w->lanes_active && partitions > 0)
+        mh_info("claim lanes: %zu (%d of %s's %d partitions; [worker] claim_lanes %ld for the "
+                "group)", n, assigned, w->cfg->worker.raw_topic, partitions, budget);
+    w->lanes_active = n;
+    atomic_store_explicit(&w->stats.claim_lanes, (int64_t)n, memory_order_relaxed);
 }
 
 void lanes_free(struct worker *w)
@@ -222,7 +287,7 @@ int lanes_claim(struct worker *w, struct batch *b, int split, char *err, size_t 
     size_t events = 0;
     for (size_t i = 0; i < b->n; i++)
         if (b->recs[i].events) events += json_array_size(b->recs[i].events);
-    size_t n = 1 + w->n_lanes;
+    size_t n = w->lanes_active ? w->lanes_active : 1 + w->n_lanes;
     if (n > events / LANE_MIN_EVENTS) n = events / LANE_MIN_EVENTS;
     if (!split || n <= 1) return dedup_claim(w, b, err, errlen);
 

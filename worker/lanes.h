@@ -16,8 +16,20 @@
 #define LANE_LOCK_TIMEOUT_MS 1000
 
 /* Makes w's claim_lanes - 1 other lanes (w itself is the first); connections open when
- * first used. */
+ * first used. All of them are in use until an assignment says the worker's share. */
 void lanes_init(struct worker *w);
+/*
+ * The lanes a worker holding assigned of the raw topic's partitions splits its claims
+ * into: its share of claim_lanes, ceil(claim_lanes * assigned / partitions), at least
+ * one; all of claim_lanes when either count is unknown (<= 0).
+ */
+size_t lanes_for_share(long claim_lanes, int assigned, int partitions);
+/*
+ * After an assignment (w->lanes_assigned >= 0, set by the rebalance callback): asks
+ * Kafka for the raw topic's partition count and sets w->lanes_active by
+ * lanes_for_share; keeps all the lanes when the count does not come.
+ */
+void lanes_follow_assignment(struct worker *w);
 /* Closes the lanes' connections and frees them. */
 void lanes_free(struct worker *w);
 

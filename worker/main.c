@@ -95,6 +95,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         mh_info("assigned %d partitions", parts->cnt);
         rd_kafka_assign(rk, parts);
+        w->lanes_assigned = parts->cnt; /* lanes_follow_assignment, after the poll */
     } else {
         mh_info("revoked %d partitions", parts->cnt);
         w->rebalanced = 1;
@@ -423,6 +424,8 @@ static int run(struct worker *w)
             staged_drop(w, &c, 1);
             staged_drop(w, &p, 0);
         }
+        /* After the drops: a lane given up may close its connections, no lock held. */
+        lanes_follow_assignment(w);
         if (c.have || p.have || z.n) rc = turn(w, &c, &p, &z, &carry, z_full, t0);
         batch_free(&z);
         if (rc < 0) break;
@@ -521,7 +524,7 @@ int main(int argc, char **argv)
         mh_error("%s", err);
         goto out;
     }
-    mh_info("mailhook-worker %s started: instance %s, group %s, raw topic %s, claim lanes %zu%s%s",
+    mh_info("mailhook-worker %s started: instance %s, group %s, raw topic %s, claim lanes up to %zu%s%s",
             MH_VERSION, instance, w.cfg->worker.group_id, w.cfg->worker.raw_topic, 1 + w.n_lanes,
             metrics ? ", metrics on " : "", metrics ? metrics_listen : "");
     rc = run(&w) < 0 ? 1 : 0;

@@ -110,6 +110,10 @@ static void handle_metrics(struct worker_metrics *m, struct evhttp_request *req)
                         "assigned to this worker.\n"
                         "# TYPE mailhook_worker_assigned_partitions gauge\n"
                         "mailhook_worker_assigned_partitions %lld\n"
+                        "# HELP mailhook_worker_claim_lanes Lanes a claim is split into now: "
+                        "the worker's share of [worker] claim_lanes.\n"
+                        "# TYPE mailhook_worker_claim_lanes gauge\n"
+                        "mailhook_worker_claim_lanes %lld\n"
                         "# HELP mailhook_worker_lag_records Records between this worker's "
                         "position and the high watermark, over its partitions.\n"
                         "# TYPE mailhook_worker_lag_records gauge\n"
@@ -123,6 +127,7 @@ static void handle_metrics(struct worker_metrics *m, struct evhttp_request *req)
                         "# TYPE mailhook_worker_batch_events_max gauge\n"
                         "mailhook_worker_batch_events_max %lld\n",
                         (long long)gauge(&s->assigned_partitions),
+                        (long long)gauge(&s->claim_lanes),
                         (long long)gauge(&s->lag_records), loop_age_s(m->w),
                         (long long)gauge(&s->batch_events_max));
     write_event_counts(b, &s->events);

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+import requests
+
 import helpers
 from test_pipeline import uid
 from test_worker_metrics import _drain_backlog, _metric
@@ -94,4 +96,48 @@ def test_a_batch_split_over_two_lanes_decides_as_one(mailhook, tmp_path, pg):
         assert not [k for k in last if k.split("/", 1)[1].startswith("d")]
     finally:
         mailhook.procs[f"ingest-{name}"].stop()
+        helpers.delete_topics(topics.values(), mailhook.brokers)
+
+
+def test_workers_share_the_claim_lanes_by_the_partitions_they_hold(mailhook, tmp_path):
+    """[worker] claim_lanes is the group's: a worker alone on the raw topic splits its
+    claims into all of them, two workers holding half the partitions each into one
+    (ceil(claim_lanes * held / partitions)); /metrics shows the lanes in use."""
+    name = f"lanesshare{uid()}"
+    topics = {role: f"{mailhook.topics[role]}.{name}"
+              for role in ("raw", "events", "dlq", "suppressions")}
+    helpers.create_topics({topics["raw"]: 4, topics["events"]: 1, topics["dlq"]: 1,
+                           topics["suppressions"]: 1}, mailhook.brokers)
+    sections = json.loads(json.dumps(mailhook.sections))
+    sections["worker"].update({f"{role}_topic": t for role, t in topics.items()})
+    sections["worker"].update({"group_id": f"{sections['worker']['group_id']}.{name}",
+                               "claim_lanes": 2})
+    ports = {}
+    try:
+        for instance in (89, 90):
+            ports[instance] = helpers.free_port()
+            own = json.loads(json.dumps(sections))
+            own["worker"]["metrics_listen"] = f"127.0.0.1:{ports[instance]}"
+            path = tmp_path / f"worker-{instance}.ini"
+            helpers.write_ini(path, own)
+            mailhook.start_worker(instance, config=path)
+            want = {89: (4, 2)} if instance == 89 else {89: (2, 1), 90: (2, 1)}
+
+            def shared(want=want):
+                for i, (held, lanes) in want.items():
+                    try:
+                        text = requests.get(f"http://127.0.0.1:{ports[i]}/metrics", timeout=2).text
+                    except requests.RequestException:
+                        return False
+                    got = (_metric(text, "mailhook_worker_assigned_partitions"),
+                           _metric(text, "mailhook_worker_claim_lanes"))
+                    if got != (held, lanes):
+                        return False
+                return True
+            helpers.wait_for(shared, 60,
+                             what=f"partitions and claim lanes {want} with {instance - 88} worker(s)")
+    finally:
+        for instance in ports:
+            if f"worker-{instance}" in mailhook.procs:
+                mailhook.procs[f"worker-{instance}"].stop()
         helpers.delete_topics(topics.values(), mailhook.brokers)

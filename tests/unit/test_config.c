@@ -151,7 +151,7 @@ static void test_errors_name_file_and_line(void **state)
                  "[worker] batch_max_bytes: 100 is outside 1024..1073741824");
     expect_error("[worker]\nbatch_max_events = 0\n", 2,
                  "[worker] batch_max_events: 0 is outside 1..10000000");
-    expect_error("[worker]\nclaim_lanes = 9\n", 2, "[worker] claim_lanes: 9 is outside 1..8");
+    expect_error("[worker]\nclaim_lanes = 65\n", 2, "[worker] claim_lanes: 65 is outside 1..64");
     expect_error("[api]\ntoken = t\ndb_connections = 0\n", 3, "outside 1..64");
     expect_error("[ingest]\nlisten = x:1\nrequest_deadline_ms = 50\n", 3,
                  "[ingest] request_deadline_ms: 50 is outside 100..600000");

@@ -235,6 +235,24 @@ static void records_with_a_suppression_effect_all_go_to_the_first_lane(void **st
     mh_config_free(cfg);
 }
 
+/* claim_lanes is the group's: a worker's share follows the partitions it holds. */
+static void a_worker_splits_into_its_share_of_the_lanes(void **state)
+{
+    (void)state;
+    assert_int_equal(lanes_for_share(2, 6, 6), 2);  /* alone */
+    assert_int_equal(lanes_for_share(2, 3, 6), 1);  /* one of two */
+    assert_int_equal(lanes_for_share(2, 4, 6), 2);  /* the larger part of an uneven split */
+    assert_int_equal(lanes_for_share(2, 2, 6), 1);
+    assert_int_equal(lanes_for_share(8, 3, 6), 4);
+    assert_int_equal(lanes_for_share(8, 1, 12), 1); /* never fewer than one */
+    assert_int_equal(lanes_for_share(4, 5, 12), 2);
+    assert_int_equal(lanes_for_share(1, 6, 6), 1);
+    /* Counts not known: all of them, as before any assignment. */
+    assert_int_equal(lanes_for_share(3, 0, 6), 3);
+    assert_int_equal(lanes_for_share(3, 2, -1), 3);
+    assert_int_equal(lanes_for_share(3, 7, 6), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +263,7 @@ int main(void)
         cmocka_unit_test(records_without_an_address_fill_the_emptier_lanes),
         cmocka_unit_test(one_lane_or_too_many_lanes),
         cmocka_unit_test(records_with_a_suppression_effect_all_go_to_the_first_lane),
+        cmocka_unit_test(a_worker_splits_into_its_share_of_the_lanes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
