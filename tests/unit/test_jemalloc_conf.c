@@ -1,6 +1,7 @@
 /*
- * test_jemalloc_conf.c — a program linked as mailhook-worker is runs on jemalloc with
- * the worker's settings (worker/jemalloc_conf.c), and MALLOC_CONF still replaces them.
+ * test_jemalloc_conf.c — a program linked as mailhook-worker and mailhook-ingest are
+ * runs on jemalloc with their settings (shared/jemalloc_conf.c), and MALLOC_CONF still
+ * replaces them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
