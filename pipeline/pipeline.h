@@ -104,8 +104,8 @@ struct worker {
     /* Lanes a claim is split into now, 1..1 + n_lanes: the worker's share of
      * [worker] claim_lanes by the raw partitions it holds (lanes_follow_assignment). */
     size_t lanes_active;
-    /* The partitions of the latest assignment, set by the rebalance callback, -1 once
-     * lanes_follow_assignment has taken it. */
+    /* Set by the rebalance callback on an assignment, cleared by lanes_follow_assignment
+     * once it has taken the worker's share. */
     int lanes_assigned;
     /* When > 0, a claim transaction on w->pg waits at most this long for a lock (set by
      * worker/lanes.c for the lanes of a split claim); 0: as long as it takes. */

@@ -58,7 +58,7 @@ void lanes_init(struct worker *w)
     /* The group's lanes (claim_lanes); one worker runs at most MH_CLAIM_LANES_MAX. */
     long n = w->cfg->worker.claim_lanes;
     if (n > MH_CLAIM_LANES_MAX) n = MH_CLAIM_LANES_MAX;
-    w->lanes_assigned = -1;
+    w->lanes_assigned = 0;
     w->n_lanes = 0;
     if (n > 1) w->n_lanes = (size_t)n - 1;
     w->lanes = w->n_lanes ? mh_calloc(w->n_lanes, sizeof(*w->lanes)) : NULL;
@@ -85,9 +85,16 @@ size_t lanes_for_share(long claim_lanes, int assigned, int partitions)
 
 void lanes_follow_assignment(struct worker *w)
 {
-    int assigned = w->lanes_assigned;
-    if (assigned < 0) return;
-    w->lanes_assigned = -1;
+    if (!w->lanes_assigned) return;
+    w->lanes_assigned = 0;
+    /* The whole assignment as the consumer holds it now, whatever the callback was
+     * given. */
+    int assigned = 0;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (w->consumer && rd_kafka_assignment(w->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        assigned = parts->cnt;
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
     long budget = w->cfg->worker.claim_lanes;
     size_t n = 1 + w->n_lanes;
     int partitions = -1;

@@ -25,9 +25,9 @@ void lanes_init(struct worker *w);
  */
 size_t lanes_for_share(long claim_lanes, int assigned, int partitions);
 /*
- * After an assignment (w->lanes_assigned >= 0, set by the rebalance callback): asks
- * Kafka for the raw topic's partition count and sets w->lanes_active by
- * lanes_for_share; keeps all the lanes when the count does not come.
+ * After an assignment (w->lanes_assigned, set by the rebalance callback): asks Kafka for
+ * the raw topic's partition count and sets w->lanes_active by lanes_for_share from the
+ * partitions the consumer holds; keeps all the lanes when the count does not come.
  */
 void lanes_follow_assignment(struct worker *w);
 /* Closes the lanes' connections and frees them. */

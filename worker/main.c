@@ -95,7 +95,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         mh_info("assigned %d partitions", parts->cnt);
         rd_kafka_assign(rk, parts);
-        w->lanes_assigned = parts->cnt; /* lanes_follow_assignment, after the poll */
+        w->lanes_assigned = 1; /* lanes_follow_assignment, after the poll */
     } else {
         mh_info("revoked %d partitions", parts->cnt);
         w->rebalanced = 1;
