@@ -73,6 +73,14 @@ void lanes_init(struct worker *w)
     atomic_store_explicit(&w->stats.claim_lanes, (int64_t)w->lanes_active, memory_order_relaxed);
 }
 
+/* Closes a lane's connections, its claim's and its spare. */
+static void lane_disconnect(struct worker *l)
+{
+    if (l->pg) PQfinish(l->pg);
+    if (l->pg_spare) PQfinish(l->pg_spare);
+    l->pg = l->pg_spare = NULL;
+}
+
 size_t lanes_for_share(long claim_lanes, int assigned, int partitions)
 {
     if (claim_lanes <= 1) return 1;
@@ -91,7 +99,7 @@ void lanes_follow_assignment(struct worker *w)
      * given. */
     int assigned = 0;
     rd_kafka_topic_partition_list_t *parts = NULL;
-    if (w->consumer && rd_kafka_assignment(w->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (rd_kafka_assignment(w->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         assigned = parts->cnt;
         rd_kafka_topic_partition_list_destroy(parts);
     }
@@ -100,9 +108,8 @@ void lanes_follow_assignment(struct worker *w)
     int partitions = -1;
     if (n > 1 && assigned > 0) {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e = mh_kafka_topic_metadata(
-            w->producer ? w->producer : w->consumer, w->cfg->worker.raw_topic,
-            LANES_METADATA_TIMEOUT_MS, &md);
+        rd_kafka_resp_err_t e = mh_kafka_topic_metadata(w->producer, w->cfg->worker.raw_topic,
+                                                        LANES_METADATA_TIMEOUT_MS, &md);
         if (e) {
             mh_info("claim lanes: %zu (the partitions of %s are unknown: %s)", n,
                     w->cfg->worker.raw_topic, rd_kafka_err2str(e));
@@ -116,13 +123,8 @@ void lanes_follow_assignment(struct worker *w)
     /* The lanes given up close their connections (a worker that held every partition
      * for a while keeps no more than its share open); one still holding address locks
      * keeps them until the next assignment. */
-    for (size_t i = n - 1; i < w->n_lanes; i++) {
-        struct worker *l = w->lanes[i];
-        if (l->pg_locks) continue;
-        if (l->pg) PQfinish(l->pg);
-        if (l->pg_spare) PQfinish(l->pg_spare);
-        l->pg = l->pg_spare = NULL;
-    }
+    for (size_t i = n - 1; i < w->n_lanes; i++)
+        if (!w->lanes[i]->pg_locks) lane_disconnect(w->lanes[i]);
     if (n != w->lanes_active && partitions > 0)
         mh_info("claim lanes: %zu (%d of %s's %d partitions; [worker] claim_lanes %ld for the "
                 "group)", n, assigned, w->cfg->worker.raw_topic, partitions, budget);
@@ -133,10 +135,8 @@ void lanes_follow_assignment(struct worker *w)
 void lanes_free(struct worker *w)
 {
     for (size_t i = 0; i < w->n_lanes; i++) {
-        struct worker *l = w->lanes[i];
-        if (l->pg) PQfinish(l->pg);
-        if (l->pg_spare) PQfinish(l->pg_spare);
-        free(l);
+        lane_disconnect(w->lanes[i]);
+        free(w->lanes[i]);
     }
     free(w->lanes);
     w->lanes = NULL;
