@@ -238,12 +238,16 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
     batch_size = sizes["batch_size"]
     warm_up(bench, sizes, perf)
     cores = os.cpu_count() or 1
-    per_rec = {k: Figure("worker", f"CPU per record, single-event webhooks, 1 worker: {what}",
-                         "µs/record", "", ceiling_name=ceiling)
+    # CPU a record of single-event drains, one worker and two: where the rate's limit is
+    # (the machine's cores, or one process's share of them).
+    per_rec = {(workers, k): Figure("worker", f"CPU per record, single-event webhooks, {workers} "
+                                    f"worker{'s' if workers > 1 else ''}: {what}",
+                                    "µs/record", "", ceiling_name=ceiling)
+               for workers in (1, 2)
                for k, what, ceiling in (
                    ("all", "worker + PostgreSQL + Kafka",
                     f"CPU time the machine has per record at the measured rate ({cores} cores / rate)"),
-                   ("processes", "mailhook-worker", "-"),
+                   ("processes", "mailhook-worker" + (" (both)" if workers > 1 else ""), "-"),
                    ("postgres", "PostgreSQL (all its processes)", "-"),
                    ("kafka", "Kafka broker", "-"))}
     cpu_skip = "no local PostgreSQL or Kafka process to read (an external stack)"
@@ -270,19 +274,20 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                 hwm[kind] = max(hwm[kind], d["hwm_kib"])
                 r_rate = d["records"] / d["seconds"] / workers if d["seconds"] else 0.0
                 rec.samples.append(r_rate)
-                if kind == "single" and workers == 1 and not d["cpu"]:
+                if kind == "single" and not d["cpu"]:
                     cpu_skip = "not measured: the backlog went in one commit (a --quick run)"
-                if kind == "single" and workers == 1 and d["cpu"] and d["records"]:
+                if kind == "single" and d["cpu"] and d["records"]:
                     c = d["cpu"]
                     parts = {k: c[k] for k in ("processes", "postgres", "kafka") if c[k] is not None}
                     for k, v in parts.items():
-                        per_rec[k].samples.append(v / d["records"] * 1e6)
-                        per_rec[k].command = rec.command + ", /proc CPU times over the same span"
+                        per_rec[workers, k].samples.append(v / d["records"] * 1e6)
+                        per_rec[workers, k].command = rec.command + ", /proc CPU times over the same span"
                     if len(parts) == 3:
-                        per_rec["all"].samples.append(sum(parts.values()) / d["records"] * 1e6)
-                        per_rec["all"].command = per_rec["processes"].command
-                        per_rec["all"].ceiling_command = "os.cpu_count() / records per second"
-                        per_rec["all"].ceiling_samples.append(cores / r_rate * 1e6 if r_rate else 0)
+                        f = per_rec[workers, "all"]
+                        f.samples.append(sum(parts.values()) / d["records"] * 1e6)
+                        f.command = per_rec[workers, "processes"].command
+                        f.ceiling_command = "os.cpu_count() / records per second (all workers)"
+                        f.ceiling_samples.append(cores / (r_rate * workers) * 1e6 if r_rate else 0)
                 ev.samples.append(r_rate * per_record)
                 tcmd, t_rate = txn_loops(bench, raw, workers, batch_size, total, tag)
                 rec.ceiling_command = tcmd
