@@ -193,10 +193,12 @@ int main(int argc, char **argv)
             c->len = 0;
             sent++;
         }
-        /* Sleep to the next due time, to the nanosecond: a millisecond timeout rounds a
-         * sub-millisecond gap down to 0 and spins a core the server under test needs.
-         * With a due request and no free connection only an answer can help: wait for
-         * one (at most a second, then look again). */
+        /* Sleep to the next due time, to the nanosecond (epoll_pwait2: Linux 5.11, glibc
+         * 2.35): epoll_wait's millisecond timeout rounds a sub-millisecond gap down to 0
+         * and spins a core the server under test needs; a timerfd instead costs one or
+         * two more system calls a request (3.0 s of CPU against 1.9 for 75,000 requests
+         * at 15,000/s). With a due request and no free connection only an answer can
+         * help: wait for one (at most a second, then look again). */
         int64_t wait_ns = 1000000000;
         if (sent < total && inflight < nconn) {
             wait_ns = start + sent * interval - now_ns();
