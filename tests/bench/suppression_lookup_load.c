@@ -207,6 +207,10 @@ int main(int argc, char **argv)
         struct timespec ts = {.tv_sec = wait_ns / 1000000000, .tv_nsec = wait_ns % 1000000000};
         struct epoll_event evs[64];
         int n = epoll_pwait2(ep, evs, 64, &ts, NULL);
+        if (n < 0 && errno != EINTR) {
+            perror("epoll_pwait2");
+            return 1;
+        }
         for (int k = 0; k < n; k++) {
             struct conn *c = &conns[evs[k].data.u32];
             ssize_t r = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
