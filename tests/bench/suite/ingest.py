@@ -95,6 +95,22 @@ def h2load_rps(url: str, headers: list[str], body: Path, rate: float, seconds: f
     return shown.replace(str(body), body.name) + " URL", pct
 
 
+def latency_figures(label: str, ceiling: str, runs: int, measure) -> list[Figure]:
+    """p50, p99 and p99.9 of runs of measure(), which answers (command, percentiles,
+    ceiling command, ceiling percentiles), percentiles as open_loop's."""
+    lat = {k: Figure("ingest", f"ingest latency {k} at {label}", "ms", "", ceiling_name=ceiling)
+           for k in ("p50", "p99", "p99.9")}
+    for _ in range(runs):
+        cmd, r, ccmd, c = measure()
+        for k, key in (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms")):
+            lat[k].command, lat[k].ceiling_command = cmd, ccmd
+            lat[k].samples.append(r[key])
+            lat[k].ceiling_samples.append(c[key])
+        log(f"latency at {label}: p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} "
+            f"p99.9 {r['p999_ms']:.2f} ms (achieved {r['achieved_rate']:.0f}/s)")
+    return list(lat.values())
+
+
 def python_client_rate(port: int, n: int) -> float:
     """Requests/s the chaos test's Python load client reaches against a server."""
     import loadgen
@@ -223,44 +239,25 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
         points = [(f"{share}% of max ({max(ivy * share / 100, 10):.0f}/s)",
                    max(ivy * share / 100, 10)) for share in (25, 50, 75)]
         points += [(f"{rate:.0f}/s", rate) for rate in sizes["latency_rates"] if rate < ivy * 0.9]
+        hbody = reqdir / "ivymail.body"
+        hbody.write_bytes(body)
+        hlog = reqdir / "h2load-rps.log"
+        secs = sizes["latency_seconds"]
         for name, rate in points:
-            lat = {k: Figure("ingest", f"ingest latency {k} at {name}", "ms",
-                             "", ceiling_name="bare libevent 200-server, same rate")
-                   for k in ("p50", "p99", "p99.9")}
-            for _ in range(runs):
-                cmd, r = open_loop(bench, port, rfile, rate, sizes["latency_seconds"], CONNECTIONS)
-                ccmd, c = open_loop(bench, bare_port, bfile, rate, sizes["latency_seconds"], CONNECTIONS)
-                for k, key in (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms")):
-                    lat[k].command, lat[k].ceiling_command = cmd, ccmd
-                    lat[k].samples.append(r[key])
-                    lat[k].ceiling_samples.append(c[key])
-                log(f"latency at {rate:.0f}/s: p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} "
-                    f"p99.9 {r['p999_ms']:.2f} ms (achieved {r['achieved_rate']:.0f}/s)")
-            figs += lat.values()
+            figs += latency_figures(
+                name, "bare libevent 200-server, same rate", runs,
+                lambda: open_loop(bench, port, rfile, rate, secs, CONNECTIONS)
+                + open_loop(bench, bare_port, bfile, rate, secs, CONNECTIONS))
             # The same rate with h2load --rps, the HTTP benchmark tool most readers know:
             # its figures beside the due-time ones show what counting from the send hides.
-            hl = {k: Figure("ingest", f"ingest latency {k} at {name}, h2load --rps", "ms",
-                            "", ceiling_name="bare libevent 200-server, same rate, h2load --rps")
-                  for k in ("p50", "p99", "p99.9")}
-            headers, body = bench.signed(cfg, "ivymail", BODIES["ivymail"])
-            hbody = reqdir / "ivymail.body"
-            hbody.write_bytes(body)
             # At least ~50 requests/s a connection, so a low rate still sends some in a
             # short (--quick) run.
             conns = max(1, min(CONNECTIONS, int(rate // 50)))
-            for _ in range(runs):
-                cmd, r = h2load_rps(f"http://127.0.0.1:{port}/v1/webhooks/ivymail", headers,
-                                    hbody, rate, sizes["latency_seconds"], conns,
-                                    reqdir / "h2load-rps.log")
-                ccmd, c = h2load_rps(bare_url, headers, hbody, rate, sizes["latency_seconds"],
-                                     conns, reqdir / "h2load-rps.log")
-                for k, key in (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms")):
-                    hl[k].command, hl[k].ceiling_command = cmd, ccmd
-                    hl[k].samples.append(r[key])
-                    hl[k].ceiling_samples.append(c[key])
-                log(f"h2load --rps at {rate:.0f}/s: p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} "
-                    f"p99.9 {r['p999_ms']:.2f} ms (achieved {r['achieved_rate']:.0f}/s)")
-            figs += hl.values()
+            figs += latency_figures(
+                f"{name}, h2load --rps", "bare libevent 200-server, same rate, h2load --rps", runs,
+                lambda: h2load_rps(f"http://127.0.0.1:{port}/v1/webhooks/ivymail", headers,
+                                   hbody, rate, secs, conns, hlog)
+                + h2load_rps(bare_url, headers, hbody, rate, secs, conns, hlog))
     finally:
         if ingest is not None:
             ingest.stop()
