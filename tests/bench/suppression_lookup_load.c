@@ -159,37 +159,34 @@ int main(int argc, char **argv)
             if (free_i < 0) break; /* it waits; its latency still counts from its due time */
             last = free_i;
             struct conn *c = &conns[free_i];
-            int hit = (int)(next_rand() % 100) < hit_pct;
-            long n = (long)(next_rand() % (uint64_t)suppressed);
+            /* The request file's bytes, or a lookup (or /healthz) made here. */
+            const char *out = raw;
+            size_t out_len = raw_len;
+            int expect = 200;
             char req[1024];
-            if (raw) {
-                if (write(c->fd, raw, raw_len) != (ssize_t)raw_len) {
-                    perror("write");
-                    return 1;
-                }
-                c->busy = 1;
-                inflight++;
-                c->due_ns = start + sent * interval;
-                c->expect_status = 200;
-                c->len = 0;
-                sent++;
-                continue;
+            if (!raw) {
+                int hit = (int)(next_rand() % 100) < hit_pct;
+                long n = (long)(next_rand() % (uint64_t)suppressed);
+                int len =
+                    baseline
+                        ? snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n",
+                                   host)
+                        : snprintf(req, sizeof(req),
+                                   "GET /v1/suppressions/%s-%ld%%40example.com?tenant=%s"
+                                   " HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n",
+                                   hit ? "bench" : "clean", n, tenant, host, token);
+                out = req;
+                out_len = (size_t)len;
+                expect = hit || baseline ? 200 : 404;
             }
-            int len = baseline
-                          ? snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n",
-                                     host)
-                          : snprintf(req, sizeof(req),
-                                     "GET /v1/suppressions/%s-%ld%%40example.com?tenant=%s HTTP/1.1\r\n"
-                                     "Host: %s\r\nAuthorization: Bearer %s\r\n\r\n",
-                                     hit ? "bench" : "clean", n, tenant, host, token);
-            if (write(c->fd, req, (size_t)len) != len) {
+            if (write(c->fd, out, out_len) != (ssize_t)out_len) {
                 perror("write");
                 return 1;
             }
             c->busy = 1;
             inflight++;
             c->due_ns = start + sent * interval;
-            c->expect_status = hit || baseline ? 200 : 404;
+            c->expect_status = expect;
             c->len = 0;
             sent++;
         }

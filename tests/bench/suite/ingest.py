@@ -20,12 +20,11 @@ BODIES = {"ivymail": FIXTURES / "ivymail" / "delivered" / "body.json",
 CONNECTIONS = 64
 
 
-def h2load_argv(url: str, headers: list[str], body: Path, sizes: dict) -> list[str]:
-    argv = ["h2load", "--h1", "-c", str(sizes["connections"]), "-t", "1", "-m", "1"]
-    if sizes["quick"]:
-        argv += ["-n", str(sizes["requests"])]
-    else:
-        argv += ["-D", str(sizes["seconds"]), "--warm-up-time", "1"]
+def h2load_argv(url: str, headers: list[str], body: Path, connections: int,
+                how: list[str]) -> list[str]:
+    """h2load over HTTP/1.1, one request in flight a connection; how: its run options
+    (-n, or -D and the rest)."""
+    argv = ["h2load", "--h1", "-c", str(connections), "-t", "1", "-m", "1", *how]
     for h in headers:
         argv += ["-H", h]
     return argv + ["-d", str(body), url]
@@ -45,7 +44,9 @@ def h2load_rate(out: str) -> float:
 
 
 def closed_loop(url: str, headers: list[str], body: Path, sizes: dict) -> tuple[str, float]:
-    argv = h2load_argv(url, headers, body, sizes)
+    how = (["-n", str(sizes["requests"])] if sizes["quick"]
+           else ["-D", str(sizes["seconds"]), "--warm-up-time", "1"])
+    argv = h2load_argv(url, headers, body, sizes["connections"], how)
     out = run(argv, 120)
     return " ".join(argv), h2load_rate(out)
 
@@ -75,12 +76,9 @@ def h2load_rps(url: str, headers: list[str], body: Path, rate: float, seconds: f
     time from when it sent it; a connection still waiting for its answer sends its next
     request late, and that wait is not counted (open_loop above counts from the due
     time)."""
-    argv = ["h2load", "--h1", "-c", str(connections), "-t", "1", "-m", "1",
-            f"--rps={rate / connections:.3f}", "-D", f"{seconds:g}", "--warm-up-time", "1",
-            f"--log-file={logfile}"]
-    for h in headers:
-        argv += ["-H", h]
-    argv += ["-d", str(body), url]
+    argv = h2load_argv(url, headers, body, connections,
+                       [f"--rps={rate / connections:.3f}", "-D", f"{seconds:g}",
+                        "--warm-up-time", "1", f"--log-file={logfile}"])
     logfile.unlink(missing_ok=True)
     out = run(argv, seconds + 120)
     h2load_rate(out)  # raises on a failed or non-2xx request
