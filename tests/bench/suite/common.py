@@ -183,6 +183,17 @@ class Bench:
         # The database schema once, with the first config.
         self.config("setup", ingest_port=free_port(), migrate=True)
 
+    def empty_claims(self) -> None:
+        """Empties the claims and the event log (TRUNCATE; no worker may be claiming).
+        Every part starts from empty tables, and each drain and pgbench run of the worker
+        part too, so that a figure's runs repeat one measurement instead of each running
+        on the rows every run and part before it left: a claim costs PostgreSQL more as
+        the tables grow (docs/performance.md, "The tables' size"), and the order of the
+        runs would decide the figures. What the size costs is the growth part's figure."""
+        import psycopg
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute("TRUNCATE mh_claims, mh_event_claims")
+
     # The server settings a claim's cost depends on, for the report's header.
     PG_SETTINGS = ("server_version", "shared_buffers", "max_wal_size", "checkpoint_timeout",
                    "wal_compression", "synchronous_commit")

@@ -52,6 +52,7 @@ def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[li
     # The first size is measured first: on a broker that has just started it would pay
     # the broker's warm-up, which the other sizes do not.
     worker_part.warm_up(bench, sizes, part="growth")
+    bench.empty_claims()  # the warm-up's claims are not the sizes' own
     have = 0
     for n in sorted(claims):
         if n > have:

@@ -107,6 +107,7 @@ def main() -> int:
             t0 = time.monotonic()
             log(f"part {part}")
             try:
+                bench.empty_claims()
                 if part == "ingest":
                     import ingest
                     f, r = ingest.measure(bench, sizes, runs, perf)

@@ -257,15 +257,16 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
             label = f"worker, {kind}-event webhooks ({per_record} event{'s' if per_record > 1 else ''}/record), {workers} worker{'s' if workers > 1 else ''}"
             rec = Figure("worker", f"{label}: records/s per process", "records/s",
                          f"mailhook-worker x{workers} on {records} pre-filled raw records, "
-                         f"[worker] batch_size {batch_size}",
+                         f"[worker] batch_size {batch_size}, claims and event log emptied before",
                          ceiling_name=f"bare librdkafka transactional loop x{workers}, per process")
             ev = Figure("worker", f"{label}: events/s per process", "events/s", rec.command,
                         ceiling_name=f"pgbench claim statement ({batch_size * per_record} rows/txn, "
-                                     f"{workers} client{'s' if workers > 1 else ''}), rows/s per client")
+                                     f"{workers} client{'s' if workers > 1 else ''}, empty tables), rows/s per client")
             for i in range(runs):
                 tag = f"{kind}{workers}-{i}"
                 cfg = bench.config(tag, batch_size=batch_size)
                 raw = cfg["topics"]["raw"]
+                bench.empty_claims()
                 d = drain(bench, cfg, workers, 0, sizes["drain_timeout"],
                           fill=lambda: prefill(bench, raw, records, per_record, tag),
                           stop_for_fill=True)
@@ -292,6 +293,7 @@ def measure(bench: Bench, sizes: dict, runs: int, perf=None) -> tuple[list[Figur
                 tcmd, t_rate = txn_loops(bench, raw, workers, batch_size, total, tag)
                 rec.ceiling_command = tcmd
                 rec.ceiling_samples.append(t_rate / workers)
+                bench.empty_claims()
                 pcmd, rows = pgbench(bench, workers, batch_size * per_record, sizes["pgbench_seconds"])
                 ev.ceiling_command = pcmd
                 ev.ceiling_samples.append(rows / workers)
