@@ -76,7 +76,7 @@ MH_APT_PACKAGES=(
   postgresql openjdk-17-jre-headless maven
   python3 python3-pip python3-venv
   curl openssl procps
-  nghttp2-client
+  nghttp2-client libhttp-parser-dev
   clang
   chromium chromium-driver
 )

@@ -67,6 +67,11 @@ def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[li
         for i in range(runs):
             tag = f"grow{n}-{i}"
             cfg = bench.config(tag, batch_size=sizes["batch_size"])
+            # Each run's drain and pgbench add their rows: "0 claims" is emptied before
+            # each of its runs, as the worker part's drains are; a larger size's later
+            # runs see its fill plus what the runs before them added.
+            if n == 0:
+                bench.empty_claims()
             raw = cfg["topics"]["raw"]
             # The backlog is written once the worker holds the partitions, as in the
             # worker part: a backlog the worker finds at its start is partly taken before
