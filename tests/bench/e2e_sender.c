@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wait_ns.h"
+
 struct request {
     char *bytes; /* the whole HTTP request */
     size_t len;
@@ -237,15 +239,14 @@ int main(int argc, char **argv)
         /* Sleep to the next due request, at least a millisecond, so that the requests of
          * a millisecond go out in one turn; with a due request and no free connection,
          * or none left to send, only an answer can help. */
-        int64_t wait_ns = 1000000000;
+        int64_t wait = 1000000000;
         if (S.next < S.n && S.free_head >= 0) {
-            wait_ns = start + (int64_t)S.next * interval - mono_ns();
-            if (wait_ns < 1000000) wait_ns = 1000000;
+            wait = start + (int64_t)S.next * interval - mono_ns();
+            if (wait < 1000000) wait = 1000000;
         }
-        struct timespec ts = {.tv_sec = wait_ns / 1000000000, .tv_nsec = wait_ns % 1000000000};
         struct epoll_event evs[64];
-        int n = epoll_pwait2(ep, evs, 64, &ts, NULL);
-        if (n < 0 && errno != EINTR) {
+        int n = wait_ns(ep, evs, 64, wait);
+        if (n < 0) {
             perror("e2e_sender: epoll_pwait2");
             rc = 1;
             goto out;

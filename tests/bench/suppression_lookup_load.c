@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wait_ns.h"
+
 struct conn {
     int fd;
     int busy;
@@ -190,21 +192,14 @@ int main(int argc, char **argv)
             c->len = 0;
             sent++;
         }
-        /* Sleep to the next due time, to the nanosecond (epoll_pwait2: Linux 5.11, glibc
-         * 2.35): epoll_wait's millisecond timeout rounds a sub-millisecond gap down to 0
-         * and spins a core the server under test needs; a timerfd instead costs one or
-         * two more system calls a request (3.0 s of CPU against 1.9 for 75,000 requests
-         * at 15,000/s). With a due request and no free connection only an answer can
-         * help: wait for one (at most a second, then look again). */
-        int64_t wait_ns = 1000000000;
-        if (sent < total && inflight < nconn) {
-            wait_ns = start + sent * interval - now_ns();
-            if (wait_ns < 0) wait_ns = 0;
-        }
-        struct timespec ts = {.tv_sec = wait_ns / 1000000000, .tv_nsec = wait_ns % 1000000000};
+        /* Sleep to the next due time (wait_ns.h). With a due request and no free
+         * connection only an answer can help: wait for one (at most a second, then look
+         * again). */
+        int64_t wait = 1000000000;
+        if (sent < total && inflight < nconn) wait = start + sent * interval - now_ns();
         struct epoll_event evs[64];
-        int n = epoll_pwait2(ep, evs, 64, &ts, NULL);
-        if (n < 0 && errno != EINTR) {
+        int n = wait_ns(ep, evs, 64, wait);
+        if (n < 0) {
             perror("epoll_pwait2");
             return 1;
         }
