@@ -512,7 +512,7 @@ mh_kafka_up() {
   mh_kafka_write_config
   local cp="$MH_KAFKA_HOME/libs/*"
   # Kafka's own G1 settings, on a heap fixed at its size: with 512 MB the young
-  # generation was collected every few seconds under load, each pause 15-70 ms, and
+  # generation was collected every few seconds under load, each pause 10-82 ms, and
   # every request in flight then waited for it (docs/kafka.md, "The local broker's heap").
   local heap=${MH_KAFKA_HEAP:-1g}
   local jvm=(java "-Xmx$heap" "-Xms$heap" -Xss1m -XX:+UseG1GC -XX:MaxGCPauseMillis=20

@@ -188,7 +188,7 @@ class Bench:
         Every part starts from empty tables, and each drain and pgbench run of the worker
         part too, so that a figure's runs repeat one measurement instead of each running
         on the rows every run and part before it left: a claim costs PostgreSQL more as
-        the tables grow (docs/performance.md, "The tables' size"), and the order of the
+        the tables grow (docs/performance.md, the worker's "What moved"), and the order of the
         runs would decide the figures. What the size costs is the growth part's figure."""
         import psycopg
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
