@@ -31,6 +31,7 @@
 #   MH_PG_PORT              local PostgreSQL port                 (default 5433)
 #   MH_PG_SHARED_BUFFERS    local PostgreSQL shared_buffers   (default an eighth of
 #                           memory, 128MB..2GB: mh_pg_shared_buffers)
+#   MH_PG_MAX_WAL_SIZE      local PostgreSQL max_wal_size         (default 8GB)
 #   MH_INGEST_PORT          mailhook-ingest port in a new config  (default 8080)
 #   MH_API_PORT             mailhook-api port in a new config     (default 8081)
 #   MH_CONFIG               the local config file       (default $MH_LOCAL/mailhook.ini)
@@ -703,6 +704,14 @@ max_connections = 200
 # Claims land on random leaves of mh_claims's primary key: the index in shared memory
 # keeps a growing claim table from reading and writing back a page per claim.
 shared_buffers = $(mh_pg_shared_buffers)
+# The first change of an index leaf after a checkpoint writes the whole page to the WAL,
+# and claims change random leaves: checkpoints far apart (PostgreSQL's defaults, 1GB and
+# 5min, start one every few seconds under a worker's load on a large claims table) and
+# compressed page images keep most claims from writing a page (docs/performance.md,
+# growth).
+max_wal_size = ${MH_PG_MAX_WAL_SIZE:-8GB}
+checkpoint_timeout = 15min
+wal_compression = lz4
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = 1000
