@@ -2,7 +2,12 @@
 and 10M claims already stored, next to pgbench's claim statement on the same table. The
 claims are pre-filled with generate_series in SQL (rows like the worker's: an ivymail
 delivery event claimed today), then VACUUM ANALYZE and CHECKPOINT, as a table that grew
-would be. An uncounted drain warms the broker first, as in the worker part."""
+would be. An uncounted drain warms the broker first, as in the worker part.
+
+Right after a checkpoint, each claim's first change of a leaf of the claims' primary key
+writes the whole page to the WAL; a server whose checkpoints are minutes apart runs
+most of the time on leaves changed since the last one. So each size's first drain after
+the fill's CHECKPOINT is a figure of its own, and the size's runs come after it."""
 
 from __future__ import annotations
 
@@ -47,6 +52,21 @@ def fill(bench: Bench, have: int, want: int) -> float:
     return time.monotonic() - t0
 
 
+def timed_drain(bench: Bench, sizes: dict, tag: str) -> float:
+    """One worker's records/s on a fresh backlog of the growth size."""
+    cfg = bench.config(tag, batch_size=sizes["batch_size"])
+    raw = cfg["topics"]["raw"]
+    # The backlog is written once the worker holds the partitions, as in the worker
+    # part: a backlog the worker finds at its start is partly taken before the first
+    # commit, which the timing starts from. The worker is stopped meanwhile, so it does
+    # not drain while the generator still writes.
+    d = worker_part.drain(bench, cfg, 1, 0, sizes["drain_timeout"],
+                          fill=lambda: worker_part.prefill(
+                              bench, raw, sizes["growth_records"], 1, tag),
+                          stop_for_fill=True)
+    return d["records"] / d["seconds"] if d["seconds"] else 0.0
+
+
 def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[list[Figure], dict]:
     figs: list[Figure] = []
     # The first size is measured first: on a broker that has just started it would pay
@@ -54,34 +74,32 @@ def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[li
     worker_part.warm_up(bench, sizes, part="growth")
     bench.empty_claims()  # the warm-up's claims are not the sizes' own
     have = 0
+    firsts: list[Figure] = []
     for n in sorted(claims):
         if n > have:
             secs = fill(bench, have, n)
             log(f"growth: {n} claims stored ({secs:.0f}s to add {n - have})")
             have = n
+        backlog = (f"mailhook-worker on a backlog of {sizes['growth_records']} raw records "
+                   f"written once it holds the partitions, {n} claims pre-filled by "
+                   f"generate_series")
+        if n > 0:
+            first = Figure("growth", f"worker records/s, single-event, 1 worker, {n:,} claims "
+                                     f"stored, first drain after the fill's CHECKPOINT",
+                           "records/s", backlog + ", then CHECKPOINT")
+            first.samples.append(timed_drain(bench, sizes, f"grow{n}-first"))
+            log(f"growth {n}, first after the checkpoint: {first.samples[-1]:.0f} records/s")
+            firsts.append(first)
         rec = Figure("growth", f"worker records/s, single-event, 1 worker, {n:,} claims stored",
-                     "records/s", f"mailhook-worker on a backlog of {sizes['growth_records']} raw "
-                                  f"records written once it holds the partitions, {n} claims "
-                                  f"pre-filled by generate_series",
+                     "records/s", backlog + (", after the first drain" if n > 0 else ""),
                      ceiling_name="pgbench claim statement, same table, 1 client, rows/s")
         for i in range(runs):
-            tag = f"grow{n}-{i}"
-            cfg = bench.config(tag, batch_size=sizes["batch_size"])
             # Each run's drain and pgbench add their rows: "0 claims" is emptied before
             # each of its runs, as the worker part's drains are; a larger size's later
             # runs see its fill plus what the runs before them added.
             if n == 0:
                 bench.empty_claims()
-            raw = cfg["topics"]["raw"]
-            # The backlog is written once the worker holds the partitions, as in the
-            # worker part: a backlog the worker finds at its start is partly taken before
-            # the first commit, which the timing starts from. The worker is stopped
-            # meanwhile, so it does not drain while the generator still writes.
-            d = worker_part.drain(bench, cfg, 1, 0, sizes["drain_timeout"],
-                                  fill=lambda: worker_part.prefill(
-                                      bench, raw, sizes["growth_records"], 1, tag),
-                                  stop_for_fill=True)
-            rec.samples.append(d["records"] / d["seconds"] if d["seconds"] else 0.0)
+            rec.samples.append(timed_drain(bench, sizes, f"grow{n}-{i}"))
             pcmd, rows = worker_part.pgbench(bench, 1, sizes["batch_size"], sizes["pgbench_seconds"])
             rec.ceiling_command = pcmd
             rec.ceiling_samples.append(rows)
@@ -90,6 +108,7 @@ def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[li
     # Each size against the smallest of this run (figs[0]: the sizes go in order), as
     # the target reads it.
     base = Figure.stats(figs[0].samples) if figs else None
+    figs += firsts
     for f in figs[1:]:
         got = Figure.stats(f.samples)
         if base and base["median"] and got:
