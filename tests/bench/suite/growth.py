@@ -4,10 +4,10 @@ claims are pre-filled with generate_series in SQL (rows like the worker's: an iv
 delivery event claimed today), then VACUUM ANALYZE and CHECKPOINT, as a table that grew
 would be. An uncounted drain warms the broker first, as in the worker part.
 
-Right after a checkpoint, each claim's first change of a leaf of the claims' primary key
-writes the whole page to the WAL; a server whose checkpoints are minutes apart runs
-most of the time on leaves changed since the last one. So each size's first drain after
-the fill's CHECKPOINT is a figure of its own, and the size's runs come after it."""
+Right after a checkpoint, the first change of each leaf of the claims' primary key writes
+the whole page to the WAL; a server whose checkpoints are minutes apart runs most of the
+time on leaves changed since the last one. So each larger size's first drain after the
+fill's CHECKPOINT is a figure of its own, and the size's runs come after it."""
 
 from __future__ import annotations
 
