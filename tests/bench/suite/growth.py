@@ -7,7 +7,9 @@ would be. An uncounted drain warms the broker first, as in the worker part.
 Right after a checkpoint, the first change of each leaf of the claims' primary key writes
 the whole page to the WAL; a server whose checkpoints are minutes apart runs most of the
 time on leaves changed since the last one. So each larger size's first drain after the
-fill's CHECKPOINT is a figure of its own, and the size's runs come after it."""
+fill's CHECKPOINT is a figure of its own, and the size's runs come after it. The CPU a
+record of the worker and of PostgreSQL (all its processes: the checkpointer's and WAL
+writer's writes too) over each size's runs tells a cost in CPU from one in waiting."""
 
 from __future__ import annotations
 
@@ -52,8 +54,9 @@ def fill(bench: Bench, have: int, want: int) -> float:
     return time.monotonic() - t0
 
 
-def timed_drain(bench: Bench, sizes: dict, tag: str) -> float:
-    """One worker's records/s on a fresh backlog of the growth size."""
+def timed_drain(bench: Bench, sizes: dict, tag: str) -> dict:
+    """One worker's drain of a fresh backlog of the growth size: worker_part.drain's
+    records, seconds and CPU times."""
     cfg = bench.config(tag, batch_size=sizes["batch_size"])
     raw = cfg["topics"]["raw"]
     # The backlog is written once the worker holds the partitions, as in the worker
@@ -64,7 +67,8 @@ def timed_drain(bench: Bench, sizes: dict, tag: str) -> float:
                           fill=lambda: worker_part.prefill(
                               bench, raw, sizes["growth_records"], 1, tag),
                           stop_for_fill=True)
-    return d["records"] / d["seconds"] if d["seconds"] else 0.0
+    d["rate"] = d["records"] / d["seconds"] if d["seconds"] else 0.0
+    return d
 
 
 def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[list[Figure], dict]:
@@ -75,6 +79,7 @@ def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[li
     bench.empty_claims()  # the warm-up's claims are not the sizes' own
     have = 0
     firsts: list[Figure] = []
+    cpu_figs: list[Figure] = []  # reported after the sizes, not compared with the smallest
     for n in sorted(claims):
         if n > have:
             secs = fill(bench, have, n)
@@ -87,24 +92,36 @@ def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[li
             first = Figure("growth", f"worker records/s, single-event, 1 worker, {n:,} claims "
                                      f"stored, first drain after the fill's CHECKPOINT",
                            "records/s", backlog + ", then CHECKPOINT")
-            first.samples.append(timed_drain(bench, sizes, f"grow{n}-first"))
+            first.samples.append(timed_drain(bench, sizes, f"grow{n}-first")["rate"])
             log(f"growth {n}, first after the checkpoint: {first.samples[-1]:.0f} records/s")
             firsts.append(first)
         rec = Figure("growth", f"worker records/s, single-event, 1 worker, {n:,} claims stored",
                      "records/s", backlog + (", after the first drain" if n > 0 else ""),
                      ceiling_name="pgbench claim statement, same table, 1 client, rows/s")
+        per_rec = {k: Figure("growth", f"CPU per record, {n:,} claims stored: {what}", "µs/record",
+                             rec.command + ", /proc CPU times from the first commit to the last")
+                   for k, what in (("processes", "mailhook-worker"),
+                                   ("postgres", "PostgreSQL (all its processes)"))}
         for i in range(runs):
             # Each run's drain and pgbench add their rows: "0 claims" is emptied before
             # each of its runs, as the worker part's drains are; a larger size's later
             # runs see its fill plus what the runs before them added.
             if n == 0:
                 bench.empty_claims()
-            rec.samples.append(timed_drain(bench, sizes, f"grow{n}-{i}"))
+            d = timed_drain(bench, sizes, f"grow{n}-{i}")
+            rec.samples.append(d["rate"])
+            for k, f in per_rec.items():
+                if d["cpu"] and d["cpu"][k] is not None and d["records"]:
+                    f.samples.append(d["cpu"][k] / d["records"] * 1e6)
             pcmd, rows = worker_part.pgbench(bench, 1, sizes["batch_size"], sizes["pgbench_seconds"])
             rec.ceiling_command = pcmd
             rec.ceiling_samples.append(rows)
             log(f"growth {n}: {rec.samples[-1]:.0f} records/s (pgbench {rows:.0f} rows/s)")
         figs.append(rec)
+        for f in per_rec.values():
+            if not f.samples:
+                f.skip = "not measured: no local PostgreSQL, or the backlog went in one commit"
+            cpu_figs.append(f)
     # Each size against the smallest of this run (figs[0]: the sizes go in order), as
     # the target reads it.
     base = Figure.stats(figs[0].samples) if figs else None
@@ -114,4 +131,4 @@ def measure(bench: Bench, sizes: dict, runs: int, claims: list[int]) -> tuple[li
         if base and base["median"] and got:
             d = got["median"] / base["median"] - 1
             f.note = f"{d:+.0%} against {min(claims):,} claims stored"
-    return figs, {}
+    return figs + cpu_figs, {}
