@@ -58,13 +58,6 @@ struct sender {
     int64_t last_ns;
 };
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static double wall_s(void)
 {
     struct timespec ts;

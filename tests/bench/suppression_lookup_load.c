@@ -43,13 +43,6 @@ struct conn {
     size_t len;
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -142,10 +135,10 @@ int main(int argc, char **argv)
     long sent = 0, done = 0, errors = 0, hits = 0;
     int last = nconn - 1, inflight = 0; /* connections with a request in flight */
     int64_t interval = (int64_t)(1e9 / rate);
-    int64_t start = now_ns() + 10000000;
+    int64_t start = mono_ns() + 10000000;
 
     while (done < total) {
-        int64_t now = now_ns();
+        int64_t now = mono_ns();
         /* Send every request that is due, as long as a connection is free. */
         while (sent < total && start + sent * interval <= now) {
             /* Round robin over the free connections, so none sits idle long enough for
@@ -196,7 +189,7 @@ int main(int argc, char **argv)
          * connection only an answer can help: wait for one (at most a second, then look
          * again). */
         int64_t wait = 1000000000;
-        if (sent < total && inflight < nconn) wait = start + sent * interval - now_ns();
+        if (sent < total && inflight < nconn) wait = start + sent * interval - mono_ns();
         struct epoll_event evs[64];
         int n = wait_ns(ep, evs, 64, wait);
         if (n < 0) {
@@ -213,14 +206,14 @@ int main(int argc, char **argv)
             c->len += (size_t)r;
             int status;
             if (!c->busy || !response_len(c, &status)) continue;
-            lat[done++] = now_ns() - c->due_ns;
+            lat[done++] = mono_ns() - c->due_ns;
             if (status != c->expect_status) errors++;
             if (status == 200) hits++;
             c->busy = 0;
             inflight--;
         }
     }
-    int64_t elapsed = now_ns() - start;
+    int64_t elapsed = mono_ns() - start;
     qsort(lat, (size_t)total, sizeof(*lat), cmp_i64);
 #define PCT(p) (lat[(size_t)((double)(total - 1) * (p))] / 1e6)
     printf("{\"requests\": %ld, \"seconds\": %.2f, \"achieved_rate\": %.1f, \"errors\": %ld,"

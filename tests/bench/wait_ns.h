@@ -1,5 +1,5 @@
 /*
- * wait_ns.h — the benchmark load generators' sleep until a request is due.
+ * wait_ns.h — the benchmark load generators' clock and sleep until a request is due.
  *
  * epoll_pwait2 (Linux 5.11, glibc 2.35) takes its timeout to the nanosecond: epoll_wait's
  * millisecond timeout rounds a sub-millisecond gap down to 0 and spins a core the server
@@ -13,6 +13,14 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <time.h>
+
+/* CLOCK_MONOTONIC in nanoseconds: the generators' due times and latencies. */
+static inline int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* Waits on ep for at most wait_ns (none when negative): the ready events' count, 0 on
  * the timeout or a signal, -1 on an error (errno set). */
