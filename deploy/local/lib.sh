@@ -32,6 +32,8 @@
 #   MH_PG_SHARED_BUFFERS    local PostgreSQL shared_buffers   (default an eighth of
 #                           memory, 128MB..2GB: mh_pg_shared_buffers)
 #   MH_PG_MAX_WAL_SIZE      local PostgreSQL max_wal_size         (default 8GB)
+#   MH_PG_HUGE_PAGES=0      leave vm.nr_hugepages alone (as root, mh_pg_up reserves the
+#                           2 MB pages PostgreSQL's shared memory needs; mh_pg_huge_pages)
 #   MH_INGEST_PORT          mailhook-ingest port in a new config  (default 8080)
 #   MH_API_PORT             mailhook-api port in a new config     (default 8081)
 #   MH_CONFIG               the local config file       (default $MH_LOCAL/mailhook.ini)
@@ -712,11 +714,15 @@ shared_buffers = $(mh_pg_shared_buffers)
 max_wal_size = ${MH_PG_MAX_WAL_SIZE:-8GB}
 checkpoint_timeout = 15min
 wal_compression = lz4
+# Shared memory in 2 MB pages where the kernel has them reserved (mh_pg_huge_pages), else
+# in 4 KiB pages as by default.
+huge_pages = try
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = 1000
 EOF
     [[ $EUID -ne 0 ]] || chown postgres:postgres "$data/mailhook.conf"
+    mh_pg_huge_pages "$bin" "$data"
     mh_log "starting PostgreSQL on 127.0.0.1:$MH_PG_PORT"
     mh_pg_as "$bin/pg_ctl" -D "$data" -l "$MH_PG_HOME/log/postgresql.log" -w -t 60 start \
       </dev/null >"$MH_PG_HOME/log/pg_ctl.log" 2>&1 || {
@@ -755,11 +761,60 @@ mh_pg_shared_buffers() {
   printf '%dMB\n' "$mib"
 }
 
+# mh_pg_huge_pages BIN DATA: as root, reserves the 2 MB pages the server's shared memory
+# needs (vm.nr_hugepages) before it starts; MH_PG_HUGE_PAGES=0 leaves the kernel's setting
+# alone. In 4 KiB pages every backend maps each page of the buffers it touches on its
+# first touch, and each random leaf of the claims' primary key a claim reads costs a TLB
+# miss: a worker on a large claim table pays both on every claim (docs/performance.md,
+# growth). The pages added are recorded and given back by mh_pg_down; if the kernel has
+# fewer free, huge_pages = try starts the server on 4 KiB pages.
+mh_pg_huge_pages() {
+  local bin=$1 data=$2 need total free rsvd added=0 got
+  local mark="$MH_PG_HOME/hugepages-added"
+  [[ ${MH_PG_HUGE_PAGES:-1} != 0 && $EUID -eq 0 && -w /proc/sys/vm/nr_hugepages ]] || return 0
+  # A runtime-computed setting: asked of the stopped server, with its config.
+  need=$(mh_pg_as "$bin/postgres" -D "$data" -C shared_memory_size_in_huge_pages \
+    </dev/null 2>/dev/null) || return 0
+  [[ $need =~ ^[0-9]+$ ]] && ((need > 0)) || return 0
+  read -r total free rsvd < <(awk '/^HugePages_Total:/ {t = $2} /^HugePages_Free:/ {f = $2}
+    /^HugePages_Rsvd:/ {r = $2} END {print t + 0, f + 0, r + 0}' /proc/meminfo)
+  ((need > free - rsvd)) || return 0
+  [[ -f $mark ]] && added=$(<"$mark")
+  # The kernel takes what it finds free in 2 MB runs; each try compacts and reclaims more.
+  local try
+  for try in 1 2 3 4 5; do
+    echo $((total + need - (free - rsvd))) >/proc/sys/vm/nr_hugepages 2>/dev/null || return 0
+    got=$(awk '/^HugePages_Total:/ {print $2}' /proc/meminfo)
+    ((got - total < need - (free - rsvd))) || break
+    echo 1 >/proc/sys/vm/compact_memory 2>/dev/null || true
+  done
+  echo $((added + got - total)) >"$mark"
+  if ((got - total < need - (free - rsvd))); then
+    mh_warn "the kernel reserved $((got - total)) of $((need - (free - rsvd))) more huge pages;" \
+      "PostgreSQL starts on 4 KiB pages"
+  fi
+}
+
+# mh_pg_huge_pages_release: gives back the huge pages mh_pg_huge_pages reserved.
+mh_pg_huge_pages_release() {
+  local mark="$MH_PG_HOME/hugepages-added" added total
+  [[ -f $mark ]] || return 0
+  added=$(<"$mark")
+  total=$(awk '/^HugePages_Total:/ {print $2}' /proc/meminfo)
+  if [[ $added =~ ^[0-9]+$ ]] && ((total >= added)); then
+    echo $((total - added)) >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+  fi
+  rm -f "$mark"
+}
+
 # mh_pg_down: stop our server (fast shutdown: active transactions roll back).
 mh_pg_down() {
   local bin pid
   [[ -z ${MAILHOOK_PG_DSN:-} ]] || return 0
-  pid=$(mh_pg_running) || return 0
+  pid=$(mh_pg_running) || {
+    mh_pg_huge_pages_release
+    return 0
+  }
   bin=$(mh_pg_bin) || return 1
   mh_log "stopping PostgreSQL (pid $pid)"
   mh_pg_as "$bin/pg_ctl" -D "$MH_PG_HOME/data" -m fast -w -t 60 stop </dev/null >/dev/null || {
@@ -769,6 +824,7 @@ mh_pg_down() {
   }
   mh_wait_gone 10 "$pid" || return 1
   mh_wait_reaped 30 "$pid"
+  mh_pg_huge_pages_release
   # shellcheck disable=SC2034 # read by the scripts that source this file
   MH_PG_STARTED=0
 }

@@ -1,8 +1,9 @@
 """Growth (--growth, long): one worker's records/s on a single-event backlog with 0, 1M
 and 10M claims already stored, next to pgbench's claim statement on the same table. The
-claims are pre-filled with generate_series in SQL (rows like the worker's: an ivymail
-delivery event claimed today), then VACUUM ANALYZE and CHECKPOINT, as a table that grew
-would be. An uncounted drain warms the broker first, as in the worker part.
+claims are pre-filled with generate_series in SQL (rows like the worker's: ivymail
+delivery events, claimed over the default retention window, FILL_SQL), then VACUUM
+ANALYZE and CHECKPOINT, as a table that grew would be. An uncounted drain warms the
+broker first, as in the worker part.
 
 Right after a checkpoint, the first change of each leaf of the claims' primary key writes
 the whole page to the WAL; a server whose checkpoints are minutes apart runs most of the
@@ -19,22 +20,38 @@ from common import TENANT, Bench, Figure, log
 
 import worker as worker_part
 
+# A claim table holds the claims of mailhook's retention window ([api] retention_days, 30
+# days by default; maintenance deletes older ones), and the event log one partition a
+# week of them. So the fill's claims are claimed on the 30 days up to today: 7 of every
+# 30 today (the current week's partition with a whole week's share, as at the end of a
+# week, its largest), the others on each of the 23 days before the week, in their weeks'
+# partitions. Each is an ivymail delivery event, occurred up to a day before its claim.
+RETENTION_DAYS = 30
+WEEK_DAYS = 7
+PARTITIONS_SQL = """
+SELECT mh_event_claims_create_partition((now() AT TIME ZONE 'UTC')::date - d)
+  FROM generate_series(0, %(days)s - 1) AS d
+"""
 FILL_SQL = """
-WITH c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)
-SELECT mh_claim_key(%(tenant)s::text, 'ivymail', 'grow-' || n), (now() AT TIME ZONE 'UTC')::date,
-       'mailhook.raw', n %% 6, n
-  FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS n)
+WITH g AS (SELECT n, CASE WHEN n %% %(days)s < %(week)s THEN 0 ELSE (n %% %(days)s)::integer END AS ago
+             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS n),
+c AS (INSERT INTO mh_claims (claim_key, claim_day, raw_topic, raw_partition, raw_offset)
+SELECT mh_claim_key(%(tenant)s::text, 'ivymail', 'grow-' || n),
+       (now() AT TIME ZONE 'UTC')::date - ago, 'mailhook.raw', n %% 6, n
+  FROM g)
 INSERT INTO mh_event_claims (tenant, provider, event_id, claim_day, raw_topic,
-    raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, source, event)
-SELECT %(tenant)s::text, 'ivymail', 'grow-' || n, (now() AT TIME ZONE 'UTC')::date,
+    raw_partition, raw_offset, event_type, recipient, message_id, occurred_at, claimed_at,
+    source, event)
+SELECT %(tenant)s::text, 'ivymail', 'grow-' || n, (now() AT TIME ZONE 'UTC')::date - ago,
        'mailhook.raw', n %% 6, n, 'email.delivered', 'g' || n || '@acme.example',
-       'grow-' || n, now() - make_interval(secs => n %% 86400), 'ivymail',
+       'grow-' || n, now() - make_interval(days => ago, secs => n %% 86400),
+       now() - make_interval(days => ago), 'ivymail',
        json_build_object('schema', 'mailhook.event.v1', 'type', 'email.delivered',
            'provider', 'ivymail', 'source', 'ivymail', 'tenant', %(tenant)s::text,
            'recipient', 'g' || n || '@acme.example', 'message_id', 'grow-' || n,
            'event_id', 'grow-' || n, 'provider_event', 'delivered',
            'raw', json_build_object('topic', 'mailhook.raw', 'partition', n %% 6, 'offset', n))
-  FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS n
+  FROM g
 """
 
 
@@ -43,9 +60,11 @@ def fill(bench: Bench, have: int, want: int) -> float:
     import psycopg
     t0 = time.monotonic()
     with psycopg.connect(bench.dsn(), autocommit=True) as conn:
+        conn.execute(PARTITIONS_SQL, {"days": RETENTION_DAYS})
         step = 1_000_000
         for lo in range(have, want, step):
-            conn.execute(FILL_SQL, {"tenant": TENANT, "lo": lo, "hi": min(lo + step, want)})
+            conn.execute(FILL_SQL, {"tenant": TENANT, "lo": lo, "hi": min(lo + step, want),
+                                    "days": RETENTION_DAYS, "week": WEEK_DAYS})
         conn.execute("VACUUM ANALYZE mh_event_claims")
         conn.execute("VACUUM ANALYZE mh_claims")
         # The fill's gigabytes written out now, not by a checkpoint in the middle of the
