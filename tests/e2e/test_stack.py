@@ -166,3 +166,34 @@ def test_local_postgres_shared_buffers_follow_memory():
     want = min(max(kib // 1024 // 8, 128), 2048)
     assert _shared_buffers({}) == f"{want}MB"
     assert _shared_buffers({"MH_PG_SHARED_BUFFERS": "768MB"}) == "768MB"
+
+
+def _hugepages_total() -> int:
+    return next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("HugePages_Total:"))
+
+
+def test_local_postgres_shared_memory_in_huge_pages(stack, pg):
+    """As root, the local stack reserves the 2 MB pages PostgreSQL's shared memory needs
+    before it starts the server (mh_pg_huge_pages), and the server maps its shared memory
+    in them: a backend's largest shared mapping has 2048 kB pages and holds the buffers."""
+    if os.environ.get("MH_E2E_LOCAL_PG") != "1":
+        pytest.skip("PostgreSQL is external; its memory is its host's setting")
+    if os.geteuid() != 0 or os.environ.get("MH_PG_HUGE_PAGES") == "0":
+        pytest.skip("the local stack reserves huge pages only as root")
+    need = int(pg.execute("show shared_memory_size_in_huge_pages").fetchone()[0])
+    if _hugepages_total() < need:
+        pytest.skip(f"the kernel had fewer than {need} free 2 MB pages to reserve")
+    backend = pg.execute("select pg_backend_pid()").fetchone()[0]
+    maps, cur = [], None
+    for line in Path(f"/proc/{backend}/smaps").read_text().splitlines():
+        if line.split()[0].count("-") == 1 and ":" not in line.split()[0]:
+            cur = {"shared": line.split()[1][3] == "s"}
+            maps.append(cur)
+        elif cur is not None and line.startswith(("Size:", "KernelPageSize:")):
+            cur[line.split(":")[0]] = int(line.split()[1])
+    largest = max((m for m in maps if m["shared"]), key=lambda m: m.get("Size", 0))
+    buffers_kib = int(pg.execute("select setting::bigint * 8 from pg_settings"
+                                 " where name = 'shared_buffers'").fetchone()[0])
+    assert largest["KernelPageSize"] == 2048, largest
+    assert largest["Size"] >= buffers_kib, (largest, buffers_kib)
