@@ -769,7 +769,7 @@ mh_pg_shared_buffers() {
 # growth). The pages added are recorded and given back by mh_pg_down; if the kernel has
 # fewer free, huge_pages = try starts the server on 4 KiB pages.
 mh_pg_huge_pages() {
-  local bin=$1 data=$2 need total free rsvd added=0 got
+  local bin=$1 data=$2 need total free rsvd missing added=0 got try
   local mark="$MH_PG_HOME/hugepages-added"
   [[ ${MH_PG_HUGE_PAGES:-1} != 0 && $EUID -eq 0 && -w /proc/sys/vm/nr_hugepages ]] || return 0
   # A runtime-computed setting: asked of the stopped server, with its config.
@@ -778,21 +778,26 @@ mh_pg_huge_pages() {
   [[ $need =~ ^[0-9]+$ ]] && ((need > 0)) || return 0
   read -r total free rsvd < <(awk '/^HugePages_Total:/ {t = $2} /^HugePages_Free:/ {f = $2}
     /^HugePages_Rsvd:/ {r = $2} END {print t + 0, f + 0, r + 0}' /proc/meminfo)
-  ((need > free - rsvd)) || return 0
+  missing=$((need - (free - rsvd)))
+  ((missing > 0)) || return 0
   [[ -f $mark ]] && added=$(<"$mark")
   # The kernel takes what it finds free in 2 MB runs; each try compacts and reclaims more.
-  local try
   for try in 1 2 3 4 5; do
-    echo $((total + need - (free - rsvd))) >/proc/sys/vm/nr_hugepages 2>/dev/null || return 0
-    got=$(awk '/^HugePages_Total:/ {print $2}' /proc/meminfo)
-    ((got - total < need - (free - rsvd))) || break
+    echo $((total + missing)) >/proc/sys/vm/nr_hugepages 2>/dev/null || return 0
+    got=$(mh_hugepages_total)
+    ((got - total < missing)) || break
     echo 1 >/proc/sys/vm/compact_memory 2>/dev/null || true
   done
   echo $((added + got - total)) >"$mark"
-  if ((got - total < need - (free - rsvd))); then
-    mh_warn "the kernel reserved $((got - total)) of $((need - (free - rsvd))) more huge pages;" \
+  if ((got - total < missing)); then
+    mh_warn "the kernel reserved $((got - total)) of $missing more huge pages;" \
       "PostgreSQL starts on 4 KiB pages"
   fi
+}
+
+# mh_hugepages_total: the kernel's pool of 2 MB pages (HugePages_Total).
+mh_hugepages_total() {
+  awk '/^HugePages_Total:/ {print $2}' /proc/meminfo
 }
 
 # mh_pg_huge_pages_release: gives back the huge pages mh_pg_huge_pages reserved.
@@ -800,7 +805,7 @@ mh_pg_huge_pages_release() {
   local mark="$MH_PG_HOME/hugepages-added" added total
   [[ -f $mark ]] || return 0
   added=$(<"$mark")
-  total=$(awk '/^HugePages_Total:/ {print $2}' /proc/meminfo)
+  total=$(mh_hugepages_total)
   if [[ $added =~ ^[0-9]+$ ]] && ((total >= added)); then
     echo $((total - added)) >/proc/sys/vm/nr_hugepages 2>/dev/null || true
   fi
