@@ -754,7 +754,7 @@ mh_pg_shared_buffers() {
     return
   fi
   local kib mib
-  kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)
+  kib=$(mh_meminfo MemTotal)
   mib=$((${kib:-0} / 1024 / 8))
   ((mib >= 128)) || mib=128
   ((mib <= 2048)) || mib=2048
@@ -776,15 +776,16 @@ mh_pg_huge_pages() {
   need=$(mh_pg_as "$bin/postgres" -D "$data" -C shared_memory_size_in_huge_pages \
     </dev/null 2>/dev/null) || return 0
   [[ $need =~ ^[0-9]+$ ]] && ((need > 0)) || return 0
-  read -r total free rsvd < <(awk '/^HugePages_Total:/ {t = $2} /^HugePages_Free:/ {f = $2}
-    /^HugePages_Rsvd:/ {r = $2} END {print t + 0, f + 0, r + 0}' /proc/meminfo)
+  total=$(mh_meminfo HugePages_Total)
+  free=$(mh_meminfo HugePages_Free)
+  rsvd=$(mh_meminfo HugePages_Rsvd)
   missing=$((need - (free - rsvd)))
   ((missing > 0)) || return 0
   [[ -f $mark ]] && added=$(<"$mark")
   # The kernel takes what it finds free in 2 MB runs; each try compacts and reclaims more.
   for try in 1 2 3 4 5; do
     echo $((total + missing)) >/proc/sys/vm/nr_hugepages 2>/dev/null || return 0
-    got=$(mh_hugepages_total)
+    got=$(mh_meminfo HugePages_Total)
     ((got - total < missing)) || break
     echo 1 >/proc/sys/vm/compact_memory 2>/dev/null || true
   done
@@ -795,9 +796,10 @@ mh_pg_huge_pages() {
   fi
 }
 
-# mh_hugepages_total: the kernel's pool of 2 MB pages (HugePages_Total).
-mh_hugepages_total() {
-  awk '/^HugePages_Total:/ {print $2}' /proc/meminfo
+# mh_meminfo FIELD: the number /proc/meminfo gives for FIELD (kB, or pages for the
+# HugePages_ counts); nothing when the kernel has no such field.
+mh_meminfo() {
+  awk -v f="$1:" '$1 == f {print $2; exit}' /proc/meminfo 2>/dev/null
 }
 
 # mh_pg_huge_pages_release: gives back the huge pages mh_pg_huge_pages reserved.
@@ -805,7 +807,7 @@ mh_pg_huge_pages_release() {
   local mark="$MH_PG_HOME/hugepages-added" added total
   [[ -f $mark ]] || return 0
   added=$(<"$mark")
-  total=$(mh_hugepages_total)
+  total=$(mh_meminfo HugePages_Total)
   if [[ $added =~ ^[0-9]+$ ]] && ((total >= added)); then
     echo $((total - added)) >/proc/sys/vm/nr_hugepages 2>/dev/null || true
   fi

@@ -150,6 +150,12 @@ def test_local_up_serves_the_api_and_down_stops_it(stack, own_database, tmp_path
 LIB = helpers.ROOT / "deploy" / "local" / "lib.sh"
 
 
+def _meminfo(field: str) -> int:
+    """A /proc/meminfo field's number (kB, or pages for the HugePages_ counts)."""
+    return next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith(f"{field}:"))
+
+
 def _shared_buffers(env_extra: dict) -> str:
     env = {k: v for k, v in os.environ.items() if k != "MH_PG_SHARED_BUFFERS"}
     env.update(env_extra)
@@ -161,16 +167,10 @@ def _shared_buffers(env_extra: dict) -> str:
 def test_local_postgres_shared_buffers_follow_memory():
     """The local stack gives PostgreSQL an eighth of the machine's memory, between 128MB
     and 2GB, unless MH_PG_SHARED_BUFFERS says otherwise."""
-    kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal:"))
+    kib = _meminfo("MemTotal")
     want = min(max(kib // 1024 // 8, 128), 2048)
     assert _shared_buffers({}) == f"{want}MB"
     assert _shared_buffers({"MH_PG_SHARED_BUFFERS": "768MB"}) == "768MB"
-
-
-def _hugepages_total() -> int:
-    return next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("HugePages_Total:"))
 
 
 def test_local_postgres_shared_memory_in_huge_pages(stack, pg):
@@ -182,16 +182,17 @@ def test_local_postgres_shared_memory_in_huge_pages(stack, pg):
     if os.geteuid() != 0 or os.environ.get("MH_PG_HUGE_PAGES") == "0":
         pytest.skip("the local stack reserves huge pages only as root")
     need = int(pg.execute("show shared_memory_size_in_huge_pages").fetchone()[0])
-    if _hugepages_total() < need:
+    if _meminfo("HugePages_Total") < need:
         pytest.skip(f"the kernel had fewer than {need} free 2 MB pages to reserve")
     backend = pg.execute("select pg_backend_pid()").fetchone()[0]
     maps, cur = [], None
     for line in Path(f"/proc/{backend}/smaps").read_text().splitlines():
-        if line.split()[0].count("-") == 1 and ":" not in line.split()[0]:
-            cur = {"shared": line.split()[1][3] == "s"}
+        first, rest = line.split(maxsplit=1)
+        if ":" not in first:  # a mapping's header: "start-end perms offset dev inode path"
+            cur = {"shared": rest[3] == "s"}
             maps.append(cur)
-        elif cur is not None and line.startswith(("Size:", "KernelPageSize:")):
-            cur[line.split(":")[0]] = int(line.split()[1])
+        elif cur is not None and first in ("Size:", "KernelPageSize:"):
+            cur[first[:-1]] = int(rest.split()[0])
     largest = max((m for m in maps if m["shared"]), key=lambda m: m.get("Size", 0))
     buffers_kib = int(pg.execute("select setting::bigint * 8 from pg_settings"
                                  " where name = 'shared_buffers'").fetchone()[0])
